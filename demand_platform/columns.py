@@ -119,8 +119,9 @@ SOURCE_TABLE = "source_table"
 REASON = "reason"
 ORIGINAL_ROW = "original_row"
 PARTITION_DATE = "partition_date"
-QUARANTINED_AT = "quarantined_at"
-QUARANTINE_COLUMNS = (SOURCE_TABLE, WAREHOUSE_ID, PARTITION_DATE, REASON, ORIGINAL_ROW)
+DETECTED_BY = "detected_by"
+QUARANTINE = "quarantine"
+QUARANTINE_COLUMNS = (SOURCE_TABLE, WAREHOUSE_ID, PARTITION_DATE, REASON, ORIGINAL_ROW, DETECTED_BY)
 
 # --- forecasting (used by later layers) ------------------------------------------------------------
 ORIGIN_DATE = "origin_date"

@@ -1,0 +1,1 @@
+"""The Dagster layer: partitions, assets (one module per family), checks, sensors, schedules, Definitions."""

@@ -1,0 +1,156 @@
+"""Ingestion assets: ``raw_sales`` (date x warehouse) and the unpartitioned ``source_audit``."""
+
+import dagster as dg
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from assets.partitions import (
+    DUCKDB_POOL,
+    PARTITION_EXPR,
+    date_dimension,
+    partition_box,
+    partition_key,
+    warehouse_keys,
+)
+from assets.types import RawSalesType
+from demand_platform import columns as C
+from demand_platform.quarantine import replace_quarantine
+from resources.source import SourceDataResource
+
+GROUP = "ingestion"
+# A partition whose rejected share of transaction lines exceeds this raises a warning.
+MAX_REJECTED_SHARE = 0.05
+REJECTED_CHECK = "rejected_share_at_most_5pct"
+AUDIT_CHECK = "source_rows_all_valid"
+
+
+def rejected_by_partition(lines_per_date: pd.DataFrame, box_index: pd.MultiIndex) -> pd.DataFrame:
+    """Lines and rejected lines per (warehouse, day) of a run, zero for days without lines."""
+    counts = lines_per_date.set_index([C.WAREHOUSE_ID, C.DATE])[["lines", "rejected"]]
+    counts = counts.reindex(box_index, fill_value=0)
+    counts["rejected_share"] = (counts["rejected"] / counts["lines"].where(counts["lines"] > 0)).fillna(0.0)
+    return counts
+
+
+def build_ingestion_assets(partitions_def: dg.MultiPartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """The ingestion assets for the platform's partitions."""
+
+    @dg.asset(
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=DUCKDB_POOL,
+        dagster_type=RawSalesType,
+        metadata={"partition_expr": PARTITION_EXPR},
+        check_specs=[
+            dg.AssetCheckSpec(
+                REJECTED_CHECK,
+                asset="raw_sales",
+                description="Warns when more than 5% of a partition's transaction lines are rejected.",
+            )
+        ],
+        group_name=GROUP,
+        kinds={"duckdb", "pandas"},
+    )
+    def raw_sales(context: dg.AssetExecutionContext, source: SourceDataResource, duckdb: DuckDBResource):
+        """Net daily demand per SKU active in a warehouse: one row per (sku, day), zeros included.
+
+        Reads the day's transaction lines of the warehouse from the source, validates them
+        (rejected lines go to the ``quarantine`` table with their reason and original row), nets
+        returns against sales, and adds a zero row for every launched SKU without sales. A run may
+        cover a range of days of one warehouse (backfill) or one day of many warehouses.
+        """
+        box = partition_box(context)
+        sales = source.ingest_sales(box.warehouse_ids, box.start, box.end)
+        with duckdb.get_connection() as con:
+            replace_quarantine(con, sales.quarantine, "raw_sales", box.warehouse_ids, box.start, box.end)
+        index = pd.MultiIndex.from_product(
+            [box.warehouse_ids, pd.date_range(box.start, box.end, freq="D")], names=[C.WAREHOUSE_ID, C.DATE]
+        )
+        counts = rejected_by_partition(sales.lines_per_date, index)
+        rows = sales.raw_sales.groupby([C.WAREHOUSE_ID, C.DATE]).size().reindex(index, fill_value=0)
+        for (wh, day), row in counts.iterrows():  # one entry per partition, not per series
+            context.add_asset_metadata(
+                {
+                    "rows": int(rows.loc[(wh, day)]),
+                    "transaction_lines": int(row["lines"]),
+                    "rejected_lines": int(row["rejected"]),
+                    "rejected_share": float(row["rejected_share"]),
+                },
+                partition_key=str(partition_key(day.date(), wh)),
+            )
+        over = counts[counts["rejected_share"] > MAX_REJECTED_SHARE]
+        yield dg.Output(
+            sales.raw_sales,
+            metadata={
+                "run_rows": len(sales.raw_sales),
+                "run_transaction_lines": sales.n_lines,
+                "run_rejected_lines": sales.n_rejected,
+                "dagster/row_count": len(sales.raw_sales),
+            },
+        )
+        yield dg.AssetCheckResult(
+            check_name=REJECTED_CHECK,
+            passed=over.empty,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "partitions_checked": len(counts),
+                "partitions_over_5pct": len(over),
+                "worst": dg.MetadataValue.md(
+                    over.sort_values("rejected_share", ascending=False).head(20).to_markdown()
+                    if len(over)
+                    else "none"
+                ),
+            },
+        )
+
+    date_def = date_dimension(partitions_def)
+
+    @dg.asset(
+        pool=DUCKDB_POOL,
+        check_specs=[dg.AssetCheckSpec(AUDIT_CHECK, asset="source_audit")],
+        group_name=GROUP,
+        kinds={"duckdb", "pandas"},
+    )
+    def source_audit(context: dg.AssetExecutionContext, source: SourceDataResource, duckdb: DuckDBResource):
+        """Validation of the whole source: rows rejected per table and reason.
+
+        Checks every small table (products, warehouses, campaigns, calendar, weather) against its
+        contract and finds transaction lines that belong to no partition (unknown or null warehouse,
+        unparseable date, date outside the partitioned range). Rejected rows go to ``quarantine``.
+        """
+        frames = []
+        for table in (C.PRODUCTS, C.WAREHOUSES, C.MARKETING_CAMPAIGNS, C.CALENDAR, C.WEATHER):
+            split = source.table(table)
+            if split is not None:
+                frames.append(split.rejected)
+        keys = date_def.get_partition_keys()
+        orphans = source.orphan_transactions(
+            warehouse_keys(partitions_def),
+            pd.Timestamp(keys[0]).date(),
+            pd.Timestamp(keys[-1]).date(),
+        )
+        frames.append(orphans)
+        rejected = pd.concat(frames, ignore_index=True)
+        with duckdb.get_connection() as con:
+            replace_quarantine(con, rejected, "source_audit")
+        summary = (
+            rejected.groupby([C.SOURCE_TABLE, C.REASON]).size().rename("rows").reset_index()
+            if len(rejected)
+            else pd.DataFrame({C.SOURCE_TABLE: [], C.REASON: [], "rows": []})
+        )
+        summary["rows"] = summary["rows"].astype("int64")
+        yield dg.Output(
+            summary,
+            metadata={
+                "rejected_rows": len(rejected),
+                "summary": dg.MetadataValue.md(summary.to_markdown(index=False) if len(summary) else "none"),
+            },
+        )
+        yield dg.AssetCheckResult(
+            check_name=AUDIT_CHECK,
+            passed=rejected.empty,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"rejected_rows": len(rejected)},
+        )
+
+    return [raw_sales, source_audit]

@@ -1,0 +1,154 @@
+"""Driving Dagster from the CLI: the instance under the platform home, and catch-up runs.
+
+``run_platform`` brings the platform up to date through a day: it finds, per warehouse, the days
+whose partitions are not materialized yet and launches one run per contiguous range (Dagster's
+single-run backfill shape), recorded in the instance under ``$HOME/dagster`` so that ``dagster dev``
+on that home shows them.
+"""
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import dagster as dg
+import duckdb
+import pandas as pd
+from tqdm import tqdm
+
+from assets.definitions import AUDIT_JOB, INGEST_JOB, build_definitions
+from assets.partitions import DATE_DIM, DUCKDB_POOL, WAREHOUSE_DIM, range_tags, warehouse_keys
+from demand_platform import columns as C
+from demand_platform.settings import PlatformSettings
+
+# Keep the CLI's output to progress bars and the summary; the runs' logs stay in the instance.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+INSTANCE_YAML = f"""\
+# Written by demand-platform; the Dagster instance of one platform home.
+# DuckDB embedded allows one writer: steps that touch it share the `{DUCKDB_POOL}` pool, limit 1,
+# so parallel runs queue for the slot instead of failing with "Could not set lock on file".
+concurrency:
+  pools:
+    default_limit: 1
+    granularity: op
+  runs:
+    max_concurrent_runs: 4
+telemetry:
+  enabled: false
+"""
+
+
+def prepare_instance(settings: PlatformSettings) -> dg.DagsterInstance:
+    """Create (or open) the Dagster instance of a home, with its ``dagster.yaml``.
+
+    Opening it once here creates the SQLite storages before any parallel run can race on them.
+    """
+    settings.save()
+    home = settings.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists() or config.read_text() != INSTANCE_YAML:
+        config.write_text(INSTANCE_YAML)
+    instance = dg.DagsterInstance.from_config(str(home))
+    instance.event_log_storage.set_concurrency_slots(DUCKDB_POOL, 1)
+    return instance
+
+
+def missing_ranges(
+    materialized: set[str], warehouses: list[str], first: dt.date, through: dt.date
+) -> list[tuple[str, dt.date, dt.date]]:
+    """Per warehouse, the contiguous day ranges in ``[first, through]`` not yet materialized."""
+    out: list[tuple[str, dt.date, dt.date]] = []
+    days = pd.date_range(first, through, freq="D").date
+    for wh in warehouses:
+        start: dt.date | None = None
+        prev: dt.date | None = None
+        for day in days:
+            done = str(dg.MultiPartitionKey({DATE_DIM: day.isoformat(), WAREHOUSE_DIM: wh})) in materialized
+            if not done and start is None:
+                start = day
+            if done and start is not None and prev is not None:
+                out.append((wh, start, prev))
+                start = None
+            prev = day
+        if start is not None and prev is not None:
+            out.append((wh, start, prev))
+    return out
+
+
+@dataclass
+class PlatformReport:
+    """What a ``run`` did, printed by the CLI."""
+
+    runs: int = 0
+    failed: list[str] = field(default_factory=list)
+    tables: dict[str, int] = field(default_factory=dict)
+    quarantine: pd.DataFrame | None = None
+
+    def render(self) -> str:
+        """A plain-text summary."""
+        lines = [f"runs launched: {self.runs}, failed: {len(self.failed)}"]
+        lines += [f"  failed: {f}" for f in self.failed]
+        lines.append("tables in DuckDB:")
+        lines += [f"  {name}: {rows:,} rows" for name, rows in self.tables.items()]
+        if self.quarantine is not None and len(self.quarantine):
+            lines.append("quarantined rows by table and reason:")
+            lines += ["  " + row for row in self.quarantine.to_string(index=False).splitlines()]
+        return "\n".join(lines)
+
+
+def run_platform(
+    settings: PlatformSettings,
+    through: dt.date,
+    warehouses: list[str] | None = None,
+    progress: bool = False,
+) -> PlatformReport:
+    """Bring the platform up to date through ``through`` (inclusive) on the configured source."""
+    instance = prepare_instance(settings)
+    defs = build_definitions(settings)
+    ingest = defs.get_job_def(INGEST_JOB)
+    partitions_def = ingest.partitions_def
+    assert isinstance(partitions_def, dg.MultiPartitionsDefinition)
+    chosen = warehouses or warehouse_keys(partitions_def)
+    unknown = sorted(set(chosen) - set(warehouse_keys(partitions_def)))
+    if unknown:
+        raise ValueError(f"unknown warehouse(s) {unknown}; the source has {warehouse_keys(partitions_def)}")
+    first = settings.start_date or dt.date.fromisoformat(
+        partitions_def.get_partitions_def_for_dimension(DATE_DIM).get_first_partition_key() or ""
+    )
+    report = PlatformReport()
+    audit = defs.get_job_def(AUDIT_JOB).execute_in_process(
+        instance=instance, raise_on_error=False, run_config=QUIET
+    )
+    report.runs += 1
+    if not audit.success:
+        report.failed.append("source_audit")
+    materialized = set(instance.get_materialized_partitions(dg.AssetKey("raw_sales")))
+    todo = missing_ranges(materialized, chosen, first, through)
+    for wh, start, end in tqdm(todo, desc="raw_sales", unit="run", disable=not progress):
+        result = ingest.execute_in_process(
+            instance=instance, tags=range_tags(start, end, wh), raise_on_error=False, run_config=QUIET
+        )
+        report.runs += 1
+        if not result.success:
+            report.failed.append(f"raw_sales {wh} {start}..{end}")
+    report.tables, report.quarantine = table_summary(settings)
+    return report
+
+
+def table_summary(settings: PlatformSettings) -> tuple[dict[str, int], pd.DataFrame]:
+    """Row counts of the platform's tables and the quarantine summary."""
+    con = duckdb.connect(str(settings.duckdb_path), read_only=True)
+    try:
+        names = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()]
+        tables = {n: int(con.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0]) for n in sorted(names)}
+        quarantine = (
+            con.execute(
+                f"SELECT {C.SOURCE_TABLE}, {C.REASON}, count(*) AS rows FROM {C.QUARANTINE} "
+                "GROUP BY ALL ORDER BY rows DESC"
+            ).df()
+            if C.QUARANTINE in names
+            else pd.DataFrame()
+        )
+    finally:
+        con.close()
+    return tables, quarantine

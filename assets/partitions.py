@@ -1,0 +1,98 @@
+"""Partitions: a daily ``date`` dimension x a ``warehouse`` dimension read from the source.
+
+The warehouse keys come from the configured source's ``warehouses`` table when the definitions load
+(a static dimension: a dynamic one fails inside the DuckDB IO manager's output handling on
+dagster 1.13.27). A new warehouse in the source appears after the code location reloads.
+"""
+
+import datetime as dt
+from dataclasses import dataclass
+
+import dagster as dg
+
+from demand_platform import columns as C
+from demand_platform import source
+from demand_platform.settings import PlatformSettings
+
+DATE_DIM = "date"
+WAREHOUSE_DIM = "warehouse"
+# How the DuckDB IO manager finds a partition's rows in an asset's table.
+PARTITION_EXPR = {DATE_DIM: C.DATE, WAREHOUSE_DIM: C.WAREHOUSE_ID}
+# Concurrency pool serialising writers of the single DuckDB file (limit set in dagster.yaml).
+DUCKDB_POOL = "duckdb"
+
+
+def first_partition_day(settings: PlatformSettings) -> dt.date:
+    """The first daily partition: configured, or the source's first transaction date."""
+    if settings.start_date is not None:
+        return settings.start_date
+    return source.transactions_date_range(settings.source)[0].date()
+
+
+def build_partitions(settings: PlatformSettings) -> dg.MultiPartitionsDefinition:
+    """The ``date x warehouse`` partitions of every platform asset."""
+    end = None if settings.end_date is None else settings.end_date + dt.timedelta(days=1)
+    daily = dg.DailyPartitionsDefinition(
+        start_date=first_partition_day(settings).isoformat(),
+        end_date=None if end is None else end.isoformat(),
+        timezone=settings.timezone,
+    )
+    warehouses = dg.StaticPartitionsDefinition(source.warehouse_ids(settings.source))
+    return dg.MultiPartitionsDefinition({DATE_DIM: daily, WAREHOUSE_DIM: warehouses})
+
+
+def date_dimension(partitions_def: dg.MultiPartitionsDefinition) -> dg.DailyPartitionsDefinition:
+    """The daily dimension of the platform partitions."""
+    dim = partitions_def.get_partitions_def_for_dimension(DATE_DIM)
+    assert isinstance(dim, dg.DailyPartitionsDefinition)
+    return dim
+
+
+def warehouse_keys(partitions_def: dg.MultiPartitionsDefinition) -> list[str]:
+    """The warehouse partition keys."""
+    return list(partitions_def.get_partitions_def_for_dimension(WAREHOUSE_DIM).get_partition_keys())
+
+
+def partition_key(day: dt.date, warehouse_id: str) -> dg.MultiPartitionKey:
+    """The multi-partition key of one day and warehouse."""
+    return dg.MultiPartitionKey({DATE_DIM: day.isoformat(), WAREHOUSE_DIM: warehouse_id})
+
+
+@dataclass(frozen=True)
+class PartitionBox:
+    """The partitions of one run: every day of ``[start, end]`` for every warehouse listed.
+
+    Dagster's backfills of a multi-partitioned asset with a single-run policy always form such a box
+    (many days of one warehouse, or one day of many warehouses).
+    """
+
+    warehouse_ids: list[str]
+    start: dt.date
+    end: dt.date
+    keys: list[str]
+
+
+def partition_box(context: dg.AssetExecutionContext) -> PartitionBox:
+    """The box of partitions a run covers (a single partition, or a single-run backfill range)."""
+    partitions_def = context.assets_def.partitions_def
+    assert isinstance(partitions_def, dg.MultiPartitionsDefinition)
+    keys = list(context.partition_keys)
+    if not keys:
+        raise ValueError(f"run covers no partition (range {context.partition_key_range})")
+    parsed = [partitions_def.get_partition_key_from_str(k) for k in keys]
+    warehouses = sorted({k.keys_by_dimension[WAREHOUSE_DIM] for k in parsed})
+    days = sorted({k.keys_by_dimension[DATE_DIM] for k in parsed})
+    return PartitionBox(
+        warehouse_ids=warehouses,
+        start=dt.date.fromisoformat(days[0]),
+        end=dt.date.fromisoformat(days[-1]),
+        keys=keys,
+    )
+
+
+def range_tags(start: dt.date, end: dt.date, warehouse_id: str) -> dict[str, str]:
+    """Run tags for one run over ``[start, end]`` of one warehouse (a single-run backfill range)."""
+    return {
+        "dagster/asset_partition_range_start": str(partition_key(start, warehouse_id)),
+        "dagster/asset_partition_range_end": str(partition_key(end, warehouse_id)),
+    }

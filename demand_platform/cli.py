@@ -1,0 +1,161 @@
+"""The ``demand-platform`` command line (the one domain module allowed to import Dagster).
+
+Commands: ``generate`` (synthetic source), ``run`` (bring the platform up to date through a day, via
+Dagster, recorded in the instance under the home), ``demo`` (generate + run), ``ui`` (``dagster dev``
+on the home), ``contract`` (print the source data contract).
+"""
+
+import argparse
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from demand_platform import source
+from demand_platform.settings import PlatformSettings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DEMO_HOME = Path("demo-home")
+
+
+def _date(text: str) -> dt.date:
+    return dt.date.fromisoformat(text)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Write a synthetic source directory."""
+    from demand_platform.synthetic import GeneratorConfig, generate_source
+
+    config = GeneratorConfig(
+        n_skus=args.skus,
+        n_warehouses=args.warehouses,
+        start=args.start,
+        days=args.days,
+        seed=args.seed,
+        bad_rows=args.bad_rows,
+    )
+    summary = generate_source(Path(args.out), config, progress=True)
+    print(f"wrote {args.out}: {summary}")
+    return 0
+
+
+def settings_for(home: Path, source_dir: Path | None, through: dt.date | None = None) -> PlatformSettings:
+    """Settings for a home (and source) given on the command line; exported to the environment."""
+    base = PlatformSettings.from_env(
+        {
+            **os.environ,
+            "DEMAND_PLATFORM_HOME": str(home),
+            "DEMAND_PLATFORM_SOURCE": str(source_dir or home / "source"),
+        }
+    )
+    if through is not None and base.end_date is None:
+        # Partitions end at the last day we were asked to bring up to date (historical sources).
+        base = PlatformSettings(**{**base.__dict__, "end_date": through})
+    os.environ.update(base.to_env())
+    return base
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Bring the platform up to date through ``--through`` on a source."""
+    from assets.orchestration import run_platform
+
+    settings = settings_for(Path(args.home), Path(args.source), args.through)
+    report = run_platform(settings, args.through, warehouses=args.warehouses, progress=True)
+    print(report.render())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Generate the default synthetic source into a home and run the platform through its last day."""
+    from assets.orchestration import run_platform
+    from demand_platform.synthetic import GeneratorConfig, generate_source
+
+    home = Path(args.home).resolve()
+    source_dir = home / "source"
+    config = GeneratorConfig(seed=args.seed, bad_rows=args.bad_rows)
+    started = time.perf_counter()
+    if not source.table_path(source_dir, "transactions"):
+        print(f"generating the synthetic source into {source_dir} ...")
+        generate_source(source_dir, config, progress=True)
+    through = source.transactions_date_range(source_dir)[1].date()
+    settings = settings_for(home, source_dir, through)
+    report = run_platform(settings, through, progress=True)
+    print(report.render())
+    print(f"\ndemo finished in {time.perf_counter() - started:.0f} s")
+    print(f"Open the UI on this home:  demand-platform ui --home {home}")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """Start ``dagster dev`` on the platform home (sets the environment for the code location)."""
+    from assets.orchestration import prepare_instance
+
+    home = Path(args.home).resolve()
+    source_dir = Path(args.source) if args.source else home / "source"
+    settings = settings_for(home, source_dir, args.through)
+    prepare_instance(settings)
+    cmd = ["dagster", "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-p", str(args.port)]
+    print("running:", " ".join(cmd), f"(DAGSTER_HOME={settings.dagster_home})")
+    return subprocess.call(cmd, cwd=REPO_ROOT, env=os.environ.copy())
+
+
+def cmd_contract(_: argparse.Namespace) -> int:
+    """Print the source data contract."""
+    print(source.describe_contract())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``demand-platform``."""
+    parser = argparse.ArgumentParser(prog="demand-platform", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write a deterministic synthetic source directory")
+    gen.add_argument("--out", required=True)
+    gen.add_argument("--skus", type=int, default=300)
+    gen.add_argument("--warehouses", type=int, default=4)
+    gen.add_argument("--start", type=_date, default=dt.date(2023, 1, 1))
+    gen.add_argument("--days", type=int, default=730)
+    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--bad-rows", type=int, default=0, help="append deliberately invalid lines")
+    gen.set_defaults(func=cmd_generate)
+
+    run = sub.add_parser("run", help="bring the platform up to date through a day, via Dagster")
+    run.add_argument("--source", required=True)
+    run.add_argument("--home", required=True)
+    run.add_argument("--through", type=_date, required=True)
+    run.add_argument("--warehouses", nargs="*", default=None, help="only these warehouses")
+    run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser("demo", help="generate the default source and run the platform end to end")
+    demo.add_argument("--home", default=str(DEFAULT_DEMO_HOME))
+    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--bad-rows", type=int, default=25)
+    demo.set_defaults(func=cmd_demo)
+
+    ui = sub.add_parser("ui", help="open the Dagster UI on a platform home")
+    ui.add_argument("--home", default=str(DEFAULT_DEMO_HOME))
+    ui.add_argument("--source", default=None)
+    ui.add_argument("--through", type=_date, default=None)
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=cmd_ui)
+
+    contract = sub.add_parser("contract", help="print the source data contract")
+    contract.set_defaults(func=cmd_contract)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``demand-platform`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except source.SourceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

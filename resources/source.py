@@ -1,0 +1,47 @@
+"""The source data resource: a bring-your-own-data directory, one file per table."""
+
+import datetime as dt
+
+import dagster as dg
+import pandas as pd
+
+from demand_platform import columns as C
+from demand_platform import ingestion, source
+from demand_platform.calendar import build_calendar
+
+
+class SourceDataResource(dg.ConfigurableResource):
+    """A source directory following the platform's data contract (see the README).
+
+    Attributes:
+        path: Directory holding ``transactions``, ``products``, ``warehouses`` and the optional
+            ``marketing_campaigns``, ``calendar``, ``weather`` and ``overrides`` tables.
+    """
+
+    path: str
+
+    def table(self, table: str) -> source.TableSplit | None:
+        """Read and validate one small table (None when an optional table is absent)."""
+        return source.load_table(self.path, table)
+
+    def valid(self, table: str) -> pd.DataFrame | None:
+        """The valid rows of one small table (None when an optional table is absent)."""
+        split = self.table(table)
+        return None if split is None else split.valid
+
+    def calendar(self, start: dt.date, end: dt.date) -> pd.DataFrame:
+        """The source's calendar, or one derived with national holidays when the source has none."""
+        given = self.valid(C.CALENDAR)
+        return build_calendar(start, end) if given is None else given
+
+    def ingest_sales(self, warehouse_ids: list[str], start: dt.date, end: dt.date) -> ingestion.SalesSlice:
+        """Validate and aggregate the transactions of a box of ``date x warehouse`` partitions."""
+        products = self.valid(C.PRODUCTS)
+        warehouses = self.valid(C.WAREHOUSES)
+        assert products is not None and warehouses is not None  # required tables
+        chosen = warehouses[warehouses[C.WAREHOUSE_ID].isin(warehouse_ids)]
+        return ingestion.ingest_sales(self.path, products, chosen, start, end)
+
+    def orphan_transactions(self, warehouse_ids: list[str], first: dt.date, last: dt.date) -> pd.DataFrame:
+        """Transaction lines that belong to no partition, as quarantine rows."""
+        return ingestion.orphan_transactions(self.path, warehouse_ids, first, last)
