@@ -105,7 +105,7 @@ def run_platform(
     """Bring the platform up to date through ``through`` (inclusive) on the configured source."""
     instance = prepare_instance(settings)
     defs = build_definitions(settings)
-    ingest = defs.get_job_def(INGEST_JOB)
+    ingest = defs.resolve_job_def(INGEST_JOB)
     partitions_def = ingest.partitions_def
     assert isinstance(partitions_def, dg.MultiPartitionsDefinition)
     chosen = warehouses or warehouse_keys(partitions_def)
@@ -116,7 +116,7 @@ def run_platform(
         partitions_def.get_partitions_def_for_dimension(DATE_DIM).get_first_partition_key() or ""
     )
     report = PlatformReport()
-    audit = defs.get_job_def(AUDIT_JOB).execute_in_process(
+    audit = defs.resolve_job_def(AUDIT_JOB).execute_in_process(
         instance=instance, raise_on_error=False, run_config=QUIET
     )
     report.runs += 1

@@ -1,0 +1,65 @@
+"""The Definitions load; the asset graph, partitions and jobs are as designed."""
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from assets.definitions import INGEST_JOB, build_definitions
+from assets.partitions import DATE_DIM, WAREHOUSE_DIM
+from demand_platform import columns as C
+from demand_platform.settings import PlatformSettings
+from demand_platform.source import SourceError
+
+
+def test_definitions_load_and_validate(settings: PlatformSettings) -> None:
+    defs = build_definitions(settings)
+    dg.Definitions.validate_loadable(defs)
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert {"raw_sales", "source_audit"} <= keys
+
+
+def test_every_asset_has_a_description(settings: PlatformSettings) -> None:
+    defs = build_definitions(settings)
+    for assets_def in defs.resolve_asset_graph().assets_defs:
+        for key in assets_def.keys:
+            assert assets_def.descriptions_by_key.get(key), f"{key} has no docstring"
+
+
+def test_partitions_are_date_by_warehouse_from_the_source(settings: PlatformSettings) -> None:
+    defs = build_definitions(settings)
+    partitions_def = defs.get_assets_def("raw_sales").partitions_def
+    assert isinstance(partitions_def, dg.MultiPartitionsDefinition)
+    assert {d.name for d in partitions_def.partitions_defs} == {DATE_DIM, WAREHOUSE_DIM}
+    warehouses = partitions_def.get_partitions_def_for_dimension(WAREHOUSE_DIM).get_partition_keys()
+    assert list(warehouses) == ["W1", "W2"]
+    dates = partitions_def.get_partitions_def_for_dimension(DATE_DIM).get_partition_keys()
+    assert dates[0] == "2024-01-01" and dates[-1] == "2024-01-10"
+    assert defs.resolve_job_def(INGEST_JOB).partitions_def == partitions_def
+    backfill = defs.get_assets_def("raw_sales").backfill_policy
+    assert backfill is not None and backfill.max_partitions_per_run is None  # single run
+
+
+def test_a_new_warehouse_in_the_source_becomes_a_partition(settings: PlatformSettings) -> None:
+    path = settings.source / "warehouses.parquet"
+    warehouses = pd.read_parquet(path)
+    new = warehouses.iloc[[0]].assign(**{C.WAREHOUSE_ID: "W3"})
+    pd.concat([warehouses, new]).to_parquet(path, index=False)
+    partitions_def = build_definitions(settings).get_assets_def("raw_sales").partitions_def
+    assert isinstance(partitions_def, dg.MultiPartitionsDefinition)
+    assert "W3" in partitions_def.get_partitions_def_for_dimension(WAREHOUSE_DIM).get_partition_keys()
+
+
+def test_start_date_defaults_to_first_transaction(settings: PlatformSettings) -> None:
+    undated = PlatformSettings(home=settings.home, source=settings.source, end_date=dt.date(2024, 1, 10))
+    dates = build_definitions(undated).get_assets_def("raw_sales").partitions_def
+    assert isinstance(dates, dg.MultiPartitionsDefinition)
+    assert dates.get_partitions_def_for_dimension(DATE_DIM).get_partition_keys()[0] == "2024-01-01"
+
+
+def test_missing_source_fails_with_a_clear_message(tmp_path: Path) -> None:
+    settings = PlatformSettings(home=tmp_path / "home", source=tmp_path / "nowhere")
+    with pytest.raises(SourceError, match="transactions"):
+        build_definitions(settings)
