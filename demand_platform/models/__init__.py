@@ -1,0 +1,1 @@
+"""Forecasting models of the domain core (statistical baselines and, later, global models)."""
