@@ -23,13 +23,20 @@ from demand_platform.settings import PlatformSettings
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 INSTANCE_YAML = f"""\
-# Written by demand-platform; the Dagster instance of one platform home.
-# DuckDB embedded allows one writer: steps that touch it share the `{DUCKDB_POOL}` pool, limit 1,
-# so parallel runs queue for the slot instead of failing with "Could not set lock on file".
+# Written by demand-platform: the Dagster instance of one platform home.
+# Embedded DuckDB allows one writer. Every asset that touches it is in the `{DUCKDB_POOL}` pool
+# (limit 1). Run granularity makes the run queue (the daemon, one process) admit one such run at a
+# time. Op granularity would let steps claim slots themselves, which races on this SQLite storage
+# (two steps starting in the same instant both got the single slot when we measured it).
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    dequeue_interval_seconds: 2
 concurrency:
   pools:
     default_limit: 1
-    granularity: op
+    granularity: run
   runs:
     max_concurrent_runs: 4
 telemetry:
