@@ -14,8 +14,8 @@ import duckdb
 import pandas as pd
 from tqdm import tqdm
 
-from assets.definitions import AUDIT_JOB, INGEST_JOB, build_definitions
-from assets.partitions import DATE_DIM, DUCKDB_POOL, WAREHOUSE_DIM, range_tags, warehouse_keys
+from assets.definitions import AUDIT_JOB, FEATURES_JOB, INGEST_JOB, build_definitions
+from assets.partitions import DATE_DIM, DUCKDB_POOL, WAREHOUSE_DIM, partition_key, range_tags, warehouse_keys
 from demand_platform import columns as C
 from demand_platform.settings import PlatformSettings
 
@@ -138,8 +138,38 @@ def run_platform(
         report.runs += 1
         if not result.success:
             report.failed.append(f"raw_sales {wh} {start}..{end}")
+    for tags in day_boxes(through, chosen, warehouse_keys(partitions_def)):
+        for job_name in (FEATURES_JOB,):
+            result = defs.resolve_job_def(job_name).execute_in_process(
+                instance=instance, tags=tags, raise_on_error=False, run_config=QUIET
+            )
+            report.runs += 1
+            if not result.success:
+                report.failed.append(f"{job_name} {tags}")
     report.tables, report.quarantine = table_summary(settings)
     return report
+
+
+def day_boxes(day: dt.date, chosen: list[str], all_warehouses: list[str]) -> list[dict[str, str]]:
+    """Run tags covering one day of the chosen warehouses: one box per contiguous run of keys."""
+    boxes: list[list[str]] = []
+    wanted = set(chosen)
+    for wh in all_warehouses:
+        if wh not in wanted:
+            if boxes and boxes[-1]:
+                boxes.append([])
+            continue
+        if not boxes:
+            boxes.append([])
+        boxes[-1].append(wh)
+    return [
+        {
+            "dagster/asset_partition_range_start": str(partition_key(day, box[0])),
+            "dagster/asset_partition_range_end": str(partition_key(day, box[-1])),
+        }
+        for box in boxes
+        if box
+    ]
 
 
 def table_summary(settings: PlatformSettings) -> tuple[dict[str, int], pd.DataFrame]:

@@ -2,6 +2,8 @@
 
 from dagster_pandera import pandera_schema_to_dagster_type
 
-from demand_platform.schemas import RawSalesModel
+from demand_platform.schemas import RawSalesModel, TierAssignmentsModel, feature_table_schema
 
 RawSalesType = pandera_schema_to_dagster_type(RawSalesModel)
+FeatureTableType = pandera_schema_to_dagster_type(feature_table_schema())
+TierAssignmentsType = pandera_schema_to_dagster_type(TierAssignmentsModel)

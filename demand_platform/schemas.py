@@ -134,3 +134,48 @@ class QuarantineModel(pa.DataFrameModel):
 
     class Config:
         strict = True
+
+
+def feature_table_schema() -> pa.DataFrameSchema:
+    """``feature_table``: one row per SKU active at the origin, the features known at its end."""
+    from demand_platform import features as F
+
+    columns: dict[str, pa.Column] = {
+        F.ORIGIN_DATE: pa.Column("datetime64[ns]", nullable=False),
+        C.SKU: pa.Column(str, nullable=False),
+        C.WAREHOUSE_ID: pa.Column(str, nullable=False),
+        F.MISSING_HISTORY_DAYS: pa.Column("int64", pa.Check.ge(0), nullable=False),
+    }
+    columns.update({name: pa.Column("float64", nullable=True) for name in F.FEATURE_COLUMNS})
+    columns.update({name: pa.Column(object, nullable=True) for name in F.CATEGORICAL_FEATURES})
+    return pa.DataFrameSchema(
+        columns,
+        strict=True,
+        unique=[F.ORIGIN_DATE, C.SKU, C.WAREHOUSE_ID],
+        name="FeatureTable",
+    )
+
+
+class TierAssignmentsModel(pa.DataFrameModel):
+    """``tier_assignments``: volume tier, intermittency class, cold-start flag and route per SKU."""
+
+    sku: Series[str] = pa.Field(nullable=False)
+    warehouse_id: Series[str] = pa.Field(nullable=False)
+    origin_date: Series[pd.Timestamp] = pa.Field(nullable=False)
+    trailing_volume: Series[float] = pa.Field(ge=0)
+    trailing_revenue: Series[float]
+    revenue_rank: Series[int] = pa.Field(ge=1)
+    tier: Series[int] = pa.Field(isin=[1, 2, 3])
+    adi: Series[float] = pa.Field(nullable=True)
+    cv2: Series[float] = pa.Field(nullable=True)
+    nonzero_days_total: Series[float] = pa.Field(ge=0)
+    age_days: Series[float] = pa.Field(nullable=True)
+    intermittency_class: Series[str] = pa.Field(
+        isin=["smooth", "erratic", "intermittent", "lumpy", "no_demand"]
+    )
+    cold_start: Series[bool]
+    route: Series[str] = pa.Field(isin=["global_ml", "statistical", "cold_start"])
+
+    class Config:
+        strict = True
+        unique = [C.SKU, C.WAREHOUSE_ID, C.ORIGIN_DATE]

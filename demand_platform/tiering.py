@@ -189,7 +189,7 @@ def _assign_warehouse(
             TIER: tier,
             ADI: stats.adi,
             CV2: stats.cv2,
-            NONZERO_DAYS_TOTAL: nonzero_total,
+            NONZERO_DAYS_TOTAL: np.asarray(nonzero_total, dtype=np.float64),
             AGE_DAYS: age_days,
             INTERMITTENCY_CLASS: classify_intermittency(stats.adi, stats.cv2, config),
             COLD_START: cold_start,

@@ -63,3 +63,16 @@ def test_missing_source_fails_with_a_clear_message(tmp_path: Path) -> None:
     settings = PlatformSettings(home=tmp_path / "home", source=tmp_path / "nowhere")
     with pytest.raises(SourceError, match="transactions"):
         build_definitions(settings)
+
+
+def test_features_depend_on_a_window_of_raw_sales(settings: PlatformSettings) -> None:
+    defs = build_definitions(settings)
+    graph = defs.resolve_asset_graph()
+    for name in ("feature_table", "tier_assignments"):
+        key = dg.AssetKey(name)
+        assert graph.get(key).parent_keys == {dg.AssetKey("raw_sales")}
+        # Origin 2024-01-10 of W1 depends on every raw_sales day up to it, of W1 only.
+        upstream = graph.get_parent_partition_keys_for_child(
+            "2024-01-10|W1", dg.AssetKey("raw_sales"), key
+        ).partitions_subset.get_partition_keys()
+        assert sorted(upstream) == [f"2024-01-{d:02d}|W1" for d in range(1, 11)]

@@ -1,0 +1,39 @@
+"""Reading platform tables back from the DuckDB database (plain SQL, no Dagster)."""
+
+import datetime as dt
+
+import duckdb
+import pandas as pd
+
+from demand_platform import columns as C
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether ``table`` exists in the database."""
+    row = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = $t", {"t": table}
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def load_history(
+    con: duckdb.DuckDBPyConnection,
+    warehouse_ids: list[str],
+    start: dt.date,
+    end: dt.date,
+    table: str = "raw_sales",
+) -> pd.DataFrame:
+    """``raw_sales`` rows of some warehouses over ``[start, end]`` (empty when nothing is stored)."""
+    if not table_exists(con, table):
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in C.RAW_SALES_COLUMNS})
+    frame = con.execute(
+        f"""
+        SELECT * FROM {table}
+        WHERE list_contains($w, {C.WAREHOUSE_ID})
+          AND {C.DATE} >= CAST($d0 AS TIMESTAMP) AND {C.DATE} <= CAST($d1 AS TIMESTAMP)
+        ORDER BY {C.WAREHOUSE_ID}, {C.DATE}, {C.SKU}
+        """,
+        {"w": list(warehouse_ids), "d0": start, "d1": end},
+    ).df()
+    frame[C.DATE] = pd.to_datetime(frame[C.DATE]).astype("datetime64[ns]")
+    return frame
