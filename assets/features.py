@@ -69,7 +69,7 @@ def build_feature_assets(partitions_def: dg.MultiPartitionsDefinition) -> list[d
         observable by D is used (calendar and planned campaigns run ahead by design).
         """
         box = partition_box(context)
-        products, warehouses = source.valid(C.PRODUCTS), source.valid(C.WAREHOUSES)
+        products, warehouses = source.required(C.PRODUCTS), source.required(C.WAREHOUSES)
         campaigns, weather, calendar = (
             source.valid(C.MARKETING_CAMPAIGNS),
             source.valid(C.WEATHER),
@@ -131,7 +131,7 @@ def build_feature_assets(partitions_def: dg.MultiPartitionsDefinition) -> list[d
         cold-start fallback.
         """
         box = partition_box(context)
-        products = source.valid(C.PRODUCTS)
+        products = source.required(C.PRODUCTS)
         frames = []
         with duckdb.get_connection() as con:
             for wh in box.warehouse_ids:

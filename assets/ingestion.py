@@ -68,13 +68,19 @@ def build_ingestion_assets(partitions_def: dg.MultiPartitionsDefinition) -> list
         )
         counts = rejected_by_partition(sales.lines_per_date, index)
         rows = sales.raw_sales.groupby([C.WAREHOUSE_ID, C.DATE]).size().reindex(index, fill_value=0)
-        for (wh, day), row in counts.iterrows():  # one entry per partition, not per series
+        per_partition = zip(
+            index,
+            rows.to_numpy(),
+            *(counts[c].to_numpy() for c in ("lines", "rejected", "rejected_share")),
+            strict=True,
+        )
+        for (wh, day), n_rows, lines, rejected, share in per_partition:  # one entry per partition
             context.add_asset_metadata(
                 {
-                    "rows": int(rows.loc[(wh, day)]),
-                    "transaction_lines": int(row["lines"]),
-                    "rejected_lines": int(row["rejected"]),
-                    "rejected_share": float(row["rejected_share"]),
+                    "rows": int(n_rows),
+                    "transaction_lines": int(lines),
+                    "rejected_lines": int(rejected),
+                    "rejected_share": float(share),
                 },
                 partition_key=str(partition_key(day.date(), wh)),
             )

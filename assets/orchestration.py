@@ -177,7 +177,9 @@ def table_summary(settings: PlatformSettings) -> tuple[dict[str, int], pd.DataFr
     con = duckdb.connect(str(settings.duckdb_path), read_only=True)
     try:
         names = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()]
-        tables = {n: int(con.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0]) for n in sorted(names)}
+        tables = {
+            n: int((con.execute(f'SELECT count(*) FROM "{n}"').fetchone() or (0,))[0]) for n in sorted(names)
+        }
         quarantine = (
             con.execute(
                 f"SELECT {C.SOURCE_TABLE}, {C.REASON}, count(*) AS rows FROM {C.QUARANTINE} "

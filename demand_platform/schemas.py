@@ -68,7 +68,8 @@ class MarketingCampaignsModel(pa.DataFrameModel):
     target_region: Series[str] = pa.Field(nullable=True)
 
     @pa.dataframe_check
-    def ends_after_start(cls, df: pd.DataFrame) -> Series[bool]:
+    @classmethod
+    def ends_after_start(cls, df: pd.DataFrame) -> "pd.Series[bool]":
         """A campaign ends on or after the day it starts."""
         return df[C.END_DATE] >= df[C.START_DATE]
 

@@ -29,6 +29,12 @@ class SourceDataResource(dg.ConfigurableResource):
         split = self.table(table)
         return None if split is None else split.valid
 
+    def required(self, table: str) -> pd.DataFrame:
+        """The valid rows of a required table (products, warehouses)."""
+        split = source.load_table(self.path, table, required=True)
+        assert split is not None
+        return split.valid
+
     def calendar(self, start: dt.date, end: dt.date) -> pd.DataFrame:
         """The source's calendar, or one derived with national holidays when the source has none."""
         given = self.valid(C.CALENDAR)
@@ -36,9 +42,8 @@ class SourceDataResource(dg.ConfigurableResource):
 
     def ingest_sales(self, warehouse_ids: list[str], start: dt.date, end: dt.date) -> ingestion.SalesSlice:
         """Validate and aggregate the transactions of a box of ``date x warehouse`` partitions."""
-        products = self.valid(C.PRODUCTS)
-        warehouses = self.valid(C.WAREHOUSES)
-        assert products is not None and warehouses is not None  # required tables
+        products = self.required(C.PRODUCTS)
+        warehouses = self.required(C.WAREHOUSES)
         chosen = warehouses[warehouses[C.WAREHOUSE_ID].isin(warehouse_ids)]
         return ingestion.ingest_sales(self.path, products, chosen, start, end)
 
