@@ -23,10 +23,10 @@ DUCKDB_POOL = "duckdb"
 
 
 def first_partition_day(settings: PlatformSettings) -> dt.date:
-    """The first daily partition: configured, or the source's first transaction date."""
+    """The first daily partition: configured, or where the source's continuous history starts."""
     if settings.start_date is not None:
         return settings.start_date
-    return source.transactions_date_range(settings.source)[0].date()
+    return source.first_continuous_date(settings.source).date()
 
 
 def build_partitions(settings: PlatformSettings) -> dg.MultiPartitionsDefinition:

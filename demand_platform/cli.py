@@ -41,8 +41,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def settings_for(home: Path, source_dir: Path | None, through: dt.date | None = None) -> PlatformSettings:
-    """Settings for a home (and source) given on the command line; exported to the environment."""
+def settings_for(
+    home: Path, source_dir: Path | None, through: dt.date | None = None, start: dt.date | None = None
+) -> PlatformSettings:
+    """Settings for a home (and source) given on the command line.
+
+    The first partition day is fixed here once (``--start``, else where the source's continuous
+    history starts) and saved in the home, so later processes need not scan the source for it.
+    """
     base = PlatformSettings.from_env(
         {
             **os.environ,
@@ -53,7 +59,12 @@ def settings_for(home: Path, source_dir: Path | None, through: dt.date | None = 
     if through is not None and base.end_date is None:
         # Partitions end at the last day we were asked to bring up to date (historical sources).
         base = PlatformSettings(**{**base.__dict__, "end_date": through})
-    os.environ.update(base.to_env())
+    if start is not None:
+        base = PlatformSettings(**{**base.__dict__, "start_date": start})
+    elif base.start_date is None and source.table_path(base.source, "transactions"):
+        base = PlatformSettings(
+            **{**base.__dict__, "start_date": source.first_continuous_date(base.source).date()}
+        )
     return base
 
 
@@ -61,7 +72,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Bring the platform up to date through ``--through`` on a source."""
     from assets.orchestration import run_platform
 
-    settings = settings_for(Path(args.home), Path(args.source), args.through)
+    settings = settings_for(Path(args.home), Path(args.source), args.through, args.start)
     report = run_platform(settings, args.through, warehouses=args.warehouses, progress=True)
     print(report.render())
     return 0
@@ -79,8 +90,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not source.table_path(source_dir, "transactions"):
         print(f"generating the synthetic source into {source_dir} ...")
         generate_source(source_dir, config, progress=True)
-    through = source.transactions_date_range(source_dir)[1].date()
-    settings = settings_for(home, source_dir, through)
+    through = config.start + dt.timedelta(days=config.days - 1)
+    settings = settings_for(home, source_dir, through, config.start)
     report = run_platform(settings, through, progress=True)
     print(report.render())
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s")
@@ -98,7 +109,26 @@ def cmd_ui(args: argparse.Namespace) -> int:
     prepare_instance(settings)
     cmd = ["dagster", "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-p", str(args.port)]
     print("running:", " ".join(cmd), f"(DAGSTER_HOME={settings.dagster_home})")
-    return subprocess.call(cmd, cwd=REPO_ROOT, env=os.environ.copy())
+    return subprocess.call(cmd, cwd=REPO_ROOT, env={**os.environ, **settings.to_env()})
+
+
+def cmd_import_m5(args: argparse.Namespace) -> int:
+    """Write a source directory from M5 files."""
+    from demand_platform.importers.m5 import import_m5
+
+    print(
+        import_m5(args.sales, args.calendar, Path(args.out), prices_csv=args.prices, last_day=args.last_day)
+    )
+    return 0
+
+
+def cmd_import_online_retail(args: argparse.Namespace) -> int:
+    """Write a source directory from UCI Online Retail (II) order lines."""
+    from demand_platform.importers.online_retail import import_online_retail, load_warehouse_map
+
+    mapping = load_warehouse_map(args.warehouse_map) if args.warehouse_map else None
+    print(import_online_retail(args.file, Path(args.out), warehouse_map=mapping))
+    return 0
 
 
 def cmd_contract(_: argparse.Namespace) -> int:
@@ -127,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--home", required=True)
     run.add_argument("--through", type=_date, required=True)
     run.add_argument("--warehouses", nargs="*", default=None, help="only these warehouses")
+    run.add_argument("--start", type=_date, default=None, help="first partition day (default: see README)")
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser("demo", help="generate the default source and run the platform end to end")
@@ -141,6 +172,21 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--through", type=_date, default=None)
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=cmd_ui)
+
+    imp = sub.add_parser("import", help="write a source directory from a public data set")
+    imp_sub = imp.add_subparsers(dest="dataset", required=True)
+    m5 = imp_sub.add_parser("m5", help="Walmart M5: wide daily sales, calendar, weekly prices")
+    m5.add_argument("--sales", required=True)
+    m5.add_argument("--calendar", required=True)
+    m5.add_argument("--prices", default=None)
+    m5.add_argument("--last-day", type=int, default=None, help="keep d_1..d_N only (a forecast origin)")
+    m5.add_argument("--out", required=True)
+    m5.set_defaults(func=cmd_import_m5)
+    retail = imp_sub.add_parser("online-retail", help="UCI Online Retail / Online Retail II order lines")
+    retail.add_argument("--file", required=True)
+    retail.add_argument("--out", required=True)
+    retail.add_argument("--warehouse-map", default=None, help="CSV or JSON: country -> warehouse_id")
+    retail.set_defaults(func=cmd_import_online_retail)
 
     contract = sub.add_parser("contract", help="print the source data contract")
     contract.set_defaults(func=cmd_contract)

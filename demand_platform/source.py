@@ -222,6 +222,33 @@ def transactions_date_range(source_dir: str | Path) -> tuple[pd.Timestamp, pd.Ti
     return pd.Timestamp(lo), pd.Timestamp(hi)
 
 
+def first_continuous_date(source_dir: str | Path, max_gap_days: int = 30) -> pd.Timestamp:
+    """The first day of the source's sales history once stray old lines are set aside.
+
+    It is the first transaction date after the last gap of more than ``max_gap_days`` days without
+    any line, so that a handful of mis-dated lines years before the real history do not stretch the
+    partitions back to them (they are then reported as outside the partition range instead).
+    """
+    path = require_table_path(source_dir, C.TRANSACTIONS)
+    check_columns(path, C.TRANSACTIONS, file_columns(path))
+    row = (
+        duckdb.connect()
+        .execute(
+            f"""
+            WITH d AS (SELECT DISTINCT TRY_CAST({C.TRANSACTION_DATE} AS DATE) AS day FROM {relation_sql(path)}
+                       WHERE TRY_CAST({C.TRANSACTION_DATE} AS DATE) IS NOT NULL),
+            g AS (SELECT day, day - lag(day) OVER (ORDER BY day) AS gap FROM d)
+            SELECT coalesce(max(day) FILTER (WHERE gap > $g), min(day)) FROM g
+            """,
+            {"g": max_gap_days},
+        )
+        .fetchone()
+    )
+    if row is None or row[0] is None:
+        raise SourceError(f"{path}: column '{C.TRANSACTION_DATE}' has no parseable date")
+    return pd.Timestamp(row[0])
+
+
 def describe_contract() -> str:
     """A human-readable listing of the source contract (used by the CLI)."""
     lines = []
