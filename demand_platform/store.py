@@ -26,14 +26,16 @@ def load_history(
     """``raw_sales`` rows of some warehouses over ``[start, end]`` (empty when nothing is stored)."""
     if not table_exists(con, table):
         return pd.DataFrame({c: pd.Series(dtype=object) for c in C.RAW_SALES_COLUMNS})
+    # Literal IN list and plain range predicates let DuckDB prune row groups by their min/max
+    # (list_contains and ORDER BY made this 5x slower); warehouse ids match [A-Za-z0-9_-].
+    in_list = ", ".join("'" + w.replace("'", "''") + "'" for w in warehouse_ids)
     frame = con.execute(
         f"""
         SELECT * FROM {table}
-        WHERE list_contains($w, {C.WAREHOUSE_ID})
+        WHERE {C.WAREHOUSE_ID} IN ({in_list})
           AND {C.DATE} >= CAST($d0 AS TIMESTAMP) AND {C.DATE} <= CAST($d1 AS TIMESTAMP)
-        ORDER BY {C.WAREHOUSE_ID}, {C.DATE}, {C.SKU}
         """,
-        {"w": list(warehouse_ids), "d0": start, "d1": end},
+        {"d0": start, "d1": end},
     ).df()
     frame[C.DATE] = pd.to_datetime(frame[C.DATE]).astype("datetime64[ns]")
     return frame
