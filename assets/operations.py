@@ -1,0 +1,600 @@
+"""Operating the platform: the daily jobs and schedules, the forecasts freshness check, and alerting.
+
+:func:`build_operations` returns everything as an :class:`Operations` to spread into ``dg.Definitions``;
+the sensors and the run failure sensor need the ``alerts`` resource (:class:`resources.alerts.AlertResource`).
+
+* **Jobs.** ``daily`` materializes the six partitioned assets of one ``date x warehouse`` partition
+  (``raw_sales -> feature_table, tier_assignments -> trained_models -> forecasts -> accuracy_report``);
+  ``daily_no_train`` is the same without ``trained_models`` (forecasts with the latest model);
+  ``retrain`` re-materializes ``trained_models`` and ``forecasts`` of a partition (not
+  ``accuracy_report``: a retrain never re-triggers the drift sensor by itself). The jobs run the checks
+  of their assets except ``forecasts_freshness`` (which Dagster would otherwise add to every run that
+  materializes ``forecasts``); that exclusion names the check, so the ``Definitions`` must hold
+  ``Operations.asset_checks`` as well as the jobs.
+* **daily_schedule** (06:00 in the company timezone) requests one ``daily`` run per warehouse for the
+  previous day. Retraining cadence: with ``retrain_every_days = n``, days whose offset from the first
+  partition is a multiple of ``n`` train; on the other days the run request carries an asset selection
+  without ``trained_models``, i.e. exactly the assets of ``daily_no_train``. (A Dagster schedule targets a
+  single job: its run requests cannot name another job, so the off-day runs appear as subsets of
+  ``daily`` tagged ``demand_platform/retrain=false``; ``daily_no_train`` is there for manual runs.)
+* **forecasts_freshness** (asset check on ``forecasts``, run by **freshness_schedule** at deadline + 5
+  minutes) fails when a warehouse's forecasts partition of the latest *due* day is not materialized.
+  The forecasts of day D are due at ``deadline_hour`` on D + 1; at evaluation time T (company timezone)
+  the due day is T - 1 day once T's deadline has passed, T - 2 days before it. So the scheduled
+  evaluation (after the deadline) checks yesterday, and a manual one in the morning checks the day
+  before, whose deadline has passed, instead of reporting yesterday as late too early. The clock is the
+  run config ``as_of`` (ISO datetime, naive means company timezone; default: now), see
+  :func:`freshness_run_config`. Dagster's built-in freshness checks cannot do this per partition on a
+  multi-partitioned asset.
+* **drift_sensor** reads every ``accuracy_report`` materialization since its cursor (a storage id: all
+  warehouses landing between two ticks are seen) and, for each partition whose metadata says
+  ``drift = True``, requests a ``retrain`` run of that partition (run key
+  ``retrain-<partition>-<storage id>``, one per partition and tick) and sends a ``drift`` alert.
+* **alert_sensor** watches the execution history of every asset check of the code location (or of the
+  checks given to :func:`build_operations`) and sends an alert for each failed execution: kind
+  ``freshness`` for ``forecasts_freshness``, ``data_quality`` for the others; severity from the check's;
+  the partition from the execution, else from the run's partition tags.
+  Its cursor is, per check, the id of the last execution handled (check execution ids are monotonic;
+  event storage ids of check evaluations are not usable as a cursor on SQLite). An execution still in
+  progress holds the cursor of its check until it completes, so its result is not missed. On its first
+  tick the sensor looks back at most :data:`CHECK_HISTORY_PAGE` executions per check.
+* **run_failure_alert_sensor** sends a ``run_failure`` alert for every failed run of the code location.
+
+Every schedule and sensor is on by default (``RUNNING``). Alerts are sent from inside the sensor
+evaluation, before Dagster stores the new cursor: if a tick fails after sending, the next tick sends
+again (at-least-once). A drift re-detected on an old partition (e.g. a backfill of ``accuracy_report``)
+requests a retrain of that old partition too.
+"""
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+from dagster._core.storage.asset_check_execution_record import (
+    AssetCheckExecutionRecord,
+    AssetCheckExecutionRecordStatus,
+)
+from pydantic import Field
+
+from assets.partitions import DATE_DIM, WAREHOUSE_DIM, date_dimension, warehouse_keys
+from demand_platform import alerts as A
+from resources.alerts import AlertResource
+
+# --- names -----------------------------------------------------------------------------------------------
+RAW_SALES = "raw_sales"
+FEATURE_TABLE = "feature_table"
+TIER_ASSIGNMENTS = "tier_assignments"
+TRAINED_MODELS = "trained_models"
+FORECASTS = "forecasts"
+ACCURACY_REPORT = "accuracy_report"
+PIPELINE_ASSETS = (RAW_SALES, FEATURE_TABLE, TIER_ASSIGNMENTS, TRAINED_MODELS, FORECASTS, ACCURACY_REPORT)
+NO_TRAIN_ASSETS = tuple(a for a in PIPELINE_ASSETS if a != TRAINED_MODELS)
+RETRAIN_ASSETS = (TRAINED_MODELS, FORECASTS)
+
+DAILY_JOB = "daily"
+DAILY_NO_TRAIN_JOB = "daily_no_train"
+RETRAIN_JOB = "retrain"
+
+FRESHNESS_CHECK = "forecasts_freshness"
+FRESHNESS_CHECK_KEY = dg.AssetCheckKey(dg.AssetKey(FORECASTS), FRESHNESS_CHECK)
+# The op of the freshness check is named after the asset key path and the check name (run config).
+FRESHNESS_OP = f"{FORECASTS}_{FRESHNESS_CHECK}"
+FRESHNESS_SCHEDULE = "freshness_schedule"
+DAILY_SCHEDULE = "daily_schedule"
+DRIFT_SENSOR = "drift_sensor"
+ALERT_SENSOR = "alert_sensor"
+RUN_FAILURE_SENSOR = "run_failure_alert_sensor"
+
+#: Resource key of :class:`resources.alerts.AlertResource`.
+ALERTS_RESOURCE = "alerts"
+
+DAILY_CRON = "0 6 * * *"
+#: Run tag saying whether a scheduled daily run retrains (``true``/``false``).
+RETRAIN_TAG = "demand_platform/retrain"
+#: Run tag of retrain runs requested by the drift sensor: the accuracy_report storage id that drifted.
+DRIFT_SOURCE_TAG = "demand_platform/drift_storage_id"
+
+#: accuracy_report metadata read by the drift sensor.
+DRIFT_KEY = "drift"
+DRIFT_REASONS_KEY = "drift_reasons"
+DRIFT_METRIC_KEYS = ("wmape", "bias")
+
+#: accuracy_report materializations read per drift sensor tick (the rest on the next tick).
+MATERIALIZATION_PAGE = 1000
+#: Check executions read per page (and at most, per check, on the alert sensor's first tick).
+CHECK_HISTORY_PAGE = 100
+
+_CHECK_SEVERITY = {dg.AssetCheckSeverity.ERROR: A.ERROR, dg.AssetCheckSeverity.WARN: A.WARNING}
+
+
+@dataclass
+class Operations:
+    """Jobs, schedules, sensors and asset checks to add to ``dg.Definitions``.
+
+    Attributes:
+        jobs: ``daily``, ``daily_no_train`` and ``retrain``.
+        schedules: ``daily_schedule`` and ``freshness_schedule``.
+        sensors: ``drift_sensor``, ``alert_sensor`` and ``run_failure_alert_sensor``.
+        asset_checks: ``forecasts_freshness``.
+    """
+
+    jobs: list[UnresolvedAssetJobDefinition] = field(default_factory=list)
+    schedules: list[dg.ScheduleDefinition] = field(default_factory=list)
+    sensors: list[dg.SensorDefinition] = field(default_factory=list)
+    asset_checks: list[dg.AssetChecksDefinition] = field(default_factory=list)
+
+
+class FreshnessConfig(dg.Config):
+    """Run config of the freshness check."""
+
+    as_of: str | None = Field(
+        default=None,
+        description="Evaluation time (ISO datetime; naive means the company timezone). Default: now.",
+    )
+
+
+# --- pure helpers ----------------------------------------------------------------------------------------
+
+
+def as_of_time(as_of: str | None, timezone: str) -> dt.datetime:
+    """The evaluation time in the company timezone: ``as_of`` parsed, or now.
+
+    Args:
+        as_of: ISO date or datetime; a naive value is read in ``timezone``.
+        timezone: Company timezone (IANA name).
+
+    Returns:
+        An aware datetime in ``timezone``.
+    """
+    tz = ZoneInfo(timezone)
+    if not as_of:
+        return dt.datetime.now(tz)
+    parsed = dt.datetime.fromisoformat(as_of)
+    return parsed.replace(tzinfo=tz) if parsed.tzinfo is None else parsed.astimezone(tz)
+
+
+def due_day(now: dt.datetime, deadline_hour: int) -> dt.date:
+    """The latest day whose forecasts are due at ``now``: day D is due at ``deadline_hour`` on D + 1.
+
+    Args:
+        now: Evaluation time, in the company timezone.
+        deadline_hour: Hour of the daily deadline (0-23).
+
+    Returns:
+        ``now``'s date minus one day once today's deadline has passed, minus two days before it.
+    """
+    back = 1 if now.hour >= deadline_hour else 2
+    return now.date() - dt.timedelta(days=back)
+
+
+def is_training_day(day: dt.date, first_day: dt.date, retrain_every_days: int) -> bool:
+    """Whether the daily run of partition day ``day`` retrains the models.
+
+    Args:
+        day: Partition day.
+        first_day: First partition day (offset 0 always trains).
+        retrain_every_days: Cadence in days (1 = every day).
+
+    Returns:
+        True when ``(day - first_day)`` is a multiple of ``retrain_every_days``.
+    """
+    return (day - first_day).days % retrain_every_days == 0
+
+
+def freshness_run_config(as_of: str | dt.datetime) -> dict[str, Any]:
+    """Run config evaluating the freshness check as of a given time (tests, manual re-checks).
+
+    Args:
+        as_of: Evaluation time (ISO string or datetime; naive means the company timezone).
+
+    Returns:
+        Run config for a job (or ``materialize`` selection) that holds the check.
+    """
+    value = as_of.isoformat() if isinstance(as_of, dt.datetime) else as_of
+    return {"ops": {FRESHNESS_OP: {"config": {"as_of": value}}}}
+
+
+def _plain(value: Any) -> Any:
+    """A metadata value as plain JSON-friendly data (``MetadataValue.value`` unwrapped)."""
+    raw = value.value if isinstance(value, dg.MetadataValue) else value
+    if isinstance(raw, str | int | float | bool) or raw is None:
+        return raw
+    if isinstance(raw, list | tuple):
+        return [_plain(v) for v in raw]
+    if isinstance(raw, dict):
+        return {str(k): _plain(v) for k, v in raw.items()}
+    return str(raw)
+
+
+def _truthy(value: Any) -> bool:
+    """A metadata flag read leniently (bool, or the strings ``true``/``1``)."""
+    raw = _plain(value)
+    if isinstance(raw, str):
+        return raw.strip().lower() in {"true", "1", "yes"}
+    return bool(raw)
+
+
+def _new_check_executions(
+    storage: Any, key: dg.AssetCheckKey, after_id: int | None
+) -> list[AssetCheckExecutionRecord]:
+    """Executions of one check with an id above ``after_id``, oldest first.
+
+    Pages back through the history (newest first) until ``after_id``; with no ``after_id`` only the
+    latest page is read.
+    """
+    out: list[AssetCheckExecutionRecord] = []
+    before: int | None = None
+    while True:
+        page = storage.get_asset_check_execution_history(key, limit=CHECK_HISTORY_PAGE, cursor=before)
+        fresh = [r for r in page if after_id is None or r.id > after_id]
+        out.extend(fresh)
+        if after_id is None or len(page) < CHECK_HISTORY_PAGE or len(fresh) < len(page):
+            break
+        before = page[-1].id
+    return sorted(out, key=lambda r: r.id)
+
+
+def failed_executions(
+    records: Sequence[AssetCheckExecutionRecord], in_progress: Callable[[str], bool]
+) -> tuple[list[AssetCheckExecutionRecord], int | None]:
+    """The failed executions to alert among new ones, and how far the cursor may move.
+
+    An execution row is created ``PLANNED`` when its run starts and updated in place (same id) with
+    the result, so the cursor must not pass a planned execution whose run is still going: it stops
+    there, and the executions after it wait for the next tick. A planned execution whose run has ended
+    never got a result (skipped, or the run failed: the run failure sensor reports that) and is passed.
+
+    Args:
+        records: New executions of one check, oldest first.
+        in_progress: Whether the run of a given id is still going.
+
+    Returns:
+        The ``FAILED`` executions before the stop, and the id of the last execution passed (None when
+        none was).
+    """
+    failed: list[AssetCheckExecutionRecord] = []
+    watermark: int | None = None
+    for record in records:
+        if record.status == AssetCheckExecutionRecordStatus.PLANNED and in_progress(record.run_id):
+            break
+        if record.status == AssetCheckExecutionRecordStatus.FAILED:
+            failed.append(record)
+        watermark = record.id
+    return failed, watermark
+
+
+def _run_in_progress(instance: dg.DagsterInstance, run_id: str) -> bool:
+    run = instance.get_run_by_id(run_id)
+    return run is not None and not run.is_finished
+
+
+def _run_partition(instance: dg.DagsterInstance, run_id: str) -> str | None:
+    """The partition (or partition range) a run covered, from its tags."""
+    run = instance.get_run_by_id(run_id)
+    return None if run is None else _partition_of(run.tags)
+
+
+def _partition_of(tags: Mapping[str, str]) -> str | None:
+    if "dagster/partition" in tags:
+        return tags["dagster/partition"]
+    start, end = (
+        tags.get("dagster/asset_partition_range_start"),
+        tags.get("dagster/asset_partition_range_end"),
+    )
+    return f"{start}..{end}" if start and end else None
+
+
+def _check_alert(
+    record: AssetCheckExecutionRecord, run_partition: str | None = None
+) -> tuple[str, str, str, dict[str, Any]]:
+    """Kind, severity, subject and details of the alert for a failed check execution."""
+    evaluation = record.evaluation
+    key = record.key
+    name = key.to_user_string()
+    partition = record.partition or (evaluation.partition if evaluation else None) or run_partition
+    description = evaluation.description if evaluation else None
+    subject = f"check {name} failed" + (f" on {partition}" if partition else "")
+    if description:
+        subject += f": {description}"
+    details: dict[str, Any] = {
+        "check": name,
+        "asset": key.asset_key.to_user_string(),
+        "check_name": key.name,
+        "partition": partition,
+        "run_id": record.run_id,
+        "execution_id": record.id,
+        "description": description,
+        "metadata": {k: _plain(v) for k, v in (evaluation.metadata if evaluation else {}).items()},
+    }
+    severity = _CHECK_SEVERITY.get(evaluation.severity, A.ERROR) if evaluation else A.ERROR
+    kind = A.FRESHNESS if key == FRESHNESS_CHECK_KEY else A.DATA_QUALITY
+    return kind, severity, subject, details
+
+
+# --- definitions -----------------------------------------------------------------------------------------
+
+
+def _freshness_check(
+    partitions_def: dg.MultiPartitionsDefinition, timezone: str, deadline_hour: int
+) -> dg.AssetChecksDefinition:
+    date_def = date_dimension(partitions_def)
+    warehouses = warehouse_keys(partitions_def)
+    first_day = date_def.start.date()
+    end_day = date_def.end.date() if date_def.end is not None else None  # exclusive
+
+    @dg.asset_check(
+        asset=dg.AssetKey(FORECASTS),
+        name=FRESHNESS_CHECK,
+        description=(
+            f"Fails when a warehouse's forecasts for the latest due day are missing: day D is due at "
+            f"{deadline_hour:02d}:00 ({timezone}) on D + 1."
+        ),
+    )
+    def forecasts_freshness(
+        context: dg.AssetCheckExecutionContext, config: FreshnessConfig
+    ) -> dg.AssetCheckResult:
+        """Every warehouse's forecasts partition of the latest due day is materialized."""
+        now = as_of_time(config.as_of, timezone)
+        day = due_day(now, deadline_hour)
+        deadline = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(deadline_hour), now.tzinfo)
+        base = {
+            "as_of": now.isoformat(timespec="seconds"),
+            "checked_day": day.isoformat(),
+            "deadline": deadline.isoformat(timespec="minutes"),
+        }
+        if day < first_day or (end_day is not None and day >= end_day):
+            return dg.AssetCheckResult(
+                passed=True,
+                metadata={**base, "late_warehouses": [], "note": "no forecasts partition on that day"},
+                description=f"{day} is outside the partitions: nothing due.",
+            )
+        done = context.instance.get_materialized_partitions(dg.AssetKey(FORECASTS))
+        late = [
+            wh
+            for wh in warehouses
+            if str(dg.MultiPartitionKey({DATE_DIM: day.isoformat(), WAREHOUSE_DIM: wh})) not in done
+        ]
+        description = (
+            f"forecasts for {day} late in {len(late)} of {len(warehouses)} warehouse(s): {', '.join(late)}"
+            if late
+            else f"forecasts for {day} materialized in all {len(warehouses)} warehouses"
+        )
+        return dg.AssetCheckResult(
+            passed=not late,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=description,
+            metadata={
+                **base,
+                "late_warehouses": dg.MetadataValue.json(late),
+                "n_late": len(late),
+                "n_warehouses": len(warehouses),
+            },
+        )
+
+    return forecasts_freshness
+
+
+def build_operations(
+    partitions_def: dg.MultiPartitionsDefinition,
+    timezone: str,
+    deadline_hour: int = 8,
+    retrain_every_days: int = 1,
+    watched_checks: Sequence[dg.AssetCheckKey] | None = None,
+) -> Operations:
+    """Jobs, schedules, sensors and the freshness check of the platform (see the module docstring).
+
+    Args:
+        partitions_def: The ``date x warehouse`` partitions of the pipeline assets.
+        timezone: Company timezone of the schedules and of the deadline.
+        deadline_hour: Hour (company timezone) by which yesterday's forecasts must exist.
+        retrain_every_days: Retraining cadence of the daily schedule (1 = every day).
+        watched_checks: Checks whose failures the alert sensor reports; None for every asset check of
+            the code location (read from the repository at each tick).
+
+    Returns:
+        The operations to add to ``dg.Definitions`` (with the ``alerts`` resource).
+
+    Raises:
+        ValueError: On a deadline hour outside 0-23 or a cadence below 1.
+    """
+    if not 0 <= deadline_hour <= 23:
+        raise ValueError(f"deadline_hour must be in 0..23, got {deadline_hour}")
+    if retrain_every_days < 1:
+        raise ValueError(f"retrain_every_days must be at least 1, got {retrain_every_days}")
+    ZoneInfo(timezone)  # fail at load time on an unknown timezone
+    date_def = date_dimension(partitions_def)
+    warehouses = warehouse_keys(partitions_def)
+    first_day = date_def.start.date()
+    end_day = date_def.end.date() if date_def.end is not None else None  # exclusive
+
+    freshness_check = _freshness_check(partitions_def, timezone, deadline_hour)
+    # A job selecting assets also selects the checks on them: keep the freshness check (evaluated "as of
+    # now" by its own schedule) out of the pipeline runs.
+    not_freshness = dg.AssetSelection.checks(freshness_check)
+    daily_job = dg.define_asset_job(
+        DAILY_JOB,
+        selection=dg.AssetSelection.assets(*PIPELINE_ASSETS) - not_freshness,
+        partitions_def=partitions_def,
+        description="One date x warehouse partition of the whole pipeline, training included.",
+    )
+    no_train_job = dg.define_asset_job(
+        DAILY_NO_TRAIN_JOB,
+        selection=dg.AssetSelection.assets(*NO_TRAIN_ASSETS) - not_freshness,
+        partitions_def=partitions_def,
+        description="The daily pipeline without training: forecasts with the latest models.",
+    )
+    retrain_job = dg.define_asset_job(
+        RETRAIN_JOB,
+        selection=dg.AssetSelection.assets(*RETRAIN_ASSETS) - not_freshness,
+        partitions_def=partitions_def,
+        description="Retrain the models of a partition and forecast again (requested on drift).",
+    )
+
+    freshness_schedule = dg.ScheduleDefinition(
+        name=FRESHNESS_SCHEDULE,
+        cron_schedule=f"5 {deadline_hour} * * *",
+        execution_timezone=timezone,
+        target=dg.AssetSelection.checks(freshness_check),
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Checks at {deadline_hour:02d}:05 that every warehouse's forecasts of yesterday exist.",
+    )
+
+    @dg.schedule(
+        name=DAILY_SCHEDULE,
+        cron_schedule=DAILY_CRON,
+        job=daily_job,
+        execution_timezone=timezone,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="One daily run per warehouse for yesterday's partition.",
+    )
+    def daily_schedule(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest | dg.SkipReason]:
+        scheduled = context.scheduled_execution_time or dt.datetime.now(ZoneInfo(timezone))
+        day = scheduled.astimezone(ZoneInfo(timezone)).date() - dt.timedelta(days=1)
+        if day < first_day or (end_day is not None and day >= end_day):
+            yield dg.SkipReason(f"{day} is outside the partitions")
+            return
+        train = is_training_day(day, first_day, retrain_every_days)
+        for wh in warehouses:
+            yield dg.RunRequest(
+                run_key=f"daily-{day.isoformat()}-{wh}",
+                partition_key=dg.MultiPartitionKey({DATE_DIM: day.isoformat(), WAREHOUSE_DIM: wh}),
+                asset_selection=None if train else [dg.AssetKey(a) for a in NO_TRAIN_ASSETS],
+                tags={RETRAIN_TAG: str(train).lower()},
+            )
+
+    @dg.sensor(
+        name=DRIFT_SENSOR,
+        job=retrain_job,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Requests a retrain run for every accuracy_report partition flagged with drift.",
+    )
+    def drift_sensor(
+        context: dg.SensorEvaluationContext, alerts: AlertResource
+    ) -> dg.SensorResult | dg.SkipReason:
+        after = int(context.cursor) if context.cursor else None
+        result = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(ACCURACY_REPORT), after_storage_id=after),
+            limit=MATERIALIZATION_PAGE,
+            ascending=True,
+        )
+        if not result.records:
+            return dg.SkipReason("no new accuracy_report materialization")
+        drifting: dict[str, Any] = {}  # partition -> latest drifting record of this tick
+        for record in result.records:
+            materialization = record.asset_materialization
+            if record.partition_key is None or materialization is None:
+                continue
+            if _truthy(materialization.metadata.get(DRIFT_KEY)):
+                drifting[record.partition_key] = record
+            else:
+                drifting.pop(record.partition_key, None)  # a later clean report supersedes
+        requests = []
+        for partition, record in drifting.items():
+            metadata = record.asset_materialization.metadata
+            run_key = f"retrain-{partition}-{record.storage_id}"
+            reasons = _plain(metadata.get(DRIFT_REASONS_KEY)) or []
+            details = {
+                "partition": partition,
+                "storage_id": record.storage_id,
+                "run_id": record.run_id,
+                "drift_reasons": reasons,
+                **{k: _plain(metadata.get(k)) for k in DRIFT_METRIC_KEYS},
+                "retrain_run_key": run_key,
+            }
+            summary = "; ".join(str(r) for r in reasons) if isinstance(reasons, list) else str(reasons)
+            alerts.send(
+                A.DRIFT,
+                A.WARNING,
+                f"forecast drift in {partition}, retraining" + (f": {summary}" if summary else ""),
+                details,
+            )
+            requests.append(
+                dg.RunRequest(
+                    run_key=run_key,
+                    partition_key=partition,
+                    tags={DRIFT_SOURCE_TAG: str(record.storage_id)},
+                )
+            )
+        return dg.SensorResult(run_requests=requests, cursor=str(result.records[-1].storage_id))
+
+    @dg.sensor(
+        name=ALERT_SENSOR,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Sends an alert for every failed asset check execution (freshness, data quality).",
+    )
+    def alert_sensor(context: dg.SensorEvaluationContext, alerts: AlertResource) -> dg.SensorResult:
+        state: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
+        if watched_checks is not None:
+            keys = list(watched_checks)
+        elif context.repository_def is not None:
+            keys = list(context.repository_def.asset_graph.asset_check_keys)
+        else:
+            raise dg.DagsterInvariantViolationError(
+                f"{ALERT_SENSOR} needs the repository to list the asset checks (or watched_checks)"
+            )
+        instance = context.instance
+        sent = 0
+        for key in sorted(keys, key=lambda k: k.to_user_string()):
+            name = key.to_user_string()
+            records = _new_check_executions(instance.event_log_storage, key, state.get(name))
+            failed, watermark = failed_executions(records, lambda run_id: _run_in_progress(instance, run_id))
+            for record in failed:
+                alerts.send(*_check_alert(record, _run_partition(instance, record.run_id)))
+                sent += 1
+            if watermark is not None:
+                state[name] = watermark
+        context.log.info(f"{sent} failed check execution(s) alerted")
+        return dg.SensorResult(cursor=json.dumps(state, sort_keys=True))
+
+    @dg.run_failure_sensor(
+        name=RUN_FAILURE_SENSOR,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Sends an alert for every failed run of the code location.",
+    )
+    def run_failure_alert_sensor(context: dg.RunFailureSensorContext, alerts: AlertResource) -> None:
+        run = context.dagster_run
+        partition = _partition_of(run.tags)
+        steps = [
+            {"step": event.step_key, "error": _root_error(event.step_failure_data.error)}
+            for event in context.get_step_failure_events()[:10]
+        ]
+        alerts.send(
+            A.RUN_FAILURE,
+            A.ERROR,
+            f"run of {run.job_name} failed" + (f" on {partition}" if partition else ""),
+            {
+                "run_id": run.run_id,
+                "job": run.job_name,
+                "partition": partition,
+                "message": context.failure_event.message,
+                "failed_steps": steps,
+                "tags": _tags(run.tags),
+            },
+        )
+
+    return Operations(
+        jobs=[daily_job, no_train_job, retrain_job],
+        schedules=[daily_schedule, freshness_schedule],
+        sensors=[drift_sensor, alert_sensor, run_failure_alert_sensor],
+        asset_checks=[freshness_check],
+    )
+
+
+def _root_error(error: Any) -> str | None:
+    """The message of the innermost cause of a serialised error (the user's exception, not Dagster's wrapper)."""
+    if error is None:
+        return None
+    while getattr(error, "cause", None) is not None:
+        error = error.cause
+    return str(error.message).strip()
+
+
+def _tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """Run tags worth keeping in an alert (Dagster's partition and schedule/sensor tags, ours)."""
+    keep = ("dagster/partition", "dagster/schedule_name", "dagster/sensor_name", "dagster/backfill")
+    return {k: v for k, v in tags.items() if k.startswith("demand_platform/") or k.startswith(keep)}

@@ -1,0 +1,541 @@
+"""Operations on fake pipeline assets: freshness check, schedules, drift/alert/run-failure sensors.
+
+The six pipeline assets are stand-ins with the platform's names and partitions (3 days x 2
+warehouses); webhook deliveries go to a real HTTP server on 127.0.0.1.
+"""
+
+import contextlib
+import datetime as dt
+import http.server
+import json
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+from assets.operations import (
+    ACCURACY_REPORT,
+    ALERT_SENSOR,
+    DAILY_JOB,
+    DAILY_NO_TRAIN_JOB,
+    DAILY_SCHEDULE,
+    DRIFT_SENSOR,
+    FRESHNESS_CHECK,
+    FRESHNESS_CHECK_KEY,
+    FRESHNESS_OP,
+    FRESHNESS_SCHEDULE,
+    NO_TRAIN_ASSETS,
+    RETRAIN_JOB,
+    RETRAIN_TAG,
+    RUN_FAILURE_SENSOR,
+    Operations,
+    build_operations,
+    due_day,
+    failed_executions,
+    freshness_run_config,
+)
+from demand_platform import alerts as A
+from demand_platform import columns as C
+from resources.alerts import AlertResource, alert_resource_from_env
+
+TZ = "Europe/Paris"
+WAREHOUSES = ["W1", "W2"]
+DQ_CHECK = "rejected_share_at_most_5pct"
+pytestmark = pytest.mark.timeout(60)
+
+
+# --- fake pipeline ------------------------------------------------------------------------------------------
+
+
+class RawSalesConfig(dg.Config):
+    reject: bool = False
+
+
+class TrainConfig(dg.Config):
+    fail: bool = False
+
+
+class AccuracyConfig(dg.Config):
+    drifting: list[str] = []
+
+
+def _partitions() -> dg.MultiPartitionsDefinition:
+    daily = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_date="2024-01-04", timezone=TZ)
+    return dg.MultiPartitionsDefinition(
+        {"date": daily, "warehouse": dg.StaticPartitionsDefinition(WAREHOUSES)}
+    )
+
+
+def _fake_assets(partitions_def: dg.MultiPartitionsDefinition) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        partitions_def=partitions_def,
+        check_specs=[dg.AssetCheckSpec(DQ_CHECK, asset="raw_sales")],
+    )
+    def raw_sales(config: RawSalesConfig):
+        yield dg.MaterializeResult(metadata={"rows": 3})
+        yield dg.AssetCheckResult(
+            check_name=DQ_CHECK,
+            passed=not config.reject,
+            severity=dg.AssetCheckSeverity.WARN,
+            description="12% of lines rejected" if config.reject else None,
+        )
+
+    @dg.asset(partitions_def=partitions_def, deps=[raw_sales])
+    def feature_table() -> dg.MaterializeResult:
+        return dg.MaterializeResult()
+
+    @dg.asset(partitions_def=partitions_def, deps=[raw_sales])
+    def tier_assignments() -> dg.MaterializeResult:
+        return dg.MaterializeResult()
+
+    @dg.asset(partitions_def=partitions_def, deps=[feature_table, tier_assignments])
+    def trained_models(config: TrainConfig) -> dg.MaterializeResult:
+        if config.fail:
+            raise RuntimeError("training blew up")
+        return dg.MaterializeResult()
+
+    @dg.asset(partitions_def=partitions_def, deps=[trained_models])
+    def forecasts(context: dg.AssetExecutionContext) -> pd.DataFrame:
+        keys = context.partition_key.keys_by_dimension
+        return pd.DataFrame(
+            {
+                C.SKU: ["A"],
+                C.WAREHOUSE_ID: [keys["warehouse"]],
+                C.ORIGIN_DATE: [keys["date"]],
+                C.FORECAST: [1.0],
+            }
+        )
+
+    @dg.asset(partitions_def=partitions_def)
+    def accuracy_report(
+        context: dg.AssetExecutionContext, config: AccuracyConfig, forecasts: pd.DataFrame
+    ) -> dg.MaterializeResult:
+        warehouse = context.partition_key.keys_by_dimension["warehouse"]
+        drift = warehouse in config.drifting
+        return dg.MaterializeResult(
+            metadata={
+                "drift": drift,
+                "drift_reasons": dg.MetadataValue.json(["wmape 0.61 > 0.40"] if drift else []),
+                "wmape": 0.61 if drift else 0.2,
+                "bias": 0.1,
+            }
+        )
+
+    return [raw_sales, feature_table, tier_assignments, trained_models, forecasts, accuracy_report]
+
+
+# --- fixtures ------------------------------------------------------------------------------------------------
+
+
+class _Hook(http.server.BaseHTTPRequestHandler):
+    received: list[dict]
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.received.append(json.loads(body))  # type: ignore[attr-defined]
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict]]]:
+    """A real HTTP server on 127.0.0.1 recording the JSON bodies posted to it."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    server.received = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", server.received  # type: ignore[attr-defined]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@dataclass
+class Env:
+    defs: dg.Definitions
+    ops: Operations
+    instance: dg.DagsterInstance
+    database: Path
+
+    def run(self, day: str, wh: str, job: str = DAILY_JOB, **kwargs) -> dg.ExecuteInProcessResult:
+        return self.defs.resolve_job_def(job).execute_in_process(
+            partition_key=dg.MultiPartitionKey({"date": day, "warehouse": wh}),
+            instance=self.instance,
+            **kwargs,
+        )
+
+    def freshness(self, as_of: str) -> dg.AssetCheckEvaluation:
+        job = self.defs.resolve_job_def(self.defs.resolve_schedule_def(FRESHNESS_SCHEDULE).job_name)
+        result = job.execute_in_process(instance=self.instance, run_config=freshness_run_config(as_of))
+        (evaluation,) = result.get_asset_check_evaluations()
+        return evaluation
+
+    def alerts(self, kind: str | None = None) -> pd.DataFrame:
+        con = (
+            duckdb.connect(str(self.database), read_only=True) if self.database.exists() else duckdb.connect()
+        )
+        try:
+            return A.read_alerts(con, kind)
+        finally:
+            con.close()
+
+    def sensor(self, name: str) -> dg.SensorDefinition:
+        return self.defs.resolve_sensor_def(name)
+
+    def tick(self, name: str, cursor: str | None = None) -> dg.SensorResult:
+        """One evaluation of a sensor (``definitions`` does not hand the resources to the sensor)."""
+        context = dg.build_sensor_context(
+            instance=self.instance,
+            cursor=cursor,
+            definitions=self.defs,
+            resources={"alerts": self.defs.resources["alerts"]},
+        )
+        return self.sensor(name).evaluate_tick(context)
+
+    def report(self, day: str, wh: str, asset: str = "forecasts") -> None:
+        """Record a materialization without a run (fast set-up for the freshness check)."""
+        key = dg.MultiPartitionKey({"date": day, "warehouse": wh})
+        self.instance.report_runless_asset_event(dg.AssetMaterialization(asset, partition=key))
+
+
+@contextlib.contextmanager
+def _instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+    """A persistent (SQLite) instance in the test's directory: sensors and schedules need one."""
+    home = tmp_path / "dagster"
+    home.mkdir(parents=True, exist_ok=True)
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        yield instance
+
+
+@pytest.fixture
+def env(tmp_path: Path, webhook: tuple[str, list[dict]]) -> Iterator[Env]:
+    partitions_def = _partitions()
+    ops = build_operations(partitions_def, TZ, deadline_hour=8)
+    database = tmp_path / "warehouse.duckdb"
+    defs = dg.Definitions(
+        assets=_fake_assets(partitions_def),
+        asset_checks=ops.asset_checks,
+        jobs=ops.jobs,
+        schedules=ops.schedules,
+        sensors=ops.sensors,
+        resources={
+            "alerts": AlertResource(database=str(database), webhook_url=webhook[0], delivery_timeout_s=5),
+            "io_manager": dg.FilesystemIOManager(base_dir=str(tmp_path / "io")),
+        },
+    )
+    with _instance(tmp_path) as instance:
+        yield Env(defs, ops, instance, database)
+
+
+# --- (a) freshness ----------------------------------------------------------------------------------------
+
+
+def test_due_day_moves_at_the_deadline() -> None:
+    tz = ZoneInfo(TZ)
+    assert due_day(dt.datetime(2024, 1, 4, 8, 0, tzinfo=tz), 8) == dt.date(2024, 1, 3)
+    assert due_day(dt.datetime(2024, 1, 4, 7, 59, tzinfo=tz), 8) == dt.date(2024, 1, 2)
+
+
+def test_freshness_check_names_the_late_warehouse_then_passes(env: Env) -> None:
+    assert env.ops.asset_checks[0].node_def.name == FRESHNESS_OP
+    for wh in WAREHOUSES:
+        env.report("2024-01-02", wh)
+    assert env.run("2024-01-03", "W1").success
+
+    late = env.freshness("2024-01-04T08:30:00")
+    assert not late.passed
+    assert late.severity == dg.AssetCheckSeverity.ERROR
+    assert late.metadata["late_warehouses"].value == ["W2"]
+    assert late.metadata["checked_day"].value == "2024-01-03"
+    assert "W2" in (late.description or "") and "W1" not in (late.description or "")
+
+    # Before the deadline the latest due day is the day before, which is complete.
+    early = env.freshness("2024-01-04T07:30:00")
+    assert early.passed and early.metadata["checked_day"].value == "2024-01-02"
+
+    env.report("2024-01-03", "W2")
+    fresh = env.freshness("2024-01-04T08:30:00")
+    assert fresh.passed and fresh.metadata["late_warehouses"].value == []
+
+
+def test_freshness_check_is_timezone_aware(env: Env) -> None:
+    # 07:30 UTC is 08:30 in Paris: past the deadline, so 2024-01-03 is due.
+    evaluation = env.freshness("2024-01-04T07:30:00+00:00")
+    assert evaluation.metadata["checked_day"].value == "2024-01-03"
+    assert evaluation.metadata["late_warehouses"].value == WAREHOUSES
+
+
+# --- (b) alert sensor ---------------------------------------------------------------------------------------
+
+
+def test_alert_sensor_delivers_failed_checks_to_the_webhook(
+    env: Env, webhook: tuple[str, list[dict]]
+) -> None:
+    _, received = webhook
+    assert env.run("2024-01-03", "W1").success
+    first = env.tick(ALERT_SENSOR)
+    assert received == [] and env.alerts().empty  # nothing failed yet
+
+    assert not env.freshness("2024-01-04T09:00:00").passed
+    assert env.run(
+        "2024-01-03", "W2", run_config={"ops": {"raw_sales": {"config": {"reject": True}}}}
+    ).success
+    second = env.tick(ALERT_SENSOR, first.cursor)
+
+    texts = sorted(body["text"] for body in received)
+    assert len(texts) == 2
+    assert f"forecasts:{FRESHNESS_CHECK}" in texts[0] and "W2" in texts[0]
+    assert f"raw_sales:{DQ_CHECK}" in texts[1] and "12% of lines rejected" in texts[1]
+    assert "2024-01-03|W2" in texts[1]  # the partition of the run, for checks without their own
+    assert all(body["blocks"] for body in received)
+    table = env.alerts()
+    assert sorted(table[A.KIND]) == [A.DATA_QUALITY, A.FRESHNESS]
+    freshness = table[table[A.KIND] == A.FRESHNESS].iloc[0]
+    assert freshness[A.SEVERITY] == A.ERROR and freshness[A.DETAILS]["check_name"] == FRESHNESS_CHECK
+    assert freshness[A.DELIVERED_TO] == {A.WEBHOOK: A.DELIVERED}
+    assert table[table[A.KIND] == A.DATA_QUALITY].iloc[0][A.SEVERITY] == A.WARNING
+
+    # Nothing new: no second delivery.
+    env.tick(ALERT_SENSOR, second.cursor)
+    assert len(received) == 2 and len(env.alerts()) == 2
+
+
+def _execution(id_: int, status: str, run_id: str = "r") -> SimpleNamespace:
+    return SimpleNamespace(id=id_, status=AssetCheckExecutionRecordStatus[status], run_id=run_id)
+
+
+def test_alert_cursor_waits_for_checks_still_running() -> None:
+    records = [
+        _execution(1, "FAILED"),
+        _execution(2, "SUCCEEDED"),
+        _execution(3, "PLANNED", "ended"),  # never got a result: passed
+        _execution(4, "PLANNED", "running"),  # result to come: the cursor stops before it
+        _execution(5, "FAILED"),
+    ]
+    failed, watermark = failed_executions(records, lambda run_id: run_id == "running")
+    assert [r.id for r in failed] == [1] and watermark == 3
+    failed, watermark = failed_executions(records[3:], lambda run_id: False)
+    assert [r.id for r in failed] == [5] and watermark == 5
+    assert failed_executions([], lambda run_id: False) == ([], None)
+
+
+# --- (c) drift sensor --------------------------------------------------------------------------------------
+
+
+def _report(env: Env, day: str, wh: str, drifting: list[str]) -> None:
+    result = env.run(
+        day,
+        wh,
+        asset_selection=[dg.AssetKey(ACCURACY_REPORT)],
+        run_config={"ops": {ACCURACY_REPORT: {"config": {"drifting": drifting}}}},
+    )
+    assert result.success
+
+
+@pytest.mark.parametrize("drifting", [["W1"], ["W1", "W2"]])
+def test_drift_sensor_retrains_every_drifting_partition_once(env: Env, drifting: list[str]) -> None:
+    for wh in WAREHOUSES:
+        assert env.run("2024-01-02", wh).success  # forecasts exist; accuracy_report without drift
+    before = env.tick(DRIFT_SENSOR)
+    assert before.run_requests == []
+
+    for wh in WAREHOUSES:  # both warehouses land between two ticks
+        _report(env, "2024-01-02", wh, drifting)
+    tick = env.tick(DRIFT_SENSOR, before.cursor)
+    requested = sorted(r.partition_key for r in tick.run_requests)
+    assert requested == [f"2024-01-02|{wh}" for wh in drifting]
+    assert all(r.run_key.startswith(f"retrain-{r.partition_key}-") for r in tick.run_requests)
+    assert all(r.job_name in (None, RETRAIN_JOB) for r in tick.run_requests)
+    drift = env.alerts(A.DRIFT)
+    assert sorted(d["partition"] for d in drift[A.DETAILS]) == requested
+    assert drift[A.DETAILS].iloc[0]["drift_reasons"] == ["wmape 0.61 > 0.40"]
+
+    again = env.tick(DRIFT_SENSOR, tick.cursor)
+    assert again.run_requests == [] and len(env.alerts(A.DRIFT)) == len(drifting)
+
+
+# --- (d) daily schedule -------------------------------------------------------------------------------------
+
+
+def _daily_requests(env: Env, when: dt.datetime) -> list[dg.RunRequest]:
+    context = dg.build_schedule_context(
+        instance=env.instance, scheduled_execution_time=when, repository_def=env.defs.get_repository_def()
+    )
+    return list(env.defs.resolve_schedule_def(DAILY_SCHEDULE).evaluate_tick(context).run_requests or [])
+
+
+def test_daily_schedule_requests_one_run_per_warehouse_for_yesterday(env: Env) -> None:
+    schedule = env.defs.resolve_schedule_def(DAILY_SCHEDULE)
+    assert schedule.cron_schedule == "0 6 * * *" and schedule.execution_timezone == TZ
+    assert schedule.job_name == DAILY_JOB
+    requests = _daily_requests(env, dt.datetime(2024, 1, 3, 6, 0, tzinfo=ZoneInfo(TZ)))
+    assert [r.partition_key for r in requests] == ["2024-01-02|W1", "2024-01-02|W2"]
+    assert len({r.run_key for r in requests}) == 2
+    assert all(r.asset_selection is None and r.tags[RETRAIN_TAG] == "true" for r in requests)
+    # Outside the partitions: skipped.
+    assert _daily_requests(env, dt.datetime(2024, 1, 9, 6, 0, tzinfo=ZoneInfo(TZ))) == []
+
+
+def test_daily_schedule_skips_training_on_off_days(tmp_path: Path) -> None:
+    partitions_def = _partitions()
+    ops = build_operations(partitions_def, TZ, retrain_every_days=2)
+    defs = dg.Definitions(
+        assets=_fake_assets(partitions_def),
+        asset_checks=ops.asset_checks,
+        jobs=ops.jobs,
+        schedules=ops.schedules,
+        resources={"io_manager": dg.FilesystemIOManager(base_dir=str(tmp_path))},
+    )
+    schedule = defs.resolve_schedule_def(DAILY_SCHEDULE)
+    with _instance(tmp_path) as instance:
+
+        def requests(day: int) -> list[dg.RunRequest]:
+            when = dt.datetime(2024, 1, day, 6, 0, tzinfo=ZoneInfo(TZ))
+            context = dg.build_schedule_context(
+                instance=instance, scheduled_execution_time=when, repository_def=defs.get_repository_def()
+            )
+            return list(schedule.evaluate_tick(context).run_requests or [])
+
+        off = requests(3)  # partition day 2024-01-02: offset 1
+        on = requests(4)  # partition day 2024-01-03: offset 2
+    assert [set(r.asset_selection or []) for r in off] == [{dg.AssetKey(a) for a in NO_TRAIN_ASSETS}] * 2
+    assert all(r.tags[RETRAIN_TAG] == "false" for r in off)
+    assert all(r.asset_selection is None and r.tags[RETRAIN_TAG] == "true" for r in on)
+    no_train = defs.resolve_job_def(DAILY_NO_TRAIN_JOB)
+    assert {k.to_user_string() for k in no_train.asset_layer.executable_asset_keys} == set(NO_TRAIN_ASSETS)
+
+
+# --- (e) run failure sensor ---------------------------------------------------------------------------------
+
+
+def test_run_failure_sensor_records_an_alert(env: Env, webhook: tuple[str, list[dict]]) -> None:
+    result = env.run(
+        "2024-01-03",
+        "W1",
+        run_config={"ops": {"trained_models": {"config": {"fail": True}}}},
+        raise_on_error=False,
+    )
+    assert not result.success
+    run = env.instance.get_run_by_id(result.run_id)
+    (failure,) = env.instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    context = dg.build_run_status_sensor_context(
+        sensor_name=RUN_FAILURE_SENSOR,
+        dagster_event=failure.dagster_event,
+        dagster_instance=env.instance,
+        dagster_run=run,
+        repository_def=env.defs.get_repository_def(),
+        resources={"alerts": env.defs.resources["alerts"]},
+    ).for_run_failure()
+    env.sensor(RUN_FAILURE_SENSOR)(context)
+
+    (alert,) = env.alerts(A.RUN_FAILURE).to_dict("records")
+    assert alert[A.SEVERITY] == A.ERROR and "2024-01-03|W1" in alert[A.SUBJECT]
+    assert alert[A.DETAILS]["run_id"] == result.run_id and alert[A.DETAILS]["job"] == DAILY_JOB
+    assert "training blew up" in json.dumps(alert[A.DETAILS]["failed_steps"])
+    assert any("run_failure" in body["text"] for body in webhook[1])
+
+
+# --- (f) delivery failures and a locked database ---------------------------------------------------------
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_webhook_failure_is_recorded_not_raised(tmp_path: Path) -> None:
+    database = tmp_path / "warehouse.duckdb"
+    resource = AlertResource(
+        database=str(database),
+        webhook_url=f"http://127.0.0.1:{_closed_port()}/hook",
+        email_to="ops@example.com",
+        smtp_host="127.0.0.1",
+        smtp_port=_closed_port(),
+        delivery_timeout_s=2,
+    )
+    alert = resource.send(A.FRESHNESS, A.ERROR, "forecasts late", {"late": ["W2"]})
+    assert alert.delivery_failed
+    con = duckdb.connect(str(database), read_only=True)
+    (row,) = A.read_alerts(con).to_dict("records")
+    con.close()
+    assert row[A.ALERT_ID] == alert.alert_id and row[A.DETAILS] == {"late": ["W2"]}
+    assert row[A.DELIVERED_TO][A.WEBHOOK].startswith(A.FAILED_PREFIX)
+    assert row[A.DELIVERED_TO]["email:ops@example.com"].startswith(A.FAILED_PREFIX)
+
+
+def test_locked_database_spools_then_drains(tmp_path: Path) -> None:
+    database = tmp_path / "warehouse.duckdb"
+    duckdb.connect(str(database)).close()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, sys, time; c = duckdb.connect({str(database)!r}); print('locked', flush=True); "
+            "sys.stdin.readline()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        resource = AlertResource(database=str(database), lock_timeout_s=0.3)
+        first = resource.send(A.DRIFT, A.WARNING, "drift while locked")
+        assert Path(resource.spool_path).exists()
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        holder.wait(timeout=10)
+    second = resource.send(A.DRIFT, A.WARNING, "drift after unlock")
+    con = duckdb.connect(str(database), read_only=True)
+    ids = set(A.read_alerts(con)[A.ALERT_ID])
+    con.close()
+    assert ids == {first.alert_id, second.alert_id}
+    assert not Path(resource.spool_path).exists()
+
+
+def test_alert_resource_from_env_reads_channels() -> None:
+    resource = alert_resource_from_env(
+        "/tmp/x.duckdb",
+        {"DEMAND_PLATFORM_ALERT_WEBHOOK": "http://hook", "DEMAND_PLATFORM_SMTP_PORT": "2525"},
+    )
+    assert resource.webhook_url == "http://hook" and resource.smtp_port == 2525 and resource.email_to is None
+
+
+# --- (g) defaults -----------------------------------------------------------------------------------------
+
+
+def test_schedules_and_sensors_default_to_running(env: Env) -> None:
+    assert {s.name for s in env.ops.schedules} == {DAILY_SCHEDULE, FRESHNESS_SCHEDULE}
+    assert {s.name for s in env.ops.sensors} == {DRIFT_SENSOR, ALERT_SENSOR, RUN_FAILURE_SENSOR}
+    assert all(s.default_status == dg.DefaultScheduleStatus.RUNNING for s in env.ops.schedules)
+    assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in env.ops.sensors)
+    freshness = env.defs.resolve_schedule_def(FRESHNESS_SCHEDULE)
+    assert freshness.cron_schedule == "5 8 * * *" and freshness.execution_timezone == TZ
+    context = dg.build_schedule_context(
+        instance=env.instance,
+        scheduled_execution_time=dt.datetime(2024, 1, 4, 8, 5, tzinfo=ZoneInfo(TZ)),
+        repository_def=env.defs.get_repository_def(),
+    )
+    assert len(freshness.evaluate_tick(context).run_requests or []) == 1
+    for name in (DRIFT_SENSOR, ALERT_SENSOR, RUN_FAILURE_SENSOR):
+        assert "alerts" in env.sensor(name).required_resource_keys
+    assert FRESHNESS_CHECK_KEY in env.defs.resolve_asset_graph().asset_check_keys
