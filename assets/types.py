@@ -2,8 +2,16 @@
 
 from dagster_pandera import pandera_schema_to_dagster_type
 
-from demand_platform.schemas import RawSalesModel, TierAssignmentsModel, feature_table_schema
+from demand_platform.schemas import (
+    ForecastsModel,
+    RawSalesModel,
+    TierAssignmentsModel,
+    TrainedModelsModel,
+    feature_table_schema,
+)
 
 RawSalesType = pandera_schema_to_dagster_type(RawSalesModel)
 FeatureTableType = pandera_schema_to_dagster_type(feature_table_schema())
 TierAssignmentsType = pandera_schema_to_dagster_type(TierAssignmentsModel)
+TrainedModelsType = pandera_schema_to_dagster_type(TrainedModelsModel)
+ForecastsType = pandera_schema_to_dagster_type(ForecastsModel)

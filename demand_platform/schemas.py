@@ -98,6 +98,28 @@ class WeatherModel(pa.DataFrameModel):
     is_extreme_weather: Series[bool] = pa.Field(nullable=True, coerce=True)
 
 
+class OverridesModel(pa.DataFrameModel):
+    """``overrides`` (optional): planner adjustments applied after modelling.
+
+    Exactly one of ``multiplier`` and ``absolute_value`` is set; a null SKU or warehouse matches all.
+    """
+
+    sku: Series[str] = pa.Field(nullable=True)
+    warehouse_id: Series[str] = pa.Field(nullable=True)
+    start_date: Series[pd.Timestamp] = pa.Field(nullable=False, coerce=True)
+    end_date: Series[pd.Timestamp] = pa.Field(nullable=False, coerce=True)
+    multiplier: Series[float] = pa.Field(nullable=True, coerce=True, ge=0)
+    absolute_value: Series[float] = pa.Field(nullable=True, coerce=True, ge=0)
+    author: Series[str] = pa.Field(nullable=False)
+    reason: Series[str] = pa.Field(nullable=True)
+
+    @pa.dataframe_check
+    @classmethod
+    def one_adjustment(cls, df: pd.DataFrame) -> "pd.Series[bool]":
+        """Exactly one of multiplier and absolute_value is set."""
+        return df["multiplier"].isna() != df["absolute_value"].isna()
+
+
 SOURCE_MODELS: dict[str, type[pa.DataFrameModel]] = {
     C.TRANSACTIONS: TransactionsModel,
     C.PRODUCTS: ProductsModel,
@@ -105,6 +127,7 @@ SOURCE_MODELS: dict[str, type[pa.DataFrameModel]] = {
     C.MARKETING_CAMPAIGNS: MarketingCampaignsModel,
     C.CALENDAR: CalendarModel,
     C.WEATHER: WeatherModel,
+    C.OVERRIDES: OverridesModel,
 }
 
 
@@ -180,3 +203,57 @@ class TierAssignmentsModel(pa.DataFrameModel):
     class Config:
         strict = True
         unique = [C.SKU, C.WAREHOUSE_ID, C.ORIGIN_DATE]
+
+
+class TrainedModelsModel(pa.DataFrameModel):
+    """``trained_models``: one row per warehouse and training date: the registry version and the gate."""
+
+    origin_date: Series[pd.Timestamp] = pa.Field(nullable=False)
+    warehouse_id: Series[str] = pa.Field(nullable=False)
+    model_name: Series[str]
+    version: Series[str]
+    promoted: Series[bool]
+    production_version: Series[str] = pa.Field(nullable=True)
+    validation_wmape: Series[float] = pa.Field(nullable=True)
+    reference_wmape: Series[float] = pa.Field(nullable=True)
+    reference: Series[str]
+    reason: Series[str]
+    train_seconds: Series[float] = pa.Field(ge=0)
+
+    class Config:
+        strict = True
+        unique = [C.ORIGIN_DATE, C.WAREHOUSE_ID]
+
+
+class ForecastsModel(pa.DataFrameModel):
+    """``forecasts``: daily forecasts D+1..D+30 per SKU, non-negative, with ordered quantiles."""
+
+    sku: Series[str] = pa.Field(nullable=False)
+    warehouse_id: Series[str] = pa.Field(nullable=False)
+    origin_date: Series[pd.Timestamp] = pa.Field(nullable=False)
+    target_date: Series[pd.Timestamp] = pa.Field(nullable=False)
+    horizon: Series[int] = pa.Field(ge=1, le=90)
+    forecast: Series[float] = pa.Field(ge=0)
+    p50: Series[float] = pa.Field(ge=0)
+    p90: Series[float] = pa.Field(ge=0)
+    p95: Series[float] = pa.Field(ge=0)
+    tier: Series[int] = pa.Field(isin=[1, 2, 3])
+    model: Series[str]
+    forecast_unadjusted: Series[float] = pa.Field(ge=0)
+    p50_unadjusted: Series[float] = pa.Field(ge=0)
+    p90_unadjusted: Series[float] = pa.Field(ge=0)
+    p95_unadjusted: Series[float] = pa.Field(ge=0)
+    override_applied: Series[bool]
+    override_author: Series[str] = pa.Field(nullable=True)
+    override_reason: Series[str] = pa.Field(nullable=True)
+    model_version: Series[str]
+
+    @pa.dataframe_check
+    @classmethod
+    def quantiles_ordered(cls, df: pd.DataFrame) -> "pd.Series[bool]":
+        """p50 <= p90 <= p95 on every row (a small tolerance for float rounding)."""
+        return (df[C.P50] <= df[C.P90] + 1e-9) & (df[C.P90] <= df[C.P95] + 1e-9)
+
+    class Config:
+        strict = True
+        unique = [C.SKU, C.WAREHOUSE_ID, C.ORIGIN_DATE, C.HORIZON]

@@ -4,9 +4,14 @@ from typing import Any
 
 from dagster_duckdb import DuckDBResource
 from dagster_duckdb_pandas import DuckDBPandasIOManager
+from dagster_mlflow import mlflow_tracking
 
 from demand_platform.settings import PlatformSettings
+from resources.alerts import alert_resource_from_env
+from resources.registry import ModelRegistryResource
 from resources.source import SourceDataResource
+
+MLFLOW_EXPERIMENT = "demand_platform"
 
 ENVIRONMENTS = ("local", "test")
 
@@ -14,14 +19,24 @@ ENVIRONMENTS = ("local", "test")
 def build_resources(settings: PlatformSettings) -> dict[str, Any]:
     """The resources of an environment.
 
-    ``local`` (the default) and ``test`` both use the embedded DuckDB file under the platform home
-    (nothing needs a server); they differ only in where the home is, which the settings carry.
+    ``local`` (the default) and ``test`` both use the embedded DuckDB file and a SQLite MLflow store
+    under the platform home (nothing needs a server); they differ only in where the home is, which
+    the settings carry. Alerts are always recorded in DuckDB; a webhook or e-mail is added from the
+    environment (``DEMAND_PLATFORM_ALERT_WEBHOOK``, ``DEMAND_PLATFORM_ALERT_EMAIL``,
+    ``DEMAND_PLATFORM_SMTP_HOST``) in any environment.
     """
     if settings.env not in ENVIRONMENTS:
         raise ValueError(f"unknown environment {settings.env!r}; expected one of {ENVIRONMENTS}")
+    settings.home.mkdir(parents=True, exist_ok=True)
     database = str(settings.duckdb_path)
     return {
         "io_manager": DuckDBPandasIOManager(database=database, schema="main"),
         "duckdb": DuckDBResource(database=database),
         "source": SourceDataResource(path=str(settings.source)),
+        "alerts": alert_resource_from_env(database),
+        "registry": ModelRegistryResource(tracking_uri=settings.mlflow_uri),
+        # dagster-mlflow's legacy resource (used through required_resource_keys={"mlflow"}).
+        "mlflow": mlflow_tracking.configured(
+            {"experiment_name": MLFLOW_EXPERIMENT, "mlflow_tracking_uri": settings.mlflow_uri}
+        ),
     }
