@@ -1,31 +1,60 @@
 """The one ``Definitions`` of the platform, built from the settings in the environment."""
 
 import dagster as dg
+from dagster_mlflow import end_mlflow_on_run_finished
 
 from assets.features import build_feature_assets
 from assets.ingestion import build_ingestion_assets
+from assets.models import build_model_assets
+from assets.operations import build_operations
 from assets.partitions import build_partitions
+from assets.reporting import build_reporting_assets
 from demand_platform.settings import PlatformSettings
 from resources import build_resources
 
 INGEST_JOB = "ingest"
 FEATURES_JOB = "features"
+TRAIN_JOB = "train"
+FORECAST_JOB = "forecast"
+REPORT_JOB = "report"
 AUDIT_JOB = "source_audit_job"
 
 
 def build_definitions(settings: PlatformSettings) -> dg.Definitions:
-    """Assemble assets, checks, jobs and resources for ``settings``."""
+    """Assemble assets, checks, jobs, schedules, sensors and resources for ``settings``."""
     settings.home.mkdir(parents=True, exist_ok=True)
     partitions_def = build_partitions(settings)
-    assets = [*build_ingestion_assets(partitions_def), *build_feature_assets(partitions_def)]
+    assets = [
+        *build_ingestion_assets(partitions_def),
+        *build_feature_assets(partitions_def),
+        *build_model_assets(partitions_def, settings.timezone),
+        *build_reporting_assets(partitions_def, settings.reports_dir),
+    ]
+    operations = build_operations(partitions_def, settings.timezone)
     jobs = [
         dg.define_asset_job(INGEST_JOB, selection=["raw_sales"], partitions_def=partitions_def),
         dg.define_asset_job(AUDIT_JOB, selection=["source_audit"]),
         dg.define_asset_job(
             FEATURES_JOB, selection=["feature_table", "tier_assignments"], partitions_def=partitions_def
         ),
+        dg.define_asset_job(
+            TRAIN_JOB,
+            selection=["trained_models"],
+            partitions_def=partitions_def,
+            hooks={end_mlflow_on_run_finished},
+        ),
+        dg.define_asset_job(FORECAST_JOB, selection=["forecasts"], partitions_def=partitions_def),
+        dg.define_asset_job(REPORT_JOB, selection=["accuracy_report"], partitions_def=partitions_def),
+        *operations.jobs,
     ]
-    return dg.Definitions(assets=assets, jobs=jobs, resources=build_resources(settings))
+    return dg.Definitions(
+        assets=assets,
+        asset_checks=operations.asset_checks,
+        jobs=jobs,
+        schedules=operations.schedules,
+        sensors=operations.sensors,
+        resources=build_resources(settings),
+    )
 
 
 @dg.definitions

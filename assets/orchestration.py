@@ -14,7 +14,15 @@ import duckdb
 import pandas as pd
 from tqdm import tqdm
 
-from assets.definitions import AUDIT_JOB, FEATURES_JOB, INGEST_JOB, build_definitions
+from assets.definitions import (
+    AUDIT_JOB,
+    FEATURES_JOB,
+    FORECAST_JOB,
+    INGEST_JOB,
+    REPORT_JOB,
+    TRAIN_JOB,
+    build_definitions,
+)
 from assets.partitions import DATE_DIM, DUCKDB_POOL, WAREHOUSE_DIM, partition_key, range_tags, warehouse_keys
 from demand_platform import columns as C
 from demand_platform.settings import PlatformSettings
@@ -90,6 +98,7 @@ class PlatformReport:
     failed: list[str] = field(default_factory=list)
     tables: dict[str, int] = field(default_factory=dict)
     quarantine: pd.DataFrame | None = None
+    accuracy: pd.DataFrame | None = None
 
     def render(self) -> str:
         """A plain-text summary."""
@@ -100,6 +109,9 @@ class PlatformReport:
         if self.quarantine is not None and len(self.quarantine):
             lines.append("quarantined rows by table and reason:")
             lines += ["  " + row for row in self.quarantine.to_string(index=False).splitlines()]
+        if self.accuracy is not None and len(self.accuracy):
+            lines.append("accuracy report (forecasts matured by the last day):")
+            lines += ["  " + row for row in self.accuracy.to_string(index=False).splitlines()]
         return "\n".join(lines)
 
 
@@ -108,46 +120,74 @@ def run_platform(
     through: dt.date,
     warehouses: list[str] | None = None,
     progress: bool = False,
+    evaluate_days: int = 0,
 ) -> PlatformReport:
-    """Bring the platform up to date through ``through`` (inclusive) on the configured source."""
+    """Bring the platform up to date through ``through`` (inclusive) on the configured source.
+
+    Audits the source, ingests every raw_sales day not yet materialized, then for the train day
+    ``through - evaluate_days``: features and tiers, a trained (and gated) model per warehouse, and
+    forecasts from every origin of ``[train day, through]`` with that model; finally the accuracy
+    report of ``through``, which scores the forecasts whose targets have matured by then. With
+    ``evaluate_days=0`` (the daily case) it trains and forecasts at ``through``.
+    """
     instance = prepare_instance(settings)
     defs = build_definitions(settings)
     ingest = defs.resolve_job_def(INGEST_JOB)
     partitions_def = ingest.partitions_def
     assert isinstance(partitions_def, dg.MultiPartitionsDefinition)
-    chosen = warehouses or warehouse_keys(partitions_def)
-    unknown = sorted(set(chosen) - set(warehouse_keys(partitions_def)))
+    all_warehouses = warehouse_keys(partitions_def)
+    chosen = warehouses or all_warehouses
+    unknown = sorted(set(chosen) - set(all_warehouses))
     if unknown:
-        raise ValueError(f"unknown warehouse(s) {unknown}; the source has {warehouse_keys(partitions_def)}")
+        raise ValueError(f"unknown warehouse(s) {unknown}; the source has {all_warehouses}")
     first = settings.start_date or dt.date.fromisoformat(
         partitions_def.get_partitions_def_for_dimension(DATE_DIM).get_first_partition_key() or ""
     )
     report = PlatformReport()
-    audit = defs.resolve_job_def(AUDIT_JOB).execute_in_process(
-        instance=instance, raise_on_error=False, run_config=QUIET
-    )
-    report.runs += 1
-    if not audit.success:
-        report.failed.append("source_audit")
-    materialized = set(instance.get_materialized_partitions(dg.AssetKey("raw_sales")))
-    todo = missing_ranges(materialized, chosen, first, through)
-    for wh, start, end in tqdm(todo, desc="raw_sales", unit="run", disable=not progress):
-        result = ingest.execute_in_process(
-            instance=instance, tags=range_tags(start, end, wh), raise_on_error=False, run_config=QUIET
+
+    def launch(job_name: str, tags: dict[str, str], label: str) -> None:
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance, tags=tags, raise_on_error=False, run_config=QUIET
         )
         report.runs += 1
         if not result.success:
-            report.failed.append(f"raw_sales {wh} {start}..{end}")
-    for tags in day_boxes(through, chosen, warehouse_keys(partitions_def)):
-        for job_name in (FEATURES_JOB,):
-            result = defs.resolve_job_def(job_name).execute_in_process(
-                instance=instance, tags=tags, raise_on_error=False, run_config=QUIET
-            )
-            report.runs += 1
-            if not result.success:
-                report.failed.append(f"{job_name} {tags}")
+            report.failed.append(label)
+
+    launch(AUDIT_JOB, {}, "source_audit")
+    materialized = set(instance.get_materialized_partitions(dg.AssetKey("raw_sales")))
+    todo = missing_ranges(materialized, chosen, first, through)
+    for wh, start, end in tqdm(todo, desc="raw_sales", unit="run", disable=not progress):
+        launch(INGEST_JOB, range_tags(start, end, wh), f"raw_sales {wh} {start}..{end}")
+    train_day = through - dt.timedelta(days=evaluate_days)
+    steps: list[tuple[str, list[dict[str, str]]]] = [
+        (FEATURES_JOB, [range_tags(train_day, through, wh) for wh in chosen]),
+        (TRAIN_JOB, day_boxes(train_day, chosen, all_warehouses)),
+        (FORECAST_JOB, [range_tags(train_day, through, wh) for wh in chosen]),
+        (REPORT_JOB, day_boxes(through, chosen, all_warehouses)),
+    ]
+    for job_name, boxes in tqdm(steps, desc="pipeline", unit="step", disable=not progress):
+        for tags in boxes:
+            launch(job_name, tags, f"{job_name} {tags}")
     report.tables, report.quarantine = table_summary(settings)
+    report.accuracy = accuracy_summary(settings, through)
     return report
+
+
+def accuracy_summary(settings: PlatformSettings, day: dt.date) -> pd.DataFrame:
+    """The overall and per-tier rows of the accuracy report of ``day`` (empty when there is none)."""
+    con = duckdb.connect(str(settings.duckdb_path), read_only=True)
+    try:
+        names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        if "accuracy_report" not in names:
+            return pd.DataFrame()
+        return con.execute(
+            'SELECT warehouse_id, "table", "group", wmape, bias, coverage_p90, coverage_p95, n_obs '
+            "FROM accuracy_report WHERE CAST(origin_date AS DATE) = $d AND \"table\" IN ('overall', 'tier') "
+            "ORDER BY 1, 2, 3",
+            {"d": day},
+        ).df()
+    finally:
+        con.close()
 
 
 def day_boxes(day: dt.date, chosen: list[str], all_warehouses: list[str]) -> list[dict[str, str]]:

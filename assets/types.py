@@ -2,6 +2,7 @@
 
 from dagster_pandera import pandera_schema_to_dagster_type
 
+from demand_platform.reporting import AccuracyReportModel
 from demand_platform.schemas import (
     ForecastsModel,
     RawSalesModel,
@@ -15,3 +16,4 @@ FeatureTableType = pandera_schema_to_dagster_type(feature_table_schema())
 TierAssignmentsType = pandera_schema_to_dagster_type(TierAssignmentsModel)
 TrainedModelsType = pandera_schema_to_dagster_type(TrainedModelsModel)
 ForecastsType = pandera_schema_to_dagster_type(ForecastsModel)
+AccuracyReportType = pandera_schema_to_dagster_type(AccuracyReportModel)

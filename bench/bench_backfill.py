@@ -47,7 +47,9 @@ def main() -> None:
     else:
         src = work / "source"
         t0 = time.perf_counter()
-        generate_source(src, GeneratorConfig(n_skus=args.skus, n_warehouses=args.n_warehouses, days=args.days))
+        generate_source(
+            src, GeneratorConfig(n_skus=args.skus, n_warehouses=args.n_warehouses, days=args.days)
+        )
         print(f"generated source in {time.perf_counter() - t0:.1f} s")
     first, last = (d.date() for d in source.transactions_date_range(src))
     home = Path(args.home) if args.home else work / "home"
@@ -60,7 +62,9 @@ def main() -> None:
     all_wh = warehouse_keys(partitions_def)
     chosen = all_wh[: args.warehouses] if args.warehouses else all_wh
     days = (last - first).days + 1
-    print(f"source {src}: {len(all_wh)} warehouses, {days} days ({first}..{last}); benchmarking {len(chosen)}")
+    print(
+        f"source {src}: {len(all_wh)} warehouses, {days} days ({first}..{last}); benchmarking {len(chosen)}"
+    )
 
     ingest = defs.resolve_job_def(INGEST_JOB)
     per_run = []
@@ -68,7 +72,9 @@ def main() -> None:
     t_all = time.perf_counter()
     for wh in chosen:
         t0 = time.perf_counter()
-        result = ingest.execute_in_process(instance=instance, tags=range_tags(first, last, wh), run_config=QUIET)
+        result = ingest.execute_in_process(
+            instance=instance, tags=range_tags(first, last, wh), run_config=QUIET
+        )
         per_run.append(time.perf_counter() - t0)
         events = result.get_asset_materialization_events()
         rows += sum(int(e.materialization.metadata["rows"].value) for e in events)  # type: ignore[arg-type]

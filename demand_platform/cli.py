@@ -73,7 +73,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from assets.orchestration import run_platform
 
     settings = settings_for(Path(args.home), Path(args.source), args.through, args.start)
-    report = run_platform(settings, args.through, warehouses=args.warehouses, progress=True)
+    report = run_platform(
+        settings, args.through, warehouses=args.warehouses, progress=True, evaluate_days=args.evaluate_days
+    )
     print(report.render())
     return 0
 
@@ -92,7 +94,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         generate_source(source_dir, config, progress=True)
     through = config.start + dt.timedelta(days=config.days - 1)
     settings = settings_for(home, source_dir, through, config.start)
-    report = run_platform(settings, through, progress=True)
+    report = run_platform(settings, through, progress=True, evaluate_days=args.evaluate_days)
     print(report.render())
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s")
     print(f"Open the UI on this home:  demand-platform ui --home {home}")
@@ -158,12 +160,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--through", type=_date, required=True)
     run.add_argument("--warehouses", nargs="*", default=None, help="only these warehouses")
     run.add_argument("--start", type=_date, default=None, help="first partition day (default: see README)")
+    run.add_argument(
+        "--evaluate-days",
+        type=int,
+        default=0,
+        help="train N days before --through and forecast every day since, so the report scores them",
+    )
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser("demo", help="generate the default source and run the platform end to end")
     demo.add_argument("--home", default=str(DEFAULT_DEMO_HOME))
     demo.add_argument("--seed", type=int, default=42)
     demo.add_argument("--bad-rows", type=int, default=25)
+    demo.add_argument("--evaluate-days", type=int, default=28, help="days of forecasts the report scores")
     demo.set_defaults(func=cmd_demo)
 
     ui = sub.add_parser("ui", help="open the Dagster UI on a platform home")

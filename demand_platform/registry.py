@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import mlflow.pyfunc
 import pandas as pd
 from mlflow.exceptions import MlflowException
+from mlflow.pyfunc import PythonModel
 from mlflow.tracking import MlflowClient
 
 PRODUCTION_ALIAS = "production"
@@ -74,7 +76,7 @@ class PromotionDecision:
     reason: str
 
 
-class TieredForecaster(mlflow.pyfunc.PythonModel):
+class TieredForecaster(PythonModel):
     """The registered model: a warehouse's trained bundle plus the static tables it was trained with.
 
     ``predict(model_input)`` takes the warehouse's ``raw_sales`` history and forecasts from its last
@@ -143,7 +145,7 @@ def log_candidate(
     name = model_name(warehouse_id)
     run_tags = {WAREHOUSE_TAG: warehouse_id, TRAIN_DATE_TAG: train_date, **(tags or {})}
     nested = mlflow.active_run() is not None
-    with mlflow.start_run(run_name=f"{name}@{train_date}", nested=nested, tags=run_tags) as run:
+    with mlflow.start_run(run_name=f"{name}@{train_date}", nested=nested, tags=run_tags):
         mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
         finite = {k: float(v) for k, v in metrics.items() if v is not None and pd.notna(v)}
         mlflow.log_metrics(finite)

@@ -7,6 +7,7 @@ import duckdb
 
 from assets.orchestration import day_boxes, missing_ranges, run_platform
 from demand_platform.settings import PlatformSettings
+from demand_platform.synthetic import GeneratorConfig, generate_source
 
 D = dt.date
 
@@ -31,18 +32,33 @@ def test_day_boxes_split_on_gaps() -> None:
     ]
 
 
-def test_run_platform_is_incremental(settings: PlatformSettings, tmp_path: Path) -> None:
-    first = run_platform(settings, D(2024, 1, 5))
-    assert not first.failed and first.tables["raw_sales"] == 2 * (2 * 5 + 3)
-    second = run_platform(settings, D(2024, 1, 10))
-    assert not second.failed
-    # Only the 5 new days of each warehouse were ingested: one run per warehouse, plus audit and features.
-    assert second.runs == 1 + 2 + 1
+def test_run_platform_end_to_end_and_incremental(tmp_path: Path) -> None:
+    start, days = D(2023, 1, 1), 240
+    last = start + dt.timedelta(days=days - 1)
+    generate_source(
+        tmp_path / "src", GeneratorConfig(n_skus=30, n_warehouses=2, start=start, days=days, seed=5)
+    )
+    settings = PlatformSettings(
+        home=tmp_path / "home", source=tmp_path / "src", start_date=start, end_date=last
+    )
+
+    first = run_platform(settings, last - dt.timedelta(days=14))
+    assert not first.failed, first.failed
+    assert {"raw_sales", "feature_table", "tier_assignments", "trained_models", "forecasts"} <= set(
+        first.tables
+    )
+
+    second = run_platform(settings, last, evaluate_days=14)
+    assert not second.failed, second.failed
+    # Incremental: audit + one ingest run per warehouse for the 14 new days + features (one range run per
+    # warehouse) + training (one run) + forecasts (one range run per warehouse) + the report (one run).
+    assert second.runs == 1 + 2 + 2 + 1 + 2 + 1
     con = duckdb.connect(str(settings.duckdb_path), read_only=True)
-    days = con.execute("SELECT count(DISTINCT date) FROM raw_sales").fetchone()
-    origins = con.execute(
-        "SELECT DISTINCT CAST(origin_date AS DATE) FROM feature_table ORDER BY 1"
-    ).fetchall()
+    days_in = con.execute("SELECT count(DISTINCT date) FROM raw_sales").fetchone()
+    origins = con.execute("SELECT count(DISTINCT origin_date) FROM forecasts").fetchone()
     con.close()
-    assert days == (10,)
-    assert [o[0] for o in origins] == [D(2024, 1, 5), D(2024, 1, 10)]
+    assert days_in == (days,)
+    assert origins == (15,)  # every day of [last - 14, last]; the first run forecast from last - 14 too
+    assert second.accuracy is not None
+    overall = second.accuracy[second.accuracy["table"] == "overall"]
+    assert len(overall) == 2 and (overall["n_obs"] > 0).all() and overall["wmape"].between(0, 2).all()

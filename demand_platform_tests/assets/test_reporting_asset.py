@@ -1,0 +1,218 @@
+"""accuracy_report materialized through Dagster on a temporary DuckDB holding raw_sales and forecasts."""
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from dagster_duckdb import DuckDBResource
+from dagster_duckdb_pandas import DuckDBPandasIOManager
+
+from assets.partitions import build_partitions, range_tags
+from assets.reporting import ACCURACY_REPORT, REPLENISHMENT_TABLE, build_reporting_assets
+from demand_platform import columns as C
+from demand_platform.accuracy import BY_TIER, OVERALL
+from demand_platform.reporting import FORECAST_ORIGIN_DATE, GROUP, TABLE
+from demand_platform.settings import PlatformSettings
+from resources.source import SourceDataResource
+
+DAY = "2024-01-10"
+LEVELS = {"A": 10.0, "B": 4.0, "C": 2.0}
+TIERS = {"A": 1, "B": 2, "C": 3}
+DAYS = pd.date_range("2024-01-01", "2024-01-10")
+
+
+def raw_sales() -> pd.DataFrame:
+    """Constant daily demand per SKU in both warehouses over the 10 days."""
+    rows = [
+        (sku, wh, day, level, level, 1)
+        for wh in ("W1", "W2")
+        for sku, level in LEVELS.items()
+        for day in DAYS
+    ]
+    frame = pd.DataFrame(rows, columns=list(C.RAW_SALES_COLUMNS))
+    frame[C.DATE] = frame[C.DATE].astype("datetime64[ns]")
+    frame[C.N_ORDERS] = frame[C.N_ORDERS].astype(np.int64)
+    return frame
+
+
+def forecasts(factor: float, warehouses: tuple[str, ...] = ("W1",)) -> pd.DataFrame:
+    """Forecasts (the forecasts asset's columns) of every origin, D+1..D+30, at ``factor`` x the demand."""
+    h = np.arange(1, 31)
+    parts = []
+    for wh in warehouses:
+        for sku, level in LEVELS.items():
+            for origin in DAYS:
+                point = np.full(h.size, factor * level)
+                parts.append(
+                    pd.DataFrame(
+                        {
+                            C.SKU: sku,
+                            C.WAREHOUSE_ID: wh,
+                            C.ORIGIN_DATE: origin,
+                            C.TARGET_DATE: origin + pd.to_timedelta(h, unit="D"),
+                            C.HORIZON: h,
+                            C.FORECAST: point,
+                            C.P50: point,
+                            C.P90: 2 * point + 5,
+                            C.P95: 3 * point + 10,
+                            C.TIER: TIERS[sku],
+                            C.MODEL: "lgbm",
+                            "forecast_unadjusted": point,
+                            "p50_unadjusted": point,
+                            "p90_unadjusted": 2 * point + 5,
+                            "p95_unadjusted": 3 * point + 10,
+                            "override_applied": False,
+                            "override_author": None,
+                            "override_reason": None,
+                            C.MODEL_VERSION: "1",
+                        }
+                    )
+                )
+    frame = pd.concat(parts, ignore_index=True)
+    for column in (C.ORIGIN_DATE, C.TARGET_DATE):
+        frame[column] = frame[column].astype("datetime64[ns]")
+    return frame
+
+
+def write_table(database: Path, table: str, frame: pd.DataFrame) -> None:
+    con = duckdb.connect(str(database))
+    try:
+        con.register("_frame", frame)
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _frame")
+    finally:
+        con.close()
+
+
+def read(database: Path, sql: str) -> pd.DataFrame:
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        return con.execute(sql).df()
+    finally:
+        con.close()
+
+
+class Env:
+    """The accuracy_report asset on a temporary DuckDB, with one ephemeral instance."""
+
+    def __init__(self, settings: PlatformSettings, tmp_path: Path) -> None:
+        self.database = tmp_path / "warehouse.duckdb"
+        self.reports = tmp_path / "reports"
+        (self.asset,) = build_reporting_assets(build_partitions(settings), self.reports)
+        self.resources = {
+            "io_manager": DuckDBPandasIOManager(database=str(self.database), schema="main"),
+            "duckdb": DuckDBResource(database=str(self.database)),
+            "source": SourceDataResource(path=str(settings.source)),
+        }
+        self.instance = dg.DagsterInstance.ephemeral()
+
+    def run(self, day: str, wh: str) -> dg.ExecuteInProcessResult:
+        result = dg.materialize(
+            [self.asset],
+            partition_key=dg.MultiPartitionKey({"date": day, "warehouse": wh}),
+            resources=self.resources,
+            instance=self.instance,
+        )
+        assert result.success
+        return result
+
+    def metadata(self, result: dg.ExecuteInProcessResult) -> dict:
+        (event,) = result.get_asset_materialization_events()
+        return {k: v.value for k, v in event.materialization.metadata.items()}
+
+    def report(self) -> pd.DataFrame:
+        return read(self.database, f"SELECT * FROM {ACCURACY_REPORT}")
+
+    def policy(self) -> pd.DataFrame:
+        return read(self.database, f"SELECT * FROM {REPLENISHMENT_TABLE} ORDER BY {C.ORIGIN_DATE}, {C.SKU}")
+
+
+@pytest.fixture
+def env(settings: PlatformSettings, tmp_path: Path) -> Env:
+    return Env(settings, tmp_path)
+
+
+def test_report_metadata_policy_drift_and_idempotence(env: Env) -> None:
+    write_table(env.database, "raw_sales", raw_sales())
+    write_table(env.database, "forecasts", forecasts(1.0, ("W1", "W2")))
+
+    meta = env.metadata(env.run(DAY, "W1"))
+    report = env.report()
+    assert set(report[C.WAREHOUSE_ID]) == {"W1"}
+    assert set(report[C.ORIGIN_DATE]) == {pd.Timestamp(DAY)}
+    tiers = report.loc[report[TABLE] == BY_TIER].set_index(GROUP)
+    assert sorted(tiers.index) == ["1", "2", "3"]
+    overall = report.loc[report[TABLE] == OVERALL].iloc[0]
+    assert overall["wmape"] == pytest.approx(0.0) and overall["n_obs"] == 3 * sum(range(1, 10))
+    assert meta["drift"] is False and meta["drift_reasons"] == []
+    assert meta["wmape"] == pytest.approx(0.0) and meta["bias"] == pytest.approx(0.0)
+    assert meta["n_scored"] == 3 * 45  # origins Jan 1-9: 9 + 8 + ... + 1 due targets per SKU
+    for name in ("forecast_vs_actual", "wmape_by_tier", "service_vs_inventory"):
+        assert Path(meta[f"plot_{name}"]).is_file()
+        assert Path(meta[f"plot_{name}"]).parent == env.reports / f"{DAY}_W1"
+    assert meta["plots_md"].count("data:image/png;base64,") == 3
+    assert "| overall |" in meta["summary"]
+    assert 0.0 <= meta["service_level_forecast"] <= 1.0 and "avg_on_hand_ma28" in meta
+
+    policy = env.policy()
+    assert policy[C.SKU].tolist() == ["A", "B", "C"]
+    assert set(policy[C.ORIGIN_DATE]) == {pd.Timestamp(DAY)} and set(policy[C.WAREHOUSE_ID]) == {"W1"}
+    assert set(policy[FORECAST_ORIGIN_DATE]) == {pd.Timestamp(DAY)}
+    assert policy.set_index(C.SKU).loc["A", "expected_lead_time_demand"] == pytest.approx(70.0)
+
+    # re-materializing replaces the partition's rows in both tables
+    env.run(DAY, "W1")
+    pd.testing.assert_frame_equal(env.report(), report)
+    pd.testing.assert_frame_equal(env.policy(), policy)
+
+    # forecasts at 3x the demand: drift, and the rows of the partition are replaced
+    write_table(env.database, "forecasts", forecasts(3.0, ("W1", "W2")))
+    meta = env.metadata(env.run(DAY, "W1"))
+    assert meta["drift"] is True
+    assert any("bias +2.000" in reason for reason in meta["drift_reasons"])
+    assert meta["bias"] == pytest.approx(2.0)
+    again = env.report()
+    assert len(again) == len(report)
+    assert again.loc[again[TABLE] == OVERALL, "wmape"].iloc[0] == pytest.approx(2.0)
+    assert len(env.policy()) == 3
+
+    # a range run (a multi-run backfill's chunk) adds its partitions next to the first, each with metadata
+    ranged = dg.materialize(
+        [env.asset],
+        resources=env.resources,
+        instance=env.instance,
+        tags=range_tags(dt.date(2024, 1, 8), dt.date(2024, 1, 9), "W2"),
+    )
+    assert ranged.success
+    events = {
+        e.materialization.partition: e.materialization for e in ranged.get_asset_materialization_events()
+    }
+    assert set(events) == {"2024-01-08|W2", "2024-01-09|W2"}
+    assert all(m.metadata["drift"].value is True for m in events.values())
+    both = env.report()
+    assert set(zip(both[C.ORIGIN_DATE].dt.strftime("%Y-%m-%d"), both[C.WAREHOUSE_ID], strict=True)) == {
+        (DAY, "W1"),
+        ("2024-01-08", "W2"),
+        ("2024-01-09", "W2"),
+    }
+    assert len(env.policy()) == 9
+
+
+def test_no_forecasts_yet_then_forecasts_gone(env: Env) -> None:
+    """No forecasts table: an empty report without drift; a report that becomes empty clears its rows."""
+    write_table(env.database, "raw_sales", raw_sales())
+    meta = env.metadata(env.run(DAY, "W1"))
+    assert meta["drift"] is False and meta["n_scored"] == 0 and "wmape" not in meta
+    assert "No matured forecast yet" in meta["summary"]
+    assert env.policy().empty  # the table exists, with no row
+
+    write_table(env.database, "forecasts", forecasts(1.0, ("W1",)))
+    env.run(DAY, "W1")
+    assert len(env.report()) > 0 and len(env.policy()) == 3
+    write_table(env.database, "forecasts", forecasts(1.0, ("W2",)))  # W1's forecasts are gone
+    meta = env.metadata(env.run(DAY, "W1"))
+    assert meta["n_scored"] == 0
+    assert env.report().empty and env.policy().empty

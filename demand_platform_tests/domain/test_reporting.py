@@ -1,0 +1,230 @@
+"""Tests of the accuracy report on small hand-checkable frames (no Dagster)."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from demand_platform import columns as C
+from demand_platform import inventory
+from demand_platform.accuracy import BY_TIER, BY_TIER_AND_ORIGIN, LEAD_TIME, OVERALL, TABLE_NAMES
+from demand_platform.metrics import BIAS, N_OBS, WMAPE
+from demand_platform.reporting import (
+    FORECAST_POLICY,
+    GROUP,
+    GROUP_ALL,
+    NOTE_NO_MATURED,
+    PLOT_FORECAST_VS_ACTUAL,
+    PLOT_SERVICE_VS_INVENTORY,
+    PLOT_WMAPE_BY_TIER,
+    REPLENISHMENT_COLUMNS,
+    REPORT_COLUMNS,
+    TABLE,
+    AccuracyReportModel,
+    build_accuracy_report,
+)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PRODUCTS = pd.DataFrame({C.SKU: ["A", "B"], C.CATEGORY: ["toys", "garden"]})
+FIRST_ORIGIN = pd.Timestamp("2024-01-01")
+AS_OF = pd.Timestamp("2024-01-05")
+
+
+def forecast_frame(
+    points: dict[str, float], tiers: dict[str, int], origins: pd.DatetimeIndex, horizons: int
+) -> pd.DataFrame:
+    """Constant forecasts per SKU in W1 from each origin, horizons 1..n; P90/P95 wide above the point."""
+    rows = []
+    h = np.arange(1, horizons + 1)
+    for sku, point in points.items():
+        for origin in origins:
+            rows.append(
+                pd.DataFrame(
+                    {
+                        C.SKU: sku,
+                        C.WAREHOUSE_ID: "W1",
+                        C.ORIGIN_DATE: origin,
+                        C.TARGET_DATE: origin + pd.to_timedelta(h, unit="D"),
+                        C.HORIZON: h,
+                        C.FORECAST: point,
+                        C.P50: point,
+                        C.P90: 2 * point + 5,
+                        C.P95: 3 * point + 10,
+                        C.TIER: tiers[sku],
+                        C.MODEL: "m",
+                        "model_version": "3",  # extra columns are ignored
+                        "override_applied": False,
+                    }
+                )
+            )
+    return pd.concat(rows, ignore_index=True)
+
+
+def actual_frame(quantities: dict[str, list[float]], start: pd.Timestamp) -> pd.DataFrame:
+    """raw_sales rows of W1 on consecutive days from ``start``."""
+    parts = []
+    for sku, q in quantities.items():
+        qty = np.asarray(q, dtype=np.float64)
+        parts.append(
+            pd.DataFrame(
+                {
+                    C.SKU: sku,
+                    C.WAREHOUSE_ID: "W1",
+                    C.DATE: pd.date_range(start, periods=len(qty), freq="D"),
+                    C.QUANTITY: qty,
+                    C.REVENUE: qty,
+                    C.N_ORDERS: (qty > 0).astype(np.int64),
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def small_case() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """2 SKUs, 3 origins (Jan 1-3), horizons 1-2, actuals Jan 2-5 (every target is due by Jan 5).
+
+    A (tier 1) forecasts 12; actuals 10, 14, 10, 10 on Jan 2-5. Targets: origin 1 -> Jan 2, 3; origin 2 ->
+    Jan 3, 4; origin 3 -> Jan 4, 5. Errors |12-10|, |12-14|, |12-14|, |12-10|, |12-10|, |12-10| = 12 over
+    actuals 10+14+14+10+10+10 = 68: WMAPE 12/68. B (tier 2) forecasts 3; actuals 4 every day: 6 over 24.
+    """
+    forecasts = forecast_frame(
+        {"A": 12.0, "B": 3.0}, {"A": 1, "B": 2}, pd.date_range(FIRST_ORIGIN, periods=3), 2
+    )
+    actuals = actual_frame({"A": [10, 14, 10, 10], "B": [4, 4, 4, 4]}, FIRST_ORIGIN + pd.Timedelta(days=1))
+    return forecasts, actuals
+
+
+def rows_of(frame: pd.DataFrame, table: str) -> pd.DataFrame:
+    return frame.loc[frame[TABLE] == table].set_index(GROUP)
+
+
+def test_wmape_by_tier_hand_computed() -> None:
+    forecasts, actuals = small_case()
+    report = build_accuracy_report(forecasts, actuals, PRODUCTS, AS_OF, "W1")
+    frame = report.frame
+    AccuracyReportModel.validate(frame)
+    assert list(frame.columns) == list(REPORT_COLUMNS)
+    assert set(frame[TABLE]) <= set(TABLE_NAMES)
+    assert (frame[C.ORIGIN_DATE] == AS_OF).all() and (frame[C.WAREHOUSE_ID] == "W1").all()
+    tier = rows_of(frame, BY_TIER)
+    assert tier.loc["1", WMAPE] == pytest.approx(12 / 68)
+    assert tier.loc["2", WMAPE] == pytest.approx(6 / 24)
+    assert tier.loc["2", BIAS] == pytest.approx(-6 / 24)
+    assert tier.loc["1", N_OBS] == 6
+    overall = rows_of(frame, OVERALL)
+    assert list(overall.index) == [GROUP_ALL]
+    assert report.wmape == pytest.approx(18 / 92) == overall.loc[GROUP_ALL, WMAPE]
+    assert report.bias == pytest.approx((4 - 6) / 92)  # A: +2 four times, -2 twice; B: -1 six times
+    by_origin = rows_of(frame, BY_TIER_AND_ORIGIN)
+    assert by_origin.loc["2024-01-02|1", WMAPE] == pytest.approx(4 / 24)  # Jan 3, 4: |12-14| + |12-10|
+    assert report.n_scored == 12
+    # 3 origins cannot fill a 7-day lead time + warm-up: no replay, an explicit note
+    assert report.policy.empty and report.notes
+    assert report.plots == {}
+    recs = report.recommendations
+    assert list(recs.columns) == list(REPLENISHMENT_COLUMNS)
+    assert (recs["forecast_origin_date"] == pd.Timestamp("2024-01-03")).all()
+    assert (recs[C.ORIGIN_DATE] == AS_OF).all()
+
+
+def test_future_targets_are_not_scored() -> None:
+    """Changing the forecasts with targets after as_of, or the actuals after it, changes no score."""
+    _, actuals = small_case()
+    forecasts = forecast_frame(
+        {"A": 12.0, "B": 3.0}, {"A": 1, "B": 2}, pd.date_range(FIRST_ORIGIN, periods=3), 10
+    )
+    base = build_accuracy_report(forecasts, actuals, PRODUCTS, AS_OF, "W1")
+    future = (forecasts[C.TARGET_DATE] > AS_OF).to_numpy()
+    changed = forecasts.assign(**{C.FORECAST: np.where(future, 1000.0, forecasts[C.FORECAST])})
+    late = actual_frame({"A": [999.0] * 5, "B": [0.0] * 5}, AS_OF + pd.Timedelta(days=1))
+    altered = build_accuracy_report(changed, pd.concat([actuals, late]), PRODUCTS, AS_OF, "W1")
+    pd.testing.assert_frame_equal(altered.frame, base.frame)
+    assert altered.drift_reasons == base.drift_reasons
+    assert altered.n_scored == base.n_scored == 2 * (4 + 3 + 2)  # targets Jan 2-5, 3-5, 4-5 per SKU
+    assert base.counts["n_not_due"] == 2 * 3 * 10 - 18
+
+
+def test_drift_flagged_when_forecasts_are_biased_twice() -> None:
+    forecasts = forecast_frame(
+        {"A": 20.0, "B": 8.0}, {"A": 1, "B": 2}, pd.date_range(FIRST_ORIGIN, periods=3), 2
+    )
+    actuals = actual_frame({"A": [10.0] * 4, "B": [4.0] * 4}, FIRST_ORIGIN + pd.Timedelta(days=1))
+    report = build_accuracy_report(forecasts, actuals, PRODUCTS, AS_OF, "W1")
+    assert report.bias == pytest.approx(1.0)
+    assert report.drift
+    assert any("overall bias +1.000" in reason for reason in report.drift_reasons)
+    assert any(reason.startswith("tier 2 bias") for reason in report.drift_reasons)
+    unbiased = forecast_frame(
+        {"A": 10.0, "B": 4.0}, {"A": 1, "B": 2}, pd.date_range(FIRST_ORIGIN, periods=3), 2
+    )
+    assert not build_accuracy_report(unbiased, actuals, PRODUCTS, AS_OF, "W1").drift
+
+
+def test_feature_drift_adds_reasons() -> None:
+    forecasts = forecast_frame(
+        {"A": 10.0, "B": 4.0}, {"A": 1, "B": 2}, pd.date_range(FIRST_ORIGIN, periods=3), 2
+    )
+    actuals = actual_frame({"A": [10.0] * 4, "B": [4.0] * 4}, FIRST_ORIGIN + pd.Timedelta(days=1))
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame({"demand_lag_1": rng.normal(10, 1, 500), "price": rng.normal(5, 1, 500)})
+    now = ref.assign(demand_lag_1=rng.normal(20, 1, 500))
+    report = build_accuracy_report(
+        forecasts, actuals, PRODUCTS, AS_OF, "W1", features_now=now, features_ref=ref
+    )
+    assert report.feature_drift is not None
+    assert report.feature_drift.set_index("feature").loc["demand_lag_1", "flagged"]
+    assert report.drift_reasons == [r for r in report.drift_reasons if r.startswith("feature demand_lag_1")]
+    assert report.drift
+
+
+def test_no_matured_forecasts() -> None:
+    """Forecasts made on the report day: nothing due, empty typed frame, no drift, a note."""
+    forecasts = forecast_frame({"A": 12.0, "B": 3.0}, {"A": 1, "B": 2}, pd.DatetimeIndex([AS_OF]), 7)
+    actuals = actual_frame({"A": [10.0] * 5, "B": [4.0] * 5}, FIRST_ORIGIN)
+    for fc in (forecasts, forecasts.iloc[:0]):
+        report = build_accuracy_report(fc, actuals, PRODUCTS, AS_OF, "W1")
+        assert report.frame.empty and list(report.frame.columns) == list(REPORT_COLUMNS)
+        AccuracyReportModel.validate(report.frame)
+        assert report.drift_reasons == [] and not report.drift
+        assert NOTE_NO_MATURED in report.notes and NOTE_NO_MATURED in report.summary_md
+        assert report.n_scored == 0 and np.isnan(report.wmape)
+        assert report.policy.empty
+    # the latest origin still gives recommendations
+    assert len(build_accuracy_report(forecasts, actuals, PRODUCTS, AS_OF, "W1").recommendations) == 2
+
+
+def test_many_origins_replay_and_plots(tmp_path: Path) -> None:
+    """40 daily origins: the replay runs (forecast vs MA28), plots are PNG files under out_dir."""
+    origins = pd.date_range("2024-02-01", periods=40)
+    forecasts = forecast_frame({"A": 10.0, "B": 4.0}, {"A": 1, "B": 2}, origins, 30)
+    rng = np.random.default_rng(1)
+    actuals = actual_frame(
+        {"A": rng.poisson(10, 70).tolist(), "B": rng.poisson(4, 70).tolist()}, pd.Timestamp("2024-01-05")
+    )
+    as_of = origins[-1]
+    report = build_accuracy_report(forecasts, actuals, PRODUCTS, as_of, "W1", lead_time=3, out_dir=tmp_path)
+    AccuracyReportModel.validate(report.frame)
+    assert len(rows_of(report.frame, BY_TIER_AND_ORIGIN)) == 2 * 39  # every origin but the last matured
+    assert GROUP_ALL in rows_of(report.frame, LEAD_TIME).index
+    assert set(report.policy[inventory.POLICY]) == {"forecast_p90", FORECAST_POLICY, inventory.POLICY_MA}
+    assert 0.0 <= report.policy_metric(FORECAST_POLICY, inventory.CYCLE_SERVICE_LEVEL) <= 1.0
+    assert "| ma28 | overall |" in report.summary_md
+    assert set(report.plots) == {PLOT_FORECAST_VS_ACTUAL, PLOT_WMAPE_BY_TIER, PLOT_SERVICE_VS_INVENTORY}
+    for path in report.plots.values():
+        assert path.parent == tmp_path and path.read_bytes().startswith(PNG_SIGNATURE)
+    recs = report.recommendations
+    assert len(recs) == 2 and (recs[inventory.LEAD_TIME] == 3).all()
+    a = recs.set_index(C.SKU).loc["A"]
+    assert a[inventory.EXPECTED_LEAD_TIME_DEMAND] == pytest.approx(30.0)  # 3 days x 10
+    assert a[inventory.SAFETY_STOCK] == pytest.approx(3 * (40.0 - 10.0))  # sum of P95 - P50 over 3 days
+
+
+def test_other_warehouses_and_single_origin() -> None:
+    forecasts, actuals = small_case()
+    single = forecasts.loc[forecasts[C.ORIGIN_DATE] == FIRST_ORIGIN]
+    other = single.assign(**{C.WAREHOUSE_ID: "W2", C.FORECAST: 1000.0})
+    report = build_accuracy_report(pd.concat([single, other]), actuals, PRODUCTS, AS_OF, "W1")
+    tier = rows_of(report.frame, BY_TIER)
+    assert tier.loc["1", WMAPE] == pytest.approx(4 / 24)  # Jan 2, 3: |12-10| + |12-14|
+    assert report.n_scored == 4
