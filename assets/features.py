@@ -13,7 +13,14 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from assets.partitions import DUCKDB_POOL, WAREHOUSE_DIM, date_dimension, partition_box, partition_key
+from assets.partitions import (
+    DUCKDB_POOL,
+    WAREHOUSE_DIM,
+    date_dimension,
+    partition_box,
+    partition_key,
+    window_mapping,
+)
 from assets.types import FeatureTableType, TierAssignmentsType
 from demand_platform import columns as C
 from demand_platform import features, tiering
@@ -23,30 +30,21 @@ from resources.source import SourceDataResource
 GROUP = "features"
 LOOKBACK = features.FEATURE_LOOKBACK_DAYS
 HISTORY_CHECK = "history_complete"
+# A backfill run builds at most this many partitions: one warehouse's month of origins is ~310,000
+# feature rows at full size (~200 MB), where a 2-year single run would hold ~5 GB.
+FEATURE_RUN_PARTITIONS = 31
 FEATURE_PARTITION_EXPR = {"date": features.ORIGIN_DATE, WAREHOUSE_DIM: C.WAREHOUSE_ID}
-
-
-def history_mapping() -> dg.MultiPartitionMapping:
-    """Origin (D, W) depends on raw_sales (D - LOOKBACK .. D, W)."""
-    return dg.MultiPartitionMapping(
-        {
-            "date": dg.DimensionPartitionMapping(
-                "date", dg.TimeWindowPartitionMapping(start_offset=-LOOKBACK, end_offset=0)
-            ),
-            WAREHOUSE_DIM: dg.DimensionPartitionMapping(WAREHOUSE_DIM, dg.IdentityPartitionMapping()),
-        }
-    )
 
 
 def build_feature_assets(partitions_def: dg.MultiPartitionsDefinition) -> list[dg.AssetsDefinition]:
     """The feature assets for the platform's partitions."""
     first_day = dt.date.fromisoformat(date_dimension(partitions_def).get_first_partition_key() or "")
-    history_dep = dg.AssetDep("raw_sales", partition_mapping=history_mapping())
+    history_dep = dg.AssetDep("raw_sales", partition_mapping=window_mapping(LOOKBACK))
 
     @dg.asset(
         partitions_def=partitions_def,
         deps=[history_dep],
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=FEATURE_RUN_PARTITIONS),
         pool=DUCKDB_POOL,
         dagster_type=FeatureTableType,
         metadata={"partition_expr": FEATURE_PARTITION_EXPR},
@@ -113,7 +111,7 @@ def build_feature_assets(partitions_def: dg.MultiPartitionsDefinition) -> list[d
     @dg.asset(
         partitions_def=partitions_def,
         deps=[history_dep],
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=FEATURE_RUN_PARTITIONS),
         pool=DUCKDB_POOL,
         dagster_type=TierAssignmentsType,
         metadata={"partition_expr": FEATURE_PARTITION_EXPR},

@@ -17,7 +17,7 @@ import mlflow
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from assets.partitions import DUCKDB_POOL, WAREHOUSE_DIM, PartitionBox, partition_box
+from assets.partitions import DUCKDB_POOL, WAREHOUSE_DIM, PartitionBox, partition_box, window_mapping
 from assets.types import ForecastsType, TrainedModelsType
 from demand_platform import columns as C
 from demand_platform import forecasting, registry
@@ -41,18 +41,6 @@ class TrainingConfig(dg.Config):
     promotion_margin: float = 0.01
     n_estimators: int = 300
     num_threads: int = 1
-
-
-def window_mapping(days: int) -> dg.MultiPartitionMapping:
-    """(D, W) depends on (D - days .. D, W) upstream."""
-    return dg.MultiPartitionMapping(
-        {
-            "date": dg.DimensionPartitionMapping(
-                "date", dg.TimeWindowPartitionMapping(start_offset=-days, end_offset=0)
-            ),
-            WAREHOUSE_DIM: dg.DimensionPartitionMapping(WAREHOUSE_DIM, dg.IdentityPartitionMapping()),
-        }
-    )
 
 
 def read_partition(

@@ -96,3 +96,15 @@ def range_tags(start: dt.date, end: dt.date, warehouse_id: str) -> dict[str, str
         "dagster/asset_partition_range_start": str(partition_key(start, warehouse_id)),
         "dagster/asset_partition_range_end": str(partition_key(end, warehouse_id)),
     }
+
+
+def window_mapping(days: int) -> dg.MultiPartitionMapping:
+    """(D, W) depends on (D - days .. D, W) upstream."""
+    return dg.MultiPartitionMapping(
+        {
+            DATE_DIM: dg.DimensionPartitionMapping(
+                DATE_DIM, dg.TimeWindowPartitionMapping(start_offset=-days, end_offset=0)
+            ),
+            WAREHOUSE_DIM: dg.DimensionPartitionMapping(WAREHOUSE_DIM, dg.IdentityPartitionMapping()),
+        }
+    )

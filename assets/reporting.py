@@ -21,8 +21,14 @@ import duckdb
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from assets.models import window_mapping
-from assets.partitions import DATE_DIM, DUCKDB_POOL, WAREHOUSE_DIM, partition_box, partition_key
+from assets.partitions import (
+    DATE_DIM,
+    DUCKDB_POOL,
+    WAREHOUSE_DIM,
+    partition_box,
+    partition_key,
+    window_mapping,
+)
 from assets.types import AccuracyReportType
 from demand_platform import columns as C
 from demand_platform import inventory

@@ -76,3 +76,37 @@ def test_features_depend_on_a_window_of_raw_sales(settings: PlatformSettings) ->
             "2024-01-10|W1", dg.AssetKey("raw_sales"), key
         ).partitions_subset.get_partition_keys()
         assert sorted(upstream) == [f"2024-01-{d:02d}|W1" for d in range(1, 11)]
+
+
+PIPELINE = [
+    "raw_sales",
+    "feature_table",
+    "tier_assignments",
+    "trained_models",
+    "forecasts",
+    "accuracy_report",
+]
+
+
+def test_the_six_assets_share_the_date_by_warehouse_partitions(settings: PlatformSettings) -> None:
+    defs = build_definitions(settings)
+    partitions = {defs.get_assets_def(name).partitions_def for name in PIPELINE}
+    assert len(partitions) == 1 and isinstance(partitions.pop(), dg.MultiPartitionsDefinition)
+    graph = defs.resolve_asset_graph()
+    assert graph.get(dg.AssetKey("forecasts")).parent_keys >= {dg.AssetKey("trained_models")}
+    assert graph.get(dg.AssetKey("accuracy_report")).parent_keys >= {dg.AssetKey("forecasts")}
+
+
+def test_operations_are_on_by_default(settings: PlatformSettings) -> None:
+    defs = build_definitions(settings)
+    repo = defs.get_repository_def()
+    sensors = {s.name: s for s in repo.sensor_defs}
+    schedules = {s.name: s for s in repo.schedule_defs}
+    assert {"drift_sensor", "alert_sensor", "run_failure_alert_sensor"} <= set(sensors)
+    assert {"daily_schedule", "freshness_schedule"} <= set(schedules)
+    for definition in [*sensors.values(), *schedules.values()]:
+        assert definition.default_status.value == "RUNNING", definition.name
+    checks = {k.name for k in defs.resolve_asset_graph().asset_check_keys}
+    assert {"forecasts_freshness", "rejected_share_at_most_5pct", "history_complete"} <= checks
+    policy = defs.get_assets_def("forecasts").specs_by_key[dg.AssetKey("forecasts")].freshness_policy
+    assert policy is not None
