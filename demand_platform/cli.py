@@ -7,16 +7,33 @@ on the home), ``contract`` (print the source data contract).
 
 import argparse
 import datetime as dt
+import logging
 import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
+from demand_platform import columns as C
 from demand_platform import source
 from demand_platform.settings import PlatformSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The forecast columns promised to replenishment, first in an export (override columns follow).
+EXPORT_COLUMNS = [
+    C.SKU,
+    C.WAREHOUSE_ID,
+    C.ORIGIN_DATE,
+    C.TARGET_DATE,
+    C.HORIZON,
+    C.FORECAST,
+    C.P50,
+    C.P90,
+    C.P95,
+    C.TIER,
+    C.MODEL,
+]
 DEFAULT_DEMO_HOME = Path("demo-home")
 
 
@@ -49,13 +66,10 @@ def settings_for(
     The first partition day is fixed here once (``--start``, else where the source's continuous
     history starts) and saved in the home, so later processes need not scan the source for it.
     """
-    base = PlatformSettings.from_env(
-        {
-            **os.environ,
-            "DEMAND_PLATFORM_HOME": str(home),
-            "DEMAND_PLATFORM_SOURCE": str(source_dir or home / "source"),
-        }
-    )
+    environ = {**os.environ, "DEMAND_PLATFORM_HOME": str(home)}
+    if source_dir is not None:  # else the source saved in the home (or $HOME/source)
+        environ["DEMAND_PLATFORM_SOURCE"] = str(source_dir)
+    base = PlatformSettings.from_env(environ)
     if through is not None and base.end_date is None:
         # Partitions end at the last day we were asked to bring up to date (historical sources).
         base = PlatformSettings(**{**base.__dict__, "end_date": through})
@@ -106,7 +120,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from assets.orchestration import prepare_instance
 
     home = Path(args.home).resolve()
-    source_dir = Path(args.source) if args.source else home / "source"
+    source_dir = Path(args.source) if args.source else None
     settings = settings_for(home, source_dir, args.through)
     prepare_instance(settings)
     cmd = ["dagster", "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-p", str(args.port)]
@@ -130,6 +144,82 @@ def cmd_import_online_retail(args: argparse.Namespace) -> int:
 
     mapping = load_warehouse_map(args.warehouse_map) if args.warehouse_map else None
     print(import_online_retail(args.file, Path(args.out), warehouse_map=mapping))
+    return 0
+
+
+def cmd_export_forecasts(args: argparse.Namespace) -> int:
+    """Write the forecasts of one origin from a platform home to a parquet or csv file."""
+    import duckdb
+
+    from demand_platform.store import read_forecasts
+
+    settings = settings_for(Path(args.home), None)
+    out = Path(args.out)
+    if out.suffix not in (".parquet", ".csv"):
+        raise source.SourceError(f"{out}: the output must end in .parquet or .csv")
+    con = duckdb.connect(str(settings.duckdb_path), read_only=True)
+    try:
+        frame = read_forecasts(con, args.origin)
+    finally:
+        con.close()
+    if frame.empty:
+        print(f"error: no forecasts for origin {args.origin} in {settings.duckdb_path}", file=sys.stderr)
+        return 1
+    frame = frame[[*EXPORT_COLUMNS, *[c for c in frame.columns if c not in EXPORT_COLUMNS]]]
+    frame[C.ORIGIN_DATE] = frame[C.ORIGIN_DATE].dt.date
+    frame[C.TARGET_DATE] = frame[C.TARGET_DATE].dt.date
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".parquet":
+        frame.to_parquet(out, index=False)
+    else:
+        frame.to_csv(out, index=False)
+    print(f"wrote {len(frame):,} forecast rows ({frame[C.WAREHOUSE_ID].nunique()} warehouses) to {out}")
+    return 0
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    """Rolling-origin backtest per tier against seasonal naive and a 28-day moving average."""
+    import duckdb
+    import pandas as pd
+
+    from demand_platform import forecasting
+    from demand_platform.store import load_history
+
+    settings = settings_for(Path(args.home), None)
+    products = source.load_table(settings.source, C.PRODUCTS)
+    warehouses = source.load_table(settings.source, C.WAREHOUSES)
+    assert products is not None and warehouses is not None
+    optional = {
+        t: source.load_table(settings.source, t) for t in (C.CALENDAR, C.MARKETING_CAMPAIGNS, C.WEATHER)
+    }
+    valid = {t: (split.valid if split is not None else None) for t, split in optional.items()}
+    origins = [args.last_origin - dt.timedelta(days=args.step * k) for k in reversed(range(args.origins))]
+    chosen = args.warehouses or sorted(warehouses.valid[C.WAREHOUSE_ID])
+    con = duckdb.connect(str(settings.duckdb_path), read_only=True)
+    frames = []
+    try:
+        for wh in chosen:
+            history = load_history(
+                con, [wh], origins[0] - dt.timedelta(days=730), args.last_origin + dt.timedelta(days=30)
+            )
+            table = forecasting.backtest_warehouse(
+                history,
+                products.valid,
+                warehouses.valid,
+                valid[C.CALENDAR],
+                valid[C.MARKETING_CAMPAIGNS],
+                valid[C.WEATHER],
+                wh,
+                origins,
+            )
+            frames.append(table.assign(**{C.WAREHOUSE_ID: wh}))
+    finally:
+        con.close()
+    result = pd.concat(frames, ignore_index=True)
+    pooled = result[result[C.ORIGIN_DATE].isna()].drop(columns=[C.ORIGIN_DATE])
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(f"backtest over origins {', '.join(str(o) for o in origins)} (pooled per warehouse):")
+        print(pooled.round(4).to_string(index=False))
     return 0
 
 
@@ -197,6 +287,22 @@ def build_parser() -> argparse.ArgumentParser:
     retail.add_argument("--warehouse-map", default=None, help="CSV or JSON: country -> warehouse_id")
     retail.set_defaults(func=cmd_import_online_retail)
 
+    export = sub.add_parser("export", help="export platform outputs to a file")
+    export_sub = export.add_subparsers(dest="what", required=True)
+    fc = export_sub.add_parser("forecasts", help="the forecasts of one origin")
+    fc.add_argument("--home", required=True)
+    fc.add_argument("--origin", type=_date, required=True)
+    fc.add_argument("--out", required=True, help="FILE.parquet or FILE.csv")
+    fc.set_defaults(func=cmd_export_forecasts)
+
+    bt = sub.add_parser("backtest", help="rolling-origin CV per tier vs seasonal naive and a 28-day average")
+    bt.add_argument("--home", required=True)
+    bt.add_argument("--last-origin", type=_date, required=True)
+    bt.add_argument("--origins", type=int, default=3)
+    bt.add_argument("--step", type=int, default=30, help="days between origins")
+    bt.add_argument("--warehouses", nargs="*", default=None)
+    bt.set_defaults(func=cmd_backtest)
+
     contract = sub.add_parser("contract", help="print the source data contract")
     contract.set_defaults(func=cmd_contract)
     return parser
@@ -205,6 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``demand-platform`` console script."""
     args = build_parser().parse_args(argv)
+    # Beta/preview notices of the Dagster APIs we chose, and pandas deprecation notes, are for
+    # developers (the tests show them); a planner running the CLI sees progress and results.
+    warnings.simplefilter("ignore")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         return int(args.func(args))
     except source.SourceError as exc:

@@ -39,3 +39,14 @@ def load_history(
     ).df()
     frame[C.DATE] = pd.to_datetime(frame[C.DATE]).astype("datetime64[ns]")
     return frame
+
+
+def read_forecasts(con: duckdb.DuckDBPyConnection, origin: dt.date) -> pd.DataFrame:
+    """Every warehouse's forecasts of one origin (empty when none are stored)."""
+    if not table_exists(con, "forecasts"):
+        return pd.DataFrame()
+    return con.execute(
+        f"SELECT * FROM forecasts WHERE CAST({C.ORIGIN_DATE} AS DATE) = $d "
+        f"ORDER BY {C.WAREHOUSE_ID}, {C.SKU}, {C.HORIZON}",
+        {"d": origin},
+    ).df()

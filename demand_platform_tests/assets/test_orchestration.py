@@ -4,8 +4,12 @@ import datetime as dt
 from pathlib import Path
 
 import duckdb
+import pandas as pd
+import pytest
 
 from assets.orchestration import day_boxes, missing_ranges, run_platform
+from demand_platform import columns as C
+from demand_platform.cli import EXPORT_COLUMNS, main
 from demand_platform.settings import PlatformSettings
 from demand_platform.synthetic import GeneratorConfig, generate_source
 
@@ -32,7 +36,7 @@ def test_day_boxes_split_on_gaps() -> None:
     ]
 
 
-def test_run_platform_end_to_end_and_incremental(tmp_path: Path) -> None:
+def test_run_platform_end_to_end_and_incremental(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     start, days = D(2023, 1, 1), 240
     last = start + dt.timedelta(days=days - 1)
     generate_source(
@@ -62,3 +66,39 @@ def test_run_platform_end_to_end_and_incremental(tmp_path: Path) -> None:
     assert second.accuracy is not None
     overall = second.accuracy[second.accuracy["table"] == "overall"]
     assert len(overall) == 2 and (overall["n_obs"] > 0).all() and overall["wmape"].between(0, 2).all()
+
+    # What replenishment reads: the forecasts of the last origin, exported with the promised columns.
+    out = tmp_path / "forecasts.csv"
+    assert (
+        main(["export", "forecasts", "--home", str(settings.home), "--origin", str(last), "--out", str(out)])
+        == 0
+    )
+    exported = pd.read_csv(out)
+    assert list(exported.columns[:11]) == EXPORT_COLUMNS
+    assert set(exported[C.HORIZON]) == set(range(1, 31)) and exported[C.WAREHOUSE_ID].nunique() == 2
+    assert (
+        main(
+            ["export", "forecasts", "--home", str(settings.home), "--origin", "1999-01-01", "--out", str(out)]
+        )
+        == 1
+    )
+
+    # The CV backtest per tier against the baselines, from the same home.
+    assert (
+        main(
+            [
+                "backtest",
+                "--home",
+                str(settings.home),
+                "--last-origin",
+                str(last - dt.timedelta(days=30)),
+                "--origins",
+                "1",
+                "--warehouses",
+                "WH001",
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "seasonal_naive" in printed and "moving_average_28" in printed and "tier_1" in printed
