@@ -53,8 +53,10 @@ REPLENISHMENT_TABLE = "replenishment_policy"
 EVAL_DAYS = 60
 #: raw_sales days read: the scored targets plus the MA28 baseline's window before the first origin.
 ACTUALS_DAYS = EVAL_DAYS + inventory.MA_WINDOW - 1
-#: Reference origin of the feature drift check: D - FEATURE_DRIFT_REFERENCE_DAYS.
+#: Fallback reference origin of the feature drift check (D - this) when the features of the production
+#: model's training date are not stored.
 FEATURE_DRIFT_REFERENCE_DAYS = 28
+TRAINED_MODELS_TABLE = "trained_models"
 REPORT_PARTITION_EXPR = {DATE_DIM: C.ORIGIN_DATE, WAREHOUSE_DIM: C.WAREHOUSE_ID}
 
 
@@ -101,6 +103,28 @@ def read_features(con: duckdb.DuckDBPyConnection, warehouse_id: str, origin: dt.
         {"w": warehouse_id, "d": origin},
     ).df()
     return None if frame.empty else frame
+
+
+def training_day(con: duckdb.DuckDBPyConnection, warehouse_id: str, day: dt.date) -> dt.date | None:
+    """Training date of the warehouse's latest promoted model trained on or before ``day``."""
+    if not table_exists(con, TRAINED_MODELS_TABLE):
+        return None
+    row = con.execute(
+        f"SELECT max(CAST({C.ORIGIN_DATE} AS DATE)) FROM {TRAINED_MODELS_TABLE} "
+        f"WHERE {C.WAREHOUSE_ID} = $w AND promoted AND CAST({C.ORIGIN_DATE} AS DATE) <= $d",
+        {"w": warehouse_id, "d": day},
+    ).fetchone()
+    return None if row is None or row[0] is None else row[0]
+
+
+def drift_reference(con: duckdb.DuckDBPyConnection, warehouse_id: str, day: dt.date) -> pd.DataFrame | None:
+    """Features the drift check compares against: those of the production model's training date
+    (the training window's end), else those of ``day - FEATURE_DRIFT_REFERENCE_DAYS``."""
+    trained = training_day(con, warehouse_id, day)
+    reference = read_features(con, warehouse_id, trained) if trained is not None and trained < day else None
+    if reference is None:
+        reference = read_features(con, warehouse_id, day - dt.timedelta(days=FEATURE_DRIFT_REFERENCE_DAYS))
+    return reference
 
 
 def write_recommendations(
@@ -249,7 +273,7 @@ def build_reporting_assets(
                 forecasts = read_forecasts(con, wh, day - dt.timedelta(days=EVAL_DAYS), day)
                 actuals = load_history(con, [wh], day - dt.timedelta(days=ACTUALS_DAYS), day)
                 features_now = read_features(con, wh, day)
-                features_ref = read_features(con, wh, day - dt.timedelta(days=FEATURE_DRIFT_REFERENCE_DAYS))
+                features_ref = drift_reference(con, wh, day)
             out_dir = reports_dir / f"{day.isoformat()}_{wh}"
             report = build_accuracy_report(
                 forecasts,

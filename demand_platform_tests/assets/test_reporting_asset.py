@@ -216,3 +216,40 @@ def test_no_forecasts_yet_then_forecasts_gone(env: Env) -> None:
     meta = env.metadata(env.run(DAY, "W1"))
     assert meta["n_scored"] == 0
     assert env.report().empty and env.policy().empty
+
+
+def test_feature_drift_reference_is_the_training_date() -> None:
+    import datetime as dt
+
+    import duckdb
+
+    from assets.reporting import drift_reference
+
+    con = duckdb.connect()
+    feats = pd.DataFrame(
+        {
+            "origin_date": pd.to_datetime(["2024-01-01", "2024-01-05", "2024-01-08"]),
+            "warehouse_id": ["W1", "W1", "W1"],
+            "marker": [1, 5, 8],
+        }
+    )
+    con.register("f", feats)
+    con.execute("CREATE TABLE feature_table AS SELECT * FROM f")
+    # No model yet: the fallback, 28 days before (none stored here) -> None.
+    assert drift_reference(con, "W1", dt.date(2024, 1, 10)) is None
+    models = pd.DataFrame(
+        {
+            "origin_date": pd.to_datetime(["2024-01-05", "2024-01-08"]),
+            "warehouse_id": ["W1", "W1"],
+            "promoted": [True, False],
+        }
+    )
+    con.register("m", models)
+    con.execute("CREATE TABLE trained_models AS SELECT * FROM m")
+    # The latest *promoted* model was trained on Jan 5: its features are the reference.
+    reference = drift_reference(con, "W1", dt.date(2024, 1, 10))
+    assert reference is not None and list(reference["marker"]) == [5]
+    # Falls back to D - 28 when the training date's features are missing.
+    con.execute("DELETE FROM feature_table WHERE marker = 5")
+    fallback = drift_reference(con, "W1", dt.date(2024, 1, 29))
+    assert fallback is not None and list(fallback["marker"]) == [1]
