@@ -26,16 +26,17 @@ def load_history(
     """``raw_sales`` rows of some warehouses over ``[start, end]`` (empty when nothing is stored)."""
     if not table_exists(con, table):
         return pd.DataFrame({c: pd.Series(dtype=object) for c in C.RAW_SALES_COLUMNS})
-    # Literal IN list and plain range predicates let DuckDB prune row groups by their min/max
-    # (list_contains and ORDER BY made this 5x slower); warehouse ids match [A-Za-z0-9_-].
+    # Literal values, not bound parameters: with literals DuckDB prunes row groups by their min/max
+    # (bound parameters and list_contains made this 4x slower on 3.8 M rows); warehouse ids match
+    # [A-Za-z0-9_-] and the dates are date objects.
     in_list = ", ".join("'" + w.replace("'", "''") + "'" for w in warehouse_ids)
+    d0, d1 = pd.Timestamp(start).date().isoformat(), pd.Timestamp(end).date().isoformat()
     frame = con.execute(
         f"""
         SELECT * FROM {table}
         WHERE {C.WAREHOUSE_ID} IN ({in_list})
-          AND {C.DATE} >= CAST($d0 AS TIMESTAMP) AND {C.DATE} <= CAST($d1 AS TIMESTAMP)
-        """,
-        {"d0": start, "d1": end},
+          AND {C.DATE} >= TIMESTAMP '{d0}' AND {C.DATE} <= TIMESTAMP '{d1}'
+        """
     ).df()
     frame[C.DATE] = pd.to_datetime(frame[C.DATE]).astype("datetime64[ns]")
     return frame
