@@ -472,6 +472,10 @@ def render(results: list[WindowResult], data: M5Data, command: str, machine_text
                 shown = [c for c in r.tier_table.columns if c.endswith(f" {metric}")]
                 table = r.tier_table.loc[:, cols + shown]
                 table.columns = [c.removesuffix(f" {metric}") for c in table.columns]
+                # Formatted here: tabulate would print the integer columns of a mixed frame as floats.
+                table = table.astype(object)
+                for c in table.columns[2:]:
+                    table[c] = [fmt(v) for v in table[c]]
                 lines += [
                     "",
                     f"{metric} per platform tier:",

@@ -3,11 +3,11 @@
 from typing import Any
 
 from dagster_duckdb import DuckDBResource
-from dagster_duckdb_pandas import DuckDBPandasIOManager
 from dagster_mlflow import mlflow_tracking
 
 from demand_platform.settings import PlatformSettings
 from resources.alerts import alert_resource_from_env
+from resources.duckdb_io import PlatformDuckDBIOManager
 from resources.registry import ModelRegistryResource
 from resources.source import SourceDataResource
 
@@ -30,7 +30,7 @@ def build_resources(settings: PlatformSettings) -> dict[str, Any]:
     settings.home.mkdir(parents=True, exist_ok=True)
     database = str(settings.duckdb_path)
     return {
-        "io_manager": DuckDBPandasIOManager(database=database, schema="main"),
+        "io_manager": PlatformDuckDBIOManager(database=database, schema="main"),
         "duckdb": DuckDBResource(database=database),
         "source": SourceDataResource(path=str(settings.source)),
         "alerts": alert_resource_from_env(database),

@@ -97,3 +97,13 @@ def test_tier_assignments(settings: PlatformSettings) -> None:
     assert tiers.loc["C", "route"] == "cold_start"  # launched on Jan 3
     meta = result.get_asset_materialization_events()[0].materialization.metadata
     assert "tier_summary" in meta
+
+
+def test_a_text_column_null_in_the_first_partition_takes_values_later(settings: PlatformSettings) -> None:
+    # Jan 2 has no holiday (origin_holiday_name all null) and creates the table; Jan 1 is New Year's Day.
+    instance = dg.DagsterInstance.ephemeral()
+    _ingest(settings, instance, dt.date(2024, 1, 1), dt.date(2024, 1, 2))
+    assert _run(settings, "feature_table", instance, partition_key=_key("2024-01-02", "W1")).success
+    assert _run(settings, "feature_table", instance, partition_key=_key("2024-01-01", "W1")).success
+    names = _read(settings, "feature_table").groupby(features.ORIGIN_DATE)["origin_holiday_name"].first()
+    assert names.isna().tolist() == [False, True] and "New Year" in names.iloc[0]
