@@ -23,7 +23,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets.definitions import FEATURES_JOB, INGEST_JOB, build_definitions
-from assets.orchestration import QUIET, day_boxes, prepare_instance
+from assets.orchestration import QUIET, day_boxes, missing_ranges, prepare_instance
 from assets.partitions import range_tags, warehouse_keys
 from demand_platform import source
 from demand_platform.settings import PlatformSettings
@@ -70,10 +70,11 @@ def main() -> None:
     per_run = []
     rows = 0
     t_all = time.perf_counter()
-    for wh in chosen:
+    done = set(instance.get_materialized_partitions(dg.AssetKey("raw_sales")))
+    for wh, start, end in missing_ranges(done, chosen, first, last):
         t0 = time.perf_counter()
         result = ingest.execute_in_process(
-            instance=instance, tags=range_tags(first, last, wh), run_config=QUIET
+            instance=instance, tags=range_tags(start, end, wh), run_config=QUIET
         )
         per_run.append(time.perf_counter() - t0)
         events = result.get_asset_materialization_events()

@@ -480,7 +480,7 @@ def render(results: list[WindowResult], data: M5Data, command: str, machine_text
                     "",
                     f"{metric} per platform tier:",
                     "",
-                    table.to_markdown(index=False, floatfmt=".3f"),
+                    table.to_markdown(index=False, disable_numparse=True),
                 ]
         lines += [f"\nNote: {n}" for n in r.notes]
     return "\n".join(lines) + "\n"
