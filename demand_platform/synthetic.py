@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from demand_platform import columns as C
+from demand_platform.source_files import SOURCE_FILE_SCHEMAS
 
 __all__ = [
     "GenerationSummary",
@@ -249,63 +250,8 @@ _NS = "datetime64[ns]"
 WRITTEN_TABLES = (C.TRANSACTIONS, C.PRODUCTS, C.WAREHOUSES, C.MARKETING_CAMPAIGNS, C.WEATHER)
 """Tables written by :func:`generate_source` (the calendar is derived by the platform)."""
 
-SCHEMAS: dict[str, pa.Schema] = {
-    C.TRANSACTIONS: pa.schema(
-        [
-            (C.TRANSACTION_ID, pa.string()),
-            (C.SKU, pa.string()),
-            (C.WAREHOUSE_ID, pa.string()),
-            (C.TRANSACTION_DATE, pa.date32()),
-            (C.QUANTITY, pa.int64()),
-            (C.REVENUE, pa.float64()),
-            (C.CUSTOMER_ID, pa.string()),
-            (C.ORDER_ID, pa.string()),
-        ]
-    ),
-    C.PRODUCTS: pa.schema(
-        [
-            (C.SKU, pa.string()),
-            (C.CATEGORY, pa.string()),
-            (C.SUB_CATEGORY, pa.string()),
-            (C.BRAND, pa.string()),
-            (C.PRICE, pa.float64()),
-            (C.WEIGHT_KG, pa.float64()),
-            (C.IS_SEASONAL, pa.bool_()),
-            (C.LAUNCH_DATE, pa.date32()),
-        ]
-    ),
-    C.WAREHOUSES: pa.schema(
-        [
-            (C.WAREHOUSE_ID, pa.string()),
-            (C.LOCATION_CITY, pa.string()),
-            (C.LOCATION_STATE, pa.string()),
-            (C.LATITUDE, pa.float64()),
-            (C.LONGITUDE, pa.float64()),
-            (C.CAPACITY_UNITS, pa.int64()),
-            (C.OPERATIONAL_SINCE, pa.date32()),
-        ]
-    ),
-    C.MARKETING_CAMPAIGNS: pa.schema(
-        [
-            (C.CAMPAIGN_ID, pa.string()),
-            (C.START_DATE, pa.date32()),
-            (C.END_DATE, pa.date32()),
-            (C.SKU, pa.string()),
-            (C.DISCOUNT_PERCENT, pa.float64()),
-            (C.CAMPAIGN_TYPE, pa.string()),
-            (C.TARGET_REGION, pa.string()),
-        ]
-    ),
-    C.WEATHER: pa.schema(
-        [
-            (C.DATE, pa.date32()),
-            (C.LOCATION_CITY, pa.string()),
-            (C.TEMPERATURE_AVG, pa.float64()),
-            (C.PRECIPITATION_MM, pa.float64()),
-            (C.IS_EXTREME_WEATHER, pa.bool_()),
-        ]
-    ),
-}
+SCHEMAS: dict[str, pa.Schema] = {table: SOURCE_FILE_SCHEMAS[table] for table in WRITTEN_TABLES}
+"""Arrow schema of each file :func:`generate_source` writes (the shared source layout)."""
 """Arrow schema of every written table: strings are ``string``, dates ``date32``."""
 
 
@@ -590,7 +536,7 @@ def _build_warehouses(config: GeneratorConfig) -> dict[str, Any]:
             pa.array([c[1] for c in cities]),
             pa.array([c[2] for c in cities]),
             pa.array([c[3] for c in cities]),
-            pa.array(capacity),
+            pa.array(capacity, type=pa.float64()),
             _date_array(since),
         ],
         schema=SCHEMAS[C.WAREHOUSES],

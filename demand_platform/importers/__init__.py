@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from demand_platform import columns as C
+from demand_platform.source_files import SOURCE_FILE_SCHEMAS
 
 __all__ = [
     "QUARANTINE_COLUMNS",
@@ -40,54 +41,7 @@ QUARANTINE_COLUMNS = (C.SOURCE_TABLE, C.WAREHOUSE_ID, C.PARTITION_DATE, C.REASON
 """Columns of the import quarantine: the platform's quarantine columns without ``detected_by``."""
 
 SCHEMAS: dict[str, pa.Schema] = {
-    C.TRANSACTIONS: pa.schema(
-        [
-            (C.TRANSACTION_ID, pa.string()),
-            (C.SKU, pa.string()),
-            (C.WAREHOUSE_ID, pa.string()),
-            (C.TRANSACTION_DATE, pa.date32()),
-            (C.QUANTITY, pa.int64()),
-            (C.REVENUE, pa.float64()),
-            (C.CUSTOMER_ID, pa.string()),
-            (C.ORDER_ID, pa.string()),
-        ]
-    ),
-    C.PRODUCTS: pa.schema(
-        [
-            (C.SKU, pa.string()),
-            (C.CATEGORY, pa.string()),
-            (C.SUB_CATEGORY, pa.string()),
-            (C.BRAND, pa.string()),
-            (C.PRICE, pa.float64()),
-            (C.WEIGHT_KG, pa.float64()),
-            (C.IS_SEASONAL, pa.bool_()),
-            (C.LAUNCH_DATE, pa.date32()),
-        ]
-    ),
-    C.WAREHOUSES: pa.schema(
-        [
-            (C.WAREHOUSE_ID, pa.string()),
-            (C.LOCATION_CITY, pa.string()),
-            (C.LOCATION_STATE, pa.string()),
-            (C.LATITUDE, pa.float64()),
-            (C.LONGITUDE, pa.float64()),
-            (C.CAPACITY_UNITS, pa.float64()),
-            (C.OPERATIONAL_SINCE, pa.date32()),
-        ]
-    ),
-    C.CALENDAR: pa.schema(
-        [
-            (C.DATE, pa.date32()),
-            (C.DAY_OF_WEEK, pa.int64()),
-            (C.IS_WEEKEND, pa.bool_()),
-            (C.IS_HOLIDAY, pa.bool_()),
-            (C.HOLIDAY_NAME, pa.string()),
-            (C.IS_PAYDAY, pa.bool_()),
-            (C.MONTH, pa.int64()),
-            (C.QUARTER, pa.int64()),
-            (C.YEAR, pa.int64()),
-        ]
-    ),
+    **{t: SOURCE_FILE_SCHEMAS[t] for t in (C.TRANSACTIONS, C.PRODUCTS, C.WAREHOUSES, C.CALENDAR)},
     C.QUARANTINE: pa.schema(
         [
             (C.SOURCE_TABLE, pa.string()),
