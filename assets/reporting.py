@@ -251,7 +251,8 @@ def build_reporting_assets(
         by tier, category, horizon band (1-7, 8-14, 15-30), model and tier x origin, and WMAPE of 7-day
         lead-time demand and of weekly totals. Drift (metadata `drift`, read by the drift sensor, which
         requests a retrain): lead-time WMAPE above 25% or absolute bias above 10% (overall or per tier),
-        quantile coverage too low, or a key feature's PSI above 0.2 (D vs D-28). The inventory simulation
+        quantile coverage too low, or a key feature's PSI above 0.2 (features at D against those
+        of the production model's training date, else D-28). The inventory simulation
         replays a daily order-up-to policy with lost sales and a 7-day lead time on the realised demand:
         forecast-driven (sum of P90 or P95 over the protection period) against the MA28 baseline, and
         reports cycle service level, fill rate, average on hand and stock-out days per tier and overall.
