@@ -90,19 +90,7 @@ FEATURE_DRIFT_COLUMNS = (FEATURE, PSI, FLAGGED, N_EXPECTED, N_ACTUAL)
 #: Floor of a bin share in :func:`psi`, so an empty bin adds a large but finite term.
 PSI_EPSILON = 1e-4
 
-_FORECAST_COLUMNS = (
-    C.SKU,
-    C.WAREHOUSE_ID,
-    C.ORIGIN_DATE,
-    C.TARGET_DATE,
-    C.HORIZON,
-    C.FORECAST,
-    C.P50,
-    C.P90,
-    C.P95,
-    C.TIER,
-    C.MODEL,
-)
+_FORECAST_COLUMNS = C.FORECAST_COLUMNS
 _ALL = "_all"
 _COVERED = "_covered"
 

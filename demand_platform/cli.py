@@ -21,19 +21,7 @@ from demand_platform.settings import PlatformSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The forecast columns promised to replenishment, first in an export (override columns follow).
-EXPORT_COLUMNS = [
-    C.SKU,
-    C.WAREHOUSE_ID,
-    C.ORIGIN_DATE,
-    C.TARGET_DATE,
-    C.HORIZON,
-    C.FORECAST,
-    C.P50,
-    C.P90,
-    C.P95,
-    C.TIER,
-    C.MODEL,
-]
+EXPORT_COLUMNS = list(C.FORECAST_COLUMNS)
 DEFAULT_DEMO_HOME = Path("demo-home")
 
 

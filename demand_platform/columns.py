@@ -134,3 +134,17 @@ P95 = "p95"
 TIER = "tier"
 MODEL = "model"
 MODEL_VERSION = "model_version"
+# The forecasts replenishment reads, in this order (exports put them first).
+FORECAST_COLUMNS = (
+    SKU,
+    WAREHOUSE_ID,
+    ORIGIN_DATE,
+    TARGET_DATE,
+    HORIZON,
+    FORECAST,
+    P50,
+    P90,
+    P95,
+    TIER,
+    MODEL,
+)

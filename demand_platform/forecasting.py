@@ -113,19 +113,7 @@ SEGMENT_ALL = "all"
 CALIBRATION_SEGMENTS = (*SEGMENT_TIERS, SEGMENT_COLD_START)
 
 # --- output tables -------------------------------------------------------------------------------------------------------
-FORECAST_COLUMNS = (
-    C.SKU,
-    C.WAREHOUSE_ID,
-    C.ORIGIN_DATE,
-    C.TARGET_DATE,
-    C.HORIZON,
-    C.FORECAST,
-    C.P50,
-    C.P90,
-    C.P95,
-    C.TIER,
-    C.MODEL,
-)
+FORECAST_COLUMNS = C.FORECAST_COLUMNS
 BAND = "band"
 BAND_START = "band_start"
 BAND_END = "band_end"
