@@ -35,6 +35,33 @@ WAREHOUSE_TAG = "warehouse_id"
 PIP_PACKAGES = ("lightgbm", "numpy", "pandas", "scikit-learn", "demand-platform")
 
 
+def artifact_root(tracking_uri: str) -> Path:
+    """Where a SQLite tracking store's artifacts live: ``mlartifacts`` beside the database file."""
+    if not tracking_uri.startswith("sqlite:///"):
+        raise ValueError(f"expected a sqlite:/// tracking URI, got {tracking_uri!r}")
+    return Path(tracking_uri.removeprefix("sqlite:///")).parent / "mlartifacts"
+
+
+def ensure_experiment(tracking_uri: str, name: str) -> str:
+    """Create the experiment with its artifacts under the store's directory (idempotent).
+
+    MLflow puts a new experiment's artifacts in ``./mlruns`` of the current directory when the
+    tracking store is SQLite; creating it here first keeps models under the platform home.
+    """
+    mlflow.set_tracking_uri(tracking_uri)
+    existing = mlflow.get_experiment_by_name(name)
+    if existing is not None:
+        return str(existing.experiment_id)
+    root = artifact_root(tracking_uri)
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        return str(mlflow.create_experiment(name, artifact_location=root.resolve().as_uri()))
+    except MlflowException:  # created meanwhile by another process
+        found = mlflow.get_experiment_by_name(name)
+        assert found is not None
+        return str(found.experiment_id)
+
+
 def model_name(warehouse_id: str) -> str:
     """The registered model name of a warehouse."""
     return f"demand_{warehouse_id}"

@@ -3,11 +3,11 @@
 from typing import Any
 
 from dagster_duckdb import DuckDBResource
-from dagster_mlflow import mlflow_tracking
 
 from demand_platform.settings import PlatformSettings
 from resources.alerts import alert_resource_from_env
 from resources.duckdb_io import PlatformDuckDBIOManager
+from resources.mlflow import platform_mlflow_tracking
 from resources.registry import ModelRegistryResource
 from resources.source import SourceDataResource
 
@@ -35,8 +35,9 @@ def build_resources(settings: PlatformSettings) -> dict[str, Any]:
         "source": SourceDataResource(path=str(settings.source)),
         "alerts": alert_resource_from_env(database),
         "registry": ModelRegistryResource(tracking_uri=settings.mlflow_uri),
-        # dagster-mlflow's legacy resource (used through required_resource_keys={"mlflow"}).
-        "mlflow": mlflow_tracking.configured(
+        # dagster-mlflow's legacy resource (used through required_resource_keys={"mlflow"}), with the
+        # experiment's artifacts under the home.
+        "mlflow": platform_mlflow_tracking.configured(
             {"experiment_name": MLFLOW_EXPERIMENT, "mlflow_tracking_uri": settings.mlflow_uri}
         ),
     }

@@ -89,6 +89,7 @@ def test_train_registers_and_promotes_then_forecasts(platform) -> None:
     )
     assert set(runs["tags.dagster_partition"]) == {f"{ORIGIN}|WH001"}
     assert "metrics.all_tiered_wmape" in runs.columns
+    assert all(str(settings.home / "mlartifacts") in uri for uri in runs["artifact_uri"])
 
     assert _run(defs, instance, "forecasts", "WH001").success
     forecasts = _table(settings, "SELECT * FROM forecasts WHERE warehouse_id = 'WH001'")

@@ -13,7 +13,9 @@ from demand_platform import registry
 @pytest.fixture
 def store(tmp_path: Path):
     previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    registry.ensure_experiment(uri, "test")
+    assert registry.ensure_experiment(uri, "test")  # idempotent
     mlflow.set_experiment("test")
     yield
     mlflow.set_tracking_uri(previous)
@@ -53,6 +55,8 @@ def test_candidate_must_beat_production_by_the_margin(store) -> None:
 def test_logged_model_pins_its_requirements(store, tmp_path: Path) -> None:
     version = registry.log_candidate({"m": 1}, "W3", "2024-01-01", {"a": 1}, {"wmape": 0.3}, None, None, 0.3)
     mv = mlflow.MlflowClient().get_model_version(registry.model_name("W3"), version)
+    # Artifacts live beside the store, not in ./mlruns of the current directory.
+    assert any((tmp_path / "mlartifacts").rglob("MLmodel"))
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=str(tmp_path)))
     requirements = (local / "requirements.txt").read_text()
     assert "lightgbm==" in requirements and "pandas==" in requirements
