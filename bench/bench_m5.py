@@ -29,34 +29,40 @@ Usage:
 import argparse
 import datetime as dt
 import os
-import platform
 import shutil
 import sys
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from peers import (
+    HORIZON,
+    PEERS,
+    PLATFORM_P50,
+    PLATFORM_POINT,
+    ZERO,
+    auto_ets,
+    failure_messages,
+    fmt,
+    machine,
+    mlforecast_lgbm,
+    read_table,
+    trimmed,
+)
 
 from demand_platform.importers.m5 import import_m5, parse_m5_ids
 from demand_platform.metrics import bias, coverage, m5_weights, rmsse, wmape, wrmsse
 from demand_platform.models import statistical as stat
 from demand_platform.settings import PlatformSettings
 
-HORIZON = 28
 SALES_FILE = "sales_HOBBIES_2_CA_3_d1-d1969.csv"
 CALENDAR_FILE = "calendar.csv"
 PRICES_FILE = "sell_prices_HOBBIES_2_CA_3.csv"
-PLATFORM_P50 = "platform p50"
-PLATFORM_POINT = "platform point forecast"
-PEERS = ("seasonal naive (7)", "MA28", "Croston", "SBA", "TSB", "AutoETS", "mlforecast LGBM")
-ZERO = "zero forecast (reference)"
 METHODS = (PLATFORM_P50, PLATFORM_POINT, *PEERS, ZERO)
-LGBM_PARAMS = {"n_estimators": 300, "num_leaves": 63, "learning_rate": 0.05, "n_jobs": 1, "verbose": -1}
 
 
 @dataclass
@@ -121,34 +127,6 @@ def load_m5(data: Path) -> M5Data:
 # --------------------------------------------------------------------------------------------------
 # the platform
 # --------------------------------------------------------------------------------------------------
-def failure_messages(settings: PlatformSettings) -> list[str]:
-    """The step and run failure messages recorded in the home's Dagster instance."""
-    import dagster as dg
-
-    instance = dg.DagsterInstance.from_config(str(settings.dagster_home))
-    messages = []
-    for run in instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE])):
-        for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
-            event = entry.dagster_event
-            error = getattr(event.event_specific_data, "error", None) if event else None
-            text = error.message.strip() if error is not None else entry.message
-            messages.append(
-                f"run {run.run_id[:8]} ({run.job_name}, {run.tags.get('dagster/asset_partition_range_start', '')}): {text}"
-            )
-    return messages
-
-
-def read_table(settings: PlatformSettings, sql: str, params: dict[str, object]) -> pd.DataFrame:
-    """A query on the platform's DuckDB, read-only; an empty frame when the table does not exist."""
-    import duckdb
-
-    con = duckdb.connect(str(settings.duckdb_path), read_only=True)
-    try:
-        return con.execute(sql, params).df()
-    except duckdb.CatalogException:
-        return pd.DataFrame()
-    finally:
-        con.close()
 
 
 def run_window_platform(
@@ -241,58 +219,6 @@ def run_window_platform(
 # --------------------------------------------------------------------------------------------------
 # peers
 # --------------------------------------------------------------------------------------------------
-def trimmed(history: np.ndarray) -> np.ndarray:
-    """History with the days before each series' first sale set to NaN (not yet on sale)."""
-    selling = np.logical_or.accumulate(history > 0, axis=1)
-    selling[~selling.any(axis=1)] = True  # never sold: keep the zeros
-    return np.where(selling, history, np.nan)
-
-
-def long_frame(items: np.ndarray, history: np.ndarray, dates: pd.DatetimeIndex) -> pd.DataFrame:
-    """Long (unique_id, ds, y) frame of the non-NaN history days."""
-    rows, cols = np.nonzero(~np.isnan(history))
-    return pd.DataFrame({"unique_id": items[rows], "ds": dates[cols], "y": history[rows, cols]})
-
-
-def wide_result(
-    items: np.ndarray, frame: pd.DataFrame, column: str, first_target: pd.Timestamp
-) -> np.ndarray:
-    """[n_series, h] matrix from a forecast frame with unique_id, ds and a model column."""
-    frame = frame.reset_index() if "unique_id" not in frame.columns else frame
-    row = pd.Index(items).get_indexer(frame["unique_id"])
-    col = ((pd.to_datetime(frame["ds"]) - first_target).dt.days).to_numpy()
-    keep = (row >= 0) & (col >= 0) & (col < HORIZON)
-    out = np.full((len(items), HORIZON), np.nan)
-    out[row[keep], col[keep]] = frame[column].to_numpy(dtype=np.float64)[keep]
-    return np.clip(out, 0.0, None)
-
-
-def auto_ets(items: np.ndarray, history: np.ndarray, dates: pd.DatetimeIndex) -> np.ndarray:
-    """statsforecast AutoETS(season_length=7), one process."""
-    from statsforecast import StatsForecast
-    from statsforecast.models import AutoETS
-
-    sf = StatsForecast(models=[AutoETS(season_length=7)], freq="D", n_jobs=1)
-    out = sf.forecast(h=HORIZON, df=long_frame(items, history, dates))
-    return wide_result(items, out, "AutoETS", dates[-1] + pd.Timedelta(days=1))
-
-
-def mlforecast_lgbm(items: np.ndarray, history: np.ndarray, dates: pd.DatetimeIndex) -> np.ndarray:
-    """mlforecast global LightGBM on lags and rolling means, recursive over the horizon."""
-    import lightgbm
-    from mlforecast import MLForecast
-    from mlforecast.lag_transforms import RollingMean
-
-    mlf = MLForecast(
-        models=[lightgbm.LGBMRegressor(**LGBM_PARAMS)],
-        freq="D",
-        lags=[7, 14, 28],
-        lag_transforms={7: [RollingMean(7), RollingMean(28)], 28: [RollingMean(7), RollingMean(28)]},
-        date_features=["dayofweek", "month"],
-    )
-    mlf.fit(long_frame(items, history, dates))
-    out = mlf.predict(h=HORIZON)
-    return wide_result(items, out, "LGBMRegressor", dates[-1] + pd.Timedelta(days=1))
 
 
 def run_peers(data: M5Data, origin: int, result: WindowResult) -> None:
@@ -370,34 +296,6 @@ def score_window(data: M5Data, origin: int, result: WindowResult) -> None:
             )
         rows.append(row)
     result.tier_table = pd.DataFrame(rows)
-
-
-def machine() -> str:
-    """CPU, cores, memory, load and versions."""
-    cpu = "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem = ""
-    meminfo = Path("/proc/meminfo")
-    if meminfo.exists():
-        kib = int(meminfo.read_text().split("MemTotal:", 1)[1].split()[0])
-        mem = f", {kib / 2**20:.0f} GiB"
-    load = ", load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()) if hasattr(os, "getloadavg") else ""
-    versions = ", ".join(
-        f"{pkg} {version(pkg)}" for pkg in ("dagster", "duckdb", "lightgbm", "statsforecast", "mlforecast")
-    )
-    return (
-        f"{cpu}, {os.cpu_count()} cores{mem}, {platform.system()} {platform.release()}{load}; "
-        f"Python {platform.python_version()}, {versions}"
-    )
-
-
-def fmt(value: float, digits: int = 3) -> str:
-    return "n/a" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
 
 
 def render(results: list[WindowResult], data: M5Data, command: str, machine_text: str) -> str:
