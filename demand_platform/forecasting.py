@@ -33,16 +33,16 @@ Design decisions (see also the docstrings of the functions):
   the LightGBM and of the statistical partner, pooled over the SKU-days of tier 1 in all CV origins,
   ``w_lgbm = (1 / mse_lgbm) / (1 / mse_lgbm + 1 / mse_stat)``. Per-SKU weights from 3 x 30 noisy days
   would mostly fit noise and would not exist for SKUs entering tier 1 after training.
-* **Quantiles** are calibrated per segment (tier 1, 2, 3, cold start) and horizon band on the residuals of
-  the CV origins: ``p_q = clip(point + z_q * s, 0, cap)`` with the per-SKU scale
-  ``s = sqrt(var_56 + max(mean_56, mean of the point forecast))`` (the trailing 56-day variance and mean;
-  the 365-day ones when the SKU sold nothing in 56 days), a Poisson-like floor that keeps ``s`` positive
-  whenever demand or forecast is. ``z_q`` is solved so that the share of validation actuals at or below
-  ``p_q`` is exactly ``q`` *after* the clipping: actuals of 0 are always covered and actuals above the cap
-  never are, so ``z_q`` is the quantile of the standardised residuals of the remaining rows at level
-  ``(q - share_zero) / share_rest``. Segments with too few residuals fall back to all segments pooled.
-  Demand is discrete, so the p50 covers more than half of the actuals where many are zero (a p50 of 0
-  covers every zero day).
+* **Quantiles** come from a negative binomial per SKU x horizon with the point forecast as its mean and
+  the SKU's own dispersion ``alpha = (var - mean) / mean^2`` of the trailing 56 days (365 when it sold
+  nothing in 56), so a steady seller's p50 sits near its mean while a sporadic SKU's p50 is 0: the chance
+  of a zero day is the SKU's, not its segment's. The levels are recalibrated per segment (tier 1, 2, 3,
+  cold start) and horizon band on the CV origins: ``q'`` is the ``q`` quantile of the mid-PIT values
+  ``(F(a - 1) + F(a)) / 2`` of the validation actuals, which are uniform when the distribution is right, so
+  ``q' = q`` then, and ``q'`` moves outwards when the spread is too narrow (inwards when too wide).
+  Segments with too few residuals use the band's pooled levels. (The first design used pooled additive
+  offsets on a per-SKU scale; where more than half of a segment's days were zero its p50 offset was the
+  lowest residual and every SKU's p50 was 0, the high sellers' included: Online Retail, UK.)
 * **Cold start**: profile = category level x launch ramp. From the SKUs launched in the last
   ``cold_lookback_days`` (first row after the history's first day), the ramp is the mean demand by age week
   (shrunk towards 1) over the overall mean, and the category level is the de-ramped mean demand of the
@@ -64,6 +64,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy.stats import nbinom
 
 from demand_platform import columns as C
 from demand_platform.features import (
@@ -118,7 +119,7 @@ BAND = "band"
 BAND_START = "band_start"
 BAND_END = "band_end"
 QUANTILE = "quantile"
-Z_OFFSET = "z"
+CALIBRATED_LEVEL = "calibrated_level"
 N_RESIDUALS = "n_residuals"
 CALIBRATION_SOURCE = "source"
 CALIBRATION_COLUMNS = (
@@ -127,7 +128,7 @@ CALIBRATION_COLUMNS = (
     BAND_START,
     BAND_END,
     QUANTILE,
-    Z_OFFSET,
+    CALIBRATED_LEVEL,
     N_RESIDUALS,
     CALIBRATION_SOURCE,
 )
@@ -165,6 +166,15 @@ OVERRIDE_REASON_OUT = "override_reason"
 #: Days of the max-demand window of the cap and of the long scale window.
 CAP_WINDOW_DAYS = 365
 SCALE_WINDOW_DAYS = 56
+#: Negative-binomial dispersion bounds (near-Poisson .. very lumpy) and the value of SKUs without sales.
+MIN_DISPERSION = 0.01
+MAX_DISPERSION = 50.0
+DEFAULT_DISPERSION = 1.0
+#: Pseudo-days of the history's dispersion against a SKU's CV residuals.
+DISPERSION_PRIOR_DAYS = 30.0
+#: Bounds of a calibrated quantile level.
+MIN_LEVEL = 0.01
+MAX_LEVEL = 0.999
 _NS_PER_DAY = 86_400 * 10**9
 _RAMP_PRIOR_OBS = 50.0
 
@@ -572,10 +582,12 @@ class WarehouseModel:
         lgbm: Global LightGBM band models (None when there was nothing to train on).
         stat_choice: Statistical model name per SKU (index = SKU), chosen by backtest at ``train_date``.
         ensemble_weights: Tier-1 ensemble weights per horizon band (``ENSEMBLE_COLUMNS``).
-        calibration: Quantile offsets per segment x band x level (``CALIBRATION_COLUMNS``).
+        calibration: Calibrated quantile levels per segment x band x level (``CALIBRATION_COLUMNS``).
         cold_start: Launch profiles.
         validation_metrics: CV metrics per segment and model (see :func:`train_warehouse`).
         cv_origin_dates: The CV origins.
+        dispersion: Negative-binomial dispersion per SKU (index = SKU) from its CV residuals, shrunk
+            towards the dispersion of its history; SKUs not in it use their history's.
     """
 
     warehouse_id: object
@@ -588,6 +600,7 @@ class WarehouseModel:
     cold_start: ColdStartProfile
     validation_metrics: pd.DataFrame
     cv_origin_dates: list[pd.Timestamp]
+    dispersion: pd.Series = field(default_factory=lambda: pd.Series(dtype=np.float64))
 
     def feature_importance(self) -> pd.DataFrame:
         """Gain importance of the LightGBM band models (empty without LightGBM)."""
@@ -730,14 +743,80 @@ def _window_stats(history: np.ndarray, days: int) -> tuple[np.ndarray, np.ndarra
     return mean, var
 
 
-def _scale(history: np.ndarray, point: np.ndarray) -> np.ndarray:
-    """Per-SKU residual scale ``sqrt(var + max(mean, mean forecast))`` over 56 days (365 if no sale in 56)."""
+def _dispersion(history: np.ndarray) -> np.ndarray:
+    """Per-SKU negative-binomial dispersion ``alpha`` (variance = mean + alpha * mean^2) of daily demand.
+
+    From the last 56 days (365 when the SKU sold nothing in 56): ``(var - mean) / mean^2`` clipped to
+    ``[MIN_DISPERSION, MAX_DISPERSION]``; SKUs without a sale in the year get ``DEFAULT_DISPERSION``.
+    """
     mean_short, var_short = _window_stats(history, SCALE_WINDOW_DAYS)
     mean_long, var_long = _window_stats(history, CAP_WINDOW_DAYS)
     short = mean_short > 0
     mean = np.where(short, mean_short, mean_long)
     var = np.where(short, var_short, var_long)
-    return np.sqrt(var + np.maximum(mean, point.mean(axis=1)))
+    alpha = np.divide(var - mean, mean**2, out=np.full(len(mean), DEFAULT_DISPERSION), where=mean > 0)
+    return np.clip(alpha, MIN_DISPERSION, MAX_DISPERSION)
+
+
+def _residual_dispersion(
+    skus: np.ndarray, actual: np.ndarray, point: np.ndarray, prior: np.ndarray, prior_days: float
+) -> pd.Series:
+    """Per-SKU dispersion from forecast errors: ``sum((a - f)^2 - f) / sum(f^2)`` over the SKU's scored CV
+    days (all origins), shrunk towards ``prior`` (the history's dispersion, one per row) with
+    ``prior_days`` pseudo-days. This measures the model's own error, not the history's weekly swings.
+
+    Args:
+        skus: SKU of each row of the ``[N, H]`` arrays (a SKU may have rows at several origins).
+        actual: Actuals (NaN = not scored).
+        point: Point forecasts.
+        prior: Dispersion of each row's SKU from its history.
+        prior_days: Weight of the prior in days.
+    """
+    ok = ~np.isnan(actual) & ~np.isnan(point)
+    f = np.where(ok, point, 0.0)
+    err = np.where(ok, (np.nan_to_num(actual) - f) ** 2 - f, 0.0)
+    frame = pd.DataFrame(
+        {
+            C.SKU: skus,
+            "err": err.sum(axis=1),
+            "f2": (f**2).sum(axis=1),
+            "n": ok.sum(axis=1),
+            "prior": prior * ok.sum(axis=1),
+        }
+    )
+    sums = frame.groupby(C.SKU, sort=True)[["err", "f2", "n", "prior"]].sum()
+    n = sums["n"].to_numpy(np.float64)
+    prior_mean = np.divide(sums["prior"].to_numpy(), n, out=np.full(len(n), DEFAULT_DISPERSION), where=n > 0)
+    f2 = sums["f2"].to_numpy()
+    own = np.divide(sums["err"].to_numpy(), f2, out=prior_mean.copy(), where=f2 > 0)
+    own = np.clip(own, MIN_DISPERSION, MAX_DISPERSION)
+    # Shrink in log space: dispersions span four orders of magnitude.
+    blended = np.exp((n * np.log(own) + prior_days * np.log(prior_mean)) / (n + prior_days))
+    return pd.Series(np.clip(blended, MIN_DISPERSION, MAX_DISPERSION), index=sums.index, name="dispersion")
+
+
+def _dispersion_of(model_dispersion: pd.Series, skus: np.ndarray, history: np.ndarray) -> np.ndarray:
+    """The model's per-SKU dispersion, the history's for SKUs it does not know."""
+    known = model_dispersion.reindex(pd.Index(skus)).to_numpy(np.float64)
+    return np.where(np.isnan(known), _dispersion(history), known)
+
+
+def _nb_params(mean: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """scipy ``nbinom`` (n, p) of a negative binomial with this mean and dispersion."""
+    n = 1.0 / alpha
+    return n, n / (n + np.maximum(mean, 0.0))
+
+
+def _pit(actual: np.ndarray, mean: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and mid PIT ``F(a - 1)``, ``(F(a - 1) + F(a)) / 2`` of the actuals under the negative binomial.
+
+    The mid-PIT is uniform when the distribution is right. Non-integer actuals are rounded up (a quantile
+    forecast is an integer count); negatives count as 0.
+    """
+    a = np.ceil(np.maximum(actual, 0.0))
+    n, p = _nb_params(mean, alpha)
+    below = np.where(a > 0, nbinom.cdf(a - 1.0, n, p), 0.0)
+    return below, 0.5 * (below + nbinom.cdf(a, n, p))
 
 
 def _cap(state: _Origin, cold: np.ndarray, config: TrainConfig) -> np.ndarray:
@@ -813,85 +892,108 @@ def _combine(
 
 def _quantiles(
     point: np.ndarray,
-    scale: np.ndarray,
+    alpha: np.ndarray,
     segment: np.ndarray,
-    z: np.ndarray,
+    levels: np.ndarray,
     band_of_h: np.ndarray,
     cap: np.ndarray,
 ) -> np.ndarray:
-    """Quantile forecasts ``[n_q, n, H]`` = clip(point + z[segment, band, q] * scale, 0, cap), monotone in q."""
-    offsets = z[segment][:, band_of_h, :]  # [n, H, n_q]
-    values = point[None, :, :] + np.moveaxis(offsets, 2, 0) * scale[None, :, None]
-    values = np.clip(values, 0.0, cap[None, :, None])
+    """Quantile forecasts ``[n_q, n, H]``: negative-binomial quantiles at the calibrated levels, capped.
+
+    Each SKU x horizon has a negative binomial with mean ``point`` and the SKU's dispersion ``alpha``, so
+    a quantile reflects the SKU's own chance of a zero day (a steady seller's p50 is near its mean, a
+    sporadic one's is 0). The level is ``levels[segment, band, q]`` (the nominal level recalibrated on
+    the CV); the result is clipped to ``[0, cap]`` and made monotone in q.
+    """
+    n, p = _nb_params(point, alpha[:, None])
+    q_levels = levels[segment][:, band_of_h, :]  # [n, H, n_q]
+    values = np.stack([nbinom.ppf(q_levels[:, :, k], n, p) for k in range(q_levels.shape[2])])
+    values = np.clip(np.nan_to_num(values, nan=0.0, posinf=0.0), 0.0, cap[None, :, None])
     return np.maximum.accumulate(values, axis=0)
 
 
-def _z_matrix(calibration: pd.DataFrame, config: TrainConfig) -> np.ndarray:
-    """Calibration table -> ``[n_segments, n_bands, n_q]`` offsets."""
-    z = np.zeros((len(CALIBRATION_SEGMENTS), len(config.model_bands), len(config.quantiles)))
+def _level_matrix(calibration: pd.DataFrame, config: TrainConfig) -> np.ndarray:
+    """Calibration table -> ``[n_segments, n_bands, n_q]`` calibrated levels (nominal where missing)."""
+    shape = (len(CALIBRATION_SEGMENTS), len(config.model_bands), len(config.quantiles))
+    out = np.broadcast_to(np.asarray(config.quantiles, dtype=np.float64), shape).copy()
     if calibration.empty:
-        return z
+        return out
     segment = pd.Index(CALIBRATION_SEGMENTS).get_indexer(pd.Index(calibration[SEGMENT]))
     band = pd.Index([band_label(b) for b in config.model_bands]).get_indexer(pd.Index(calibration[BAND]))
     level = pd.Index(list(config.quantiles)).get_indexer(pd.Index(calibration[QUANTILE]))
     ok = (segment >= 0) & (band >= 0) & (level >= 0)
-    z[segment[ok], band[ok], level[ok]] = calibration[Z_OFFSET].to_numpy(np.float64)[ok]
-    return z
+    out[segment[ok], band[ok], level[ok]] = calibration[CALIBRATED_LEVEL].to_numpy(np.float64)[ok]
+    return out
 
 
-def _solve_offsets(
-    actual: np.ndarray, point: np.ndarray, scale: np.ndarray, cap: np.ndarray, quantiles: Sequence[float]
-) -> np.ndarray:
-    """Offsets z_q with share(actual <= clip(point + z_q * scale, 0, cap)) == q on the given rows.
+def _solve_levels(lower: np.ndarray, mid: np.ndarray, quantiles: Sequence[float]) -> np.ndarray:
+    """Calibrated levels ``q'`` of the nominal ``quantiles`` from the PIT values of the validation actuals.
 
-    Zeros are covered whatever z; actuals above the cap never are; the rest are covered iff their
-    standardised residual is <= z, so z is a quantile of those residuals at an adjusted level.
+    ``lower = F(a - 1)`` and ``mid = (F(a - 1) + F(a)) / 2``. The quantile at level ``q'`` covers an actual
+    iff ``lower < q'``. Levels above the median (the stocking quantiles) are set so that the pooled
+    coverage is as close to ``q`` as the discrete counts allow (among the levels giving that coverage, the
+    one nearest the mid-PIT solution). The median and lower levels are the ``q`` quantile of the mid-PIT
+    values: matching pooled coverage there would let the zero days of the sporadic SKUs (always covered)
+    drag the steady sellers' p50 down to 0.
     """
-    n = len(actual)
-    zero = actual <= 0
-    rest = ~zero & (actual <= cap)
-    share_zero = zero.sum() / n
-    share_rest = rest.sum() / n
-    if not rest.any():
-        return np.zeros(len(quantiles))
-    residual = (actual[rest] - point[rest]) / scale[rest]
-    levels = np.clip((np.asarray(quantiles) - share_zero) / share_rest, 0.0, 1.0)
-    return np.quantile(residual, levels)
+    nominal = np.asarray(quantiles, dtype=np.float64)
+    if len(mid) == 0:
+        return nominal.copy()
+    by_pit = np.quantile(mid, nominal)
+    values, counts = np.unique(lower, return_counts=True)
+    covered = np.cumsum(counts) / len(lower)  # coverage of any level in (values[j], values[j + 1]]
+    upper_end = np.append(values[1:], 1.0)
+    out = by_pit.copy()
+    for index, q in enumerate(nominal):
+        if q <= 0.5:
+            continue
+        j = int(np.argmin(np.abs(covered - q)))
+        out[index] = np.clip(by_pit[index], np.nextafter(values[j], 1.0), upper_end[j])
+    return np.clip(out, MIN_LEVEL, MAX_LEVEL)
 
 
 def _calibrate(
     actual: np.ndarray,
     point: np.ndarray,
-    scale: np.ndarray,
-    cap: np.ndarray,
+    alpha: np.ndarray,
     segment: np.ndarray,
     config: TrainConfig,
 ) -> pd.DataFrame:
-    """Per segment x band offsets from pooled CV residuals ``[N, H]`` (segments with few rows use all)."""
+    """Per segment x band calibrated levels from the pooled CV forecasts ``[N, H]`` (segments with few rows
+    use all rows of the band)."""
     band_of_h = _band_of_horizon(config)
-    usable = ~np.isnan(actual) & (scale[:, None] > 0)
-    scale_full = np.broadcast_to(scale[:, None], actual.shape)
-    cap_full = np.broadcast_to(cap[:, None], actual.shape)
+    usable = ~np.isnan(actual)
+    lower = np.full(actual.shape, np.nan)
+    mid = np.full(actual.shape, np.nan)
+    alpha_full = np.broadcast_to(alpha[:, None], actual.shape)
+    lower[usable], mid[usable] = _pit(actual[usable], point[usable], alpha_full[usable])
 
-    def offsets_of(mask: np.ndarray) -> np.ndarray:
-        if not mask.any():
-            return np.zeros(len(config.quantiles))
-        return _solve_offsets(actual[mask], point[mask], scale_full[mask], cap_full[mask], config.quantiles)
+    def levels_of(mask: np.ndarray) -> np.ndarray:
+        return _solve_levels(lower[mask], mid[mask], config.quantiles)
 
     records = []
     for band_index, band in enumerate(config.model_bands):
         in_band = usable & (band_of_h[None, :] == band_index)
-        pooled = offsets_of(in_band)
+        pooled = levels_of(in_band)
         for segment_index, segment_name in enumerate(CALIBRATION_SEGMENTS):
             mask = in_band & (segment[:, None] == segment_index)
             n_rows = int(mask.sum())
             if n_rows >= config.min_calibration_rows:
-                offsets, source = offsets_of(mask), segment_name
+                levels, source = levels_of(mask), segment_name
             else:
-                offsets, source = pooled, SEGMENT_ALL
-            for level, offset in zip(config.quantiles, offsets, strict=True):
+                levels, source = pooled, SEGMENT_ALL
+            for level, calibrated in zip(config.quantiles, levels, strict=True):
                 records.append(
-                    (segment_name, band_label(band), band[0], band[1], level, float(offset), n_rows, source)
+                    (
+                        segment_name,
+                        band_label(band),
+                        band[0],
+                        band[1],
+                        level,
+                        float(calibrated),
+                        n_rows,
+                        source,
+                    )
                 )
     return pd.DataFrame.from_records(records, columns=list(CALIBRATION_COLUMNS))
 
@@ -1170,21 +1272,26 @@ def train_warehouse(
     weights_table = _ensemble_weights(actual_all, lgbm_all, stat_all, tier1_all, config)
     weights = weights_table[WEIGHT_LGBM].to_numpy(np.float64)
 
-    points, scales, caps, segments, histories = [], [], [], [], []
+    points, alphas, caps, segments, histories, cv_skus = [], [], [], [], [], []
     for state, components, _, cap in cv:
         point, _ = _combine(state, components, weights, band_of_h, cap)
         points.append(point)
-        scales.append(_scale(state.history, point))
+        alphas.append(_dispersion(state.history))
+        cv_skus.append(state.skus)
         caps.append(cap)
         segments.append(state.segment)
         histories.append(state.history)
     point_all = np.concatenate(points)
-    scale_all = np.concatenate(scales)
     cap_all = np.concatenate(caps)
     segment_all = np.concatenate(segments)
-    calibration = _calibrate(actual_all, point_all, scale_all, cap_all, segment_all, config)
-    z = _z_matrix(calibration, config)
-    quantiles = _quantiles(point_all, scale_all, segment_all, z, band_of_h, cap_all)
+    sku_all = np.concatenate(cv_skus)
+    dispersion = _residual_dispersion(
+        sku_all, actual_all, point_all, np.concatenate(alphas), DISPERSION_PRIOR_DAYS
+    )
+    alpha_all = dispersion.reindex(pd.Index(sku_all)).to_numpy(np.float64)
+    calibration = _calibrate(actual_all, point_all, alpha_all, segment_all, config)
+    levels = _level_matrix(calibration, config)
+    quantiles = _quantiles(point_all, alpha_all, segment_all, levels, band_of_h, cap_all)
     history_all = np.concatenate(histories)
     validation = _metrics_table(
         actual_all,
@@ -1221,6 +1328,7 @@ def train_warehouse(
         cold_start=_fit_cold_start(panel, train_day - panel.start_day, category, launch, config),
         validation_metrics=validation,
         cv_origin_dates=[_timestamp(day) for day in cv_days],
+        dispersion=dispersion,
     )
 
 
@@ -1294,9 +1402,9 @@ def _forecast_arrays(
     )
     quantiles = _quantiles(
         point,
-        _scale(state.history, point),
+        _dispersion_of(model.dispersion, state.skus, state.history),
         state.segment,
-        _z_matrix(model.calibration, config),
+        _level_matrix(model.calibration, config),
         band_of_h,
         cap,
     )
