@@ -33,6 +33,8 @@ TRAIN_HISTORY_DAYS = 730
 # Days of raw_sales history read to forecast (feature lookback).
 FORECAST_HISTORY_DAYS = 400
 MODEL_PARTITION_EXPR = {"date": C.ORIGIN_DATE, WAREHOUSE_DIM: C.WAREHOUSE_ID}
+#: Suffix of the model_version of forecasts served by a baseline fallback.
+BASELINE_SUFFIX = "-baseline"
 
 
 class TrainingConfig(dg.Config):
@@ -216,7 +218,9 @@ def build_model_assets(
         Point forecast and calibrated p50/p90/p95 from the warehouse's production model (tier,
         model and model version per row), non-negative and capped at a multiple of the SKU's
         history; planner overrides from the source's ``overrides`` table applied on top, with the
-        unadjusted values kept. Due by 08:00 (company timezone) for yesterday's origin.
+        unadjusted values kept. A warehouse whose first model the gate refused gets the better
+        CV baseline of its latest model (seasonal naive or MA28; version suffixed "-baseline",
+        metadata `baseline_fallback`). Due by 08:00 (company timezone) for yesterday's origin.
         """
         box = partition_box(context)
         products, warehouses = source.required(C.PRODUCTS), source.required(C.WAREHOUSES)
@@ -227,23 +231,42 @@ def build_model_assets(
         )
         overrides = source.valid(C.OVERRIDES)
         frames = []
+        fallbacks: set[str] = set()
         for day in pd.date_range(box.start, box.end, freq="D").date:
             for wh in box.warehouse_ids:
                 production = registry.production(wh)
-                if production is None:
-                    raise ValueError(
-                        f"no production model for warehouse {wh}: materialize trained_models "
-                        "(a first model is promoted only if it beats seasonal naive)"
-                    )
-                version, model = production
+                fallback = production is None
+                # Without a production model (the gate refused the first one) serve the baseline it lost to.
+                served = production if production is not None else registry.latest(wh)
+                if served is None:
+                    raise ValueError(f"no model for warehouse {wh}: materialize trained_models first")
+                if fallback:
+                    fallbacks.add(wh)
+                version, model = served
                 with duckdb.get_connection() as con:
                     history = load_history(con, [wh], day - dt.timedelta(days=FORECAST_HISTORY_DAYS), day)
                     tiers = read_partition(con, "tier_assignments", day, wh)
                 raw = forecasting.forecast_warehouse(
-                    model, history, products, warehouses, calendar, campaigns, weather, day, wh, tiers
+                    model,
+                    history,
+                    products,
+                    warehouses,
+                    calendar,
+                    campaigns,
+                    weather,
+                    day,
+                    wh,
+                    tiers,
+                    baseline=fallback,
                 )
                 adjusted = forecasting.apply_overrides(raw, overrides)
-                frames.append(adjusted.assign(**{C.MODEL_VERSION: version}))
+                frames.append(
+                    adjusted.assign(**{C.MODEL_VERSION: f"{version}{BASELINE_SUFFIX if fallback else ''}"})
+                )
+        if fallbacks:
+            context.log.warning(
+                f"no production model for {sorted(fallbacks)}: served the baseline of the latest version"
+            )
         table = pd.concat(frames, ignore_index=True)
         return dg.Output(
             table,
@@ -251,6 +274,7 @@ def build_model_assets(
                 "dagster/row_count": len(table),
                 "skus": int(table[C.SKU].nunique()),
                 "overridden_rows": int(table["override_applied"].sum()),
+                "baseline_fallback": ", ".join(sorted(fallbacks)) or "none",
                 "rows_by_model": dg.MetadataValue.json(
                     {str(k): int(v) for k, v in table[C.MODEL].value_counts().items()}
                 ),

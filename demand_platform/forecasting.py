@@ -29,10 +29,13 @@ Design decisions (see also the docstrings of the functions):
   RMSE is minimised by the mean, the quantity the LightGBM (Tweedie) and the quantile calibration are built
   around. A scaled error (RMSSE, MASE) would not change anything here: the selection is per series and a
   per-series scale does not change the ranking of the models of that series.
-* **Ensemble weights** are per tier and horizon band (tier 1 only is ensembled): inverse validation MSE of
-  the LightGBM and of the statistical partner, pooled over the SKU-days of tier 1 in all CV origins,
-  ``w_lgbm = (1 / mse_lgbm) / (1 / mse_lgbm + 1 / mse_stat)``. Per-SKU weights from 3 x 30 noisy days
-  would mostly fit noise and would not exist for SKUs entering tier 1 after training.
+* **Ensemble weights** are per tier (1 and 2) and horizon band: the convex weight of the LightGBM against
+  the statistical partner that minimises the validation MSE pooled over the tier's SKU-days in all CV
+  origins, ``w = sum((a - s)(l - s)) / sum((l - s)^2)`` clipped to [0, 1]. Tier 2 was LightGBM alone in the
+  first design; on M5 HOBBIES_2 its LightGBM lost to the statistical models and the CV had shown it, so
+  the CV now decides how much of it to keep (w = 1 keeps it alone). An inverse-MSE weight never drops a
+  component however bad it is. Per-SKU weights from 3 x 30 noisy days would mostly fit noise and would not
+  exist for SKUs entering a tier after training.
 * **Quantiles** come from a negative binomial per SKU x horizon with the point forecast as its mean and
   the SKU's own dispersion ``alpha = (var - mean) / mean^2`` of the trailing 56 days (365 when it sold
   nothing in 56), so a steady seller's p50 sits near its mean while a sporadic SKU's p50 is 0: the chance
@@ -138,6 +141,9 @@ WEIGHT_LGBM = "weight_lgbm"
 WEIGHT_STAT = "weight_stat"
 ENSEMBLE_COLUMNS = (C.TIER, BAND, BAND_START, BAND_END, MSE_LGBM, MSE_STAT, WEIGHT_LGBM, WEIGHT_STAT, N_OBS)
 COVERAGE_PREFIX = "coverage_"
+#: Tiers whose LightGBM is blended with the statistical model, and their weight without validation days.
+ENSEMBLE_TIERS = (1, 2)
+ENSEMBLE_PRIOR_WEIGHT = {1: 0.5, 2: 1.0}
 
 # --- overrides -----------------------------------------------------------------------------------------------------------
 OVERRIDE_SKU = C.SKU
@@ -570,6 +576,35 @@ def _fit_cold_start(
     )
 
 
+# --- the baseline fallback ---------------------------------------------------------------------------------------------------
+#: Baselines a warehouse can fall back to, with their forecast functions on ``[n, days]`` histories.
+BASELINES = {
+    MODEL_SEASONAL_NAIVE: lambda history, h: seasonal_naive(history, h, season=7),
+    MODEL_MOVING_AVERAGE_28: lambda history, h: moving_average(history, h, window=28),
+}
+
+
+@dataclass
+class BaselineForecaster:
+    """The better baseline of the CV, served when a warehouse has no production model.
+
+    The promotion gate refuses a first model that does not beat seasonal naive; the warehouse still needs
+    forecasts by 08:00, so it gets the baseline the CV found best (seasonal naive or the 28-day moving
+    average), with quantiles calibrated like the tiered model's.
+
+    Attributes:
+        name: Key of ``BASELINES``.
+        dispersion: Per-SKU negative-binomial dispersion from the baseline's CV residuals.
+        calibration: Calibrated quantile levels (``CALIBRATION_COLUMNS``).
+        validation_wmape: The baseline's pooled CV WMAPE.
+    """
+
+    name: str
+    dispersion: pd.Series
+    calibration: pd.DataFrame
+    validation_wmape: float
+
+
 # --- the trained model -------------------------------------------------------------------------------------------------------
 @dataclass
 class WarehouseModel:
@@ -581,13 +616,14 @@ class WarehouseModel:
         config: The training settings.
         lgbm: Global LightGBM band models (None when there was nothing to train on).
         stat_choice: Statistical model name per SKU (index = SKU), chosen by backtest at ``train_date``.
-        ensemble_weights: Tier-1 ensemble weights per horizon band (``ENSEMBLE_COLUMNS``).
+        ensemble_weights: LightGBM weights per ensembled tier and horizon band (``ENSEMBLE_COLUMNS``).
         calibration: Calibrated quantile levels per segment x band x level (``CALIBRATION_COLUMNS``).
         cold_start: Launch profiles.
         validation_metrics: CV metrics per segment and model (see :func:`train_warehouse`).
         cv_origin_dates: The CV origins.
         dispersion: Negative-binomial dispersion per SKU (index = SKU) from its CV residuals, shrunk
             towards the dispersion of its history; SKUs not in it use their history's.
+        baseline: The best baseline of the CV, for ``forecast_warehouse(..., baseline=True)``.
     """
 
     warehouse_id: object
@@ -601,6 +637,7 @@ class WarehouseModel:
     validation_metrics: pd.DataFrame
     cv_origin_dates: list[pd.Timestamp]
     dispersion: pd.Series = field(default_factory=lambda: pd.Series(dtype=np.float64))
+    baseline: BaselineForecaster | None = None
 
     def feature_importance(self) -> pd.DataFrame:
         """Gain importance of the LightGBM band models (empty without LightGBM)."""
@@ -840,9 +877,11 @@ def _band_of_horizon(config: TrainConfig) -> np.ndarray:
 
 
 def _needs_stat(state: _Origin, lgbm: np.ndarray) -> np.ndarray:
-    """SKUs that use a statistical forecast: statistical route, tier-1 partners, global_ml without LightGBM."""
+    """SKUs that use a statistical forecast: every SKU but the cold-start ones and the LightGBM SKUs of
+    tiers that are not ensembled."""
     has_lgbm = state.is_ml & ~np.isnan(lgbm).any(axis=1)
-    return ~((has_lgbm & (state.tier != 1)) | (state.route == ROUTE_COLD_START))
+    ensembled = np.isin(state.tier, ENSEMBLE_TIERS)
+    return ~((has_lgbm & ~ensembled) | (state.route == ROUTE_COLD_START))
 
 
 def _stat_components(
@@ -876,16 +915,22 @@ def _cold_components(profile: ColdStartProfile, state: _Origin, horizon: int) ->
 def _combine(
     state: _Origin, components: _Components, weights: np.ndarray, band_of_h: np.ndarray, cap: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Tiered point forecast ``[n, H]`` (capped, non-negative) and the model name of each SKU."""
+    """Tiered point forecast ``[n, H]`` (capped, non-negative) and the model name of each SKU.
+
+    ``weights`` is the ``[tier, band]`` LightGBM weight (:func:`_weight_matrix`); a LightGBM SKU of an
+    ensembled tier gets ``w * lgbm + (1 - w) * stat`` (named ensemble unless every weight of its tier is 1).
+    """
     has_lgbm = state.is_ml & ~np.isnan(components.lgbm).any(axis=1)
-    tier1 = has_lgbm & (state.tier == 1)
-    w = weights[band_of_h][None, :]
+    tier_row = np.clip(state.tier.astype(np.int64), 0, len(weights) - 1)
+    w = np.where(has_lgbm[:, None], weights[tier_row][:, band_of_h], 1.0)
     lgbm = np.nan_to_num(components.lgbm, nan=0.0)
-    point = np.where(has_lgbm[:, None], lgbm, components.stat)
-    point = np.where(tier1[:, None], w * lgbm + (1.0 - w) * components.stat, point)
+    stat = np.nan_to_num(components.stat, nan=0.0)
+    blended = np.where(w < 1.0, w * lgbm + (1.0 - w) * stat, lgbm)
+    point = np.where(has_lgbm[:, None], blended, components.stat)
     is_cold = state.route == ROUTE_COLD_START
     point = np.where(is_cold[:, None], components.cold, point)
-    names = np.where(has_lgbm, np.where(tier1, MODEL_ENSEMBLE, MODEL_LGBM), components.stat_name)
+    mixed = (w < 1.0).any(axis=1) | (has_lgbm & (state.tier == 1))
+    names = np.where(has_lgbm, np.where(mixed, MODEL_ENSEMBLE, MODEL_LGBM), components.stat_name)
     names = np.where(is_cold, MODEL_COLD_START, names).astype(object)
     return np.clip(point, 0.0, cap[:, None]), names
 
@@ -999,31 +1044,54 @@ def _calibrate(
 
 
 def _ensemble_weights(
-    actual: np.ndarray, lgbm: np.ndarray, stat: np.ndarray, tier1: np.ndarray, config: TrainConfig
+    actual: np.ndarray, lgbm: np.ndarray, stat: np.ndarray, tier: np.ndarray, config: TrainConfig
 ) -> pd.DataFrame:
-    """Inverse-MSE weights of LightGBM vs the statistical partner on tier-1 SKUs, per horizon band."""
+    """LightGBM weight of the LightGBM + statistical blend per ensembled tier and horizon band.
+
+    The weight minimising the pooled validation MSE of ``w * lgbm + (1 - w) * stat`` over the tier's
+    SKU-days of all CV origins, ``w = sum((a - s)(l - s)) / sum((l - s)^2)`` clipped to [0, 1]: 1 keeps the
+    LightGBM alone, 0 replaces it by the statistical model where the CV shows it is worse. Without scored
+    days the weight is ``ENSEMBLE_PRIOR_WEIGHT`` of the tier.
+
+    Args:
+        actual: CV actuals ``[N, H]``.
+        lgbm: LightGBM forecasts (NaN where the SKU was not a LightGBM SKU).
+        stat: Statistical forecasts.
+        tier: Tier of each row (tier of the SKU at its CV origin).
+        config: Settings (bands).
+    """
     band_of_h = _band_of_horizon(config)
     records = []
-    for band_index, band in enumerate(config.model_bands):
-        mask = tier1[:, None] & (band_of_h[None, :] == band_index)
-        mask &= ~np.isnan(actual) & ~np.isnan(lgbm) & ~np.isnan(stat)
-        n = int(mask.sum())
-        if n == 0:
+    for tier_value in ENSEMBLE_TIERS:
+        for band_index, band in enumerate(config.model_bands):
+            mask = (tier == tier_value)[:, None] & (band_of_h[None, :] == band_index)
+            mask &= ~np.isnan(actual) & ~np.isnan(lgbm) & ~np.isnan(stat)
+            n = int(mask.sum())
+            weight = ENSEMBLE_PRIOR_WEIGHT[tier_value]
             mse_l = mse_s = float("nan")
-            weight = 0.5
-        else:
-            mse_l = float(np.mean((lgbm[mask] - actual[mask]) ** 2))
-            mse_s = float(np.mean((stat[mask] - actual[mask]) ** 2))
-            if mse_l == 0 and mse_s == 0:
-                weight = 0.5
-            elif mse_l == 0:
-                weight = 1.0
-            elif mse_s == 0:
-                weight = 0.0
-            else:
-                weight = (1.0 / mse_l) / (1.0 / mse_l + 1.0 / mse_s)
-        records.append((1, band_label(band), band[0], band[1], mse_l, mse_s, weight, 1.0 - weight, n))
+            if n:
+                a, l_, s_ = actual[mask], lgbm[mask], stat[mask]
+                mse_l = float(np.mean((l_ - a) ** 2))
+                mse_s = float(np.mean((s_ - a) ** 2))
+                spread = float(np.sum((l_ - s_) ** 2))
+                if spread > 0:
+                    weight = float(np.clip(np.sum((a - s_) * (l_ - s_)) / spread, 0.0, 1.0))
+            records.append(
+                (tier_value, band_label(band), band[0], band[1], mse_l, mse_s, weight, 1.0 - weight, n)
+            )
     return pd.DataFrame.from_records(records, columns=list(ENSEMBLE_COLUMNS))
+
+
+def _weight_matrix(table: pd.DataFrame, config: TrainConfig) -> np.ndarray:
+    """Weights table -> ``[max ensembled tier + 1, n_bands]`` LightGBM weights (1 = LightGBM alone)."""
+    out = np.ones((max(ENSEMBLE_TIERS) + 1, len(config.model_bands)))
+    labels = pd.Index([band_label(b) for b in config.model_bands])
+    for row in table.itertuples(index=False):
+        band = labels.get_indexer(pd.Index([getattr(row, BAND)]))[0]
+        tier_value = int(getattr(row, C.TIER))
+        if band >= 0 and 0 <= tier_value < len(out):
+            out[tier_value, band] = float(getattr(row, WEIGHT_LGBM))
+    return out
 
 
 def _segment_masks(segment: np.ndarray) -> dict[str, np.ndarray]:
@@ -1084,6 +1152,30 @@ def _choose_stat(
         error=config.selection_error,  # type: ignore[arg-type]
     )
     return choice
+
+
+def _fit_baseline(
+    forecasts: dict[str, np.ndarray],
+    actual: np.ndarray,
+    cap: np.ndarray,
+    skus: np.ndarray,
+    prior: np.ndarray,
+    segment: np.ndarray,
+    config: TrainConfig,
+) -> BaselineForecaster:
+    """The baseline with the lowest pooled CV WMAPE, its dispersion and quantile calibration."""
+    clipped = {name: np.clip(f, 0.0, cap[:, None]) for name, f in forecasts.items()}
+    scores = {name: wmape(actual, f) for name, f in clipped.items()}
+    name = min(scores, key=lambda key: np.inf if np.isnan(scores[key]) else scores[key])
+    point = clipped[name]
+    dispersion = _residual_dispersion(skus, actual, point, prior, DISPERSION_PRIOR_DAYS)
+    alpha = dispersion.reindex(pd.Index(skus)).to_numpy(np.float64)
+    return BaselineForecaster(
+        name=name,
+        dispersion=dispersion,
+        calibration=_calibrate(actual, point, alpha, segment, config),
+        validation_wmape=float(scores[name]),
+    )
 
 
 def _lgbm_at(
@@ -1268,9 +1360,9 @@ def train_warehouse(
     actual_all = np.concatenate([item[2] for item in cv])
     lgbm_all = np.concatenate([item[1].lgbm for item in cv])
     stat_all = np.concatenate([item[1].stat for item in cv])
-    tier1_all = np.concatenate([(item[0].tier == 1) & item[0].is_ml for item in cv])
-    weights_table = _ensemble_weights(actual_all, lgbm_all, stat_all, tier1_all, config)
-    weights = weights_table[WEIGHT_LGBM].to_numpy(np.float64)
+    tier_all = np.concatenate([np.where(item[0].is_ml, item[0].tier, 0) for item in cv])
+    weights_table = _ensemble_weights(actual_all, lgbm_all, stat_all, tier_all, config)
+    weights = _weight_matrix(weights_table, config)
 
     points, alphas, caps, segments, histories, cv_skus = [], [], [], [], [], []
     for state, components, _, cap in cv:
@@ -1293,18 +1385,16 @@ def train_warehouse(
     levels = _level_matrix(calibration, config)
     quantiles = _quantiles(point_all, alpha_all, segment_all, levels, band_of_h, cap_all)
     history_all = np.concatenate(histories)
+    baseline_fc = {name: forecast(history_all, horizon) for name, forecast in BASELINES.items()}
     validation = _metrics_table(
         actual_all,
-        {
-            MODEL_TIERED: point_all,
-            MODEL_LGBM: lgbm_all,
-            MODEL_STATISTICAL: stat_all,
-            MODEL_SEASONAL_NAIVE: seasonal_naive(history_all, horizon, season=7),
-            MODEL_MOVING_AVERAGE_28: moving_average(history_all, horizon, window=28),
-        },
+        {MODEL_TIERED: point_all, MODEL_LGBM: lgbm_all, MODEL_STATISTICAL: stat_all, **baseline_fc},
         segment_all,
         quantiles,
         config.quantiles,
+    )
+    baseline = _fit_baseline(
+        baseline_fc, actual_all, cap_all, sku_all, np.concatenate(alphas), segment_all, config
     )
 
     # --- final models at the training date -----------------------------------------------------------------------------------
@@ -1329,6 +1419,7 @@ def train_warehouse(
         validation_metrics=validation,
         cv_origin_dates=[_timestamp(day) for day in cv_days],
         dispersion=dispersion,
+        baseline=baseline,
     )
 
 
@@ -1352,6 +1443,7 @@ def _forecast_arrays(
     origin_day: int,
     warehouse_id: object,
     tiers: pd.DataFrame | None,
+    baseline: bool = False,
 ) -> _Forecast:
     config = model.config
     horizon = config.horizon
@@ -1368,6 +1460,8 @@ def _forecast_arrays(
     )
     models = config.stat_forecasters()
     band_of_h = _band_of_horizon(config)
+    if baseline:
+        return _baseline_arrays(model, state, band_of_h)
 
     lgbm_fc = np.full((len(state.skus), horizon), np.nan)
     if model.lgbm is not None and state.is_ml.any():
@@ -1396,7 +1490,7 @@ def _forecast_arrays(
     stat_fc, stat_name = _stat_components(state, stat_rows, choice[stat_rows], models, config)
     cold_fc = _cold_components(model.cold_start, state, horizon)
     cap = _cap(state, cold_fc, config)
-    weights = model.ensemble_weights[WEIGHT_LGBM].to_numpy(np.float64)
+    weights = _weight_matrix(model.ensemble_weights, config)
     point, model_names = _combine(
         state, _Components(lgbm_fc, stat_fc, stat_name, cold_fc), weights, band_of_h, cap
     )
@@ -1411,6 +1505,28 @@ def _forecast_arrays(
     return _Forecast(state=state, point=point, quantiles=quantiles, names=model_names)
 
 
+def _baseline_arrays(model: WarehouseModel, state: _Origin, band_of_h: np.ndarray) -> _Forecast:
+    """The baseline's forecasts (launch profiles for cold-start SKUs), quantiles as calibrated for it."""
+    if model.baseline is None:
+        raise ValueError(f"the model of warehouse {model.warehouse_id!r} has no baseline (trained before it)")
+    config, fallback = model.config, model.baseline
+    cold_fc = _cold_components(model.cold_start, state, config.horizon)
+    cap = _cap(state, cold_fc, config)
+    is_cold = state.route == ROUTE_COLD_START
+    base = np.nan_to_num(BASELINES[fallback.name](state.history, config.horizon), nan=0.0)
+    point = np.clip(np.where(is_cold[:, None], cold_fc, base), 0.0, cap[:, None])
+    names = np.where(is_cold, MODEL_COLD_START, fallback.name).astype(object)
+    quantiles = _quantiles(
+        point,
+        _dispersion_of(fallback.dispersion, state.skus, state.history),
+        state.segment,
+        _level_matrix(fallback.calibration, config),
+        band_of_h,
+        cap,
+    )
+    return _Forecast(state=state, point=point, quantiles=quantiles, names=names)
+
+
 def forecast_warehouse(
     model: WarehouseModel,
     history: pd.DataFrame,
@@ -1422,6 +1538,7 @@ def forecast_warehouse(
     origin: DateLike,
     warehouse_id: object,
     tiers: pd.DataFrame | None = None,
+    baseline: bool = False,
 ) -> pd.DataFrame:
     """Forecasts D+1 .. D+horizon of every SKU active in the warehouse at ``origin``.
 
@@ -1441,13 +1558,16 @@ def forecast_warehouse(
         warehouse_id: The warehouse.
         tiers: :func:`assign_tiers` output at ``origin`` (None = computed with the model's tier config); its
             SKUs are the SKUs forecast.
+        baseline: Serve the model's :class:`BaselineForecaster` instead of the tiered model (a warehouse
+            whose first model the promotion gate refused); cold-start SKUs keep their launch profiles.
 
     Returns:
         ``FORECAST_COLUMNS``, one row per SKU x horizon, sorted by SKU then horizon: non-negative point
         forecast (the mean), p50 <= p90 <= p95, all capped, the SKU's tier and the model used.
 
     Raises:
-        ValueError: If ``origin`` is before the model's training date or the warehouse differs.
+        ValueError: If ``origin`` is before the model's training date, the warehouse differs, or a baseline
+            is asked of a model trained without one.
     """
     origin_day = _to_day(origin)
     if origin_day < _to_day(model.train_date):
@@ -1457,7 +1577,17 @@ def forecast_warehouse(
     if model.warehouse_id != warehouse_id:
         raise ValueError(f"model of warehouse {model.warehouse_id!r} used for {warehouse_id!r}")
     result = _forecast_arrays(
-        model, history, products, warehouses, calendar, campaigns, weather, origin_day, warehouse_id, tiers
+        model,
+        history,
+        products,
+        warehouses,
+        calendar,
+        campaigns,
+        weather,
+        origin_day,
+        warehouse_id,
+        tiers,
+        baseline,
     )
     return _long_frame(result, model.config, warehouse_id)
 

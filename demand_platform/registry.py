@@ -9,6 +9,8 @@ Plain MLflow (no Dagster): the Dagster layer opens the run through dagster-mlflo
 * The gate: the version gets the ``production`` alias only if its validation error beats the current
   production version's (or, when there is none, seasonal naive's) by ``margin``; otherwise the
   previous production version stays and the decision says why (the Dagster layer alerts on it).
+* A warehouse whose first model was refused has no production version; ``forecasts`` then serves the
+  baseline inside the latest version (``WarehouseModel.baseline``), the reference the model lost to.
 """
 
 import pickle
@@ -209,6 +211,17 @@ def production_version(warehouse_id: str) -> tuple[str, float] | None:
     except MlflowException:
         return None
     return str(version.version), float(version.tags.get(SCORE_TAG, "nan"))
+
+
+def latest_version(warehouse_id: str) -> str | None:
+    """The most recently registered version of a warehouse's model (promoted or not), or None."""
+    client = MlflowClient()
+    try:
+        versions = client.search_model_versions(f"name = '{model_name(warehouse_id)}'")
+    except MlflowException:
+        return None
+    numbers = [int(v.version) for v in versions]
+    return str(max(numbers)) if numbers else None
 
 
 def promote_if_better(

@@ -24,3 +24,11 @@ class ModelRegistryResource(dg.ConfigurableResource):
         if current is None:
             return None
         return current[0], registry.load_bundle(warehouse_id, current[0])
+
+    def latest(self, warehouse_id: str) -> tuple[str, Any] | None:
+        """The latest registered version of a warehouse's model (promoted or not) and its bundle, or None."""
+        mlflow.set_tracking_uri(self.tracking_uri)
+        version = registry.latest_version(warehouse_id)
+        if version is None:
+            return None
+        return version, registry.load_bundle(warehouse_id, version)

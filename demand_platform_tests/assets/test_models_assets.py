@@ -19,6 +19,7 @@ from demand_platform.alerts import read_alerts
 from demand_platform.settings import PlatformSettings
 from demand_platform.synthetic import GeneratorConfig, generate_source
 from resources import build_resources
+from resources.mlflow import platform_mlflow_tracking
 from resources.registry import ModelRegistryResource
 
 START = dt.date(2023, 1, 1)
@@ -123,7 +124,7 @@ def test_rejected_candidate_keeps_production_and_alerts(platform) -> None:
     assert "promotion_rejected" in set(alerts["kind"])
 
 
-def test_forecasts_need_a_production_model(platform, tmp_path: Path) -> None:
+def test_forecasts_need_a_model(platform, tmp_path: Path) -> None:
     settings, defs, instance = platform
     empty = ModelRegistryResource(tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}")
     result = dg.materialize(
@@ -135,6 +136,45 @@ def test_forecasts_need_a_production_model(platform, tmp_path: Path) -> None:
     )
     assert not result.success
     failure = result.get_step_failure_events()[0].step_failure_data.error
-    assert failure is not None and "no production model for warehouse WH001" in str(
-        failure.cause or failure.message
+    assert failure is not None and "no model for warehouse WH001" in str(failure.cause or failure.message)
+
+
+def test_refused_first_model_serves_its_baseline(platform, tmp_path: Path) -> None:
+    """A first model refused by the gate leaves no production version; forecasts still come, from the
+    better CV baseline inside the latest version, and say so in model_version and metadata."""
+    settings, defs, instance = platform
+    uri = f"sqlite:///{tmp_path / 'fresh.db'}"
+    resources = {
+        **defs.resources,
+        "registry": ModelRegistryResource(tracking_uri=uri),
+        "mlflow": platform_mlflow_tracking.configured(
+            {"experiment_name": "refused", "mlflow_tracking_uri": uri}
+        ),
+    }
+    key = dg.MultiPartitionKey({"date": ORIGIN.isoformat(), "warehouse": "WH002"})
+    config = {"ops": {"trained_models": {"config": {"promotion_margin": 0.99}}}}
+    trained = dg.materialize(
+        [defs.get_assets_def("trained_models")],
+        resources=resources,
+        instance=instance,
+        partition_key=key,
+        run_config=config,
     )
+    assert trained.success
+    mlflow.set_tracking_uri(uri)
+    try:
+        assert registry.production_version("WH002") is None
+        version = registry.latest_version("WH002")
+    finally:
+        mlflow.set_tracking_uri(settings.mlflow_uri)
+    assert version is not None
+    result = dg.materialize(
+        [defs.get_assets_def("forecasts")], resources=resources, instance=instance, partition_key=key
+    )
+    assert result.success
+    metadata = result.asset_materializations_for_node("forecasts")[0].metadata
+    assert metadata["baseline_fallback"].value == "WH002"
+    forecasts = _table(settings, "SELECT * FROM forecasts WHERE warehouse_id = 'WH002'")
+    assert set(forecasts[C.MODEL_VERSION]) == {f"{version}-baseline"}
+    assert set(forecasts[C.MODEL]) <= {"seasonal_naive", "moving_average_28", "cold_start"}
+    assert (forecasts[C.FORECAST] >= 0).all() and (forecasts[C.P50] <= forecasts[C.P95]).all()

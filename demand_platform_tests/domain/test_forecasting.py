@@ -195,11 +195,7 @@ def test_output_columns_and_one_row_per_active_sku_and_horizon(world: dict, at_e
     assert (forecasts[C.WAREHOUSE_ID] == WAREHOUSE).all()
 
 
-@pytest.mark.parametrize("kind", [MODEL_ENSEMBLE, MODEL_LGBM, "statistical", MODEL_COLD_START])
-def test_invariants_per_model_kind(at_end: dict, kind: str) -> None:
-    forecasts = at_end["forecasts"]
-    rows = forecasts.loc[forecasts[C.MODEL].map(_kind) == kind]
-    assert not rows.empty, f"no SKU forecast by {kind}"
+def _assert_invariants(rows: pd.DataFrame) -> None:
     values = rows[[C.FORECAST, C.P50, C.P90, C.P95]].to_numpy()
     assert np.isfinite(values).all()
     assert (values >= 0).all()
@@ -209,15 +205,63 @@ def test_invariants_per_model_kind(at_end: dict, kind: str) -> None:
     assert (rows.groupby(C.SKU)[C.MODEL].nunique() == 1).all()
 
 
+@pytest.mark.parametrize("kind", [MODEL_ENSEMBLE, "statistical", MODEL_COLD_START])
+def test_invariants_per_model_kind(at_end: dict, kind: str) -> None:
+    forecasts = at_end["forecasts"]
+    rows = forecasts.loc[forecasts[C.MODEL].map(_kind) == kind]
+    assert not rows.empty, f"no SKU forecast by {kind}"
+    _assert_invariants(rows)
+
+
+def _with_tier_weights(model: WarehouseModel, tier: int, weight: float) -> WarehouseModel:
+    weights = model.ensemble_weights.copy()
+    weights.loc[weights[C.TIER] == tier, FC.WEIGHT_LGBM] = weight
+    weights.loc[weights[C.TIER] == tier, FC.WEIGHT_STAT] = 1.0 - weight
+    return dataclasses.replace(model, ensemble_weights=weights)
+
+
+def test_lightgbm_alone_where_the_weights_keep_it_alone(world: dict, at_end: dict) -> None:
+    """Tier-2 weights of 1 leave the LightGBM forecast alone (model ``lgbm``); weights of 0 give the
+    statistical forecast of the same SKUs."""
+    tiers = at_end["tiers"]
+    tier2 = set(tiers.loc[(tiers[C.TIER] == 2) & (tiers[ROUTE] == "global_ml"), C.SKU])
+    assert tier2
+    alone = _forecast(world, _with_tier_weights(at_end["model"], 2, 1.0), at_end["origin"], tiers=tiers)
+    lgbm_rows = alone.loc[alone[C.MODEL] == MODEL_LGBM]
+    assert set(lgbm_rows[C.SKU]) == tier2
+    _assert_invariants(lgbm_rows)
+    stat = _forecast(world, _with_tier_weights(at_end["model"], 2, 0.0), at_end["origin"], tiers=tiers)
+    both = lgbm_rows.merge(stat, on=[C.SKU, C.HORIZON], suffixes=("_lgbm", "_stat"))
+    assert not np.allclose(both[f"{C.FORECAST}_lgbm"], both[f"{C.FORECAST}_stat"])
+    assert (both[f"{C.MODEL}_stat"] == MODEL_ENSEMBLE).all()
+
+
+def test_ensemble_weight_follows_the_validation_error() -> None:
+    """The blend weight is 1 when the LightGBM is exact, 0 when the statistical model is, and in between
+    (minimising the MSE) when both err on opposite sides."""
+    rng = np.random.default_rng(0)
+    actual = rng.poisson(5.0, (300, HORIZON)).astype(np.float64)
+    noise = rng.normal(0.0, 2.0, actual.shape)
+    tier = np.full(300, 2)
+    cases = {1.0: (actual, actual + noise), 0.0: (actual + noise, actual), 0.5: (actual + 1.0, actual - 1.0)}
+    for expected, (lgbm, stat) in cases.items():
+        table = FC._ensemble_weights(actual, lgbm, stat, tier, CONFIG)
+        tier2 = table.loc[table[C.TIER] == 2, FC.WEIGHT_LGBM].to_numpy()
+        assert np.allclose(tier2, expected, atol=1e-9)
+
+
 def test_routing_by_tier(at_end: dict) -> None:
     forecasts = at_end["forecasts"].drop_duplicates(C.SKU).set_index(C.SKU)
     tiers = at_end["tiers"].set_index(C.SKU)
+    weights = at_end["model"].ensemble_weights
+    tier2_alone = (weights.loc[weights[C.TIER] == 2, FC.WEIGHT_LGBM] == 1.0).all()
     for sku, row in forecasts.iterrows():
         route, tier = tiers.loc[sku, ROUTE], tiers.loc[sku, C.TIER]
         if route == ROUTE_COLD_START:
             assert row[C.MODEL] == MODEL_COLD_START
         elif route == "global_ml":
-            assert row[C.MODEL] == (MODEL_ENSEMBLE if tier == 1 else MODEL_LGBM)
+            alone = tier == 2 and tier2_alone
+            assert row[C.MODEL] == (MODEL_LGBM if alone else MODEL_ENSEMBLE)
         else:
             assert row[C.MODEL] in CONFIG.stat_models
 
@@ -259,7 +303,8 @@ def test_model_contents(at_end: dict) -> None:
     assert all(day + pd.Timedelta(days=HORIZON) <= model.train_date for day in model.cv_origin_dates)
     weights = model.ensemble_weights
     assert ((weights[FC.WEIGHT_LGBM] >= 0) & (weights[FC.WEIGHT_LGBM] <= 1)).all()
-    assert len(weights) == len(CONFIG.bands)
+    assert len(weights) == len(FC.ENSEMBLE_TIERS) * len(CONFIG.bands)
+    assert set(weights[C.TIER]) == set(FC.ENSEMBLE_TIERS)
     calibration = model.calibration
     assert set(calibration[SEGMENT]) == set(FC.CALIBRATION_SEGMENTS)
     z = calibration.pivot_table(index=[SEGMENT, FC.BAND], columns=FC.QUANTILE, values=FC.CALIBRATED_LEVEL)
@@ -279,6 +324,49 @@ def test_a_model_forecasts_later_origins_with_skus_unknown_at_training(world: di
     assert (forecasts.loc[forecasts[C.SKU] == world["skus"][-1], C.MODEL] == MODEL_COLD_START).all()
     assert (forecasts[C.P50] <= forecasts[C.P90]).all() and (forecasts[C.P90] <= forecasts[C.P95]).all()
     assert (forecasts[[C.FORECAST, C.P50]] >= 0).all().all()
+
+
+def test_baseline_fallback_serves_the_better_cv_baseline(world: dict, at_end: dict) -> None:
+    """A warehouse without a production model gets the baseline the CV found better: its forecasts are that
+    baseline's on the history (28-day mean or last week's values), launch profiles stay for cold start."""
+    model = at_end["model"]
+    metrics = model.validation_metrics
+    overall = metrics.loc[metrics[SEGMENT] == "all"].set_index(C.MODEL)["wmape"]
+    expected = overall[["seasonal_naive", MODEL_MOVING_AVERAGE_28]].idxmin()
+    assert model.baseline is not None and model.baseline.name == expected
+    origin = at_end["origin"]
+    served = forecast_warehouse(
+        model,
+        world["history"],
+        world["products"],
+        world["warehouses"],
+        world["calendar"],
+        None,
+        None,
+        origin,
+        WAREHOUSE,
+        at_end["tiers"],
+        baseline=True,
+    )
+    cold = served[C.MODEL] == MODEL_COLD_START
+    assert set(served.loc[~cold, C.MODEL]) == {expected}
+    assert set(served.loc[cold, C.SKU]) == set(
+        at_end["forecasts"].loc[lambda f: f[C.MODEL] == MODEL_COLD_START, C.SKU]
+    )
+    _assert_invariants(served)
+    history = world["history"].pivot_table(index=C.SKU, columns=C.DATE, values=C.QUANTITY).loc[:, :origin]
+    last28 = history.iloc[:, -28:].fillna(0.0)
+    peak = history.max(axis=1)
+    for sku, rows in served.loc[~cold].groupby(C.SKU):
+        point = rows.sort_values(C.HORIZON)[C.FORECAST].to_numpy()
+        if expected == MODEL_MOVING_AVERAGE_28:
+            reference = np.full(HORIZON, last28.loc[sku].mean())
+        else:
+            week = last28.loc[sku].to_numpy()[-7:]
+            reference = np.resize(week, HORIZON)
+        cap = 3.0 * peak[sku]
+        assert np.allclose(point, np.minimum(reference, cap))
+    assert not np.allclose(served[C.FORECAST], at_end["forecasts"][C.FORECAST])
 
 
 def test_origin_before_training_date_is_refused(world: dict, at_end: dict) -> None:
