@@ -332,14 +332,32 @@ def service_z(service: float) -> float:
 
 def _epoch_days(values: pd.Series | pd.Index | np.ndarray) -> np.ndarray:
     """Days since 1970-01-01 of date-like values (time of day dropped)."""
-    stamps = pd.to_datetime(pd.Series(np.asarray(values)))
+    array = np.asarray(values)
+    if array.dtype.kind == "M":  # tz-naive datetimes: no conversion through pandas
+        return array.astype("datetime64[D]").astype(np.int64)
+    stamps = pd.to_datetime(pd.Series(array))
     if stamps.dt.tz is not None:
         stamps = stamps.dt.tz_localize(None)
     return stamps.to_numpy().astype("datetime64[D]").astype(np.int64)
 
 
+def _value_codes(values: pd.Series, index: pd.Index) -> np.ndarray:
+    """Position of each value in ``index`` (-1 when absent); categorical columns look up their categories."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        by_category = np.append(index.get_indexer(values.cat.categories), -1)
+        return by_category[values.cat.codes.to_numpy()]
+    return index.get_indexer(values.to_numpy())
+
+
+#: Largest SKU x warehouse lookup table :func:`series_codes` builds (beyond it: a MultiIndex look-up).
+_MAX_SERIES_TABLE = 1 << 26
+
+
 def series_codes(frame: pd.DataFrame, series: pd.DataFrame) -> np.ndarray:
     """Row of each SKU x warehouse of ``frame`` in ``series`` (-1 when absent).
+
+    Each key column is looked up in the series' distinct values (categorical columns through their
+    categories, without hashing every row), then a SKU x warehouse table gives the series row.
 
     Args:
         frame: Frame with ``sku`` and ``warehouse_id``.
@@ -348,9 +366,17 @@ def series_codes(frame: pd.DataFrame, series: pd.DataFrame) -> np.ndarray:
     Returns:
         Integer codes ``[len(frame)]``.
     """
-    index = pd.MultiIndex.from_frame(series[[C.SKU, C.WAREHOUSE_ID]])
-    keys = pd.MultiIndex.from_arrays([frame[C.SKU].to_numpy(), frame[C.WAREHOUSE_ID].to_numpy()])
-    return index.get_indexer(keys)
+    skus = pd.Index(pd.unique(series[C.SKU].to_numpy()))
+    warehouses = pd.Index(pd.unique(series[C.WAREHOUSE_ID].to_numpy()))
+    if len(skus) * len(warehouses) > _MAX_SERIES_TABLE:
+        index = pd.MultiIndex.from_frame(series[[C.SKU, C.WAREHOUSE_ID]])
+        keys = pd.MultiIndex.from_arrays([frame[C.SKU].to_numpy(), frame[C.WAREHOUSE_ID].to_numpy()])
+        return index.get_indexer(keys)
+    table = np.full((len(skus) + 1, len(warehouses) + 1), -1, dtype=np.int64)  # last row/column: absent
+    table[
+        skus.get_indexer(series[C.SKU].to_numpy()), warehouses.get_indexer(series[C.WAREHOUSE_ID].to_numpy())
+    ] = np.arange(len(series))
+    return table[_value_codes(frame[C.SKU], skus), _value_codes(frame[C.WAREHOUSE_ID], warehouses)]
 
 
 def lead_time_array(lead_time: int | pd.DataFrame, series: pd.DataFrame) -> np.ndarray:
@@ -403,16 +429,34 @@ def forecast_order_up_to(
     Returns:
         ``S`` ``[n_series, n_days]``; ``NaN`` where an origin lacks one of the ``L + R`` horizons.
     """
-    n, n_days = len(series), len(days)
-    first = int(_epoch_days(days[:1])[0]) if n_days else 0
     code = series_codes(forecasts, series)
-    day = _epoch_days(forecasts[C.ORIGIN_DATE]) - first
+    day = _epoch_days(forecasts[C.ORIGIN_DATE])
     horizon = forecasts[C.HORIZON].to_numpy(dtype=np.int64)
-    value = forecasts[quantile].to_numpy(dtype=np.float64)
-    keep = (code >= 0) & (day >= 0) & (day < n_days) & (horizon >= 1) & ~np.isnan(value)
+    return _order_up_to(code, day, horizon, forecasts[quantile], len(series), days, lead_time, review_period)
+
+
+def _order_up_to(
+    code: np.ndarray,
+    day: np.ndarray,
+    horizon: np.ndarray,
+    values: pd.Series,
+    n: int,
+    days: pd.DatetimeIndex,
+    lead_time: np.ndarray,
+    review_period: int,
+) -> np.ndarray:
+    """:func:`forecast_order_up_to` on the rows' series codes, origin days (epoch) and horizons."""
+    n_days = len(days)
+    first = int(_epoch_days(days[:1])[0]) if n_days else 0
+    day = day - first
+    keep = (code >= 0) & (day >= 0) & (day < n_days) & (horizon >= 1)
     keep[keep] &= horizon[keep] <= lead_time[code[keep]] + review_period
-    flat = code[keep] * n_days + day[keep]
-    total = np.bincount(flat, weights=value[keep], minlength=n * n_days).reshape(n, n_days)
+    rows = np.flatnonzero(keep)
+    value = values.to_numpy(dtype=np.float64)[rows]
+    known = ~np.isnan(value)
+    rows, value = rows[known], value[known]
+    flat = code[rows] * n_days + day[rows]
+    total = np.bincount(flat, weights=value, minlength=n * n_days).reshape(n, n_days)
     count = np.bincount(flat, minlength=n * n_days).reshape(n, n_days)
     return np.where(count == (lead_time + review_period)[:, None], total, np.nan)
 
@@ -490,8 +534,13 @@ def demand_matrix(actuals: pd.DataFrame, series: pd.DataFrame, days: pd.Datetime
 def _latest_forecasts(forecasts: pd.DataFrame) -> pd.DataFrame:
     """The rows of each series' latest origin."""
     origin = pd.to_datetime(forecasts[C.ORIGIN_DATE])
-    latest = origin.groupby([forecasts[C.SKU], forecasts[C.WAREHOUSE_ID]], observed=True).transform("max")
-    is_latest = (origin == latest).to_numpy()
+    day = origin.to_numpy().view(np.int64) if origin.dtype.kind == "M" else _epoch_days(origin)
+    sku, skus = pd.factorize(forecasts[C.SKU], use_na_sentinel=False)
+    warehouse, warehouses = pd.factorize(forecasts[C.WAREHOUSE_ID], use_na_sentinel=False)
+    code = sku.astype(np.int64) * max(len(warehouses), 1) + warehouse
+    latest = np.full(len(skus) * max(len(warehouses), 1), np.iinfo(np.int64).min)
+    np.maximum.at(latest, code, day)
+    is_latest = day == latest[code]
     return forecasts.loc[is_latest].assign(**{C.ORIGIN_DATE: origin.to_numpy()[is_latest]})
 
 
@@ -663,7 +712,14 @@ def compare_policies(
     full = demand_matrix(actuals, series_frame, all_days)
     demand = np.nan_to_num(full[:, window - 1 :])
 
-    levels = {f"forecast_{q}": forecast_order_up_to(forecasts, series_frame, days, lt, q) for q in quantiles}
+    code = series_codes(forecasts, series_frame)  # once for all quantiles
+    horizon = forecasts[C.HORIZON].to_numpy(dtype=np.int64)
+    levels = {
+        f"forecast_{q}": _order_up_to(
+            code, origins, horizon, forecasts[q], len(series_frame), days, lt, REVIEW_PERIOD
+        )
+        for q in quantiles
+    }
     levels[POLICY_MA] = moving_average_order_up_to(full, lt, start=window - 1, window=window, service=service)
     tier = series_frame[C.TIER].to_numpy()
     rows = []

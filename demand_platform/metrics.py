@@ -23,6 +23,14 @@ RMSE = "rmse"
 BIAS = "bias"
 N_OBS = "n_obs"
 METRIC_COLUMNS = (WMAPE, MAE, RMSE, BIAS, N_OBS)
+# Columns of the per-group sums ``metrics_from_sums`` reads.
+ABS_ERROR_SUM = "_abs_err"
+SQUARED_ERROR_SUM = "_sq_err"
+ERROR_SUM = "_err"
+ABS_ACTUAL_SUM = "_abs_actual"
+ACTUAL_SUM = "_actual"
+PAIR_COUNT = "_n"
+SUM_COLUMNS = (ABS_ERROR_SUM, SQUARED_ERROR_SUM, ERROR_SUM, ABS_ACTUAL_SUM, ACTUAL_SUM, PAIR_COUNT)
 
 
 def _pairs(actual: np.ndarray, forecast: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -288,26 +296,43 @@ def metrics_by_group(
     actual = actual.where(paired, 0.0)
     terms = pd.DataFrame(
         {
-            "_abs_err": err.abs(),
-            "_sq_err": np.square(err),
-            "_err": err,
-            "_abs_actual": actual.abs(),
-            "_actual": actual,
-            "_n": paired.astype(np.int64),
+            ABS_ERROR_SUM: err.abs(),
+            SQUARED_ERROR_SUM: np.square(err),
+            ERROR_SUM: err,
+            ABS_ACTUAL_SUM: actual.abs(),
+            ACTUAL_SUM: actual,
+            PAIR_COUNT: paired.astype(np.int64),
         },
         index=df.index,
     )
     sums = pd.concat([df[keys], terms], axis=1).groupby(keys, observed=True, dropna=False, sort=True).sum()
-    n = sums["_n"]
+    return metrics_from_sums(sums).reset_index()
+
+
+def metrics_from_sums(sums: pd.DataFrame) -> pd.DataFrame:
+    """WMAPE, MAE, RMSE, bias and ``n_obs`` from per-group sums of error terms.
+
+    The second half of :func:`metrics_by_group`, for callers that aggregate the terms themselves (e.g.
+    with ``np.bincount`` over integer group codes): the same formulas, the same ``NaN`` rules.
+
+    Args:
+        sums: One row per group with the columns of :data:`SUM_COLUMNS` (sums over the group's paired
+            rows: ``|f - a|``, ``(f - a)^2``, ``f - a``, ``|a|``, ``a``, and the number of pairs).
+
+    Returns:
+        ``wmape``, ``mae``, ``rmse``, ``bias`` and ``n_obs`` (int64), on the index of ``sums``.
+    """
+    n = sums[PAIR_COUNT].astype(np.int64)
     n_or_nan = n.where(n > 0)
-    out = pd.DataFrame(
+    abs_actual = sums[ABS_ACTUAL_SUM]
+    actual = sums[ACTUAL_SUM]
+    return pd.DataFrame(
         {
-            WMAPE: sums["_abs_err"] / sums["_abs_actual"].where(sums["_abs_actual"] != 0),
-            MAE: sums["_abs_err"] / n_or_nan,
-            RMSE: np.sqrt(sums["_sq_err"] / n_or_nan),
-            BIAS: sums["_err"] / sums["_actual"].where(sums["_actual"] != 0),
+            WMAPE: sums[ABS_ERROR_SUM] / abs_actual.where(abs_actual != 0),
+            MAE: sums[ABS_ERROR_SUM] / n_or_nan,
+            RMSE: np.sqrt(sums[SQUARED_ERROR_SUM] / n_or_nan),
+            BIAS: sums[ERROR_SUM] / actual.where(actual != 0),
             N_OBS: n,
         },
         index=sums.index,
     )
-    return out.reset_index()

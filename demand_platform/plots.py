@@ -69,6 +69,52 @@ def _empty(path: str | Path, title: str) -> Path:
     return _save(fig, path)
 
 
+def _top_series_frame(
+    frame: pd.DataFrame, top_n: int, origin: DateLike | None
+) -> tuple[pd.Timestamp, pd.DataFrame, pd.Series]:
+    """Origin drawn, its rows and the top series by total actual (``volume`` indexed by sku, warehouse)."""
+    origin_ts = frame[C.ORIGIN_DATE].max() if origin is None else pd.Timestamp(origin)
+    at_origin = frame.loc[frame[C.ORIGIN_DATE] == origin_ts]
+    volume = frame.groupby([C.SKU, C.WAREHOUSE_ID], observed=True, sort=False)[ACTUAL].sum()
+    present = pd.MultiIndex.from_frame(at_origin[[C.SKU, C.WAREHOUSE_ID]].drop_duplicates())
+    top = volume[volume.index.isin(present)].sort_values(ascending=False, kind="stable").head(top_n)
+    return origin_ts, at_origin, top
+
+
+def _top_series_scored(
+    scored: ScoredForecasts, top_n: int, origin: DateLike | None
+) -> tuple[pd.Timestamp, pd.DataFrame, pd.Series]:
+    """As :func:`_top_series_frame`, on the scored rows' integer codes (no frame of all scored rows)."""
+    days = scored.days(C.ORIGIN_DATE)
+    if origin is None:
+        origin_day = int(days.max())
+    else:
+        origin_day = int(
+            pd.Timestamp(origin).normalize().to_datetime64().astype("datetime64[D]").view(np.int64)
+        )
+    origin_ts = pd.Timestamp(np.datetime64(origin_day, "D"))
+    series, size = scored.series()
+    volume = np.bincount(series, weights=scored.actual, minlength=size)
+    n_rows = np.bincount(series, minlength=size)
+    at_day = days == origin_day
+    present = np.bincount(series[at_day], minlength=size) > 0
+    first = np.full(size, len(series), dtype=np.int64)
+    first[series[::-1]] = np.arange(len(series))[::-1]
+    codes = np.flatnonzero((n_rows > 0) & present)
+    codes = codes[np.argsort(first[codes], kind="stable")]  # first appearance, as a group-by (sort=False)
+    n_wh = scored.warehouse.size
+    index = pd.MultiIndex.from_arrays(
+        [scored.sku.values[codes // n_wh], scored.warehouse.values[codes % n_wh]],
+        names=[C.SKU, C.WAREHOUSE_ID],
+    )
+    top = pd.Series(volume[codes], index=index, name=ACTUAL)
+    top = top.sort_values(ascending=False, kind="stable").head(top_n)
+    chosen = np.zeros(size, dtype=bool)
+    chosen[codes[index.isin(top.index)]] = True
+    at_origin = scored.subframe(at_day & chosen[series])
+    return origin_ts, at_origin, top
+
+
 def plot_forecast_vs_actual(
     scored: ScoredForecasts | pd.DataFrame,
     path: str | Path,
@@ -87,14 +133,14 @@ def plot_forecast_vs_actual(
         The PNG path.
     """
     title = "Forecast vs actual"
-    frame = scored.frame if isinstance(scored, ScoredForecasts) else scored
-    if frame.empty:
-        return _empty(path, title)
-    origin_ts = frame[C.ORIGIN_DATE].max() if origin is None else pd.Timestamp(origin)
-    at_origin = frame.loc[frame[C.ORIGIN_DATE] == origin_ts]
-    volume = frame.groupby([C.SKU, C.WAREHOUSE_ID], observed=True, sort=False)[ACTUAL].sum()
-    present = pd.MultiIndex.from_frame(at_origin[[C.SKU, C.WAREHOUSE_ID]].drop_duplicates())
-    top = volume[volume.index.isin(present)].sort_values(ascending=False, kind="stable").head(top_n)
+    if isinstance(scored, ScoredForecasts):
+        if scored.n_scored == 0:
+            return _empty(path, title)
+        origin_ts, at_origin, top = _top_series_scored(scored, top_n, origin)
+    else:
+        if scored.empty:
+            return _empty(path, title)
+        origin_ts, at_origin, top = _top_series_frame(scored, top_n, origin)
     if top.empty:
         return _empty(path, f"{title} (origin {origin_ts.date()})")
     ncols = min(3, len(top))

@@ -34,8 +34,7 @@ from demand_platform import accuracy, inventory, plots
 from demand_platform import columns as C
 from demand_platform import features as F
 from demand_platform.features import DateLike
-from demand_platform.forecasting import FORECAST_COLUMNS
-from demand_platform.metrics import BIAS, MAE, N_OBS, RMSE, WMAPE, metrics_by_group
+from demand_platform.metrics import BIAS, MAE, N_OBS, RMSE, WMAPE
 
 # --- columns of the long report frame ------------------------------------------------------------------------
 TABLE = "table"
@@ -103,6 +102,8 @@ PLOT_FORECAST_VS_ACTUAL = "forecast_vs_actual"
 PLOT_WMAPE_BY_TIER = "wmape_by_tier"
 PLOT_SERVICE_VS_INVENTORY = "service_vs_inventory"
 TOP_SKUS = 6
+
+_NS_PER_DAY = 86_400 * 10**9
 
 NOTE_NO_MATURED = "No matured forecast yet: no forecast target on or before the report day has an actual."
 NOTE_NO_POLICY = "Inventory replay skipped: not enough matured origins (need more than lead time + 1 days)."
@@ -219,11 +220,6 @@ def _long_table(name: str, table: pd.DataFrame, keys: list[str]) -> pd.DataFrame
     return out
 
 
-def _totals_row(totals: pd.DataFrame) -> pd.DataFrame:
-    """Metrics of aggregated totals (lead-time or weekly) over all tiers, as one ``all`` row."""
-    return metrics_by_group(totals.assign(**{GROUP: GROUP_ALL}), GROUP, accuracy.ACTUAL, C.FORECAST)
-
-
 def report_frame(
     tables: dict[str, pd.DataFrame],
     scored: accuracy.ScoredForecasts,
@@ -256,15 +252,12 @@ def report_frame(
         accuracy.LEAD_TIME: [C.TIER],
         accuracy.WEEKLY: [C.TIER],
     }
-    totals = {
-        accuracy.LEAD_TIME: accuracy.lead_time_totals(scored, lead_time),
-        accuracy.WEEKLY: accuracy.weekly_totals(scored),
-    }
+    totals = accuracy.totals_overall(scored, lead_time)  # the all-tier rows of lead_time and weekly
     parts = []
     for name in accuracy.TABLE_NAMES:
         parts.append(_long_table(name, tables[name], keys[name]))
         if name in totals and len(totals[name]):
-            parts.append(_long_table(name, _totals_row(totals[name]), []))
+            parts.append(_long_table(name, totals[name], []))
     frame = pd.concat(parts, ignore_index=True)
     frame.insert(0, C.WAREHOUSE_ID, warehouse_id)
     frame.insert(0, C.ORIGIN_DATE, pd.Timestamp(as_of).normalize())
@@ -297,6 +290,28 @@ def _empty_policy() -> pd.DataFrame:
     out = pd.DataFrame({c: pd.Series(dtype=object) for c in inventory.COMPARISON_COLUMNS})
     out[C.TIER] = out[C.TIER].astype("Int64")
     return out
+
+
+def _warehouse_forecasts(forecasts: pd.DataFrame, warehouse_id: str, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The forecasts of the warehouse with origins up to ``as_of`` (normalised to midnight).
+
+    The frame is returned as is (no copy of millions of rows) when every row already qualifies, as the
+    asset's frames do; otherwise the forecast columns of the qualifying rows are copied.
+    """
+    origin = forecasts[C.ORIGIN_DATE]
+    if origin.dtype.kind == "M":  # tz-naive datetimes: test midnight and the cut on the integers
+        stamps = origin.to_numpy().astype("datetime64[ns]").view(np.int64)
+        normalised = bool((stamps % _NS_PER_DAY == 0).all())
+        day = stamps // _NS_PER_DAY
+    else:
+        normalised = False
+        day = pd.to_datetime(origin).dt.normalize().to_numpy().astype("datetime64[D]").view(np.int64)
+    keep = (forecasts[C.WAREHOUSE_ID] == warehouse_id).to_numpy() & (day <= as_of.value // _NS_PER_DAY)
+    if normalised and keep.all():
+        return forecasts
+    fc = forecasts.loc[keep, list(C.FORECAST_COLUMNS)]
+    fc = fc.assign(**{C.ORIGIN_DATE: pd.to_datetime(fc[C.ORIGIN_DATE]).dt.normalize()})
+    return fc.reset_index(drop=True)
 
 
 def _policy(forecasts: pd.DataFrame, actuals: pd.DataFrame, lead_time: int) -> pd.DataFrame:
@@ -411,7 +426,7 @@ def build_accuracy_report(
     """The accuracy report of one warehouse on report day ``as_of`` (see the module docstring).
 
     Args:
-        forecasts: Earlier forecasts of the warehouse (:data:`demand_platform.forecasting.FORECAST_COLUMNS`;
+        forecasts: Earlier forecasts of the warehouse (:data:`demand_platform.columns.FORECAST_COLUMNS`;
             extra columns such as ``model_version`` or the override columns are ignored). Rows of other
             warehouses and origins after ``as_of`` are ignored.
         actuals: ``raw_sales`` rows of the warehouse covering the scored target days (and, for the MA28
@@ -432,9 +447,7 @@ def build_accuracy_report(
         The report. Without any matured forecast the frame is empty, there is no drift and a note says so.
     """
     as_of_ts = pd.Timestamp(as_of).normalize()
-    fc = forecasts.loc[forecasts[C.WAREHOUSE_ID] == warehouse_id, list(FORECAST_COLUMNS)]
-    fc = fc.assign(**{C.ORIGIN_DATE: pd.to_datetime(fc[C.ORIGIN_DATE]).dt.normalize()})
-    fc = fc.loc[fc[C.ORIGIN_DATE] <= as_of_ts].reset_index(drop=True)
+    fc = _warehouse_forecasts(forecasts, warehouse_id, as_of_ts)
     act = actuals.loc[actuals[C.WAREHOUSE_ID] == warehouse_id]
     act = act.assign(**{C.DATE: pd.to_datetime(act[C.DATE]).dt.normalize()})
     act = act.loc[act[C.DATE] <= as_of_ts].reset_index(drop=True)
