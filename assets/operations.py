@@ -11,12 +11,19 @@ the sensors and the run failure sensor need the ``alerts`` resource (:class:`res
   of their assets except ``forecasts_freshness`` (which Dagster would otherwise add to every run that
   materializes ``forecasts``); that exclusion names the check, so the ``Definitions`` must hold
   ``Operations.asset_checks`` as well as the jobs.
-* **daily_schedule** (06:00 in the company timezone) requests one ``daily`` run per warehouse for the
-  previous day. Retraining cadence: with ``retrain_every_days = n``, days whose offset from the first
-  partition is a multiple of ``n`` train; on the other days the run request carries an asset selection
-  without ``trained_models``, i.e. exactly the assets of ``daily_no_train``. (A Dagster schedule targets a
-  single job: its run requests cannot name another job, so the off-day runs appear as subsets of
-  ``daily`` tagged ``demand_platform/retrain=false``; ``daily_no_train`` is there for manual runs.)
+* **daily_schedule** (06:00 in the company timezone) materializes the whole graph for the previous day
+  in two runs per warehouse: a **forecast run** (``raw_sales .. forecasts``) and an **accuracy_report
+  run** tagged ``dagster/priority = -1`` (:data:`REPORT_RUN_PRIORITY`). Every run is in the ``duckdb``
+  pool (limit 1, run granularity), so the queue admits one at a time, and the QueuedRunCoordinator
+  dequeues the highest priority first (FIFO among equals) before it checks the pool: all forecast runs
+  go before any report, and warehouse 50's forecasts no longer wait behind 49 reports for the 08:00
+  deadline. A report run reads whatever forecasts exist when it starts (its forecast run failed: the
+  earlier origins are scored, the recommendations come from the latest origin stored). Retraining
+  cadence: with ``retrain_every_days = n``, days whose offset from the first partition is a multiple of
+  ``n`` train; on the other days the forecast run leaves out ``trained_models`` (the assets of
+  ``daily_no_train`` minus the report). (A Dagster schedule targets a single job: its run requests cannot
+  name another job, so both runs are asset subsets of ``daily``, tagged ``demand_platform/retrain``;
+  ``daily_no_train`` is there for manual runs.)
 * **forecasts_freshness** (asset check on ``forecasts``, run by **freshness_schedule** at deadline + 5
   minutes) fails when a warehouse's forecasts partition of the latest *due* day is not materialized.
   The forecasts of day D are due at ``deadline_hour`` on D + 1; at evaluation time T (company timezone)
@@ -97,6 +104,12 @@ ALERTS_RESOURCE = "alerts"
 DAILY_CRON = "0 6 * * *"
 #: Run tag saying whether a scheduled daily run retrains (``true``/``false``).
 RETRAIN_TAG = "demand_platform/retrain"
+#: Run tag read by the QueuedRunCoordinator: queued runs are dequeued highest priority first (default 0;
+#: FIFO among equals), and only then checked against the ``duckdb`` pool.
+PRIORITY_TAG = "dagster/priority"
+#: Priority of the scheduled ``accuracy_report`` runs: below the forecast runs (0), so every warehouse's
+#: forecasts are dequeued before any report.
+REPORT_RUN_PRIORITY = -1
 #: Run tag of retrain runs requested by the drift sensor: the accuracy_report storage id that drifted.
 DRIFT_SOURCE_TAG = "demand_platform/drift_storage_id"
 
@@ -453,7 +466,10 @@ def build_operations(
         job=daily_job,
         execution_timezone=timezone,
         default_status=dg.DefaultScheduleStatus.RUNNING,
-        description="One daily run per warehouse for yesterday's partition.",
+        description=(
+            "For yesterday's partition: one forecast run per warehouse (raw_sales .. forecasts), then one "
+            "accuracy_report run per warehouse at a lower dagster/priority."
+        ),
     )
     def daily_schedule(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest | dg.SkipReason]:
         scheduled = context.scheduled_execution_time or dt.datetime.now(ZoneInfo(timezone))
@@ -462,12 +478,22 @@ def build_operations(
             yield dg.SkipReason(f"{day} is outside the partitions")
             return
         train = is_training_day(day, first_day, retrain_every_days)
+        forecast_path = [dg.AssetKey(a) for a in (PIPELINE_ASSETS if train else NO_TRAIN_ASSETS)]
+        forecast_path.remove(dg.AssetKey(ACCURACY_REPORT))
         for wh in warehouses:
+            partition = dg.MultiPartitionKey({DATE_DIM: day.isoformat(), WAREHOUSE_DIM: wh})
             yield dg.RunRequest(
                 run_key=f"daily-{day.isoformat()}-{wh}",
-                partition_key=dg.MultiPartitionKey({DATE_DIM: day.isoformat(), WAREHOUSE_DIM: wh}),
-                asset_selection=None if train else [dg.AssetKey(a) for a in NO_TRAIN_ASSETS],
+                partition_key=partition,
+                asset_selection=forecast_path,
                 tags={RETRAIN_TAG: str(train).lower()},
+            )
+        for wh in warehouses:
+            yield dg.RunRequest(
+                run_key=f"report-{day.isoformat()}-{wh}",
+                partition_key=dg.MultiPartitionKey({DATE_DIM: day.isoformat(), WAREHOUSE_DIM: wh}),
+                asset_selection=[dg.AssetKey(ACCURACY_REPORT)],
+                tags={RETRAIN_TAG: str(train).lower(), PRIORITY_TAG: str(REPORT_RUN_PRIORITY)},
             )
 
     @dg.sensor(

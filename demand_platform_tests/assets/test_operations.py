@@ -37,6 +37,9 @@ from assets.operations import (
     FRESHNESS_OP,
     FRESHNESS_SCHEDULE,
     NO_TRAIN_ASSETS,
+    PIPELINE_ASSETS,
+    PRIORITY_TAG,
+    REPORT_RUN_PRIORITY,
     RETRAIN_JOB,
     RETRAIN_TAG,
     RUN_FAILURE_SENSOR,
@@ -389,16 +392,95 @@ def _daily_requests(env: Env, when: dt.datetime) -> list[dg.RunRequest]:
     return list(env.defs.resolve_schedule_def(DAILY_SCHEDULE).evaluate_tick(context).run_requests or [])
 
 
+FORECAST_PATH = {dg.AssetKey(a) for a in PIPELINE_ASSETS if a != ACCURACY_REPORT}
+
+
+def _forecast_and_report_runs(
+    requests: list[dg.RunRequest],
+) -> tuple[list[dg.RunRequest], list[dg.RunRequest]]:
+    report = [r for r in requests if set(r.asset_selection or []) == {dg.AssetKey(ACCURACY_REPORT)}]
+    return [r for r in requests if r not in report], report
+
+
 def test_daily_schedule_requests_one_run_per_warehouse_for_yesterday(env: Env) -> None:
+    """Per warehouse, one forecast run (raw_sales .. forecasts) then one lower-priority report run."""
     schedule = env.defs.resolve_schedule_def(DAILY_SCHEDULE)
     assert schedule.cron_schedule == "0 6 * * *" and schedule.execution_timezone == TZ
     assert schedule.job_name == DAILY_JOB
     requests = _daily_requests(env, dt.datetime(2024, 1, 3, 6, 0, tzinfo=ZoneInfo(TZ)))
-    assert [r.partition_key for r in requests] == ["2024-01-02|W1", "2024-01-02|W2"]
-    assert len({r.run_key for r in requests}) == 2
-    assert all(r.asset_selection is None and r.tags[RETRAIN_TAG] == "true" for r in requests)
+    forecast_runs, report_runs = _forecast_and_report_runs(requests)
+    assert [r.partition_key for r in forecast_runs] == ["2024-01-02|W1", "2024-01-02|W2"]
+    assert [r.partition_key for r in report_runs] == ["2024-01-02|W1", "2024-01-02|W2"]
+    assert requests == forecast_runs + report_runs  # every forecast request first
+    assert len({r.run_key for r in requests}) == 4
+    assert all(set(r.asset_selection or []) == FORECAST_PATH for r in forecast_runs)
+    assert all(r.tags[RETRAIN_TAG] == "true" for r in requests)
+    # The whole graph every day: the two runs of a warehouse cover the daily job's assets.
+    job_assets = env.defs.resolve_job_def(DAILY_JOB).asset_layer.executable_asset_keys
+    assert FORECAST_PATH | {dg.AssetKey(ACCURACY_REPORT)} == set(job_assets)
+    # Reports below the forecasts in the run queue's priority order (default priority 0).
+    assert all(int(r.tags.get(PRIORITY_TAG, "0")) == 0 for r in forecast_runs)
+    assert all(int(r.tags[PRIORITY_TAG]) == REPORT_RUN_PRIORITY < 0 for r in report_runs)
     # Outside the partitions: skipped.
     assert _daily_requests(env, dt.datetime(2024, 1, 9, 6, 0, tzinfo=ZoneInfo(TZ))) == []
+
+
+def test_run_queue_dequeues_forecasts_before_earlier_queued_reports(tmp_path: Path) -> None:
+    """On the platform's instance (QueuedRunCoordinator, duckdb pool of 1 at run granularity), queued
+    report runs created first still wait for the forecast runs; a running duckdb run blocks everyone.
+
+    Uses the queue daemon's own selection step (``_get_runs_to_dequeue``), without launching runs.
+    """
+    from dagster._core.remote_origin import (
+        InProcessCodeLocationOrigin,
+        RemoteJobOrigin,
+        RemoteRepositoryOrigin,
+    )
+    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+    from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
+
+    from assets.orchestration import INSTANCE_YAML
+    from assets.partitions import DUCKDB_POOL
+
+    @dg.asset(pool=DUCKDB_POOL)
+    def in_pool() -> None:
+        """A stand-in for a pipeline asset."""
+
+    job = dg.Definitions(assets=[in_pool], jobs=[dg.define_asset_job("j", [in_pool])]).resolve_job_def("j")
+    origin = RemoteJobOrigin(
+        RemoteRepositoryOrigin(
+            InProcessCodeLocationOrigin(LoadableTargetOrigin(python_file=__file__)), "__repository__"
+        ),
+        "j",
+    )
+    home = tmp_path / "dagster"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(INSTANCE_YAML)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.event_log_storage.set_concurrency_slots(DUCKDB_POOL, 1)
+
+        def queue(name: str, status: dg.DagsterRunStatus = dg.DagsterRunStatus.QUEUED, **tags: str) -> None:
+            instance.create_run_for_job(
+                job, tags={"name": name, **tags}, status=status, remote_job_origin=origin
+            )
+
+        low = {PRIORITY_TAG: str(REPORT_RUN_PRIORITY)}
+        for name, tags in (
+            ("report W1", low),
+            ("forecasts W1", {}),
+            ("report W2", low),
+            ("forecasts W2", {}),
+        ):
+            queue(name, **tags)
+        daemon = QueuedRunCoordinatorDaemon(interval_seconds=1)
+
+        def dequeued() -> list[str]:
+            runs = daemon._get_runs_to_dequeue(instance, instance.get_concurrency_config(), None)
+            return [run.tags["name"] for run in runs]
+
+        assert dequeued() == ["forecasts W1"]  # the oldest of the highest priority; the pool admits one
+        queue("busy", dg.DagsterRunStatus.STARTED)
+        assert dequeued() == []  # a duckdb run in progress holds the pool's single slot
 
 
 def test_daily_schedule_skips_training_on_off_days(tmp_path: Path) -> None:
@@ -423,9 +505,14 @@ def test_daily_schedule_skips_training_on_off_days(tmp_path: Path) -> None:
 
         off = requests(3)  # partition day 2024-01-02: offset 1
         on = requests(4)  # partition day 2024-01-03: offset 2
-    assert [set(r.asset_selection or []) for r in off] == [{dg.AssetKey(a) for a in NO_TRAIN_ASSETS}] * 2
+    no_train_path = {dg.AssetKey(a) for a in NO_TRAIN_ASSETS if a != ACCURACY_REPORT}
+    off_forecasts, off_reports = _forecast_and_report_runs(off)
+    on_forecasts, on_reports = _forecast_and_report_runs(on)
+    assert [set(r.asset_selection or []) for r in off_forecasts] == [no_train_path] * 2
+    assert [set(r.asset_selection or []) for r in on_forecasts] == [FORECAST_PATH] * 2
+    assert len(off_reports) == len(on_reports) == 2
     assert all(r.tags[RETRAIN_TAG] == "false" for r in off)
-    assert all(r.asset_selection is None and r.tags[RETRAIN_TAG] == "true" for r in on)
+    assert all(r.tags[RETRAIN_TAG] == "true" for r in on)
     no_train = defs.resolve_job_def(DAILY_NO_TRAIN_JOB)
     assert {k.to_user_string() for k in no_train.asset_layer.executable_asset_keys} == set(NO_TRAIN_ASSETS)
 

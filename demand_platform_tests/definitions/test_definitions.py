@@ -110,3 +110,34 @@ def test_operations_are_on_by_default(settings: PlatformSettings) -> None:
     assert {"forecasts_freshness", "rejected_share_at_most_5pct", "history_complete"} <= checks
     policy = defs.get_assets_def("forecasts").specs_by_key[dg.AssetKey("forecasts")].freshness_policy
     assert policy is not None
+
+
+def test_daily_schedule_puts_every_forecast_run_before_the_reports(settings: PlatformSettings) -> None:
+    """The loaded schedule: one forecast run per warehouse for yesterday, then report runs below them in
+    the run queue's priority order, together the whole graph."""
+    from assets.operations import DAILY_JOB, DAILY_SCHEDULE, PRIORITY_TAG, REPORT_RUN_PRIORITY
+
+    defs = build_definitions(settings)
+    schedule = defs.resolve_schedule_def(DAILY_SCHEDULE)
+    assert settings.start_date is not None
+    today = settings.start_date + dt.timedelta(days=3)
+    when = dt.datetime.combine(today, dt.time(6), tzinfo=dt.UTC)
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=when, repository_def=defs.get_repository_def()
+        )
+        requests = list(schedule.evaluate_tick(context).run_requests or [])
+    report = dg.AssetKey("accuracy_report")
+    forecast_runs = [r for r in requests if report not in (r.asset_selection or [])]
+    report_runs = [r for r in requests if r.asset_selection == [report]]
+    assert requests == forecast_runs + report_runs
+    yesterday = (today - dt.timedelta(days=1)).isoformat()
+    warehouses = sorted({str(r.partition_key).split("|")[1] for r in requests})
+    assert len(warehouses) >= 2
+    for runs in (forecast_runs, report_runs):
+        assert sorted(str(r.partition_key) for r in runs) == [f"{yesterday}|{w}" for w in warehouses]
+    assert all(dg.AssetKey("forecasts") in (r.asset_selection or []) for r in forecast_runs)
+    assert all(int(r.tags.get(PRIORITY_TAG, "0")) > REPORT_RUN_PRIORITY for r in forecast_runs)
+    assert all(int(r.tags[PRIORITY_TAG]) == REPORT_RUN_PRIORITY for r in report_runs)
+    job_assets = set(defs.resolve_job_def(DAILY_JOB).asset_layer.executable_asset_keys)
+    assert set(forecast_runs[0].asset_selection or []) | {report} == job_assets
