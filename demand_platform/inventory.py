@@ -544,6 +544,13 @@ def _latest_forecasts(forecasts: pd.DataFrame) -> pd.DataFrame:
     return forecasts.loc[is_latest].assign(**{C.ORIGIN_DATE: origin.to_numpy()[is_latest]})
 
 
+def _sorted_series(keys: pd.DataFrame) -> pd.DataFrame:
+    """One row per series sorted by SKU and warehouse value (categorical keys as plain values: their
+    category order is not the value order)."""
+    keys = keys.assign(**{c: keys[c].astype(object) for c in (C.SKU, C.WAREHOUSE_ID)})
+    return keys.sort_values([C.SKU, C.WAREHOUSE_ID]).reset_index(drop=True)
+
+
 def recommend_policy(
     forecasts: pd.DataFrame,
     history: pd.DataFrame,
@@ -580,7 +587,7 @@ def recommend_policy(
         raise ValueError(f"service must be one of {sorted(QUANTILE_BY_SERVICE)}, got {service}")
     latest = _latest_forecasts(forecasts)
     keys = latest[[C.SKU, C.WAREHOUSE_ID, C.ORIGIN_DATE, C.TIER]].drop_duplicates([C.SKU, C.WAREHOUSE_ID])
-    series = keys.sort_values([C.SKU, C.WAREHOUSE_ID]).reset_index(drop=True)
+    series = _sorted_series(keys)
     n = len(series)
     lt = lead_time_array(lead_time, series)
 
@@ -694,11 +701,8 @@ def compare_policies(
         ValueError: If there is no day to score.
     """
     series_frame = _latest_forecasts(forecasts)
-    series_frame = (
-        series_frame[[C.SKU, C.WAREHOUSE_ID, C.TIER]]
-        .drop_duplicates([C.SKU, C.WAREHOUSE_ID])
-        .sort_values([C.SKU, C.WAREHOUSE_ID])
-        .reset_index(drop=True)
+    series_frame = _sorted_series(
+        series_frame[[C.SKU, C.WAREHOUSE_ID, C.TIER]].drop_duplicates([C.SKU, C.WAREHOUSE_ID])
     )
     lt = lead_time_array(lead_time, series_frame)
     origins = _epoch_days(forecasts[C.ORIGIN_DATE])

@@ -228,3 +228,174 @@ def test_other_warehouses_and_single_origin() -> None:
     tier = rows_of(report.frame, BY_TIER)
     assert tier.loc["1", WMAPE] == pytest.approx(4 / 24)  # Jan 2, 3: |12-10| + |12-14|
     assert report.n_scored == 4
+
+
+# --- the vectorised report against a plain pandas reference -------------------------------------------------
+def messy_case(seed: int = 7) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.Timestamp]:
+    """40 SKUs of W1 (and a few of W2), 45 daily origins x 30 horizons, with the cases the scoring rules
+    name: NaN forecasts and quantiles, missing raw_sales rows (zero-filled), a day without any row
+    (uncovered), returns, an SKU without a category, two models for some SKUs, origins after as_of."""
+    rng = np.random.default_rng(seed)
+    skus = [f"S{i:02d}" for i in range(40)]
+    origins = pd.date_range("2024-03-01", periods=45)
+    h = np.arange(1, 31)
+    level = dict(zip(skus, rng.gamma(1.0, 4.0, len(skus)), strict=True))
+    parts = []
+    for i, sku in enumerate(skus):
+        n = len(origins) * h.size
+        point = level[sku] * rng.lognormal(0.0, 0.5, n)
+        frame = pd.DataFrame(
+            {
+                C.SKU: sku,
+                C.WAREHOUSE_ID: "W1",
+                C.ORIGIN_DATE: np.repeat(origins, h.size),
+                C.HORIZON: np.tile(h, len(origins)),
+                C.FORECAST: point,
+                C.P50: 0.8 * point,
+                C.P90: point + 2.0 * np.sqrt(point),
+                C.P95: point + 3.0 * np.sqrt(point),
+                C.TIER: 1 + i % 3,
+                C.MODEL: ["lgbm", "ensemble", "croston"][i % 3],
+            }
+        )
+        parts.append(frame)
+        if i % 7 == 0:  # a second model scored on the same SKU-days
+            parts.append(frame.assign(**{C.MODEL: "seasonal_naive", C.FORECAST: frame[C.FORECAST] * 1.3}))
+    forecasts = pd.concat(parts, ignore_index=True)
+    forecasts[C.TARGET_DATE] = forecasts[C.ORIGIN_DATE] + pd.to_timedelta(forecasts[C.HORIZON], unit="D")
+    forecasts.loc[rng.random(len(forecasts)) < 0.02, C.P90] = np.nan
+    forecasts.loc[rng.random(len(forecasts)) < 0.01, C.FORECAST] = np.nan
+    other = forecasts.iloc[:500].assign(**{C.WAREHOUSE_ID: "W2", C.FORECAST: 1e6})
+    forecasts = pd.concat([forecasts, other], ignore_index=True)
+
+    days = pd.date_range(origins[0] - pd.Timedelta(days=27), origins[-1] + pd.Timedelta(days=30))
+    actuals = pd.DataFrame(
+        {
+            C.SKU: np.repeat(skus, len(days)),
+            C.WAREHOUSE_ID: "W1",
+            C.DATE: np.tile(days, len(skus)),
+            C.QUANTITY: rng.poisson(np.repeat([level[s] for s in skus], len(days))).astype(np.float64),
+        }
+    )
+    actuals.loc[rng.random(len(actuals)) < 0.03, C.QUANTITY] = -2.0  # returns
+    actuals = actuals.loc[rng.random(len(actuals)) > 0.05]  # missing rows: zero-filled when covered
+    as_of = origins[-1] - pd.Timedelta(days=4)
+    actuals = actuals.loc[actuals[C.DATE] != as_of - pd.Timedelta(days=6)]  # an uncovered day
+    products = pd.DataFrame(
+        {C.SKU: skus[1:], C.CATEGORY: [["toys", "garden", "food"][i % 3] for i in range(39)]}
+    )
+    return forecasts, actuals.reset_index(drop=True), products, as_of
+
+
+def reference_rows(
+    forecasts: pd.DataFrame,
+    actuals: pd.DataFrame,
+    products: pd.DataFrame,
+    as_of: pd.Timestamp,
+    lead_time: int,
+) -> dict[tuple[str, str], dict[str, float]]:
+    """The report's accuracy rows computed the plain way: a merge, Python functions per group."""
+    fc = forecasts.loc[(forecasts[C.WAREHOUSE_ID] == "W1") & (forecasts[C.ORIGIN_DATE] <= as_of)]
+    fc = fc.loc[fc[C.TARGET_DATE] <= as_of]
+    act = actuals.loc[(actuals[C.WAREHOUSE_ID] == "W1") & (actuals[C.DATE] <= as_of)]
+    covered = set(act[C.DATE])
+    rows = fc.merge(
+        act[[C.SKU, C.DATE, C.QUANTITY]].rename(columns={C.DATE: C.TARGET_DATE}),
+        on=[C.SKU, C.TARGET_DATE],
+        how="left",
+    )
+    rows = rows.loc[rows[C.TARGET_DATE].isin(covered)].copy()
+    rows["actual"] = rows[C.QUANTITY].clip(lower=0).fillna(0.0)
+    rows = rows.merge(products, on=C.SKU, how="left")
+    rows["band"] = [
+        next((f"{lo}-{hi}" for lo, hi in ((1, 7), (8, 14), (15, 30)) if lo <= x <= hi))
+        for x in rows[C.HORIZON]
+    ]
+
+    def metrics(g: pd.DataFrame) -> dict[str, float]:
+        p = g.loc[g[C.FORECAST].notna()]
+        e = p[C.FORECAST] - p["actual"]
+        out = {
+            WMAPE: e.abs().sum() / p["actual"].abs().sum(),
+            "mae": e.abs().mean(),
+            "rmse": float(np.sqrt((e**2).mean())),
+            BIAS: e.sum() / p["actual"].sum(),
+            N_OBS: float(len(p)),
+        }
+        for q in ("p90", "p95"):
+            known = g.loc[g[q].notna()]
+            out[f"coverage_{q}"] = float((known["actual"] <= known[q]).mean())
+        return out
+
+    def totals_metrics(t: pd.DataFrame) -> dict[str, float]:
+        e = t["f"] - t["a"]
+        return {
+            WMAPE: e.abs().sum() / t["a"].abs().sum(),
+            "mae": e.abs().mean(),
+            "rmse": float(np.sqrt((e**2).mean())),
+            BIAS: e.sum() / t["a"].sum(),
+            N_OBS: float(len(t)),
+        }
+
+    expected: dict[tuple[str, str], dict[str, float]] = {("overall", "all"): metrics(rows)}
+    for table, key in (
+        ("tier", C.TIER),
+        ("category", C.CATEGORY),
+        ("horizon_band", "band"),
+        ("model", C.MODEL),
+    ):
+        for value, g in rows.groupby(rows[key].fillna("unknown").astype(str)):
+            expected[(table, value)] = metrics(g)
+    for (origin, tier), g in rows.groupby([C.ORIGIN_DATE, C.TIER]):
+        expected[("tier_by_origin", f"{origin.date().isoformat()}|{tier}")] = metrics(g)
+    keys = [C.SKU, C.ORIGIN_DATE, C.MODEL, C.TIER]
+    window = rows.loc[rows[C.HORIZON] <= lead_time]
+    lt = (
+        window.groupby(keys)
+        .agg(f=(C.FORECAST, "sum"), a=("actual", "sum"), n=("actual", "size"))
+        .reset_index()
+    )
+    lt = lt.loc[lt["n"] == lead_time]
+    week = rows[C.TARGET_DATE] - pd.to_timedelta(rows[C.TARGET_DATE].dt.dayofweek, unit="D")
+    wk = (
+        rows.assign(week=week)
+        .groupby([*keys, "week"])
+        .agg(f=(C.FORECAST, "sum"), a=("actual", "sum"), n=("actual", "size"))
+    )
+    wk = wk.loc[wk["n"] == 7].reset_index()
+    for table, totals in (("lead_time", lt), ("weekly", wk)):
+        expected[(table, "all")] = totals_metrics(totals)
+        for tier, t in totals.groupby(C.TIER):
+            expected[(table, str(tier))] = totals_metrics(t)
+    return expected
+
+
+def test_report_matches_a_plain_pandas_reference() -> None:
+    forecasts, actuals, products, as_of = messy_case()
+    report = build_accuracy_report(forecasts, actuals, products, as_of, "W1", lead_time=5)
+    expected = reference_rows(forecasts, actuals, products, as_of, lead_time=5)
+    got = report.frame.set_index([TABLE, GROUP])
+    assert set(got.index) == set(expected)
+    for key, values in expected.items():
+        for column, value in values.items():
+            assert got.loc[key, column] == pytest.approx(value, rel=1e-9, nan_ok=True), (key, column)
+    assert report.counts["n_zero_filled"] > 0 and report.counts["n_uncovered"] > 0
+    assert ("category", "unknown") in expected  # the SKU without a category is its own group
+
+
+def test_report_is_the_same_with_categorical_keys() -> None:
+    """The asset reads the string keys as categoricals (categories unsorted, some unused): same report."""
+    forecasts, actuals, products, as_of = messy_case(seed=11)
+    plain = build_accuracy_report(forecasts, actuals, products, as_of, "W1")
+    keyed = forecasts.copy()
+    for column in (C.SKU, C.WAREHOUSE_ID, C.MODEL):
+        values = keyed[column].astype(str)
+        categories = [*sorted(values.unique(), reverse=True), "zz_unused"]
+        keyed[column] = pd.Categorical(values, categories=categories)
+    keyed[C.HORIZON] = keyed[C.HORIZON].astype(np.int16)
+    keyed[C.TIER] = keyed[C.TIER].astype(np.int16)
+    fast = build_accuracy_report(keyed, actuals, products, as_of, "W1")
+    pd.testing.assert_frame_equal(fast.frame, plain.frame, rtol=1e-12)
+    pd.testing.assert_frame_equal(fast.policy, plain.policy, rtol=1e-12)
+    pd.testing.assert_frame_equal(fast.recommendations, plain.recommendations, rtol=1e-12)
+    assert fast.summary_md == plain.summary_md
