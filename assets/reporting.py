@@ -19,6 +19,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pandas as pd
+import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from assets.partitions import (
@@ -32,7 +33,6 @@ from assets.partitions import (
 from assets.types import AccuracyReportType
 from demand_platform import columns as C
 from demand_platform import inventory
-from demand_platform.forecasting import FORECAST_COLUMNS
 from demand_platform.reporting import (
     FORECAST_POLICY,
     REPLENISHMENT_DTYPES,
@@ -60,6 +60,8 @@ TRAINED_MODELS_TABLE = "trained_models"
 REPORT_PARTITION_EXPR = {DATE_DIM: C.ORIGIN_DATE, WAREHOUSE_DIM: C.WAREHOUSE_ID}
 
 
+#: Forecast columns read as SMALLINT (horizons 1..30, tiers 1..3).
+_SMALL_INT_COLUMNS = (C.HORIZON, C.TIER)
 _SQL_TYPES = {"datetime64[ns]": "TIMESTAMP", "object": "VARCHAR", "int64": "BIGINT", "float64": "DOUBLE"}
 
 
@@ -76,19 +78,27 @@ def read_forecasts(
         end: Last origin.
 
     Returns:
-        :data:`demand_platform.forecasting.FORECAST_COLUMNS`; empty when the table does not exist yet.
+        :data:`demand_platform.columns.FORECAST_COLUMNS` (``sku``, ``warehouse_id`` and ``model`` as
+        categoricals, ``horizon`` and ``tier`` as int16); empty when the table does not exist yet.
     """
-    columns = list(FORECAST_COLUMNS)
+    columns = list(C.FORECAST_COLUMNS)
     if not table_exists(con, FORECASTS_TABLE):
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
-    frame = con.execute(
+    # Arrow with the strings as categoricals and small integers: 60 origins x 30 horizons x 10,000 SKUs
+    # are 18 M rows, ~1 GB this way against ~5 GB with DuckDB's .df() (one Python string per value).
+    selected = [f"CAST({c} AS SMALLINT) AS {c}" if c in _SMALL_INT_COLUMNS else c for c in columns]
+    table = con.execute(
         f"""
-        SELECT {", ".join(columns)} FROM {FORECASTS_TABLE}
+        SELECT {", ".join(selected)} FROM {FORECASTS_TABLE}
         WHERE {C.WAREHOUSE_ID} = $w
           AND {C.ORIGIN_DATE} >= CAST($d0 AS TIMESTAMP) AND {C.ORIGIN_DATE} <= CAST($d1 AS TIMESTAMP)
         """,
         {"w": warehouse_id, "d0": start, "d1": end},
-    ).df()
+    ).to_arrow_table()
+    assert table is not None  # a SELECT always has a result
+    frame = table.to_pandas(strings_to_categorical=True, self_destruct=True)
+    del table
+    pa.default_memory_pool().release_unused()
     for column in (C.ORIGIN_DATE, C.TARGET_DATE):
         frame[column] = pd.to_datetime(frame[column]).astype("datetime64[ns]")
     return frame

@@ -8,13 +8,16 @@ Builds, for one warehouse of N SKUs, what the ``accuracy_report`` asset of repor
   matured targets): a per-SKU level (the SKU's mean demand) times lognormal noise, P50 below it and
   P90/P95 above it; tiers by volume (20% / 30% / 50%) and model names as the forecaster writes them.
 
-The inputs are cached as parquet under ``--work`` and read back through DuckDB (``.df()``, object string
-columns), the way the asset reads them. Then ``build_accuracy_report`` runs ``--repeats`` times (median
-reported), with the plots written to a temporary directory (``--no-plots`` to skip them). The peak RSS
-of the process (``resource.getrusage``) and the RSS after loading the inputs are printed, and the
-report's headline figures as a sanity check.
+The inputs are synthesised by a first run and cached as parquet under ``--work``; a second run reads
+them back through DuckDB the way the asset does (``--strings categorical``: Arrow with categorical string
+columns; ``--strings object``: DuckDB's ``.df()``, one Python string per value, the asset's earlier read),
+then runs ``build_accuracy_report`` ``--repeats`` times (median reported) with the plots written to a
+temporary directory (``--no-plots`` to skip them). It prints the RSS after loading, the peak RSS during
+the report runs (the kernel's ``VmHWM`` reset after loading) and the process peak
+(``resource.getrusage``), and the report's headline figures as a sanity check.
 
 Usage:
+    python bench/bench_report.py --skus 10000            # first run: synthesise and cache the inputs
     python bench/bench_report.py --skus 10000 --repeats 3
 """
 
@@ -50,7 +53,25 @@ def _rss_mib() -> float:
 
 
 def _peak_mib() -> float:
+    """Peak RSS of the process so far (``resource.getrusage``, MiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _reset_hwm() -> bool:
+    """Resets the kernel's peak-RSS mark (``VmHWM``) so the report's own peak can be read (Linux)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _hwm_mib() -> float:
+    """``VmHWM``: peak RSS since the last reset (MiB)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def synth_inputs(n_skus: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.Timestamp]:
@@ -115,13 +136,17 @@ def synth_inputs(n_skus: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd
     return forecasts, actuals, products[[C.SKU, C.CATEGORY]], as_of
 
 
-def load_inputs(work: Path, n_skus: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The cached inputs read through DuckDB (object strings, as the asset gets them); built when missing.
+def load_inputs(
+    work: Path, n_skus: int, seed: int, strings: str = "categorical"
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The cached inputs read through DuckDB; synthesised and cached when missing.
 
     Args:
         work: Cache directory.
         n_skus: SKUs of the warehouse.
         seed: Seed.
+        strings: ``categorical`` (the forecasts as the asset reads them: Arrow, categorical strings,
+            SMALLINT horizon and tier) or ``object`` (DuckDB's ``.df()``).
 
     Returns:
         ``(forecasts, actuals, products)``.
@@ -136,7 +161,19 @@ def load_inputs(work: Path, n_skus: int, seed: int) -> tuple[pd.DataFrame, pd.Da
         del frames
         print(f"synthesised inputs in {time.perf_counter() - t0:.1f} s -> {work}")
     con = duckdb.connect()
-    out = tuple(con.sql(f"SELECT * FROM '{p}'").df() for p in paths.values())
+    if strings == "object":  # DuckDB's .df(): one Python string per row and column
+        out = tuple(con.sql(f"SELECT * FROM '{p}'").df() for p in paths.values())
+    else:  # as assets.reporting.read_forecasts: Arrow, strings as categoricals, small integers
+        fc = con.sql(
+            f"SELECT * REPLACE (CAST({C.HORIZON} AS SMALLINT) AS {C.HORIZON}, "
+            f"CAST({C.TIER} AS SMALLINT) AS {C.TIER}) FROM '{paths['fc']}'"
+        ).to_arrow_table()
+        out = (
+            fc.to_pandas(strings_to_categorical=True, self_destruct=True),
+            con.sql(f"SELECT * FROM '{paths['act']}'").df(),
+            con.sql(f"SELECT * FROM '{paths['prod']}'").df(),
+        )
+        del fc
     con.close()
     for frame in out:
         for column in (C.ORIGIN_DATE, C.TARGET_DATE, C.DATE):
@@ -158,17 +195,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs (the median is reported)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench_report"), help="input cache directory")
     parser.add_argument("--no-plots", action="store_true", help="do not draw the plots")
+    parser.add_argument(
+        "--strings",
+        choices=("categorical", "object"),
+        default="categorical",
+        help="forecast string columns as the asset reads them (categorical) or as DuckDB's .df() (object)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    forecasts, actuals, products = load_inputs(args.work, args.skus, args.seed)
+    if not all(
+        (args.work / f"report_{args.skus}_{args.seed}_{n}.parquet").exists() for n in ("fc", "act", "prod")
+    ):
+        load_inputs(args.work, args.skus, args.seed)  # synthesise first: the timed process starts clean
+        print("inputs cached; run again to time the report (peak RSS must not include the synthesis)")
+        return
+    forecasts, actuals, products = load_inputs(args.work, args.skus, args.seed, args.strings)
     warehouse = str(forecasts[C.WAREHOUSE_ID].iloc[0])
     as_of = pd.Timestamp(actuals[C.DATE].max())
     rss_inputs = _rss_mib()
     print(
-        f"inputs: {len(forecasts):,} forecast rows, {len(actuals):,} raw_sales rows, {args.skus:,} SKUs; "
-        f"RSS after loading {rss_inputs:,.0f} MiB (peak so far {_peak_mib():,.0f} MiB)"
+        f"inputs: {len(forecasts):,} forecast rows ({args.strings} strings, "
+        f"{forecasts.memory_usage(deep=args.strings == 'object').sum() / 2**20:,.0f} MiB), "
+        f"{len(actuals):,} raw_sales rows, {args.skus:,} SKUs; RSS after loading {rss_inputs:,.0f} MiB "
+        f"(process peak while loading {_peak_mib():,.0f} MiB)"
     )
+    hwm = _reset_hwm()
 
     times = []
     report = None
@@ -184,12 +236,17 @@ def main(argv: list[str] | None = None) -> None:
                 out_dir=None if args.no_plots else Path(tmp) / str(i),
             )
             times.append(time.perf_counter() - t0)
-            print(f"  run {i + 1}: {times[-1]:.2f} s, peak RSS {_peak_mib():,.0f} MiB")
+            print(f"  run {i + 1}: {times[-1]:.2f} s")
     assert report is not None
     median = statistics.median(times)
     print(f"build_accuracy_report, {args.skus:,} SKUs, plots {'off' if args.no_plots else 'on'}")
     print(f"  median of {args.repeats}   : {median:.2f} s")
-    print(f"  peak RSS      : {_peak_mib():,.0f} MiB ({_peak_mib() - rss_inputs:,.0f} MiB above the inputs)")
+    if hwm:
+        print(
+            f"  peak RSS during the report runs (VmHWM after reset): {_hwm_mib():,.0f} MiB "
+            f"({_hwm_mib() - rss_inputs:,.0f} MiB above the loaded inputs)"
+        )
+    print(f"  peak RSS of the process (getrusage, includes loading): {_peak_mib():,.0f} MiB")
     print(
         f"  sanity        : {report.n_scored:,} scored, WMAPE {report.wmape:.4f}, bias {report.bias:+.4f}, "
         f"lead-time WMAPE {report.lead_time_wmape:.4f}, {len(report.frame)} report rows, "

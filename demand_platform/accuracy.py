@@ -117,6 +117,14 @@ class _Codes(NamedTuple):
         return len(self.values)
 
 
+def _small(codes: np.ndarray, size: int) -> np.ndarray:
+    """Codes in ``[0, size]`` in the smallest signed integer type (a row array per key: memory matters)."""
+    for dtype in (np.int8, np.int16, np.int32):
+        if size < np.iinfo(dtype).max:
+            return codes.astype(dtype, copy=False)
+    return codes.astype(np.int64, copy=False)
+
+
 def _codes(values: pd.Series, rows: np.ndarray | None = None) -> _Codes:
     """Codes of ``values[rows]`` into their sorted distinct values, ``NaN`` as a last value of its own.
 
@@ -127,7 +135,7 @@ def _codes(values: pd.Series, rows: np.ndarray | None = None) -> _Codes:
         raw = raw if rows is None else raw[rows]
         categories = values.cat.categories
         order = np.argsort(categories.to_numpy(), kind="stable")
-        rank = np.empty(len(categories) + 1, dtype=np.int64)
+        rank = _small(np.empty(len(categories) + 1, dtype=np.int64), len(categories) + 1)
         rank[order] = np.arange(len(categories))
         rank[-1] = len(categories)  # code -1 (missing) -> last
         uniques = np.append(categories.to_numpy()[order].astype(object), np.nan)
@@ -139,7 +147,7 @@ def _codes(values: pd.Series, rows: np.ndarray | None = None) -> _Codes:
     if (codes < 0).any():
         codes = np.where(codes < 0, len(uniques), codes)
         uniques = np.append(uniques.astype(object) if uniques.dtype.kind in "OUS" else uniques, np.nan)
-    return _Codes(codes.astype(np.int64, copy=False), uniques)
+    return _Codes(_small(codes, len(uniques)), uniques)
 
 
 def _epoch_days(values: pd.Series) -> np.ndarray:
@@ -148,7 +156,12 @@ def _epoch_days(values: pd.Series) -> np.ndarray:
         values = pd.to_datetime(values)
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         values = values.dt.tz_localize(None)
-    return values.to_numpy().astype("datetime64[D]").view(np.int64)
+    days = values.to_numpy().astype("datetime64[D]").view(np.int64)
+    return days.astype(np.int32) if len(days) and days.min() >= _NAT_DAY32 else days
+
+
+#: Epoch days fit in int32 (NaT becomes the int32 minimum).
+_NAT_DAY32 = np.iinfo(np.int32).min
 
 
 _NAT_DAY = np.datetime64("NaT").astype("datetime64[D]").view(np.int64)
@@ -276,7 +289,7 @@ class ScoredForecasts:
     def horizon_band_codes(self) -> _Codes:
         """Horizon band of each scored row: codes into ``HORIZON_BAND_LABELS`` (+ NaN outside 1..30)."""
         horizon = self.column(C.HORIZON).astype(np.float64)
-        band = np.full(len(horizon), len(HORIZON_BANDS), dtype=np.int64)
+        band = np.full(len(horizon), len(HORIZON_BANDS), dtype=np.int8)
         for i, (lo, hi) in enumerate(HORIZON_BANDS):
             band[(horizon > lo - 1) & (horizon <= hi)] = i
         return _Codes(band, np.array([*HORIZON_BAND_LABELS, np.nan], dtype=object))
@@ -312,10 +325,11 @@ def _compact(code: np.ndarray, size: int) -> tuple[np.ndarray, int]:
     """Dense codes ``0..k-1`` (in the order of ``code``'s values) for codes in ``[0, size)``."""
     if size <= max(4 * len(code), 1 << 22):
         present = np.bincount(code, minlength=size) > 0
-        dense = np.cumsum(present) - 1
-        return dense[code], int(present.sum())
+        n = int(present.sum())
+        dense = _small(np.cumsum(present) - 1, n)
+        return dense[code], n
     codes, uniques = pd.factorize(code, sort=True)
-    return codes.astype(np.int64), len(uniques)
+    return _small(codes, len(uniques)), len(uniques)
 
 
 def score_forecasts(
@@ -351,11 +365,15 @@ def score_forecasts(
     target = _epoch_days(forecasts[C.TARGET_DATE])
     due = (target <= as_of_day) & (target != _NAT_DAY)
     due_rows = np.flatnonzero(due)
+    if n_forecasts < np.iinfo(np.int32).max:
+        due_rows = due_rows.astype(np.int32)
+    del due
     target = target[due_rows]
     sku = _codes(forecasts[C.SKU], due_rows)
     warehouse = _codes(forecasts[C.WAREHOUSE_ID], due_rows)
     series_code, series_size = _combine([(sku.codes, sku.size), (warehouse.codes, warehouse.size)])
     series, n_series = _compact(series_code, series_size) if len(due_rows) else (series_code, 0)
+    series = series.astype(np.int64, copy=False)
 
     first_day = int(target.min()) if len(target) else as_of_day
     n_days = as_of_day - first_day + 1
@@ -370,7 +388,7 @@ def score_forecasts(
     covered_cells = np.zeros(warehouse.size * n_days, dtype=bool)
     known_wh = act_wh >= 0
     covered_cells[act_wh[known_wh] * n_days + act_day[known_wh]] = True
-    is_covered = covered_cells[warehouse.codes * n_days + (target - first_day)]
+    is_covered = covered_cells[warehouse.codes.astype(np.int64) * n_days + (target - first_day)]
 
     # the actual of each due row's SKU x warehouse x day
     known = (act_sku >= 0) & known_wh
@@ -378,10 +396,12 @@ def score_forecasts(
     lookup = np.full(series_size if len(due_rows) else 0, -1, dtype=np.int64)
     lookup[series_code] = series
     act_series = lookup[act_series_code] if len(lookup) else np.zeros(0, dtype=np.int64)
+    del lookup, series_code
     hit = act_series >= 0
     act_key = act_series[hit] * n_days + act_day[known][hit]
     act_qty = quantity[known][hit]
     row_key = series * n_days + (target - first_day)
+    del series, target
     if n_series * n_days <= max(2 * len(row_key), 1 << 20):
         count = np.bincount(act_key, minlength=n_series * n_days)
         value = np.full(n_series * n_days, np.nan)
@@ -395,8 +415,10 @@ def score_forecasts(
         end = np.searchsorted(sorted_key, row_key, side="right")
         row_count = end - np.searchsorted(sorted_key, row_key, side="left")
         actual = np.where(row_count > 0, act_qty[order][pos] if len(order) else np.nan, np.nan)
+    del row_key
     if ((row_count > 1) & is_covered).any():
         raise ValueError("actuals hold duplicate sku x warehouse_id x date rows")
+    del row_count
     no_row = np.isnan(actual)
     n_zero_filled = int((no_row & is_covered).sum())
     n_uncovered = int((~is_covered).sum())
@@ -533,7 +555,9 @@ def _window_totals(
         parts.append((extra[0][rows_idx], extra[1]))
     code, _ = _combine(parts)
     group, uniques = pd.factorize(code, sort=False)
+    del code
     n_groups = len(uniques)
+    group = _small(group, n_groups)
     size = np.bincount(group, minlength=n_groups)
     forecast = scored.source[C.FORECAST].to_numpy(dtype=np.float64)[scored.rows[rows_idx]]
     f_sum = np.bincount(group, weights=np.nan_to_num(forecast, nan=0.0), minlength=n_groups)

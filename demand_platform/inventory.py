@@ -344,9 +344,9 @@ def _epoch_days(values: pd.Series | pd.Index | np.ndarray) -> np.ndarray:
 def _value_codes(values: pd.Series, index: pd.Index) -> np.ndarray:
     """Position of each value in ``index`` (-1 when absent); categorical columns look up their categories."""
     if isinstance(values.dtype, pd.CategoricalDtype):
-        by_category = np.append(index.get_indexer(values.cat.categories), -1)
+        by_category = np.append(index.get_indexer(values.cat.categories), -1).astype(np.int32)
         return by_category[values.cat.codes.to_numpy()]
-    return index.get_indexer(values.to_numpy())
+    return index.get_indexer(pd.Index(values.to_numpy())).astype(np.int32)
 
 
 #: Largest SKU x warehouse lookup table :func:`series_codes` builds (beyond it: a MultiIndex look-up).
@@ -372,9 +372,11 @@ def series_codes(frame: pd.DataFrame, series: pd.DataFrame) -> np.ndarray:
         index = pd.MultiIndex.from_frame(series[[C.SKU, C.WAREHOUSE_ID]])
         keys = pd.MultiIndex.from_arrays([frame[C.SKU].to_numpy(), frame[C.WAREHOUSE_ID].to_numpy()])
         return index.get_indexer(keys)
-    table = np.full((len(skus) + 1, len(warehouses) + 1), -1, dtype=np.int64)  # last row/column: absent
+    dtype = np.int32 if len(series) < np.iinfo(np.int32).max else np.int64
+    table = np.full((len(skus) + 1, len(warehouses) + 1), -1, dtype=dtype)  # last row/column: absent
     table[
-        skus.get_indexer(series[C.SKU].to_numpy()), warehouses.get_indexer(series[C.WAREHOUSE_ID].to_numpy())
+        skus.get_indexer(pd.Index(series[C.SKU].to_numpy())),
+        warehouses.get_indexer(pd.Index(series[C.WAREHOUSE_ID].to_numpy())),
     ] = np.arange(len(series))
     return table[_value_codes(frame[C.SKU], skus), _value_codes(frame[C.WAREHOUSE_ID], warehouses)]
 
@@ -431,7 +433,7 @@ def forecast_order_up_to(
     """
     code = series_codes(forecasts, series)
     day = _epoch_days(forecasts[C.ORIGIN_DATE])
-    horizon = forecasts[C.HORIZON].to_numpy(dtype=np.int64)
+    horizon = forecasts[C.HORIZON].to_numpy()
     return _order_up_to(code, day, horizon, forecasts[quantile], len(series), days, lead_time, review_period)
 
 
@@ -448,14 +450,15 @@ def _order_up_to(
     """:func:`forecast_order_up_to` on the rows' series codes, origin days (epoch) and horizons."""
     n_days = len(days)
     first = int(_epoch_days(days[:1])[0]) if n_days else 0
-    day = day - first
-    keep = (code >= 0) & (day >= 0) & (day < n_days) & (horizon >= 1)
-    keep[keep] &= horizon[keep] <= lead_time[code[keep]] + review_period
+    keep = (horizon >= 1) & (horizon <= int(lead_time.max(initial=0)) + review_period)  # few rows left
     rows = np.flatnonzero(keep)
-    value = values.to_numpy(dtype=np.float64)[rows]
+    code, day, horizon = code[rows], day[rows] - first, horizon[rows].astype(np.int64)
+    keep = (code >= 0) & (day >= 0) & (day < n_days)
+    keep[keep] &= horizon[keep] <= lead_time[code[keep]] + review_period
+    value = values.to_numpy(dtype=np.float64)[rows[keep]]
     known = ~np.isnan(value)
-    rows, value = rows[known], value[known]
-    flat = code[rows] * n_days + day[rows]
+    value = value[known]
+    flat = code[keep][known].astype(np.int64) * n_days + day[keep][known]
     total = np.bincount(flat, weights=value, minlength=n * n_days).reshape(n, n_days)
     count = np.bincount(flat, minlength=n * n_days).reshape(n, n_days)
     return np.where(count == (lead_time + review_period)[:, None], total, np.nan)
@@ -531,14 +534,24 @@ def demand_matrix(actuals: pd.DataFrame, series: pd.DataFrame, days: pd.Datetime
 
 
 # --- recommendations --------------------------------------------------------------------------------------------
+def _key_codes(values: pd.Series) -> tuple[np.ndarray, int]:
+    """Integer codes of a key column (missing values a code of their own) and the number of codes."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        raw = values.cat.codes.to_numpy().astype(np.int32)
+        n = len(values.cat.categories)
+        return np.where(raw < 0, n, raw), n + 1
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    return codes.astype(np.int32), len(uniques)
+
+
 def _latest_forecasts(forecasts: pd.DataFrame) -> pd.DataFrame:
     """The rows of each series' latest origin."""
     origin = pd.to_datetime(forecasts[C.ORIGIN_DATE])
     day = origin.to_numpy().view(np.int64) if origin.dtype.kind == "M" else _epoch_days(origin)
-    sku, skus = pd.factorize(forecasts[C.SKU], use_na_sentinel=False)
-    warehouse, warehouses = pd.factorize(forecasts[C.WAREHOUSE_ID], use_na_sentinel=False)
-    code = sku.astype(np.int64) * max(len(warehouses), 1) + warehouse
-    latest = np.full(len(skus) * max(len(warehouses), 1), np.iinfo(np.int64).min)
+    sku, skus = _key_codes(forecasts[C.SKU])
+    warehouse, warehouses = _key_codes(forecasts[C.WAREHOUSE_ID])
+    code = sku.astype(np.int64) * max(warehouses, 1) + warehouse
+    latest = np.full(skus * max(warehouses, 1), np.iinfo(np.int64).min)
     np.maximum.at(latest, code, day)
     is_latest = day == latest[code]
     return forecasts.loc[is_latest].assign(**{C.ORIGIN_DATE: origin.to_numpy()[is_latest]})
@@ -717,7 +730,7 @@ def compare_policies(
     demand = np.nan_to_num(full[:, window - 1 :])
 
     code = series_codes(forecasts, series_frame)  # once for all quantiles
-    horizon = forecasts[C.HORIZON].to_numpy(dtype=np.int64)
+    horizon = forecasts[C.HORIZON].to_numpy()
     levels = {
         f"forecast_{q}": _order_up_to(
             code, origins, horizon, forecasts[q], len(series_frame), days, lt, REVIEW_PERIOD
