@@ -32,7 +32,7 @@ from demand_platform.forecasting import (
     train_warehouse,
 )
 from demand_platform.metrics import wmape
-from demand_platform.models.statistical import moving_average
+from demand_platform.models.statistical import STAT_MODELS, moving_average
 from demand_platform.tiering import ROUTE, ROUTE_COLD_START, assign_tiers
 
 WAREHOUSE = "W1"
@@ -558,9 +558,52 @@ def test_seasonal_window_average_matches_its_definition() -> None:
     assert np.allclose(forecast[1, :7], [np.mean(v) for v in valid])
 
 
+def test_combination_is_the_mean_of_sba_tsb_and_ses() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.poisson(0.7, (50, 200)).astype(np.float64)
+    members = [STAT_MODELS[name].forecast(y, 30) for name in ("croston_sba", "tsb", "auto_ses")]
+    assert np.allclose(FC.StatCombination().forecast(y, 30), np.mean(members, axis=0))
+
+
+def test_a_sku_leaves_the_default_model_only_for_a_clear_backtest_win() -> None:
+    """Series with a strong weekly cycle are won by the seasonal window average by far more than the
+    margin and leave the default combination; flat Poisson series stay on it, whatever small backtest
+    edge another model has; with no margin the flat ones scatter over the candidates."""
+    rng = np.random.default_rng(5)
+    days = 400
+    weekly = np.where(np.arange(days) % 7 < 2, 20.0, 0.5)
+    y = np.vstack([rng.poisson(weekly, (20, days)), rng.poisson(3.0, (40, days))]).astype(np.float64)
+    models = CONFIG.stat_forecasters()
+    names = np.asarray([m.name for m in models], dtype=object)
+    state = FC._Origin(
+        day=0,
+        skus=np.arange(len(y)).astype(str).astype(object),
+        tier=np.full(len(y), 3),
+        route=np.full(len(y), "statistical", dtype=object),
+        codes=np.arange(len(y)),
+        history=y,
+        category=np.full(len(y), "x", dtype=object),
+        launch_day=np.zeros(len(y)),
+    )
+    rows = np.arange(len(y))
+    chosen = names[FC._choose_stat(state, rows, models, CONFIG)]
+    assert CONFIG.selection_margin > 0 and names[0] == "combination"
+    assert (chosen[:20] == "seasonal_window_average").all()
+    assert (chosen[20:] == "combination").all()
+    free = names[FC._choose_stat(state, rows, models, dataclasses.replace(CONFIG, selection_margin=0.0))]
+    assert len(set(free[20:])) > 1
+
+
 @pytest.mark.parametrize(
     "changes",
-    [{"cv_step": 10}, {"stat_models": ("nope",)}, {"quantiles": (0.9, 0.5)}, {"bands": ((1, 7), (9, 30))}],
+    [
+        {"cv_step": 10},
+        {"stat_models": ("nope",)},
+        {"quantiles": (0.9, 0.5)},
+        {"bands": ((1, 7), (9, 30))},
+        {"selection_margin": 1.0},
+        {"selection_margin": -0.1},
+    ],
 )
 def test_config_validation(changes: dict) -> None:
     with pytest.raises(ValueError):
