@@ -32,6 +32,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from demand_platform import columns as C
 from demand_platform.reporting import FORECAST_POLICY, build_accuracy_report
@@ -174,6 +175,7 @@ def load_inputs(
             con.sql(f"SELECT * FROM '{paths['prod']}'").df(),
         )
         del fc
+        pa.default_memory_pool().release_unused()  # as the asset does after the conversion
     con.close()
     for frame in out:
         for column in (C.ORIGIN_DATE, C.TARGET_DATE, C.DATE):
