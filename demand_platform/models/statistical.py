@@ -721,6 +721,43 @@ STAT_MODELS: dict[str, StatForecaster] = {
 }
 
 
+@dataclass(frozen=True)
+class StatCombination:
+    """Equal-weight combination of statistical models (default: Croston SBA, TSB and auto-tuned SES).
+
+    Forecast combinations are the robust choice for intermittent demand: on the M5 HOBBIES_2 subset
+    (149 series, six 28-day origins d_1801..d_1941, ``bench/bench_m5.py``) the default mean scored WRMSSE
+    0.814 against 0.815-0.837 for its members and MA28, and 0.824 for a free per-series choice by
+    backtest, which mostly fits the noise of three windows. ``select_by_backtest`` reuses the members'
+    forecasts when they are candidates too.
+
+    Attributes:
+        members: Names of the combined models in ``STAT_MODELS``.
+        name: Model name.
+    """
+
+    members: tuple[str, ...] = ("croston_sba", "tsb", "auto_ses")
+    name: str = "combination"
+
+    def forecast(self, y: np.ndarray, h: int) -> np.ndarray:
+        """Mean of the members' forecasts ``[n_series, h]``."""
+        return np.mean([STAT_MODELS[member].forecast(y, h) for member in self.members], axis=0)
+
+
+def _forecasts_of(models: Sequence[StatForecaster], y: np.ndarray, h: int) -> list[np.ndarray]:
+    """Every model's forecast of ``y``; a combination reuses the forecasts of members that are models too."""
+    by_name: dict[str, np.ndarray] = {}
+    out: list[np.ndarray | None] = [None] * len(models)
+    for j, model in enumerate(models):
+        if not isinstance(model, StatCombination):
+            out[j] = by_name[model.name] = model.forecast(y, h)
+    for j, model in enumerate(models):
+        if isinstance(model, StatCombination):
+            parts = [by_name[m] if m in by_name else STAT_MODELS[m].forecast(y, h) for m in model.members]
+            out[j] = np.mean(parts, axis=0)
+    return [f for f in out if f is not None]
+
+
 # --------------------------------------------------------------------------------------------------
 # per-series model selection
 # --------------------------------------------------------------------------------------------------
@@ -780,8 +817,8 @@ def select_by_backtest(
         n_valid = valid.sum(axis=1)
         n_scored += n_valid
         history = y[:, :origin]
-        for j, model in enumerate(models):
-            diff = model.forecast(history, h) - actual
+        for j, forecast in enumerate(_forecasts_of(models, history, h)):
+            diff = forecast - actual
             loss = np.abs(diff) if error == "mae" else np.square(diff)
             window_sum = np.where(valid, loss, 0.0).sum(axis=1)
             window_err = np.divide(window_sum, n_valid, out=np.zeros(n_series), where=n_valid > 0)

@@ -32,7 +32,12 @@ from demand_platform.forecasting import (
     train_warehouse,
 )
 from demand_platform.metrics import wmape
-from demand_platform.models.statistical import STAT_MODELS, moving_average
+from demand_platform.models.statistical import (
+    STAT_MODELS,
+    StatCombination,
+    moving_average,
+    select_by_backtest,
+)
 from demand_platform.tiering import ROUTE, ROUTE_COLD_START, assign_tiers
 
 WAREHOUSE = "W1"
@@ -562,7 +567,34 @@ def test_combination_is_the_mean_of_sba_tsb_and_ses() -> None:
     rng = np.random.default_rng(3)
     y = rng.poisson(0.7, (50, 200)).astype(np.float64)
     members = [STAT_MODELS[name].forecast(y, 30) for name in ("croston_sba", "tsb", "auto_ses")]
-    assert np.allclose(FC.StatCombination().forecast(y, 30), np.mean(members, axis=0))
+    assert np.allclose(StatCombination().forecast(y, 30), np.mean(members, axis=0))
+
+
+def test_combination_in_a_backtest_scores_like_the_mean_of_its_members() -> None:
+    """select_by_backtest reuses the members' forecasts for the combination: same errors as computing it
+    on its own."""
+    rng = np.random.default_rng(4)
+    y = rng.poisson(1.5, (40, 200)).astype(np.float64)
+    models = [StatCombination(), STAT_MODELS["tsb"], STAT_MODELS["croston_sba"], STAT_MODELS["auto_ses"]]
+    _, errors = select_by_backtest(y, 30, models, n_windows=3, error="rmse")
+    _, alone = select_by_backtest(y, 30, [StatCombination()], n_windows=3, error="rmse")
+    assert np.allclose(errors[:, 0], alone[:, 0])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_negative_binomial_quantiles_match_scipy(seed: int) -> None:
+    """The pmf walk gives scipy's ppf exactly: small and large means, point masses at 0, lumpy and
+    near-Poisson dispersions, levels near 0 and 1."""
+    from scipy.stats import nbinom
+
+    rng = np.random.default_rng(seed)
+    m = 20_000
+    mean = np.concatenate([rng.gamma(0.5, 4.0, m - 400), rng.uniform(50, 3000, 200), np.zeros(200)])
+    alpha = np.exp(rng.uniform(np.log(0.01), np.log(50.0), m))
+    n, p = 1.0 / alpha, 1.0 / (1.0 + alpha * mean)
+    levels = np.sort(rng.uniform(0.01, 0.999, (m, 3)), axis=1)
+    expected = nbinom.ppf(levels, n[:, None], p[:, None])
+    assert np.array_equal(FC._nb_ppf(levels, n, p), expected)
 
 
 def test_a_sku_leaves_the_default_model_only_for_a_clear_backtest_win() -> None:
