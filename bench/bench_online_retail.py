@@ -227,6 +227,22 @@ def weekly(matrix: np.ndarray) -> np.ndarray:
     return matrix[:, : WEEKS * 7].reshape(matrix.shape[0], WEEKS, 7).sum(axis=2)
 
 
+def per_warehouse_table(
+    keys: pd.MultiIndex, actual: np.ndarray, forecasts: dict[str, np.ndarray]
+) -> pd.DataFrame:
+    """Weekly WMAPE of every method on the scored series of each warehouse."""
+    warehouse = np.asarray(keys.get_level_values("warehouse_id"), dtype=object)
+    rows = []
+    for wh in sorted(set(warehouse)):
+        mask = warehouse == wh
+        row: dict[str, object] = {"warehouse": wh, "series": int(mask.sum())}
+        for method in METHODS:
+            f = np.nan_to_num(forecasts[method][mask], nan=0.0)
+            row[method] = fmt(wmape(weekly(actual[mask]), weekly(f)))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -328,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
     scores = pd.DataFrame(rows)
+    by_warehouse = per_warehouse_table(keys, actual, forecasts)
     seconds["total"] = time.perf_counter() - total_start
 
     lines = [
@@ -366,6 +383,12 @@ def main(argv: list[str] | None = None) -> int:
             f"- {r['warehouse_id']}: {r['reason']}" for r in gate.to_dict("records")
         ]
     lines += ["", "Platform models of the scored series:", "", models.to_markdown(index=False)]
+    lines += [
+        "",
+        "Weekly WMAPE per warehouse (series scored there):",
+        "",
+        by_warehouse.to_markdown(index=False),
+    ]
     lines += [f"\nNote: {n}" for n in notes]
     text = "\n".join(lines) + "\n"
     print("\n" + text)
