@@ -28,8 +28,8 @@ from resources.registry import ModelRegistryResource
 from resources.source import SourceDataResource
 
 GROUP = "models"
-# Days of raw_sales history read to train (training origins + CV origins + the 364-day lag).
-TRAIN_HISTORY_DAYS = 730
+# Days of raw_sales history read to train (the oldest training origin and a year of history before it).
+TRAIN_HISTORY_DAYS = forecasting.TrainConfig().training_history_days
 # Days of raw_sales history read to forecast (feature lookback).
 FORECAST_HISTORY_DAYS = 400
 MODEL_PARTITION_EXPR = {"date": C.ORIGIN_DATE, WAREHOUSE_DIM: C.WAREHOUSE_ID}
