@@ -35,6 +35,9 @@ time rather than through a scattered fancy index. Results do not depend on the b
 Policies. :func:`forecast_order_up_to` sets ``S_t`` to the sum of a forecast quantile (P95 by default, or
 P90) over the protection period of origin ``t``'s forecast. Summing daily quantiles is conservative: the
 sum of daily P95s is above the P95 of the sum unless daily errors are perfectly correlated.
+:func:`_lead_time_order_up_to` (policy ``forecast_lead_time``) sets ``S_t`` to a quantile of the demand over
+the protection period instead: the sum of the point forecasts plus ``z * sqrt(sum sigma_h^2)``, with the
+daily spread ``sigma_h = (P95_h - P50_h) / 1.645`` (independent daily errors).
 :func:`moving_average_order_up_to` is the classical baseline
 ``S_t = MA28_t * (L + R) + z * sigma28_t * sqrt(L + R)`` (``z`` the standard normal quantile of the
 service target, 1.645 for 95%). :func:`compare_policies` replays both on the same demand.
@@ -107,6 +110,8 @@ COMPARISON_COLUMNS = (
 )
 SCOPE_OVERALL = "overall"
 POLICY_MA = "ma28"
+#: Order-up-to level from the lead-time demand distribution of the forecast (see the module docstring).
+POLICY_LEAD_TIME = "forecast_lead_time"
 
 REVIEW_PERIOD = 1
 MA_WINDOW = 28
@@ -464,6 +469,29 @@ def _order_up_to(
     return np.where(count == (lead_time + review_period)[:, None], total, np.nan)
 
 
+def _lead_time_order_up_to(
+    code: np.ndarray,
+    day: np.ndarray,
+    horizon: np.ndarray,
+    forecasts: pd.DataFrame,
+    n: int,
+    days: pd.DatetimeIndex,
+    lead_time: np.ndarray,
+    service: float,
+) -> np.ndarray:
+    """``S_t`` = a quantile of the forecast demand over the protection period, not the sum of daily ones.
+
+    ``S_t = sum_h f_h + z * sqrt(sum_h sigma_h^2)`` over ``h = 1 .. L + R`` of origin ``t``, with ``f`` the
+    point forecast (the mean), ``sigma_h = (P95_h - P50_h) / z_0.95`` the daily spread the calibrated
+    quantiles imply and ``z`` the normal quantile of ``service``: the days' errors treated as independent,
+    where the sum of daily P95s assumes them perfectly correlated and so holds far more stock.
+    """
+    spread = (forecasts[C.P95] - forecasts[C.P50]).clip(lower=0.0) / service_z(0.95)
+    mean = _order_up_to(code, day, horizon, forecasts[C.FORECAST], n, days, lead_time, REVIEW_PERIOD)
+    var = _order_up_to(code, day, horizon, spread**2, n, days, lead_time, REVIEW_PERIOD)
+    return mean + service_z(service) * np.sqrt(var)
+
+
 def moving_average_order_up_to(
     demand: np.ndarray,
     lead_time: np.ndarray,
@@ -737,6 +765,10 @@ def compare_policies(
         )
         for q in quantiles
     }
+    if {C.P50, C.P95} <= set(forecasts.columns):
+        levels[POLICY_LEAD_TIME] = _lead_time_order_up_to(
+            code, origins, horizon, forecasts, len(series_frame), days, lt, service
+        )
     levels[POLICY_MA] = moving_average_order_up_to(full, lt, start=window - 1, window=window, service=service)
     tier = series_frame[C.TIER].to_numpy()
     rows = []

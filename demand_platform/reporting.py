@@ -386,7 +386,11 @@ def _summary(
         parts.append(plots.markdown_summary(tables))
     table = policy_markdown(policy)
     if table:
-        parts += [f"**Inventory replay** (forecast {C.P90}/{C.P95} order-up-to vs MA28 baseline)", table]
+        parts += [
+            f"**Inventory replay** (order-up-to from the forecast: sum of daily {C.P90}/{C.P95}, or the lead-time "
+            "demand quantile; against the MA28 baseline)",
+            table,
+        ]
     if drift_reasons:
         parts.append("**Drift**\n\n" + "\n".join(f"- {r}" for r in drift_reasons))
     if notes:

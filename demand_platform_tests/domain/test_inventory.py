@@ -17,6 +17,7 @@ from demand_platform.inventory import (
     METHOD_Z_SIGMA,
     ORDER_UP_TO,
     POLICY,
+    POLICY_LEAD_TIME,
     POLICY_MA,
     RECOMMENDATION_COLUMNS,
     REORDER_POINT,
@@ -24,12 +25,15 @@ from demand_platform.inventory import (
     SAFETY_STOCK_METHOD,
     SCOPE,
     SCOPE_OVERALL,
+    _epoch_days,
+    _lead_time_order_up_to,
     compare_policies,
     demand_matrix,
     forecast_order_up_to,
     lead_time_array,
     moving_average_order_up_to,
     recommend_policy,
+    series_codes,
     simulate_policy,
 )
 
@@ -300,6 +304,42 @@ def synthetic_frames(
     return forecasts, actuals
 
 
+def test_lead_time_order_up_to_is_mean_plus_z_sigma_of_the_protection_period() -> None:
+    """One series, lead time 2 (protection period 3 days): S = sum of the point forecasts over horizons 1-3
+    + z95 * sqrt(sum sigma_h^2) with sigma_h = (P95_h - P50_h) / z95."""
+    origin = pd.Timestamp("2024-01-01")
+    point, p50, p95 = (
+        np.array([2.0, 3.0, 4.0, 9.0]),
+        np.array([1.0, 3.0, 3.0, 9.0]),
+        np.array([4.0, 5.0, 8.0, 20.0]),
+    )
+    forecasts = pd.DataFrame(
+        {
+            C.SKU: "A",
+            C.WAREHOUSE_ID: "W1",
+            C.ORIGIN_DATE: origin,
+            C.HORIZON: [1, 2, 3, 4],
+            C.FORECAST: point,
+            C.P50: p50,
+            C.P95: p95,
+        }
+    )
+    series = pd.DataFrame({C.SKU: ["A"], C.WAREHOUSE_ID: ["W1"]})
+    code = series_codes(forecasts, series)
+    level = _lead_time_order_up_to(
+        code,
+        _epoch_days(forecasts[C.ORIGIN_DATE]),
+        forecasts[C.HORIZON].to_numpy(),
+        forecasts,
+        1,
+        pd.DatetimeIndex([origin]),
+        np.array([2]),
+        0.95,
+    )
+    sigma = (p95[:3] - p50[:3]) / Z95
+    assert level[0, 0] == pytest.approx(point[:3].sum() + Z95 * np.sqrt((sigma**2).sum()))
+
+
 def test_compare_policies_structure_and_monotonic_quantiles() -> None:
     """Rows per policy x (tier, overall); the P95 policy serves more and holds more stock than P90."""
     forecasts, actuals = synthetic_frames()
@@ -307,7 +347,7 @@ def test_compare_policies_structure_and_monotonic_quantiles() -> None:
         {C.SKU: sorted(forecasts[C.SKU].unique()), C.WAREHOUSE_ID: "W1", LEAD_TIME: np.arange(24) % 5 + 3}
     )
     out = compare_policies(forecasts, actuals, lead_times)
-    assert out[POLICY].unique().tolist() == ["forecast_p90", "forecast_p95", POLICY_MA]
+    assert out[POLICY].unique().tolist() == ["forecast_p90", "forecast_p95", POLICY_LEAD_TIME, POLICY_MA]
     assert out[SCOPE].unique().tolist() == ["tier 1", "tier 2", "tier 3", SCOPE_OVERALL]
     overall = out.loc[out[SCOPE] == SCOPE_OVERALL].set_index(POLICY)
     assert overall.loc["forecast_p95", FILL_RATE] >= overall.loc["forecast_p90", FILL_RATE]
@@ -316,6 +356,8 @@ def test_compare_policies_structure_and_monotonic_quantiles() -> None:
     )
     assert overall.loc["forecast_p95", AVG_ON_HAND] > overall.loc["forecast_p90", AVG_ON_HAND]
     assert overall[FILL_RATE].between(0, 1).all()
+    # The lead-time quantile holds less than the sum of daily P95s (independent, not identical, errors).
+    assert overall.loc[POLICY_LEAD_TIME, AVG_ON_HAND] < overall.loc["forecast_p95", AVG_ON_HAND]
     assert (out.groupby(POLICY)["n_series"].sum() == 48).all()  # 24 in the tiers + 24 overall
     with pytest.raises(ValueError, match="warm-up"):
         compare_policies(forecasts, actuals, 3, warmup=1000)

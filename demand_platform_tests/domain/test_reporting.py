@@ -207,7 +207,12 @@ def test_many_origins_replay_and_plots(tmp_path: Path) -> None:
     AccuracyReportModel.validate(report.frame)
     assert len(rows_of(report.frame, BY_TIER_AND_ORIGIN)) == 2 * 39  # every origin but the last matured
     assert GROUP_ALL in rows_of(report.frame, LEAD_TIME).index
-    assert set(report.policy[inventory.POLICY]) == {"forecast_p90", FORECAST_POLICY, inventory.POLICY_MA}
+    assert set(report.policy[inventory.POLICY]) == {
+        "forecast_p90",
+        FORECAST_POLICY,
+        inventory.POLICY_LEAD_TIME,
+        inventory.POLICY_MA,
+    }
     assert 0.0 <= report.policy_metric(FORECAST_POLICY, inventory.CYCLE_SERVICE_LEVEL) <= 1.0
     assert "| ma28 | overall |" in report.summary_md
     assert set(report.plots) == {PLOT_FORECAST_VS_ACTUAL, PLOT_WMAPE_BY_TIER, PLOT_SERVICE_VS_INVENTORY}
