@@ -193,6 +193,8 @@ DEFAULT_DISPERSION = 1.0
 #: Negative-binomial quantiles: exact pmf walk up to this many steps, for means up to this (scipy beyond).
 NB_EXACT_STEPS = 400
 NB_EXACT_MAX_MEAN = 60.0
+#: Recent launches (observed for a week) needed to estimate the strength of the launch prior.
+MIN_LAUNCHES_FOR_PRIOR = 10
 #: Pseudo-days of the history's dispersion against a SKU's CV residuals.
 DISPERSION_PRIOR_DAYS = 30.0
 #: Bounds of a calibrated quantile level.
@@ -328,7 +330,8 @@ class TrainConfig:
         cold_lookback_days: Launches of these last days make the cold-start profiles.
         cold_max_age_days: Age (days since launch) covered by the launch ramp; older ages reuse its last week.
         cold_prior_skus: Pseudo-SKUs shrinking a category's launch level towards the warehouse's.
-        cold_prior_days: Pseudo-days of the profile level against a cold-start SKU's own history.
+        cold_prior_days: Most pseudo-days of the profile level against a cold-start SKU's own history (fewer
+            when the recent launches' levels are spread widely, see ``_prior_days``).
         min_calibration_rows: Residuals a segment x band needs for its own quantile offsets.
         tier_config: Tiering of the CV origins (and of the training date when no tiers are passed).
         train_on_all_routes: Train the LightGBM on every non-cold-start SKU instead of the global_ml ones.
@@ -609,8 +612,34 @@ def _fit_cold_start(
         global_level=float(global_level),
         ramp=ramp,
         n_launches=len(rows),
-        prior_days=config.cold_prior_days,
+        prior_days=_prior_days(sku_total, sku_ramp, float(global_level), config.cold_prior_days),
     )
+
+
+def _prior_days(total: np.ndarray, ramp_days: np.ndarray, level: float, max_days: float) -> float:
+    """Weight (in days) of the launch profile against a new SKU's own days: empirical-Bayes Gamma-Poisson.
+
+    With launch levels ``lambda_i ~ Gamma(mean mu, variance s2)``, the posterior mean after ``n`` (ramp-
+    weighted) days is ``(mu * b + sum y) / (b + n)`` with ``b = mu / s2``. ``s2`` is the spread of the
+    launches' own levels net of their Poisson noise. Homogeneous launches give a strong prior (capped at
+    ``max_days``); heterogeneous ones (Online Retail's wholesale lines) a weak one, so that weeks of zeros
+    since launch bring the forecast down instead of keeping the category's average launch level.
+
+    Args:
+        total: Units sold by each recent launch over its observed ages.
+        ramp_days: Ramp-weighted observed days of each launch.
+        level: The launches' pooled level ``mu``.
+        max_days: Upper bound (``TrainConfig.cold_prior_days``); also the value with fewer than
+            ``MIN_LAUNCHES_FOR_PRIOR`` launches observed for a week.
+    """
+    seen = ramp_days >= 7.0
+    if seen.sum() < MIN_LAUNCHES_FOR_PRIOR or level <= 0:
+        return max_days
+    own = total[seen] / ramp_days[seen]
+    between = float(np.var(own)) - level * float(np.mean(1.0 / ramp_days[seen]))
+    if between <= 0:
+        return max_days
+    return float(min(max_days, level / between))
 
 
 # --- the baseline fallback ---------------------------------------------------------------------------------------------------

@@ -563,6 +563,21 @@ def test_seasonal_window_average_matches_its_definition() -> None:
     assert np.allclose(forecast[1, :7], [np.mean(v) for v in valid])
 
 
+def test_launch_prior_is_weak_when_launches_differ_and_capped_when_alike() -> None:
+    """Empirical-Bayes strength of the launch profile: launch levels drawn from Gamma(mean 10, variance
+    s2) give b = mean / s2 pseudo-days (weak for wholesale-like spreads); identical launch levels hit the
+    cap; too few launches keep the cap."""
+    rng = np.random.default_rng(0)
+    days = np.full(4000, 60.0)
+    spread = rng.gamma(0.25, 40.0, 4000)  # mean 10, variance 400 -> b = 0.025 day
+    total = rng.poisson(spread * days)
+    b = FC._prior_days(total.astype(float), days, float(total.sum() / days.sum()), 14.0)
+    assert b == pytest.approx(10.0 / 400.0, rel=0.25)
+    alike = rng.poisson(10.0 * days).astype(float)
+    assert FC._prior_days(alike, days, float(alike.sum() / days.sum()), 14.0) == 14.0
+    assert FC._prior_days(total[:5].astype(float), days[:5], 10.0, 14.0) == 14.0
+
+
 def test_combination_is_the_mean_of_sba_tsb_and_ses() -> None:
     rng = np.random.default_rng(3)
     y = rng.poisson(0.7, (50, 200)).astype(np.float64)
