@@ -111,7 +111,14 @@ from demand_platform.models.statistical import (
     seasonal_naive,
     select_by_backtest,
 )
-from demand_platform.tiering import ROUTE, ROUTE_COLD_START, ROUTE_GLOBAL_ML, TierConfig, assign_tiers
+from demand_platform.tiering import (
+    ROUTE,
+    ROUTE_COLD_START,
+    ROUTE_GLOBAL_ML,
+    ROUTE_STATISTICAL,
+    TierConfig,
+    assign_tiers,
+)
 
 # --- model names (values of the ``model`` column) ----------------------------------------------------------------------
 MODEL_LGBM = "lgbm"
@@ -442,6 +449,11 @@ class TrainConfig:
     def stat_forecasters(self) -> list[StatForecaster]:
         """The candidate statistical models."""
         return [AVAILABLE_STAT_MODELS[name] for name in self.stat_models]
+
+    @property
+    def cold_start_max_age(self) -> int:
+        """Age in days (whole weeks) up to which a cold-start SKU is new and gets the launch profile."""
+        return 7 * math.ceil(self.cold_max_age_days / 7)
 
     @property
     def training_history_days(self) -> int:
@@ -809,7 +821,15 @@ def _origin_state(
     category: np.ndarray,
     launch: np.ndarray,
     n_days: int,
+    new_max_age: int,
 ) -> _Origin:
+    """The SKUs of ``tiers`` at the origin with their history; cold start is kept for new SKUs only.
+
+    Tiering routes to cold start both new SKUs and old ones with too few selling days. Those older than
+    ``new_max_age`` days are forecast by the statistical models instead: a launch profile says nothing
+    about them, and their flat long-run mean kept forecasting the lumps of SKUs that sold four wholesale
+    orders in a year (Online Retail EU).
+    """
     skus = tiers[C.SKU].to_numpy(dtype=object)
     codes = pd.Index(panel.skus).get_indexer(pd.Index(skus))
     route = tiers[ROUTE].to_numpy(dtype=object).copy()
@@ -819,6 +839,8 @@ def _origin_state(
     sku_category[found] = category[codes[found]]
     sku_launch = np.full(len(skus), float(origin_day))
     sku_launch[found] = launch[codes[found]]
+    old = (route == ROUTE_COLD_START) & (origin_day - sku_launch >= new_max_age) & found
+    route[old] = ROUTE_STATISTICAL
     return _Origin(
         day=origin_day,
         skus=skus,
@@ -928,7 +950,7 @@ def _cap(state: _Origin, cold: np.ndarray, config: TrainConfig) -> np.ndarray:
     has = (~np.isnan(window)).any(axis=1)
     peak = np.where(has, np.nanmax(np.where(has[:, None], window, 0.0), axis=1), 0.0)
     cap = config.cap_multiple * peak
-    young = (state.day - state.launch_day) < 7 * math.ceil(config.cold_max_age_days / 7)
+    young = (state.day - state.launch_day) < config.cold_start_max_age
     is_cold = (state.route == ROUTE_COLD_START) & young
     cold_cap = np.maximum(config.cap_multiple * cold.max(axis=1, initial=0.0), config.cold_start_floor)
     return np.where(is_cold, np.maximum(cap, cold_cap), cap)
@@ -1461,7 +1483,9 @@ def train_warehouse(
     # --- expanding-window CV -------------------------------------------------------------------------------------------------
     cv: list[tuple[_Origin, _Components, np.ndarray, np.ndarray]] = []
     for day, frame, ml_skus in zip(cv_days, cv_tiers, ml_sets[:-1], strict=True):
-        state = _origin_state(panel, frame, day, category, launch, config.history_days)
+        state = _origin_state(
+            panel, frame, day, category, launch, config.history_days, config.cold_start_max_age
+        )
         lgbm = fit_lgbm(day, ml_skus)
         lgbm_fc = (
             _lgbm_at(lgbm, features, keys, panel, lookup, state, horizon)
@@ -1520,7 +1544,9 @@ def train_warehouse(
 
     # --- final models at the training date -----------------------------------------------------------------------------------
     # Selected for every SKU not in cold start, so SKUs that change route after training have a choice.
-    final_state = _origin_state(panel, final_tiers, train_day, category, launch, config.history_days)
+    final_state = _origin_state(
+        panel, final_tiers, train_day, category, launch, config.history_days, config.cold_start_max_age
+    )
     choice_rows = np.flatnonzero(final_state.route != ROUTE_COLD_START)
     choice = _choose_stat(final_state, choice_rows, models, config)
     stat_choice = pd.Series(
@@ -1577,7 +1603,13 @@ def _forecast_arrays(
     catalog = _catalog(products)
     category, launch = _panel_attributes(panel, catalog)
     state = _origin_state(
-        panel, _tiers_of(tiers, warehouse_id), origin_day, category, launch, config.history_days
+        panel,
+        _tiers_of(tiers, warehouse_id),
+        origin_day,
+        category,
+        launch,
+        config.history_days,
+        config.cold_start_max_age,
     )
     models = config.stat_forecasters()
     band_of_h = _band_of_horizon(config)
