@@ -162,11 +162,14 @@ def build_model_assets(
     def trained_models(context: dg.AssetExecutionContext, config: TrainingConfig) -> dg.Output[pd.DataFrame]:
         """The tiered forecaster of a warehouse trained as of day D, registered in MLflow.
 
-        Global LightGBM (direct, one model per horizon band, Tweedie) for tiers 1-2; per-SKU
-        statistical models chosen by backtest for the intermittent tier 3; a LightGBM + statistical
-        ensemble for tier 1 weighted by validation error; launch profiles for cold-start SKUs;
-        quantiles calibrated on an expanding-window CV (3 origins). The version becomes production
-        only if it beats the current production model (or seasonal naive) by the configured margin.
+        Global LightGBM (direct, one model per horizon band, Tweedie, training origins over a year)
+        for tiers 1-2, blended per tier and band with the SKU's statistical model at the weight that
+        minimises the validation error; statistical models for the intermittent tier 3 (an SBA/TSB/SES
+        combination unless another model wins the SKU's backtest by 10%); launch profiles for new
+        SKUs; negative-binomial quantiles calibrated on an expanding-window CV (3 origins). The
+        version becomes production only if it beats the current production model (or seasonal
+        naive) by the configured margin; it also carries the better CV baseline, served when a
+        warehouse has no production model.
         """
         source: SourceDataResource = context.resources.source
         duckdb: DuckDBResource = context.resources.duckdb
