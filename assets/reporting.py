@@ -264,7 +264,8 @@ def build_reporting_assets(
         quantile coverage too low, or a key feature's PSI above 0.2 (features at D against those
         of the production model's training date, else D-28). The inventory simulation
         replays a daily order-up-to policy with lost sales and a 7-day lead time on the realised demand:
-        forecast-driven (sum of P90 or P95 over the protection period) against the MA28 baseline, and
+        forecast-driven (sum of daily P90 or P95 over the protection period, or the 95% quantile of
+        the lead-time demand from the point forecasts and their spread) against the MA28 baseline, and
         reports cycle service level, fill rate, average on hand and stock-out days per tier and overall.
         Safety stock and reorder point per SKU from the latest origin go to the `replenishment_policy`
         table. Plots (forecast vs actual, WMAPE by tier over origins, service vs inventory) are in the
