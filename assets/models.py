@@ -240,17 +240,21 @@ def build_model_assets(
         overrides = source.valid(C.OVERRIDES)
         frames = []
         fallbacks: set[str] = set()
+        # One registry look-up and bundle download per warehouse, not per day of a range run.
+        served_by_wh = {}
+        for wh in box.warehouse_ids:
+            production = registry.production(wh)
+            # Without a production model (the gate refused the first one) serve the baseline it lost to.
+            served = production if production is not None else registry.latest(wh)
+            if served is None:
+                raise ValueError(f"no model for warehouse {wh}: materialize trained_models first")
+            if production is None:
+                fallbacks.add(wh)
+            served_by_wh[wh] = served
         for day in pd.date_range(box.start, box.end, freq="D").date:
             for wh in box.warehouse_ids:
-                production = registry.production(wh)
-                fallback = production is None
-                # Without a production model (the gate refused the first one) serve the baseline it lost to.
-                served = production if production is not None else registry.latest(wh)
-                if served is None:
-                    raise ValueError(f"no model for warehouse {wh}: materialize trained_models first")
-                if fallback:
-                    fallbacks.add(wh)
-                version, model = served
+                fallback = wh in fallbacks
+                version, model = served_by_wh[wh]
                 with duckdb.get_connection() as con:
                     history = load_history(con, [wh], day - dt.timedelta(days=FORECAST_HISTORY_DAYS), day)
                     tiers = read_partition(con, "tier_assignments", day, wh)

@@ -1647,15 +1647,24 @@ def _forecast_arrays(
     point, model_names = _combine(
         state, _Components(lgbm_fc, stat_fc, stat_name, cold_fc), weights, band_of_h, cap
     )
-    quantiles = _quantiles(
-        point,
-        _dispersion_of(model.dispersion, state.skus, state.history),
-        state.segment,
-        _level_matrix(model.calibration, config),
-        band_of_h,
-        cap,
+    quantiles = _calibrated_quantiles(
+        point, state, model.dispersion, model.calibration, config, band_of_h, cap
     )
     return _Forecast(state=state, point=point, quantiles=quantiles, names=model_names)
+
+
+def _calibrated_quantiles(
+    point: np.ndarray,
+    state: _Origin,
+    dispersion: pd.Series,
+    calibration: pd.DataFrame,
+    config: TrainConfig,
+    band_of_h: np.ndarray,
+    cap: np.ndarray,
+) -> np.ndarray:
+    """Quantiles ``[n_q, n, H]`` of a forecast with a trained dispersion and calibration table."""
+    alpha = _dispersion_of(dispersion, state.skus, state.history)
+    return _quantiles(point, alpha, state.segment, _level_matrix(calibration, config), band_of_h, cap)
 
 
 def _baseline_arrays(model: WarehouseModel, state: _Origin, band_of_h: np.ndarray) -> _Forecast:
@@ -1669,13 +1678,8 @@ def _baseline_arrays(model: WarehouseModel, state: _Origin, band_of_h: np.ndarra
     base = np.nan_to_num(BASELINES[fallback.name](state.history, config.horizon), nan=0.0)
     point = np.clip(np.where(is_cold[:, None], cold_fc, base), 0.0, cap[:, None])
     names = np.where(is_cold, MODEL_COLD_START, fallback.name).astype(object)
-    quantiles = _quantiles(
-        point,
-        _dispersion_of(fallback.dispersion, state.skus, state.history),
-        state.segment,
-        _level_matrix(fallback.calibration, config),
-        band_of_h,
-        cap,
+    quantiles = _calibrated_quantiles(
+        point, state, fallback.dispersion, fallback.calibration, config, band_of_h, cap
     )
     return _Forecast(state=state, point=point, quantiles=quantiles, names=names)
 
@@ -1939,8 +1943,7 @@ def backtest_warehouse(
         )
         forecasts = {
             MODEL_TIERED: result.point,
-            MODEL_SEASONAL_NAIVE: seasonal_naive(result.state.history, horizon, season=7),
-            MODEL_MOVING_AVERAGE_28: moving_average(result.state.history, horizon, window=28),
+            **{name: forecast(result.state.history, horizon) for name, forecast in BASELINES.items()},
         }
         segment = result.state.segment
         table = _metrics_table(actual, forecasts, segment, result.quantiles, config.quantiles)
