@@ -46,11 +46,10 @@ from peers import (
     PLATFORM_POINT,
     ZERO,
     auto_ets,
-    failure_messages,
     fmt,
     machine,
     mlforecast_lgbm,
-    read_table,
+    run_and_read,
     trimmed,
 )
 
@@ -133,8 +132,6 @@ def run_window_platform(
     data: M5Data, origin: int, work: Path, days: int | None, result: WindowResult
 ) -> bool:
     """Import the M5 source cut at the origin, run the platform, read its forecasts. False on failure."""
-    from assets.orchestration import run_platform
-
     root = work / f"origin_d{origin}"
     if root.exists():
         shutil.rmtree(root)
@@ -150,39 +147,12 @@ def run_window_platform(
     first_date = data.dates[0].date() if days is None else origin_date - dt.timedelta(days=days - 1)
     settings = PlatformSettings(home=home, source=source_dir, start_date=first_date, end_date=origin_date)
     print(f"  run_platform: partitions {first_date} .. {origin_date} (through {origin_date})", flush=True)
-    started = time.perf_counter()
-    report = run_platform(settings, origin_date, progress=True)
-    result.seconds["run_platform"] = time.perf_counter() - started
-    print(f"  run_platform: {result.seconds['run_platform']:.1f} s, {report.runs} runs", flush=True)
-
-    result.gate = read_table(
-        settings,
-        "SELECT warehouse_id, version, promoted, validation_wmape, reference, reference_wmape, reason, "
-        "train_seconds FROM trained_models WHERE CAST(origin_date AS DATE) = $d",
-        {"d": origin_date},
-    )
-    if result.gate is not None and len(result.gate):
-        for row in result.gate.to_dict("records"):
-            print(f"  promotion gate: {row['reason']}", flush=True)
-    if report.failed:
-        print(report.render())
-        print("\nFAILED runs; errors recorded in the Dagster instance:")
-        for message in failure_messages(settings):
-            print("  " + message.replace("\n", "\n    "))
+    run = run_and_read(settings, origin_date, HORIZON)
+    result.seconds["run_platform"] = run.seconds
+    result.gate = run.gate
+    fc = run.forecasts
+    if run.failed or fc.empty:
         return False
-
-    fc = read_table(
-        settings,
-        "SELECT sku, origin_date, target_date, horizon, forecast, p50, p90, p95, tier, model FROM forecasts "
-        "WHERE CAST(origin_date AS DATE) = $d AND horizon BETWEEN 1 AND $h",
-        {"d": origin_date, "h": HORIZON},
-    )
-    if fc.empty:
-        print(f"no forecasts of origin {origin_date} in {settings.duckdb_path}")
-        return False
-    lag = (pd.to_datetime(fc["target_date"]) - pd.to_datetime(fc["origin_date"])).dt.days
-    if (lag != fc["horizon"]).any():
-        raise ValueError("forecasts: target_date - origin_date != horizon on some rows")
     row = pd.Index(data.items).get_indexer(fc["sku"])
     if (row < 0).any():
         raise ValueError(f"forecasts: unknown SKUs {sorted(set(fc['sku'][row < 0]))[:5]}")

@@ -40,11 +40,10 @@ from peers import (
     PLATFORM_POINT,
     ZERO,
     auto_ets,
-    failure_messages,
     fmt,
     machine,
     mlforecast_lgbm,
-    read_table,
+    run_and_read,
     trimmed,
 )
 
@@ -126,49 +125,24 @@ def run_the_platform(
     partial: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """Run the platform on the cut source; its forecasts of the origin (None on failure) and the gate."""
-    from assets.orchestration import run_platform
-
     home = work / "home"
     if home.exists():
         shutil.rmtree(home)
     settings = PlatformSettings(home=home, source=work / "source_cut", start_date=first, end_date=origin)
     print(f"run_platform: partitions {first} .. {origin}", flush=True)
-    started = time.perf_counter()
-    report = run_platform(settings, origin, progress=True)
-    seconds["run_platform"] = time.perf_counter() - started
-    print(f"run_platform: {seconds['run_platform']:.1f} s, {report.runs} runs", flush=True)
-    gate = read_table(
-        settings,
-        "SELECT warehouse_id, version, promoted, validation_wmape, reference, reference_wmape, reason "
-        "FROM trained_models WHERE CAST(origin_date AS DATE) = $d",
-        {"d": origin},
-    )
-    for row in gate.to_dict("records"):
-        print(f"  promotion gate {row['warehouse_id']}: {row['reason']}", flush=True)
-    if report.failed:
-        print(report.render())
-        print("\nFAILED runs; errors recorded in the Dagster instance:")
-        for message in failure_messages(settings):
-            print("  " + message.replace("\n", "\n    "))
+    run = run_and_read(settings, origin, HORIZON, indent="")
+    seconds["run_platform"] = run.seconds
+    gate, fc = run.gate, run.forecasts
+    if run.failed:
         if not partial:
             return None
         notes.append(
-            f"platform: {len(report.failed)} failed run(s) ({'; '.join(report.failed)}); --score-partial: only the series the "
+            f"platform: {len(run.failed)} failed run(s) ({'; '.join(run.failed)}); --score-partial: only the series the "
             "platform forecast are candidates for the top series"
         )
         print("--score-partial: scoring the series the platform did forecast", flush=True)
-    fc = read_table(
-        settings,
-        "SELECT sku, warehouse_id, origin_date, target_date, horizon, forecast, p50, tier, model "
-        "FROM forecasts WHERE CAST(origin_date AS DATE) = $d AND horizon BETWEEN 1 AND $h",
-        {"d": origin, "h": HORIZON},
-    )
     if fc.empty:
-        print(f"no forecasts of origin {origin} in {settings.duckdb_path}")
         return None
-    lag = (pd.to_datetime(fc["target_date"]) - pd.to_datetime(fc["origin_date"])).dt.days
-    if (lag != fc["horizon"]).any():
-        raise ValueError("forecasts: target_date - origin_date != horizon on some rows")
     notes.append(
         f"platform: {fc[['sku', 'warehouse_id']].drop_duplicates().shape[0]} series forecast at the origin"
     )

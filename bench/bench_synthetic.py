@@ -66,11 +66,10 @@ from peers import (
     PLATFORM_POINT,
     ZERO,
     auto_ets,
-    failure_messages,
     fmt,
     machine,
     mlforecast_lgbm,
-    read_table,
+    run_and_read,
     trimmed,
 )
 
@@ -200,8 +199,6 @@ def cut_source(full: Path, out: Path, origin: dt.date) -> dict[str, int]:
 
 def run_window_platform(data: SynthData, work: Path, result: WindowResult) -> bool:
     """Cut the source at the origin, run the platform, read its forecasts. False on failure."""
-    from assets.orchestration import run_platform
-
     root = work / f"origin_{result.origin}"
     if root.exists():
         shutil.rmtree(root)
@@ -214,33 +211,11 @@ def run_window_platform(data: SynthData, work: Path, result: WindowResult) -> bo
     first = data.dates[0].date()
     settings = PlatformSettings(home=home, source=source, start_date=first, end_date=result.origin)
     print(f"  run_platform: partitions {first} .. {result.origin}", flush=True)
-    started = time.perf_counter()
-    report = run_platform(settings, result.origin, progress=True)
-    result.seconds["run_platform"] = time.perf_counter() - started
-    print(f"  run_platform: {result.seconds['run_platform']:.1f} s, {report.runs} runs", flush=True)
-
-    result.gate = read_table(
-        settings,
-        "SELECT warehouse_id, version, promoted, validation_wmape, reference, reference_wmape, reason, "
-        "train_seconds FROM trained_models WHERE CAST(origin_date AS DATE) = $d",
-        {"d": result.origin},
-    )
-    for row in result.gate.to_dict("records"):
-        print(f"  promotion gate {row['warehouse_id']}: {row['reason']}", flush=True)
-    if report.failed:
-        print(report.render())
-        print("\nFAILED runs; errors recorded in the Dagster instance:")
-        for message in failure_messages(settings):
-            print("  " + message.replace("\n", "\n    "))
-        return False
-    fc = read_table(
-        settings,
-        "SELECT sku, warehouse_id, origin_date, target_date, horizon, forecast, p50, p90, p95, tier, model "
-        "FROM forecasts WHERE CAST(origin_date AS DATE) = $d AND horizon BETWEEN 1 AND $h",
-        {"d": result.origin, "h": HORIZON},
-    )
-    if fc.empty:
-        print(f"no forecasts of origin {result.origin} in {settings.duckdb_path}")
+    run = run_and_read(settings, result.origin, HORIZON)
+    result.seconds["run_platform"] = run.seconds
+    result.gate = run.gate
+    fc = run.forecasts
+    if run.failed or fc.empty:
         return False
     platform_matrices(data, fc, result)
     return True
@@ -248,9 +223,6 @@ def run_window_platform(data: SynthData, work: Path, result: WindowResult) -> bo
 
 def platform_matrices(data: SynthData, fc: pd.DataFrame, result: WindowResult) -> None:
     """Fill the platform's [series x horizon] matrices, tiers and models table from its forecast rows."""
-    lag = (pd.to_datetime(fc["target_date"]) - pd.to_datetime(fc["origin_date"])).dt.days
-    if (lag != fc["horizon"]).any():
-        raise ValueError("forecasts: target_date - origin_date != horizon on some rows")
     keys = data.keys[result.rows]
     row = series_rows(keys, fc)
     extra = fc.loc[row < 0, ["sku", "warehouse_id"]].drop_duplicates()

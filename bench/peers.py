@@ -1,11 +1,14 @@
 """Shared pieces of the real-data benchmarks: the peer forecasters and reporting helpers.
 
-Used by ``bench_m5.py`` and ``bench_online_retail.py`` (run as scripts from this folder's parent:
+Used by ``bench_m5.py``, ``bench_online_retail.py`` and ``bench_synthetic.py`` (run as scripts from this folder's parent:
 ``python bench/bench_m5.py ...``, so this module is importable as ``peers``).
 """
 
+import datetime as dt
 import os
 import platform
+import time
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
@@ -55,6 +58,55 @@ def read_table(settings: PlatformSettings, sql: str, params: dict[str, object]) 
         return pd.DataFrame()
     finally:
         con.close()
+
+
+@dataclass
+class PlatformRun:
+    """What ``run_and_read`` measured: run seconds, the gate rows, the forecasts of the origin, failures."""
+
+    seconds: float
+    gate: pd.DataFrame
+    forecasts: pd.DataFrame
+    failed: list[str]
+
+
+def run_and_read(
+    settings: PlatformSettings, origin: dt.date, horizon: int, indent: str = "  "
+) -> PlatformRun:
+    """Run the platform through ``origin`` (``run_platform``), print its gate decisions and failures, and
+    read the forecasts of the origin for horizons ``1 .. horizon`` (checked: target - origin == horizon)."""
+    from assets.orchestration import run_platform
+
+    started = time.perf_counter()
+    report = run_platform(settings, origin, progress=True)
+    seconds = time.perf_counter() - started
+    print(f"{indent}run_platform: {seconds:.1f} s, {report.runs} runs", flush=True)
+    gate = read_table(
+        settings,
+        "SELECT warehouse_id, version, promoted, validation_wmape, reference, reference_wmape, reason, "
+        "train_seconds FROM trained_models WHERE CAST(origin_date AS DATE) = $d",
+        {"d": origin},
+    )
+    for row in gate.to_dict("records"):
+        print(f"{indent}promotion gate {row['warehouse_id']}: {row['reason']}", flush=True)
+    if report.failed:
+        print(report.render())
+        print("\nFAILED runs; errors recorded in the Dagster instance:")
+        for message in failure_messages(settings):
+            print("  " + message.replace("\n", "\n    "))
+    fc = read_table(
+        settings,
+        "SELECT sku, warehouse_id, origin_date, target_date, horizon, forecast, p50, p90, p95, tier, model "
+        "FROM forecasts WHERE CAST(origin_date AS DATE) = $d AND horizon BETWEEN 1 AND $h",
+        {"d": origin, "h": horizon},
+    )
+    if fc.empty:
+        print(f"no forecasts of origin {origin} in {settings.duckdb_path}")
+    else:
+        lag = (pd.to_datetime(fc["target_date"]) - pd.to_datetime(fc["origin_date"])).dt.days
+        if (lag != fc["horizon"]).any():
+            raise ValueError("forecasts: target_date - origin_date != horizon on some rows")
+    return PlatformRun(seconds=seconds, gate=gate, forecasts=fc, failed=list(report.failed))
 
 
 def trimmed(history: np.ndarray) -> np.ndarray:
