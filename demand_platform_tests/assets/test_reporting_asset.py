@@ -1,6 +1,7 @@
 """accuracy_report materialized through Dagster on a temporary DuckDB holding raw_sales and forecasts."""
 
 import datetime as dt
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -12,7 +13,7 @@ from dagster_duckdb import DuckDBResource
 from dagster_duckdb_pandas import DuckDBPandasIOManager
 
 from assets.partitions import build_partitions, range_tags
-from assets.reporting import ACCURACY_REPORT, REPLENISHMENT_TABLE, build_reporting_assets
+from assets.reporting import ACCURACY_REPORT, REPLENISHMENT_TABLE, build_reporting_assets, read_forecasts
 from demand_platform import columns as C
 from demand_platform.accuracy import BY_TIER, OVERALL
 from demand_platform.reporting import FORECAST_ORIGIN_DATE, GROUP, TABLE
@@ -253,3 +254,23 @@ def test_feature_drift_reference_is_the_training_date() -> None:
     con.execute("DELETE FROM feature_table WHERE marker = 5")
     fallback = drift_reference(con, "W1", dt.date(2024, 1, 29))
     assert fallback is not None and list(fallback["marker"]) == [1]
+
+
+def test_read_forecasts_selects_the_warehouse_and_origins_without_an_extra_arrow_copy(tmp_path: Path) -> None:
+    """One warehouse's origins in [start, end], categoricals and int16 as documented, read through a
+    relation: DuckDB 2 warns (and copies every row once more) when Arrow output comes from execute()."""
+    database = tmp_path / "warehouse.duckdb"
+    write_table(database, "forecasts", forecasts(1.0, warehouses=("W1", "W2")))
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        con.execute("SELECT 1").fetchone()  # an execute() result left open, as table_exists leaves one
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            frame = read_forecasts(con, "W2", dt.date(2024, 1, 3), dt.date(2024, 1, 5))
+    finally:
+        con.close()
+    assert set(frame[C.WAREHOUSE_ID]) == {"W2"}
+    assert sorted(frame[C.ORIGIN_DATE].unique()) == list(pd.date_range("2024-01-03", "2024-01-05"))
+    assert len(frame) == 3 * len(LEVELS) * 30
+    assert isinstance(frame[C.SKU].dtype, pd.CategoricalDtype)
+    assert frame[C.HORIZON].dtype == np.int16 and frame[C.TIER].dtype == np.int16
