@@ -368,6 +368,38 @@ class SalesPanel:
         """Epoch day of the last column."""
         return self.start_day + self.n_days - 1
 
+    def until(self, end_day: int) -> "SalesPanel":
+        """The panel as :func:`build_sales_panel` would build it from the same history ending at ``end_day``.
+
+        Same start; the columns after ``end_day`` are dropped and so are the SKUs without a row on or before
+        it (the rows before the start are unchanged). For a history with one row per SKU and day, as
+        ``raw_sales`` is, every field equals the rebuilt panel's, without re-reading the rows.
+
+        Raises:
+            ValueError: If ``end_day`` is outside the panel.
+        """
+        columns = self.column(end_day) + 1
+        keep = self.first_day <= end_day
+        remap = np.cumsum(keep) - 1
+        history_first_day = self.history_first_day
+        if history_first_day is not None and history_first_day > end_day:
+            history_first_day = None
+        return SalesPanel(
+            skus=self.skus[keep],
+            start_day=self.start_day,
+            quantity=self.quantity[keep, :columns],
+            revenue=self.revenue[keep, :columns],
+            day_present=self.day_present[:columns],
+            first_day=self.first_day[keep],
+            history_first_day=history_first_day,
+            pre_count=self.pre_count[keep],
+            pre_sum=self.pre_sum[keep],
+            pre_zero=self.pre_zero[keep],
+            pre_last_sale_day=self.pre_last_sale_day[keep],
+            pre_codes=remap[self.pre_codes],  # rows before the start belong to kept SKUs only
+            pre_quantity=self.pre_quantity,
+        )
+
     def column(self, day: DateLike | int) -> int:
         """Column index of a day (an epoch day int or a date-like value).
 

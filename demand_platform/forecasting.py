@@ -118,6 +118,7 @@ from demand_platform.tiering import (
     ROUTE_STATISTICAL,
     TierConfig,
     assign_tiers,
+    tiers_from_panel,
 )
 
 # --- model names (values of the ``model`` column) ----------------------------------------------------------------------
@@ -1417,7 +1418,15 @@ def train_warehouse(
     band_of_h = _band_of_horizon(config)
 
     def tiers_at(day: int) -> pd.DataFrame:
-        return _tiers_of(assign_tiers(history, products, _timestamp(day), config.tier_config), warehouse_id)
+        # From the training panel cut at the day (the same tiers as assign_tiers on the history, a test
+        # checks it), instead of scattering 745 days of rows into a new panel per CV origin.
+        cut = panel.until(day)
+        windows = max(config.tier_config.window_days, config.tier_config.intermittency_window_days)
+        if cut.n_days < windows:
+            return _tiers_of(
+                assign_tiers(history, products, _timestamp(day), config.tier_config), warehouse_id
+            )
+        return _tiers_of(tiers_from_panel(cut, products, warehouse_id, config.tier_config), warehouse_id)
 
     final_tiers = _tiers_of(tiers if tiers is not None else tiers_at(train_day), warehouse_id)
     cv_tiers = [tiers_at(day) for day in cv_days]

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from demand_platform.columns import LAUNCH_DATE, ORIGIN_DATE, SKU, TIER, WAREHOUSE_ID
-from demand_platform.features import DateLike, build_sales_panel, intermittency_stats
+from demand_platform.features import DateLike, SalesPanel, build_sales_panel, intermittency_stats
 
 TRAILING_VOLUME = "trailing_volume"
 TRAILING_REVENUE = "trailing_revenue"
@@ -161,6 +161,51 @@ def _assign_warehouse(
     lookback = max(config.window_days, config.intermittency_window_days) - 1
     origin = pd.Timestamp(origin_day * 86_400 * 10**9)
     panel = build_sales_panel(history, end=origin, lookback_days=lookback, warehouse_id=warehouse_id)
+    return _tiers_of_panel(panel, launch, warehouse_id, config)
+
+
+def _launch_days(products: pd.DataFrame) -> pd.Series:
+    """Launch epoch day (float, NaN when unknown) of each SKU of the catalogue."""
+    catalog = products.drop_duplicates(SKU, keep="last")
+    launch_dates = pd.to_datetime(catalog[LAUNCH_DATE]).to_numpy().astype("datetime64[D]")
+    return pd.Series(
+        np.where(np.isnat(launch_dates), np.nan, launch_dates.astype(np.int64).astype(np.float64)),
+        index=catalog[SKU].to_numpy(),
+    )
+
+
+def tiers_from_panel(
+    panel: SalesPanel, products: pd.DataFrame, warehouse_id: object, config: TierConfig | None = None
+) -> pd.DataFrame:
+    """:func:`assign_tiers` of one warehouse at the panel's last day, from a panel already built.
+
+    Lets a caller that holds a long panel of the warehouse (training) tier several origins with
+    ``panel.until(origin)`` instead of scattering the history into a new panel per origin.
+
+    Args:
+        panel: The warehouse's sales panel ending at the origin, covering at least the tiering windows.
+        products: The ``products`` table (for launch dates).
+        warehouse_id: The warehouse.
+        config: Settings; the default :class:`TierConfig` when None.
+
+    Returns:
+        Columns ``TIER_COLUMNS``, one row per SKU of the panel, sorted by SKU.
+
+    Raises:
+        ValueError: If the panel is shorter than the tiering windows.
+    """
+    config = config or TierConfig()
+    if panel.n_days < max(config.window_days, config.intermittency_window_days):
+        raise ValueError(f"a {panel.n_days}-day panel is shorter than the tiering windows")
+    tiers = _tiers_of_panel(panel, _launch_days(products), warehouse_id, config)
+    return tiers.loc[:, list(TIER_COLUMNS)]
+
+
+def _tiers_of_panel(
+    panel: SalesPanel, launch: pd.Series, warehouse_id: object, config: TierConfig
+) -> pd.DataFrame:
+    origin_day = panel.end_day
+    origin = pd.Timestamp(origin_day * 86_400 * 10**9)
     quantity, revenue = panel.quantity, panel.revenue
     window = slice(quantity.shape[1] - config.window_days, None)
     trailing_volume = np.nansum(quantity[:, window], axis=1)
@@ -218,12 +263,7 @@ def assign_tiers(
     """
     config = config or TierConfig()
     origin_day = int(pd.Timestamp(origin).normalize().value // (86_400 * 10**9))
-    catalog = products.drop_duplicates(SKU, keep="last")
-    launch_dates = pd.to_datetime(catalog[LAUNCH_DATE]).to_numpy().astype("datetime64[D]")
-    launch = pd.Series(
-        np.where(np.isnat(launch_dates), np.nan, launch_dates.astype(np.int64).astype(np.float64)),
-        index=catalog[SKU].to_numpy(),
-    )
+    launch = _launch_days(products)
     warehouse_ids: list[object] = pd.unique(history[WAREHOUSE_ID]).tolist() if len(history) else []
     frames = [
         _assign_warehouse(history, launch, origin_day, warehouse_id, config)

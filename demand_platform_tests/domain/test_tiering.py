@@ -15,6 +15,7 @@ from demand_platform.columns import (
     TIER,
     WAREHOUSE_ID,
 )
+from demand_platform.features import build_sales_panel
 from demand_platform.tiering import (
     ADI,
     COLD_START,
@@ -41,6 +42,7 @@ from demand_platform.tiering import (
     assign_tiers,
     classify_intermittency,
     tier_summary,
+    tiers_from_panel,
 )
 
 ORIGIN = pd.Timestamp("2024-06-30")
@@ -225,3 +227,34 @@ def test_tier_summary(tiers: pd.DataFrame) -> None:
     assert set(tier1.index) == {SMOOTH, ERRATIC}
     assert tier1.loc[SMOOTH, TRAILING_VOLUME] == 450
     assert summary[N_COLD_START].sum() == 3
+
+
+def test_tiers_from_a_truncated_long_panel_equal_assign_tiers() -> None:
+    """Training tiers its CV origins from one long panel cut at each origin (``SalesPanel.until``): the
+    result must be assign_tiers' on the history, SKUs launched after an origin and rows before the
+    panel's start included."""
+    rng = np.random.default_rng(7)
+    days = pd.date_range("2022-01-01", periods=900)
+    n = 40
+    launch_column = rng.integers(0, 880, n)
+    launch_column[:10] = 0
+    rows = []
+    for i in range(n):
+        rate = rng.choice([0.05, 0.5, 5.0])
+        for d in range(launch_column[i], len(days)):
+            if rng.random() < 0.03:
+                continue  # a hole: no row that day
+            q = float(rng.poisson(rate))
+            rows.append((f"S{i:02d}", "W1", days[d], q, 3.0 * q, int(q > 0)))
+    history = pd.DataFrame(rows, columns=[SKU, WAREHOUSE_ID, DATE, QUANTITY, REVENUE, N_ORDERS])
+    products = pd.DataFrame({SKU: [f"S{i:02d}" for i in range(n)], LAUNCH_DATE: days[launch_column]})
+    end = days[-1]
+    panel = build_sales_panel(history, end=end, lookback_days=0, start=days[100])  # rows before: pre_*
+    for origin in (days[-1], days[-30], days[-61], days[-91], days[500]):
+        day = int(origin.value // (86_400 * 10**9))
+        got = tiers_from_panel(panel.until(day), products, "W1")
+        expected = assign_tiers(history, products, origin)
+        pd.testing.assert_frame_equal(got.reset_index(drop=True), expected.reset_index(drop=True))
+    assert len(tiers_from_panel(panel.until(int(days[500].value // (86_400 * 10**9))), products, "W1")) < n
+    with pytest.raises(ValueError, match="shorter than the tiering windows"):
+        tiers_from_panel(panel.until(int(days[300].value // (86_400 * 10**9))), products, "W1")
