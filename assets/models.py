@@ -42,7 +42,10 @@ class TrainingConfig(dg.Config):
 
     The defaults are the domain's ``TrainConfig`` (one place): 80 boosting rounds per band. 300 rounds
     cost 44.5 s a 10,000-SKU warehouse instead of 22 s (37 min instead of 18 min for 50) for a CV WMAPE of
-    0.578 instead of 0.574 (``bench/bench_models.py --n-estimators 300``).
+    0.578 instead of 0.574 (``bench/bench_models.py --n-estimators 300``). ``num_threads`` defaults to one
+    LightGBM thread; DuckDB assets run one at a time (the pool), so a training run may use every core:
+    with 2 on the 2-core development machine the 50 full-size warehouses trained in 17.0 min through
+    Dagster, against 24-26 min on one thread (BENCHMARKS.md, "Full size through Dagster").
     """
 
     promotion_margin: float = 0.01
