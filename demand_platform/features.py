@@ -369,11 +369,11 @@ class SalesPanel:
         return self.start_day + self.n_days - 1
 
     def until(self, end_day: int) -> "SalesPanel":
-        """The panel as :func:`build_sales_panel` would build it from the same history ending at ``end_day``.
+        """The panel :func:`build_sales_panel` builds from the same history and start, ending at ``end_day``.
 
-        Same start; the columns after ``end_day`` are dropped and so are the SKUs without a row on or before
-        it (the rows before the start are unchanged). For a history with one row per SKU and day, as
-        ``raw_sales`` is, every field equals the rebuilt panel's, without re-reading the rows.
+        The columns after ``end_day`` are dropped and so are the SKUs without a row on or before it (the
+        rows before the start are unchanged): every field equals the rebuilt panel's, without re-reading
+        the rows.
 
         Raises:
             ValueError: If ``end_day`` is outside the panel.

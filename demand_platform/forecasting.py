@@ -1418,8 +1418,9 @@ def train_warehouse(
     band_of_h = _band_of_horizon(config)
 
     def tiers_at(day: int) -> pd.DataFrame:
-        # From the training panel cut at the day (the same tiers as assign_tiers on the history, a test
-        # checks it), instead of scattering 745 days of rows into a new panel per CV origin.
+        # From the training panel cut at the day instead of scattering 745 days of rows into a new panel
+        # per CV origin: the same tiers as assign_tiers for raw_sales' one row per SKU and day (a test
+        # checks it; duplicate rows before the panel's start would count as two selling days).
         cut = panel.until(day)
         windows = max(config.tier_config.window_days, config.tier_config.intermittency_window_days)
         if cut.n_days < windows:
