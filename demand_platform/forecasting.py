@@ -1422,8 +1422,7 @@ def train_warehouse(
         # per CV origin: the same tiers as assign_tiers for raw_sales' one row per SKU and day (a test
         # checks it; duplicate rows before the panel's start would count as two selling days).
         cut = panel.until(day)
-        windows = max(config.tier_config.window_days, config.tier_config.intermittency_window_days)
-        if cut.n_days < windows:
+        if cut.n_days < config.tier_config.panel_days:
             return _tiers_of(
                 assign_tiers(history, products, _timestamp(day), config.tier_config), warehouse_id
             )

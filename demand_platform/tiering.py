@@ -119,6 +119,11 @@ class TierConfig:
         if first < 0 or second < 0 or first + second > 1 + _FRACTION_TOLERANCE:
             raise ValueError(f"tier fractions {self.tier_fractions} must be >= 0 and sum to <= 1")
 
+    @property
+    def panel_days(self) -> int:
+        """Days (ending at the origin) a sales panel must cover for both tiering windows."""
+        return max(self.window_days, self.intermittency_window_days)
+
 
 def classify_intermittency(adi: np.ndarray, cv2: np.ndarray, config: TierConfig | None = None) -> np.ndarray:
     """Syntetos-Boylan class of each (ADI, CV^2) pair; ``no_demand`` where ADI is NaN (no demand).
@@ -158,7 +163,7 @@ def _volume_tiers(revenue: np.ndarray, fractions: tuple[float, float]) -> tuple[
 def _assign_warehouse(
     history: pd.DataFrame, launch: pd.Series, origin_day: int, warehouse_id: object, config: TierConfig
 ) -> pd.DataFrame:
-    lookback = max(config.window_days, config.intermittency_window_days) - 1
+    lookback = config.panel_days - 1
     origin = pd.Timestamp(origin_day * 86_400 * 10**9)
     panel = build_sales_panel(history, end=origin, lookback_days=lookback, warehouse_id=warehouse_id)
     return _tiers_of_panel(panel, launch, warehouse_id, config)
@@ -195,7 +200,7 @@ def tiers_from_panel(
         ValueError: If the panel is shorter than the tiering windows.
     """
     config = config or TierConfig()
-    if panel.n_days < max(config.window_days, config.intermittency_window_days):
+    if panel.n_days < config.panel_days:
         raise ValueError(f"a {panel.n_days}-day panel is shorter than the tiering windows")
     tiers = _tiers_of_panel(panel, _launch_days(products), warehouse_id, config)
     return tiers.loc[:, list(TIER_COLUMNS)]
