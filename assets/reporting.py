@@ -89,18 +89,15 @@ def read_forecasts(
     selected = [f"CAST({c} AS SMALLINT) AS {c}" if c in _SMALL_INT_COLUMNS else c for c in columns]
     # sql(), not execute(): DuckDB 2 copies the rows once more for Arrow output of a DB-API result. On a
     # cursor, because a relation refuses a connection with an unconsumed execute() result.
-    table = (
-        con.cursor()
-        .sql(
+    with con.cursor() as cursor:
+        table = cursor.sql(
             f"""
-        SELECT {", ".join(selected)} FROM {FORECASTS_TABLE}
-        WHERE {C.WAREHOUSE_ID} = $w
-          AND {C.ORIGIN_DATE} >= CAST($d0 AS TIMESTAMP) AND {C.ORIGIN_DATE} <= CAST($d1 AS TIMESTAMP)
-        """,
+            SELECT {", ".join(selected)} FROM {FORECASTS_TABLE}
+            WHERE {C.WAREHOUSE_ID} = $w
+              AND {C.ORIGIN_DATE} >= CAST($d0 AS TIMESTAMP) AND {C.ORIGIN_DATE} <= CAST($d1 AS TIMESTAMP)
+            """,
             params={"w": warehouse_id, "d0": start, "d1": end},
-        )
-        .to_arrow_table()
-    )
+        ).to_arrow_table()
     assert table is not None  # a SELECT always has a result
     frame = table.to_pandas(strings_to_categorical=True, self_destruct=True)
     del table
