@@ -553,6 +553,58 @@ def auto_ses_alpha(y: np.ndarray, alphas: Sequence[float] = AUTO_SES_ALPHAS) -> 
 
 
 # --------------------------------------------------------------------------------------------------
+# weekday profile
+# --------------------------------------------------------------------------------------------------
+#: Pseudo-units of a flat week that shrink a pooled weekday index towards 1 (little demand: little profile).
+WEEKDAY_PRIOR_UNITS = 700.0
+
+
+def pooled_weekday_index(
+    y: np.ndarray, last_weekday: int, window: int = 364, prior_units: float = WEEKDAY_PRIOR_UNITS
+) -> np.ndarray:
+    """Weekday index of the demand of all rows pooled: ``[7]``, Monday first, mean 1.
+
+    The rate of weekday ``d`` is the pooled demand on the observed days of ``d`` in the last ``window``
+    columns over the number of those day cells (``NaN`` cells, before a launch, are not observed); the
+    index is that rate over the pooled mean rate, shrunk towards 1 with weight ``total / (total +
+    prior_units)`` and scaled to a mean of 1 over the week, so multiplying a flat forecast by it keeps
+    every 7-day total. A matrix without demand gives ones.
+
+    Args:
+        y: ``[n_series, n_days]`` demand up to the origin (the last column is the origin day).
+        last_weekday: Weekday of the last column (Monday = 0 .. Sunday = 6).
+        window: Trailing days read.
+        prior_units: Pseudo-units of flat demand in the shrinkage.
+
+    Returns:
+        The index of each weekday.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    if y.ndim != 2:
+        raise ValueError(f"y must be 2-D [n_series, n_days], got shape {y.shape}")
+    block = y[:, -window:] if window > 0 else y[:, :0]
+    n_days = block.shape[1]
+    weekday = (last_weekday - (n_days - 1) + np.arange(n_days)) % 7
+    observed = ~np.isnan(block)
+    units = np.bincount(
+        weekday, weights=np.where(observed, np.clip(block, 0.0, None), 0.0).sum(axis=0), minlength=7
+    )
+    cells = np.bincount(weekday, weights=observed.sum(axis=0).astype(np.float64), minlength=7)
+    total = float(units.sum())
+    if total <= 0.0:
+        return np.ones(7)
+    mean_rate = total / cells.sum()
+    raw = np.divide(units, cells * mean_rate, out=np.ones(7), where=cells > 0)
+    shrunk = 1.0 + (raw - 1.0) * total / (total + prior_units)
+    return shrunk / shrunk.mean()
+
+
+def weekday_factors(index: np.ndarray, last_weekday: int, h: int) -> np.ndarray:
+    """Factors ``[h]`` of the days 1..h after a day of weekday ``last_weekday`` from a weekday ``index``."""
+    return np.asarray(index, dtype=np.float64)[(last_weekday + 1 + np.arange(h)) % 7]
+
+
+# --------------------------------------------------------------------------------------------------
 # model objects
 # --------------------------------------------------------------------------------------------------
 class StatForecaster(Protocol):

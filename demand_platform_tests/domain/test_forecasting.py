@@ -656,8 +656,79 @@ def test_a_sku_leaves_the_default_model_only_for_a_clear_backtest_win() -> None:
         {"bands": ((1, 7), (9, 30))},
         {"selection_margin": 1.0},
         {"selection_margin": -0.1},
+        {"dense_origin_steps": (7,)},
+        {"dense_origin_steps": (0, 3)},
+        {"origin_budget": -1},
     ],
 )
 def test_config_validation(changes: dict) -> None:
     with pytest.raises(ValueError):
         TrainConfig(**changes)
+
+
+# --- weekday profile of the statistical forecasts and density of the training origins ---------------------------------
+def _flat_statistical(forecasts: pd.DataFrame) -> pd.DataFrame:
+    seasonal = forecasts[C.MODEL].isin(list(FC.WEEKLY_SEASONAL_MODELS))
+    kind = forecasts[C.MODEL].map(_kind)
+    return forecasts.loc[(kind == "statistical") & ~seasonal]
+
+
+def test_statistical_forecasts_follow_the_warehouse_week(world: dict, at_mid: dict) -> None:
+    """Flat statistical models are spread over the week by the warehouse's weekday index (Saturday and
+    Sunday ~3x Monday in this world): the 7-day totals stay those of the flat forecast, and the spread
+    forecast is closer to what sold than the flat one."""
+    model, origin = at_mid["model"], at_mid["origin"]
+    flat_model = dataclasses.replace(model, config=dataclasses.replace(model.config, weekday_profile=False))
+    spread = _flat_statistical(at_mid["forecasts"]).set_index([C.SKU, C.HORIZON])[C.FORECAST]
+    flat = (
+        _forecast(world, flat_model, origin).set_index([C.SKU, C.HORIZON])[C.FORECAST].reindex(spread.index)
+    )
+    assert spread.index.get_level_values(C.SKU).nunique() >= 5
+    per_sku_flat = flat.groupby(level=C.SKU).agg(["min", "max"])
+    assert (per_sku_flat["max"] - per_sku_flat["min"] < 1e-9).all()  # flat without the profile
+    weeks = (spread.index.get_level_values(C.HORIZON) - 1) // 7
+    full_weeks = weeks < HORIZON // 7
+    keys = [spread.index.get_level_values(C.SKU), weeks]
+    np.testing.assert_allclose(
+        spread[full_weeks].groupby([k[full_weeks] for k in keys]).sum(),
+        flat[full_weeks].groupby([k[full_weeks] for k in keys]).sum(),
+        rtol=1e-9,
+    )
+    target_weekday = (origin + pd.to_timedelta(spread.index.get_level_values(C.HORIZON), unit="D")).dayofweek
+    ratio = (spread / flat.where(flat > 0)).groupby(np.asarray(target_weekday)).mean()
+    assert ratio[6] > 1.5 * ratio[0]  # Sunday above Monday, as in the world's WEEKLY profile
+    actual = world["history"].set_index([C.SKU, C.DATE])[C.QUANTITY]
+    targets = pd.MultiIndex.from_arrays(
+        [
+            spread.index.get_level_values(C.SKU),
+            origin + pd.to_timedelta(spread.index.get_level_values(C.HORIZON), unit="D"),
+        ]
+    )
+    sold = actual.reindex(targets).to_numpy()
+    known = ~np.isnan(sold)
+    assert wmape(sold[known], spread.to_numpy()[known]) < wmape(sold[known], flat.to_numpy()[known])
+
+
+@pytest.mark.parametrize("n_skus", [5_000, 20_000])
+def test_a_full_size_warehouse_keeps_the_configured_origins(n_skus: int) -> None:
+    config = TrainConfig()
+    assert config.origin_grid(n_skus) == (config.n_origins, config.origin_step)
+
+
+@pytest.mark.parametrize(("n_skus", "step"), [(1, 3), (75, 3), (700, 3), (1_000, 6), (2_000, 9), (2_500, 19)])
+def test_few_skus_get_denser_origins_over_the_same_span_within_the_budget(n_skus: int, step: int) -> None:
+    config = TrainConfig()
+    n_origins, chosen = config.origin_grid(n_skus)
+    span = config.n_origins * config.origin_step
+    assert chosen == step and chosen % 7 != 0
+    assert n_origins == span // chosen and n_origins * chosen <= span
+    assert chosen == config.origin_step or n_origins * n_skus <= config.origin_budget
+    assert config.training_history_days == span + config.history_days  # the history read does not grow
+
+
+def test_origin_grid_is_used_by_training(world: dict) -> None:
+    """The 40-SKU world trains on origins 3 days apart; with no denser steps, 19 days apart."""
+    end = world["dates"][-1]
+    dense, _ = _train(world, end)
+    sparse, _ = _train(world, end, config=dataclasses.replace(CONFIG, dense_origin_steps=()))
+    assert sum(dense.lgbm.n_train_rows.values()) > 3 * sum(sparse.lgbm.n_train_rows.values())

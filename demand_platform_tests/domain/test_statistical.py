@@ -340,3 +340,54 @@ def test_empirical_quantiles() -> None:
     assert out.shape == (2, 3, 2)
     np.testing.assert_allclose(out[0], [[10.0, 10.0], [0.0, 0.0], [5.0, 5.0]])
     np.testing.assert_allclose(out[1], [[12.0, 12.0], [0.0, 0.0], [5.0, 5.0]])
+
+
+# --- weekday profile ----------------------------------------------------------------------------------------------------
+WEEKDAY_FACTORS = np.array([0.6, 0.8, 1.0, 1.0, 1.2, 1.6, 1.8])  # Monday .. Sunday
+
+
+def _weekly_panel(n_series: int, n_days: int, last_weekday: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    weekday = (last_weekday - (n_days - 1) + np.arange(n_days)) % 7
+    rate = rng.gamma(2.0, 3.0, n_series)[:, None] * WEEKDAY_FACTORS[weekday][None, :]
+    return rng.poisson(rate).astype(np.float64)
+
+
+@pytest.mark.parametrize("last_weekday", [0, 3, 6])
+def test_pooled_weekday_index_recovers_the_weekly_profile(last_weekday: int) -> None:
+    y = _weekly_panel(200, 364, last_weekday)
+    index = st.pooled_weekday_index(y, last_weekday)
+    assert index.shape == (7,)
+    assert index.mean() == pytest.approx(1.0)
+    np.testing.assert_allclose(index, WEEKDAY_FACTORS / WEEKDAY_FACTORS.mean(), rtol=0.03)
+
+
+def test_pooled_weekday_index_counts_observed_days_only() -> None:
+    """NaN cells (before a launch) are not zero demand; an all-NaN row changes nothing."""
+    y = _weekly_panel(50, 364, 2)
+    late = y.copy()
+    late[:25, :200] = np.nan  # half the SKUs launched late
+    unlaunched = np.vstack([y, np.full((1, 364), np.nan)])
+    expected = st.pooled_weekday_index(y, 2)
+    np.testing.assert_allclose(st.pooled_weekday_index(unlaunched, 2), expected)
+    np.testing.assert_allclose(st.pooled_weekday_index(late, 2), expected, rtol=0.05)
+
+
+def test_pooled_weekday_index_is_flat_without_demand_and_shrunk_with_little() -> None:
+    assert (st.pooled_weekday_index(np.zeros((5, 100)), 4) == 1.0).all()
+    assert (st.pooled_weekday_index(np.full((5, 100), np.nan), 4) == 1.0).all()
+    assert (st.pooled_weekday_index(np.zeros((5, 0)), 4) == 1.0).all()
+    # One unit on 14 Sundays: a raw index of 7 on Sunday (0 elsewhere), shrunk by 700 prior units to
+    # 1 + 6 * 14 / 714 (and the other days to 1 - 14 / 714, so the mean stays 1).
+    sparse = np.zeros((1, 364))
+    sparse[0, -1::-7][:14] = 1.0  # the last column is a Sunday
+    index = st.pooled_weekday_index(sparse, 6)
+    assert index[6] == pytest.approx(1.0 + 6.0 * 14.0 / 714.0)
+    np.testing.assert_allclose(index[:6], 1.0 - 14.0 / 714.0)
+    assert st.pooled_weekday_index(sparse, 6, prior_units=0.0)[6] == pytest.approx(7.0)
+
+
+def test_weekday_factors_follow_the_days_after_the_origin() -> None:
+    index = np.arange(7, dtype=np.float64)
+    np.testing.assert_array_equal(st.weekday_factors(index, 6, 9), [0, 1, 2, 3, 4, 5, 6, 0, 1])
+    np.testing.assert_array_equal(st.weekday_factors(index, 2, 3), [3, 4, 5])
