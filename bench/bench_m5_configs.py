@@ -1,0 +1,173 @@
+"""Training settings compared on M5 HOBBIES_2 / CA_3 at many origins, on the homes ``bench_m5.py`` built.
+
+``bench_m5.py`` runs the platform end to end through Dagster (80-120 s an origin, most of it ingesting
+~1,900 daily partitions). To compare ``TrainConfig`` settings this script reuses the homes it left: per
+origin it reads what the ``trained_models`` and ``forecasts`` assets read (``raw_sales`` history of
+``training_history_days`` to train and 400 days to forecast, the origin's ``tier_assignments``, the
+source's tables) and calls ``train_warehouse`` and ``forecast_warehouse`` with the settings given, so
+with the settings of the code that built the homes it reproduces their stored forecasts exactly
+(``--check`` asserts it of the first setting). The
+peers are ``bench_m5``'s, fitted on the same history (cached in ``<work>/peers.pkl``), scored the same way.
+
+Usage (homes first, then any number of settings, each a JSON object of ``TrainConfig`` fields):
+    python -W ignore bench/bench_m5.py --data ../shared/data/m5 --work /tmp/m5six \\
+        --windows 1801 1829 1857 1885 1913 1941
+    python -W ignore bench/bench_m5_configs.py --data ../shared/data/m5 --work /tmp/m5six --check \\
+        --config '{}' '{"weekday_profile": false, "dense_origin_steps": []}'
+
+(homes built before the weekday profile and the denser origins: put the second setting first to check.)
+"""
+
+import argparse
+import datetime as dt
+import json
+import pickle
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+from bench_m5 import WindowResult, load_m5, run_peers, score_window
+from peers import HORIZON, PLATFORM_P50, PLATFORM_POINT, ZERO, fmt
+
+from assets.models import FORECAST_HISTORY_DAYS, TrainingConfig, score_of
+from demand_platform import columns as C
+from demand_platform.forecasting import (
+    MODEL_SEASONAL_NAIVE,
+    MODEL_TIERED,
+    TrainConfig,
+    forecast_warehouse,
+    train_warehouse,
+)
+from demand_platform.source import load_table
+from demand_platform.store import load_history
+
+WAREHOUSE = "CA_3"
+TABLES = (C.PRODUCTS, C.WAREHOUSES, C.CALENDAR, C.MARKETING_CAMPAIGNS, C.WEATHER)
+PLATFORM_COLUMNS = ((PLATFORM_P50, C.P50), (PLATFORM_POINT, C.FORECAST), ("p90", C.P90), ("p95", C.P95))
+
+
+def platform_forecasts(
+    home: Path, source: Path, day: dt.date, config: TrainConfig
+) -> tuple[pd.DataFrame, pd.DataFrame, float, bool]:
+    """This run's forecasts of one origin, the ones stored in the home, the train + forecast seconds and
+    whether the promotion gate passes the model (a home's first model must beat seasonal naive; when it
+    does not, the platform serves the model's baseline, and so does this)."""
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        train_history = load_history(
+            con, [WAREHOUSE], day - dt.timedelta(days=config.training_history_days), day
+        )
+        history = load_history(con, [WAREHOUSE], day - dt.timedelta(days=FORECAST_HISTORY_DAYS), day)
+        params = {"d": day}
+        tiers = con.execute(
+            "SELECT * FROM tier_assignments WHERE CAST(origin_date AS DATE) = $d", params
+        ).df()
+        stored = con.execute(
+            "SELECT sku, horizon, forecast FROM forecasts WHERE CAST(origin_date AS DATE) = $d", params
+        ).df()
+    splits = {name: load_table(source, name) for name in TABLES}
+    t = {name: split.valid if split is not None else None for name, split in splits.items()}
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        args = (t[C.PRODUCTS], t[C.WAREHOUSES], t[C.CALENDAR], t[C.MARKETING_CAMPAIGNS], t[C.WEATHER], day)
+        model = train_warehouse(train_history, *args, WAREHOUSE, tiers, config)
+        metrics = model.validation_metrics
+        reference = score_of(metrics, MODEL_SEASONAL_NAIVE) * (1.0 - TrainingConfig().promotion_margin)
+        promoted = bool(score_of(metrics, MODEL_TIERED) <= reference)
+        forecasts = forecast_warehouse(model, history, *args, WAREHOUSE, tiers, baseline=not promoted)
+    return forecasts, stored, time.perf_counter() - started, promoted
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Score every setting at every origin whose home exists; print per-origin and mean figures."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, required=True, help="directory of the M5 files")
+    parser.add_argument("--work", type=Path, required=True, help="bench_m5's --work (homes origin_dN)")
+    parser.add_argument("--config", nargs="+", default=["{}"], help="TrainConfig fields as JSON objects")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="assert the first setting reproduces the forecasts stored in the homes",
+    )
+    args = parser.parse_args(argv)
+    data = load_m5(args.data)
+    origins = sorted(
+        int(p.name.removeprefix("origin_d")) for p in args.work.glob("origin_d*") if (p / "home").exists()
+    )
+    if not origins:
+        raise SystemExit(f"no homes under {args.work}: run bench_m5.py --work {args.work} first")
+    cache = args.work / "peers.pkl"
+    peers: dict[int, dict[str, np.ndarray]] = pickle.loads(cache.read_bytes()) if cache.exists() else {}
+    for number, text in enumerate(args.config):
+        config = TrainConfig(**json.loads(text))
+        rows, methods = [], []
+        for origin in origins:
+            root, day = args.work / f"origin_d{origin}", data.dates[origin - 1].date()
+            forecasts, stored, seconds, promoted = platform_forecasts(
+                root / "home", root / "source", day, config
+            )
+            if args.check and number == 0:
+                mine = forecasts.sort_values([C.SKU, C.HORIZON])[C.FORECAST].to_numpy()
+                theirs = stored.sort_values([C.SKU, C.HORIZON])[C.FORECAST].to_numpy()
+                assert np.array_equal(mine, theirs), f"d_{origin}: forecasts differ from the home's"
+            result = WindowResult(origin=origin)
+            row = pd.Index(data.items).get_indexer(forecasts[C.SKU])
+            col = forecasts[C.HORIZON].to_numpy(dtype=np.int64) - 1
+            keep = (row >= 0) & (col < HORIZON)
+            for method, column in PLATFORM_COLUMNS:
+                matrix = np.full((len(data.items), HORIZON), np.nan)
+                matrix[row[keep], col[keep]] = forecasts[column].to_numpy(dtype=np.float64)[keep]
+                result.forecasts[method] = matrix
+            if origin not in peers:
+                run_peers(data, origin, result)
+                peers[origin] = {m: f for m, f in result.forecasts.items() if m not in dict(PLATFORM_COLUMNS)}
+                cache.write_bytes(pickle.dumps(peers))
+            result.forecasts.update(peers[origin])
+            score_window(data, origin, result)
+            scores = {m: s["wrmsse"] for m, s in result.scores.items() if m != ZERO}
+            methods.append(scores)
+            point = result.scores[PLATFORM_POINT]
+            best = min((v, m) for m, v in scores.items() if m not in (PLATFORM_POINT, PLATFORM_P50))
+            rows.append(
+                [
+                    f"d_{origin}",
+                    fmt(point["wrmsse"], 4),
+                    f"{best[1]} {fmt(best[0], 4)}",
+                    fmt(point["wmape"]),
+                    fmt(result.scores[PLATFORM_P50]["wmape"]),
+                    fmt(point["coverage_p90"]),
+                    fmt(point["coverage_p95"]),
+                    "promoted" if promoted else "refused: baseline",
+                    fmt(seconds, 1),
+                ]
+            )
+        print(f"\n### TrainConfig {text}\n")
+        header = [
+            "origin",
+            "point WRMSSE",
+            "best peer WRMSSE",
+            "point WMAPE",
+            "p50 WMAPE",
+            "p90 cov.",
+            "p95 cov.",
+            "gate",
+            "train+forecast s",
+        ]
+        print("| " + " | ".join(header) + " |\n|" + " --- |" * len(header))
+        print("\n".join("| " + " | ".join(r) + " |" for r in rows))
+        means = pd.DataFrame(methods).mean().sort_values()
+        print(
+            f"\nMean WRMSSE over {len(origins)} origins: "
+            + ", ".join(f"{m} {v:.4f}" for m, v in means.items())
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
