@@ -100,8 +100,11 @@ def train_box(
                 history, products, warehouses, calendar, campaigns, weather, day, wh, tiers, train_config
             )
             seconds = time.perf_counter() - started
-            score = score_of(model.validation_metrics, forecasting.MODEL_TIERED)
-            baseline = score_of(model.validation_metrics, forecasting.MODEL_SEASONAL_NAIVE)
+            score, baseline = forecasting.gate_scores(model.validation_metrics)
+            wmape_of = {
+                m: score_of(model.validation_metrics, m)
+                for m in (forecasting.MODEL_TIERED, forecasting.MODEL_SEASONAL_NAIVE)
+            }
             metrics = {
                 f"{r[forecasting.SEGMENT]}_{r[C.MODEL]}_{m}": r[m]
                 for r in model.validation_metrics.to_dict("records")
@@ -116,6 +119,7 @@ def train_box(
                 importance=model.feature_importance(),
                 boosters=model.lgbm.boosters if model.lgbm is not None else None,
                 score=score,
+                score_metric=forecasting.GATE_METRIC,
                 tags={"dagster_partition": f"{day}|{wh}", "dagster_run_id": run_id},
                 tables={
                     "products": products,
@@ -125,7 +129,9 @@ def train_box(
                     "weather": weather,
                 },
             )
-            decision = registry.promote_if_better(wh, version, score, baseline, config.promotion_margin)
+            decision = registry.promote_if_better(
+                wh, version, score, baseline, config.promotion_margin, score_metric=forecasting.GATE_METRIC
+            )
             log.info(decision.reason)
             if not decision.promoted:
                 alerts.send("promotion_rejected", "warning", decision.reason, {"partition": f"{day}|{wh}"})
@@ -137,8 +143,11 @@ def train_box(
                     "version": version,
                     "promoted": decision.promoted,
                     "production_version": decision.production_version,
-                    "validation_wmape": score,
-                    "reference_wmape": decision.reference_score,
+                    # WMAPE for the planners; the gate's scores (RMSE) are in the reason.
+                    "validation_wmape": wmape_of[forecasting.MODEL_TIERED],
+                    "reference_wmape": wmape_of[forecasting.MODEL_SEASONAL_NAIVE]
+                    if decision.reference == "seasonal_naive"
+                    else float("nan"),
                     "reference": decision.reference,
                     "reason": decision.reason,
                     "train_seconds": seconds,
@@ -175,8 +184,8 @@ def build_model_assets(
         minimises the validation error; statistical models for the intermittent tier 3 (an SBA/TSB/SES
         combination unless another model wins the SKU's backtest by 10%); launch profiles for new
         SKUs; negative-binomial quantiles calibrated on an expanding-window CV (3 origins). The
-        version becomes production only if it beats the current production model (or seasonal
-        naive) by the configured margin; it also carries the better CV baseline, served when a
+        version becomes production only if its validation RMSE beats the current production model's
+        (or seasonal naive's) by the configured margin; it also carries the better CV baseline, served when a
         warehouse has no production model.
         """
         source: SourceDataResource = context.resources.source
@@ -198,6 +207,7 @@ def build_model_assets(
                 "promoted": int(table["promoted"].sum()),
                 "rejected": int((~table["promoted"]).sum()),
                 "models": dg.MetadataValue.md(table.drop(columns=["reason"]).to_markdown(index=False)),
+                "gate": dg.MetadataValue.md("\n".join(f"- {reason}" for reason in table["reason"])),
             },
         )
 

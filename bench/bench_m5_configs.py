@@ -33,15 +33,9 @@ import pandas as pd
 from bench_m5 import WindowResult, load_m5, run_peers, score_window
 from peers import HORIZON, PLATFORM_P50, PLATFORM_POINT, ZERO, fmt
 
-from assets.models import FORECAST_HISTORY_DAYS, TrainingConfig, score_of
+from assets.models import FORECAST_HISTORY_DAYS, TrainingConfig
 from demand_platform import columns as C
-from demand_platform.forecasting import (
-    MODEL_SEASONAL_NAIVE,
-    MODEL_TIERED,
-    TrainConfig,
-    forecast_warehouse,
-    train_warehouse,
-)
+from demand_platform.forecasting import TrainConfig, forecast_warehouse, gate_scores, train_warehouse
 from demand_platform.source import load_table
 from demand_platform.store import load_history
 
@@ -54,8 +48,9 @@ def platform_forecasts(
     home: Path, source: Path, day: dt.date, config: TrainConfig
 ) -> tuple[pd.DataFrame, pd.DataFrame, float, bool]:
     """This run's forecasts of one origin, the ones stored in the home, the train + forecast seconds and
-    whether the promotion gate passes the model (a home's first model must beat seasonal naive; when it
-    does not, the platform serves the model's baseline, and so does this)."""
+    whether the promotion gate passes the model (a home's first model must beat seasonal naive on the
+    gate's scores, as in the asset; when it does not, the platform serves the model's baseline, and so
+    does this)."""
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
         train_history = load_history(
             con, [WAREHOUSE], day - dt.timedelta(days=config.training_history_days), day
@@ -75,9 +70,8 @@ def platform_forecasts(
         warnings.simplefilter("ignore")
         args = (t[C.PRODUCTS], t[C.WAREHOUSES], t[C.CALENDAR], t[C.MARKETING_CAMPAIGNS], t[C.WEATHER], day)
         model = train_warehouse(train_history, *args, WAREHOUSE, tiers, config)
-        metrics = model.validation_metrics
-        reference = score_of(metrics, MODEL_SEASONAL_NAIVE) * (1.0 - TrainingConfig().promotion_margin)
-        promoted = bool(score_of(metrics, MODEL_TIERED) <= reference)
+        score, naive = gate_scores(model.validation_metrics)
+        promoted = bool(score <= naive * (1.0 - TrainingConfig().promotion_margin))
         forecasts = forecast_warehouse(model, history, *args, WAREHOUSE, tiers, baseline=not promoted)
     return forecasts, stored, time.perf_counter() - started, promoted
 

@@ -8,7 +8,9 @@ Plain MLflow (no Dagster): the Dagster layer opens the run through dagster-mlflo
   ``WarehouseModel`` bundle, then registers a version.
 * The gate: the version gets the ``production`` alias only if its validation error beats the current
   production version's (or, when there is none, seasonal naive's) by ``margin``; otherwise the
-  previous production version stays and the decision says why (the Dagster layer alerts on it).
+  previous production version stays and the decision says why (the Dagster layer alerts on it). A
+  version's score carries its metric (tag ``validation_score_metric``; untagged versions scored WMAPE),
+  and a production score of another metric is never compared: seasonal naive is the reference then.
 * A warehouse whose first model was refused has no production version; ``forecasts`` then serves the
   baseline inside the latest version (``WarehouseModel.baseline``), the reference the model lost to.
 """
@@ -32,6 +34,9 @@ BUNDLE_ARTIFACT = "bundle"
 BUNDLE_FILE = "warehouse_model.pkl"
 TABLES_FILE = "static_tables.pkl"
 SCORE_TAG = "validation_score"
+SCORE_METRIC_TAG = "validation_score_metric"
+#: The metric of versions registered before the tag existed (the gate compared WMAPE then).
+LEGACY_SCORE_METRIC = "wmape"
 TRAIN_DATE_TAG = "train_date"
 WAREHOUSE_TAG = "warehouse_id"
 PIP_PACKAGES = ("lightgbm", "numpy", "pandas", "scikit-learn", "demand-platform")
@@ -152,6 +157,7 @@ def log_candidate(
     score: float,
     tags: dict[str, str] | None = None,
     tables: dict[str, pd.DataFrame | None] | None = None,
+    score_metric: str = "rmse",
 ) -> str:
     """Log one warehouse's trained model into a nested MLflow run and register a version.
 
@@ -167,6 +173,8 @@ def log_candidate(
         tags: Extra run tags (e.g. the Dagster partition).
         tables: Static tables (products, warehouses, calendar, campaigns, weather) stored with the
             registered pyfunc model so it can forecast on its own.
+        score_metric: Name of the metric ``score`` is (a version tag; scores of different metrics are
+            never compared).
 
     Returns:
         The registered model version.
@@ -199,18 +207,26 @@ def log_candidate(
         version = mlflow.register_model(info.model_uri, name)
     client = MlflowClient()
     client.set_model_version_tag(name, version.version, SCORE_TAG, repr(float(score)))
+    client.set_model_version_tag(name, version.version, SCORE_METRIC_TAG, score_metric)
     client.set_model_version_tag(name, version.version, TRAIN_DATE_TAG, train_date)
     return str(version.version)
 
 
 def production_version(warehouse_id: str) -> tuple[str, float] | None:
     """The production version of a warehouse's model and its validation score, or None."""
+    current = production_score(warehouse_id)
+    return None if current is None else (current[0], current[1])
+
+
+def production_score(warehouse_id: str) -> tuple[str, float, str] | None:
+    """The production version, its validation score and the score's metric, or None."""
     client = MlflowClient()
     try:
         version = client.get_model_version_by_alias(model_name(warehouse_id), PRODUCTION_ALIAS)
     except MlflowException:
         return None
-    return str(version.version), float(version.tags.get(SCORE_TAG, "nan"))
+    metric = version.tags.get(SCORE_METRIC_TAG, LEGACY_SCORE_METRIC)
+    return str(version.version), float(version.tags.get(SCORE_TAG, "nan")), metric
 
 
 def latest_version(warehouse_id: str) -> str | None:
@@ -225,32 +241,39 @@ def latest_version(warehouse_id: str) -> str | None:
 
 
 def promote_if_better(
-    warehouse_id: str, candidate_version: str, candidate_score: float, baseline_score: float, margin: float
+    warehouse_id: str,
+    candidate_version: str,
+    candidate_score: float,
+    baseline_score: float,
+    margin: float,
+    score_metric: str = "rmse",
 ) -> PromotionDecision:
     """Give ``candidate_version`` the production alias only if it beats the reference by ``margin``.
 
-    The reference is the current production version's validation score or, when there is none,
-    the seasonal-naive baseline's score on the same validation windows. ``margin`` is relative:
-    0.02 means the candidate's error must be at least 2% lower.
+    The reference is the current production version's validation score or, when there is none or its
+    score is of another metric (a version registered before the gate changed metric), the seasonal-naive
+    baseline's score on the candidate's validation windows. ``margin`` is relative: 0.02 means the
+    candidate's error must be at least 2% lower.
     """
     name = model_name(warehouse_id)
-    current = production_version(warehouse_id)
-    if current is None:
-        reference, reference_score, holder = "seasonal_naive", float(baseline_score), None
+    current = production_score(warehouse_id)
+    holder = current[0] if current is not None else None
+    if current is None or current[2] != score_metric:
+        reference, reference_score = "seasonal_naive", float(baseline_score)
     else:
-        reference, reference_score, holder = "production", current[1], current[0]
+        reference, reference_score = "production", current[1]
     threshold = reference_score * (1.0 - margin)
     promoted = bool(candidate_score <= threshold) if pd.notna(reference_score) else True
     if promoted:
         MlflowClient().set_registered_model_alias(name, PRODUCTION_ALIAS, candidate_version)
         holder = candidate_version
         reason = (
-            f"{name} v{candidate_version} promoted: validation error {candidate_score:.4f} <= "
+            f"{name} v{candidate_version} promoted: validation {score_metric} {candidate_score:.4f} <= "
             f"{threshold:.4f} ({reference} {reference_score:.4f} less {margin:.0%})"
         )
     else:
         reason = (
-            f"{name} v{candidate_version} rejected: validation error {candidate_score:.4f} > "
+            f"{name} v{candidate_version} rejected: validation {score_metric} {candidate_score:.4f} > "
             f"{threshold:.4f} ({reference} {reference_score:.4f} less {margin:.0%}); "
             f"{'production stays v' + holder if holder else 'no production model yet'}"
         )

@@ -732,3 +732,28 @@ def test_origin_grid_is_used_by_training(world: dict) -> None:
     dense, _ = _train(world, end)
     sparse, _ = _train(world, end, config=dataclasses.replace(CONFIG, dense_origin_steps=()))
     assert sum(dense.lgbm.n_train_rows.values()) > 3 * sum(sparse.lgbm.n_train_rows.values())
+
+
+# --- the promotion gate's metric ------------------------------------------------------------------------------------------
+def test_gate_scores_are_the_rmse_of_the_tiered_model_and_seasonal_naive(at_end: dict) -> None:
+    metrics = at_end["model"].validation_metrics
+    tiered, naive = FC.gate_scores(metrics)
+    rows = metrics[metrics[SEGMENT] == FC.SEGMENT_ALL].set_index(C.MODEL)
+    assert FC.GATE_METRIC == "rmse"
+    assert tiered == rows.loc[MODEL_TIERED, "rmse"] and naive == rows.loc[FC.MODEL_SEASONAL_NAIVE, "rmse"]
+    assert np.isnan(FC.gate_scores(metrics.iloc[0:0])).all()
+
+
+def test_fallback_baseline_is_chosen_by_squared_error_not_wmape() -> None:
+    """On intermittent days seasonal naive (mostly 0) wins WMAPE while the moving average, a mean, wins
+    the squared error the served point forecast is meant to minimise: the moving average is served."""
+    rng = np.random.default_rng(3)
+    actual = (rng.random((200, 30)) < 0.2) * rng.integers(1, 4, (200, 30)).astype(np.float64)
+    mean = np.full((200, 30), actual.mean())
+    assert wmape(actual, np.zeros_like(actual)) < wmape(actual, mean)  # WMAPE would pick a zero-ish forecast
+    forecasts = {FC.MODEL_SEASONAL_NAIVE: np.zeros_like(actual), FC.MODEL_MOVING_AVERAGE_28: mean}
+    skus = np.array([f"S{i}" for i in range(200)], dtype=object)
+    baseline = FC._fit_baseline(
+        forecasts, actual, np.full(200, 100.0), skus, np.ones(200), np.full(200, 2), CONFIG
+    )
+    assert baseline.name == FC.MODEL_MOVING_AVERAGE_28

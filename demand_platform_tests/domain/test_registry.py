@@ -60,3 +60,21 @@ def test_logged_model_pins_its_requirements(store, tmp_path: Path) -> None:
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=str(tmp_path)))
     requirements = (local / "requirements.txt").read_text()
     assert "lightgbm==" in requirements and "pandas==" in requirements
+
+
+def test_scores_of_another_metric_are_never_compared(store) -> None:
+    """A production version scored on WMAPE (registered before the gate compared RMSE) is no reference
+    for an RMSE score: the candidate is held to seasonal naive's bar, and production stays if it fails."""
+    legacy = registry.log_candidate(
+        {"m": 1}, "W4", "2024-01-01", {}, {}, None, None, 0.5, score_metric="wmape"
+    )
+    assert registry.promote_if_better("W4", legacy, 0.5, 0.9, 0.0, score_metric="wmape").promoted
+    assert registry.production_score("W4") == (legacy, 0.5, "wmape")
+    # An RMSE of 3.0 is far above the WMAPE 0.5 of production, but below seasonal naive's RMSE 4.0.
+    new = registry.log_candidate({"m": 2}, "W4", "2024-01-02", {}, {}, None, None, 3.0, score_metric="rmse")
+    decision = registry.promote_if_better("W4", new, 3.0, 4.0, 0.05, score_metric="rmse")
+    assert decision.promoted and decision.reference == "seasonal_naive" and "rmse" in decision.reason
+    assert registry.production_score("W4") == (new, 3.0, "rmse")
+    worse = registry.log_candidate({"m": 3}, "W4", "2024-01-03", {}, {}, None, None, 3.5, score_metric="rmse")
+    decision = registry.promote_if_better("W4", worse, 3.5, 4.0, 0.05, score_metric="rmse")
+    assert not decision.promoted and decision.reference == "production" and decision.production_version == new
