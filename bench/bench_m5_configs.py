@@ -19,61 +19,21 @@ Usage (homes first, then any number of settings, each a JSON object of ``TrainCo
 """
 
 import argparse
-import datetime as dt
 import json
 import pickle
 import sys
-import time
-import warnings
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 from bench_m5 import WindowResult, load_m5, run_peers, score_window
-from peers import HORIZON, PLATFORM_P50, PLATFORM_POINT, ZERO, fmt
+from peers import HORIZON, PLATFORM_P50, PLATFORM_POINT, ZERO, fmt, home_forecasts
 
-from assets.models import FORECAST_HISTORY_DAYS, TrainingConfig
 from demand_platform import columns as C
-from demand_platform.forecasting import TrainConfig, forecast_warehouse, gate_scores, train_warehouse
-from demand_platform.source import load_table
-from demand_platform.store import load_history
+from demand_platform.forecasting import TrainConfig
 
 WAREHOUSE = "CA_3"
-TABLES = (C.PRODUCTS, C.WAREHOUSES, C.CALENDAR, C.MARKETING_CAMPAIGNS, C.WEATHER)
 PLATFORM_COLUMNS = ((PLATFORM_P50, C.P50), (PLATFORM_POINT, C.FORECAST), ("p90", C.P90), ("p95", C.P95))
-
-
-def platform_forecasts(
-    home: Path, source: Path, day: dt.date, config: TrainConfig
-) -> tuple[pd.DataFrame, pd.DataFrame, float, bool]:
-    """This run's forecasts of one origin, the ones stored in the home, the train + forecast seconds and
-    whether the promotion gate passes the model (a home's first model must beat seasonal naive on the
-    gate's scores, as in the asset; when it does not, the platform serves the model's baseline, and so
-    does this)."""
-    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
-        train_history = load_history(
-            con, [WAREHOUSE], day - dt.timedelta(days=config.training_history_days), day
-        )
-        history = load_history(con, [WAREHOUSE], day - dt.timedelta(days=FORECAST_HISTORY_DAYS), day)
-        params = {"d": day}
-        tiers = con.execute(
-            "SELECT * FROM tier_assignments WHERE CAST(origin_date AS DATE) = $d", params
-        ).df()
-        stored = con.execute(
-            "SELECT sku, horizon, forecast FROM forecasts WHERE CAST(origin_date AS DATE) = $d", params
-        ).df()
-    splits = {name: load_table(source, name) for name in TABLES}
-    t = {name: split.valid if split is not None else None for name, split in splits.items()}
-    started = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        args = (t[C.PRODUCTS], t[C.WAREHOUSES], t[C.CALENDAR], t[C.MARKETING_CAMPAIGNS], t[C.WEATHER], day)
-        model = train_warehouse(train_history, *args, WAREHOUSE, tiers, config)
-        score, naive = gate_scores(model.validation_metrics)
-        promoted = bool(score <= naive * (1.0 - TrainingConfig().promotion_margin))
-        forecasts = forecast_warehouse(model, history, *args, WAREHOUSE, tiers, baseline=not promoted)
-    return forecasts, stored, time.perf_counter() - started, promoted
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         rows, methods = [], []
         for origin in origins:
             root, day = args.work / f"origin_d{origin}", data.dates[origin - 1].date()
-            forecasts, stored, seconds, promoted = platform_forecasts(
-                root / "home", root / "source", day, config
+            forecasts, stored, seconds, promoted = home_forecasts(
+                root / "home", root / "source", day, WAREHOUSE, config
             )
             if args.check and number == 0:
                 mine = forecasts.sort_values([C.SKU, C.HORIZON])[C.FORECAST].to_numpy()

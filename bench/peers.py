@@ -8,14 +8,21 @@ import datetime as dt
 import os
 import platform
 import time
+import warnings
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 
+from assets.models import FORECAST_HISTORY_DAYS, TrainingConfig
+from demand_platform import columns as C
+from demand_platform.forecasting import TrainConfig, forecast_warehouse, gate_scores, train_warehouse
 from demand_platform.settings import PlatformSettings
+from demand_platform.source import load_table
+from demand_platform.store import load_history
 
 HORIZON = 28
 
@@ -26,6 +33,9 @@ PLATFORM_POINT = "platform point forecast"
 PEERS = ("seasonal naive (7)", "MA28", "Croston", "SBA", "TSB", "AutoETS", "mlforecast LGBM")
 
 ZERO = "zero forecast (reference)"
+
+#: Source tables the model assets read.
+MODEL_TABLES = (C.PRODUCTS, C.WAREHOUSES, C.CALENDAR, C.MARKETING_CAMPAIGNS, C.WEATHER)
 
 LGBM_PARAMS = {"n_estimators": 300, "num_leaves": 63, "learning_rate": 0.05, "n_jobs": 1, "verbose": -1}
 
@@ -189,3 +199,35 @@ def machine() -> str:
 
 def fmt(value: float, digits: int = 3) -> str:
     return "n/a" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
+
+
+def home_forecasts(
+    home: Path, source: Path, day: dt.date, warehouse_id: str, config: TrainConfig
+) -> tuple[pd.DataFrame, pd.DataFrame, float, bool]:
+    """Train and forecast one warehouse at one origin with the domain functions, on what the
+    ``trained_models`` and ``forecasts`` assets read from a home (``raw_sales`` of ``training_history_days``
+    to train and ``FORECAST_HISTORY_DAYS`` to forecast, the origin's ``tier_assignments``, the source's
+    tables). Returns this run's forecasts, the ones stored in the home, the train + forecast seconds and
+    whether the promotion gate passes the model (a home's first model must beat seasonal naive on the
+    gate's scores, as in the asset; when it does not, the platform serves the model's baseline, and so
+    does this)."""
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        train_history = load_history(
+            con, [warehouse_id], day - dt.timedelta(days=config.training_history_days), day
+        )
+        history = load_history(con, [warehouse_id], day - dt.timedelta(days=FORECAST_HISTORY_DAYS), day)
+        params = {"d": day, "w": warehouse_id}
+        where = "WHERE CAST(origin_date AS DATE) = $d AND warehouse_id = $w"
+        tiers = con.execute(f"SELECT * FROM tier_assignments {where}", params).df()
+        stored = con.execute(f"SELECT sku, horizon, forecast FROM forecasts {where}", params).df()
+    splits = {name: load_table(source, name) for name in MODEL_TABLES}
+    t = {name: split.valid if split is not None else None for name, split in splits.items()}
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        args = (t[C.PRODUCTS], t[C.WAREHOUSES], t[C.CALENDAR], t[C.MARKETING_CAMPAIGNS], t[C.WEATHER], day)
+        model = train_warehouse(train_history, *args, warehouse_id, tiers, config)
+        score, naive = gate_scores(model.validation_metrics)
+        promoted = bool(score <= naive * (1.0 - TrainingConfig().promotion_margin))
+        forecasts = forecast_warehouse(model, history, *args, warehouse_id, tiers, baseline=not promoted)
+    return forecasts, stored, time.perf_counter() - started, promoted

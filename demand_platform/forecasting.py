@@ -48,16 +48,18 @@ Design decisions (see also the docstrings of the functions):
   origin over the last 364 days, shrunk towards 1 when there is little of it, mean 1 so every 7-day
   total stays), for every SKU whose model is not already weekly (seasonal naive, seasonal window
   average). A per-SKU index would fit the noise of sparse SKUs; the pooled one is what a warehouse's
-  week looks like. Measured with the domain pipeline on the homes the benchmarks build (scratch
-  harness, not in ``bench/``): synthetic 500 SKUs, two origins, point WRMSSE 0.6749 -> 0.6709 (tier 1:
-  the partner of the LightGBM was flat); M5 HOBBIES_2, six origins d_1801..d_1941, 0.8165 -> 0.8164
-  (sparse items: parity). The statistical selection still backtests the flat forecasts.
+  week looks like. Measured: synthetic 500 SKUs, two origins (``bench/bench_synthetic_configs.py``),
+  point WRMSSE 0.6749 -> 0.6709 (tier 1: the partner of the
+  LightGBM was flat); M5 HOBBIES_2, six origins d_1801..d_1941 (``bench/bench_m5_configs.py``, every
+  origin promoted), 0.8165 -> 0.8164 (sparse items: parity). The statistical selection still backtests
+  the flat forecasts.
 * **Training origins** are ``origin_step`` (19) days apart over a year; a warehouse with few LightGBM
   SKUs gets them closer together over the same span (:meth:`TrainConfig.origin_grid`: 3, 6 or 9 days,
   while SKUs x origins stay within ``origin_budget`` = 100,000), so it learns from more weeks instead of
   20 snapshots. A full-size warehouse (~5,000 LightGBM SKUs) keeps 20 origins, so its cost is unchanged.
-  Measured as above: M5 (75 LightGBM SKUs, step 3) 0.8164 -> 0.8115 with the weekday profile on;
-  synthetic (~260 SKUs, step 3) 0.6709 -> 0.6714 (no gain) at twice the training time there.
+  Measured as above: M5 (75 LightGBM SKUs, step 3) 0.8165 -> 0.8109 (0.8164 -> 0.8115 with the
+  weekday profile on); synthetic (~260 SKUs, step 3) 0.6709 -> 0.6714 (no gain) at twice the training
+  time there.
 * **Ensemble weights** are per tier (1 and 2) and horizon band: the convex weight of the LightGBM against
   the statistical partner that minimises the validation MSE pooled over the tier's SKU-days in all CV
   origins, ``w = sum((a - s)(l - s)) / sum((l - s)^2)`` clipped to [0, 1]. Tier 2 was LightGBM alone in the
@@ -505,8 +507,8 @@ class TrainConfig:
         The span ``n_origins * origin_step`` stays (a year of holidays as targets); a warehouse with few
         SKUs gets its origins closer together, so the model sees more weeks of the year: the smallest of
         ``dense_origin_steps`` with ``(span // step) * n_skus <= origin_budget``, else ``origin_step``.
-        Measured on M5 HOBBIES_2 (75 LightGBM SKUs, six origins d_1801..d_1941): step 3 instead of 19
-        lowered the point WRMSSE 0.8165 -> 0.8127.
+        Measured on M5 HOBBIES_2 (75 LightGBM SKUs, six origins d_1801..d_1941,
+        ``bench/bench_m5_configs.py``): step 3 instead of 19 lowered the point WRMSSE 0.8165 -> 0.8109.
         """
         span = self.n_origins * self.origin_step
         for step in sorted(self.dense_origin_steps):
