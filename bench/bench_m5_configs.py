@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from bench_m5 import WindowResult, load_m5, run_peers, score_window
-from peers import HORIZON, PLATFORM_P50, PLATFORM_POINT, ZERO, fmt, home_forecasts
+from peers import HORIZON, PLATFORM_P50, PLATFORM_POINT, ZERO, fmt, home_forecasts, print_settings_table
 
 from demand_platform import columns as C
 from demand_platform.forecasting import TrainConfig
@@ -101,7 +101,6 @@ def main(argv: list[str] | None = None) -> int:
                     fmt(seconds, 1),
                 ]
             )
-        print(f"\n### TrainConfig {text}\n")
         header = [
             "origin",
             "point WRMSSE",
@@ -113,13 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             "gate",
             "train+forecast s",
         ]
-        print("| " + " | ".join(header) + " |\n|" + " --- |" * len(header))
-        print("\n".join("| " + " | ".join(r) + " |" for r in rows))
-        means = pd.DataFrame(methods).mean().sort_values()
-        print(
-            f"\nMean WRMSSE over {len(origins)} origins: "
-            + ", ".join(f"{m} {v:.4f}" for m, v in means.items())
-        )
+        print_settings_table(text, header, rows, methods)
     return 0
 
 

@@ -22,7 +22,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 from bench_synthetic import load_data, make_window, platform_matrices, run_peers, score_window
-from peers import PLATFORM_P50, PLATFORM_POINT, ZERO, fmt, home_forecasts
+from peers import PLATFORM_P50, PLATFORM_POINT, ZERO, fmt, home_forecasts, print_settings_table
 
 from demand_platform import columns as C
 from demand_platform.forecasting import TrainConfig
@@ -108,7 +108,6 @@ def main(argv: list[str] | None = None) -> int:
                     fmt(seconds, 1),
                 ]
             )
-        print(f"\n### TrainConfig {text}\n")
         header = [
             "origin",
             "point WRMSSE",
@@ -121,13 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             "gate",
             "train+forecast s",
         ]
-        print("| " + " | ".join(header) + " |\n|" + " --- |" * len(header))
-        print("\n".join("| " + " | ".join(r) + " |" for r in rows))
-        means = pd.DataFrame(methods).mean().sort_values()
-        print(
-            f"\nMean WRMSSE over {len(args.origins)} origins: "
-            + ", ".join(f"{m} {v:.4f}" for m, v in means.items())
-        )
+        print_settings_table(text, header, rows, methods)
     return 0
 
 

@@ -231,3 +231,14 @@ def home_forecasts(
         promoted = bool(score <= naive * (1.0 - TrainingConfig().promotion_margin))
         forecasts = forecast_warehouse(model, history, *args, warehouse_id, tiers, baseline=not promoted)
     return forecasts, stored, time.perf_counter() - started, promoted
+
+
+def print_settings_table(
+    setting: str, header: list[str], rows: list[list[str]], scores: list[dict[str, float]]
+) -> None:
+    """Print one setting's per-origin markdown table and every method's mean WRMSSE over the origins."""
+    print(f"\n### TrainConfig {setting}\n")
+    print("| " + " | ".join(header) + " |\n|" + " --- |" * len(header))
+    print("\n".join("| " + " | ".join(r) + " |" for r in rows))
+    means = pd.DataFrame(scores).mean().sort_values()
+    print(f"\nMean WRMSSE over {len(scores)} origins: " + ", ".join(f"{m} {v:.4f}" for m, v in means.items()))
