@@ -82,6 +82,9 @@ def test_train_registers_and_promotes_then_forecasts(platform) -> None:
     row = _table(settings, "SELECT * FROM trained_models WHERE warehouse_id = 'WH001'").iloc[0]
     assert row["promoted"] and row["reference"] == "seasonal_naive"
     assert row["validation_wmape"] < row["reference_wmape"]
+    assert "validation rmse" in row["reason"]  # the gate compares RMSE; the table's WMAPE is for planners
+    gate = result.asset_materializations_for_node("trained_models")[0].metadata["gate"].value
+    assert row["reason"] in gate
     production = registry.production_version("WH001")
     assert production is not None and production[0] == row["version"]
     # The MLflow run carries the partition tag, metrics, importance and the pip-pinned model.
