@@ -757,3 +757,14 @@ def test_fallback_baseline_is_chosen_by_squared_error_not_wmape() -> None:
         forecasts, actual, np.full(200, 100.0), skus, np.ones(200), np.full(200, 2), CONFIG
     )
     assert baseline.name == FC.MODEL_MOVING_AVERAGE_28
+
+
+def test_a_model_pickled_before_the_new_settings_still_forecasts(world: dict, at_end: dict) -> None:
+    """Production versions in existing registries were pickled without ``weekday_profile`` and the origin
+    grid settings: unpickled, they take the defaults and forecast like a current model."""
+    model = pickle.loads(pickle.dumps(at_end["model"]))
+    for name in ("weekday_profile", "dense_origin_steps", "origin_budget"):
+        del model.config.__dict__[name]
+    old = pickle.loads(pickle.dumps(model))
+    assert "weekday_profile" not in old.config.__dict__ and old.config.weekday_profile is True
+    pd.testing.assert_frame_equal(_forecast(world, old, at_end["origin"]), at_end["forecasts"])
