@@ -66,12 +66,6 @@ def read_partition(
     return frame
 
 
-def score_of(metrics: pd.DataFrame, model: str) -> float:
-    """WMAPE of one model over all SKUs in the validation table (NaN when absent)."""
-    rows = metrics[(metrics[forecasting.SEGMENT] == forecasting.SEGMENT_ALL) & (metrics[C.MODEL] == model)]
-    return float(rows[WMAPE].iloc[0]) if len(rows) else float("nan")
-
-
 def train_box(
     box: PartitionBox,
     config: TrainingConfig,
@@ -102,7 +96,7 @@ def train_box(
             seconds = time.perf_counter() - started
             score, baseline = forecasting.gate_scores(model.validation_metrics)
             wmape_of = {
-                m: score_of(model.validation_metrics, m)
+                m: forecasting.validation_score(model.validation_metrics, m, WMAPE)
                 for m in (forecasting.MODEL_TIERED, forecasting.MODEL_SEASONAL_NAIVE)
             }
             metrics = {

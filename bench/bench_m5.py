@@ -153,6 +153,13 @@ def run_window_platform(
     fc = run.forecasts
     if run.failed or fc.empty:
         return False
+    platform_matrices(data, fc, result)
+    return True
+
+
+def platform_matrices(data: M5Data, fc: pd.DataFrame, result: WindowResult) -> None:
+    """Fill the platform's [series x horizon] matrices, tiers and models table from its forecast rows
+    (horizons 1..HORIZON)."""
     row = pd.Index(data.items).get_indexer(fc["sku"])
     if (row < 0).any():
         raise ValueError(f"forecasts: unknown SKUs {sorted(set(fc['sku'][row < 0]))[:5]}")
@@ -183,7 +190,6 @@ def run_window_platform(
     known = pd.Index(data.items).get_indexer(per_sku.index)
     tier[known] = per_sku["tier"].to_numpy(dtype=np.int64)
     result.tier = tier
-    return True
 
 
 # --------------------------------------------------------------------------------------------------

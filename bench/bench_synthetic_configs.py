@@ -22,7 +22,16 @@ import duckdb
 import numpy as np
 import pandas as pd
 from bench_synthetic import load_data, make_window, platform_matrices, run_peers, score_window
-from peers import PLATFORM_P50, PLATFORM_POINT, ZERO, fmt, home_forecasts, print_settings_table
+from peers import (
+    HORIZON,
+    PLATFORM_P50,
+    PLATFORM_POINT,
+    assert_same_forecasts,
+    fmt,
+    home_forecasts,
+    print_settings_table,
+    settings_row,
+)
 
 from demand_platform import columns as C
 from demand_platform.forecasting import TrainConfig
@@ -55,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     peers: dict[str, dict[str, np.ndarray]] = pickle.loads(cache.read_bytes()) if cache.exists() else {}
     for number, text in enumerate(args.config):
         config = TrainConfig(**json.loads(text))
-        rows, methods = [], []
+        rows, scores = [], []
         for days_before_last in args.origins:
             result = make_window(data, days_before_last)
             root = args.work / f"origin_{result.origin}"
@@ -69,16 +78,12 @@ def main(argv: list[str] | None = None) -> int:
                     root / "home", root / "source", result.origin, wh, config
                 )
                 if args.check and number == 0:
-                    mine = forecasts.sort_values([C.SKU, C.HORIZON])[C.FORECAST].to_numpy()
-                    theirs = stored.sort_values([C.SKU, C.HORIZON])[C.FORECAST].to_numpy()
-                    assert np.array_equal(mine, theirs), (
-                        f"{result.origin} {wh}: forecasts differ from the home's"
-                    )
+                    assert_same_forecasts(forecasts, stored, f"{result.origin} {wh}")
                 frames.append(forecasts)
                 seconds += took
                 gates.append(f"{wh} {'promoted' if promoted else 'refused: baseline'}")
             forecasts = pd.concat(frames, ignore_index=True)
-            platform_matrices(data, forecasts[forecasts[C.HORIZON] <= 28], result)
+            platform_matrices(data, forecasts[forecasts[C.HORIZON] <= HORIZON], result)
             key = str(result.origin)
             if key not in peers:
                 run_peers(data, result)
@@ -86,41 +91,14 @@ def main(argv: list[str] | None = None) -> int:
                 cache.write_bytes(pickle.dumps(peers))
             result.forecasts.update(peers[key])
             score_window(data, result)
-            scores = {m: s["wrmsse"] for m, s in result.scores.items() if m != ZERO}
-            methods.append(scores)
-            point = result.scores[PLATFORM_POINT]
+            scores.append(result.scores)
             tiers = result.tier_table.set_index("tier") if result.tier_table is not None else None
             tier_1 = (
                 tiers.loc[1, f"{PLATFORM_POINT} WRMSSE"] if tiers is not None and 1 in tiers.index else np.nan
             )
-            best = min((v, m) for m, v in scores.items() if m not in (PLATFORM_POINT, PLATFORM_P50))
-            rows.append(
-                [
-                    str(result.origin),
-                    fmt(point["wrmsse"], 4),
-                    f"{best[1]} {fmt(best[0], 4)}",
-                    fmt(float(tier_1), 4),
-                    fmt(point["wmape"]),
-                    fmt(result.scores[PLATFORM_P50]["wmape"]),
-                    fmt(point["coverage_p90"]),
-                    fmt(point["coverage_p95"]),
-                    ", ".join(gates),
-                    fmt(seconds, 1),
-                ]
-            )
-        header = [
-            "origin",
-            "point WRMSSE",
-            "best peer WRMSSE",
-            "tier-1 WRMSSE",
-            "point WMAPE",
-            "p50 WMAPE",
-            "p90 cov.",
-            "p95 cov.",
-            "gate",
-            "train+forecast s",
-        ]
-        print_settings_table(text, header, rows, methods)
+            extra = [fmt(float(tier_1), 4)]
+            rows.append(settings_row(str(result.origin), result.scores, extra, ", ".join(gates), seconds))
+        print_settings_table(text, ["tier-1 WRMSSE"], rows, scores)
     return 0
 
 

@@ -233,12 +233,52 @@ def home_forecasts(
     return forecasts, stored, time.perf_counter() - started, promoted
 
 
+def assert_same_forecasts(forecasts: pd.DataFrame, stored: pd.DataFrame, label: str) -> None:
+    """``--check`` of the settings benchmarks: this run's point forecasts equal the home's, row for row."""
+    mine = forecasts.sort_values([C.SKU, C.HORIZON])[C.FORECAST].to_numpy()
+    theirs = stored.sort_values([C.SKU, C.HORIZON])[C.FORECAST].to_numpy()
+    assert np.array_equal(mine, theirs), f"{label}: forecasts differ from the home's"
+
+
+def settings_row(
+    label: str, scores: dict[str, dict[str, float]], extra: list[str], gate: str, seconds: float
+) -> list[str]:
+    """One origin's cells of a settings table (see :func:`print_settings_table`); ``extra`` after the best peer."""
+    point = scores[PLATFORM_POINT]
+    best = min((s["wrmsse"], m) for m, s in scores.items() if m not in (PLATFORM_POINT, PLATFORM_P50, ZERO))
+    return [
+        label,
+        fmt(point["wrmsse"], 4),
+        f"{best[1]} {fmt(best[0], 4)}",
+        *extra,
+        fmt(point["wmape"]),
+        fmt(scores[PLATFORM_P50]["wmape"]),
+        fmt(point["coverage_p90"]),
+        fmt(point["coverage_p95"]),
+        gate,
+        fmt(seconds, 1),
+    ]
+
+
 def print_settings_table(
-    setting: str, header: list[str], rows: list[list[str]], scores: list[dict[str, float]]
+    setting: str, extra: list[str], rows: list[list[str]], scores: list[dict[str, dict[str, float]]]
 ) -> None:
     """Print one setting's per-origin markdown table and every method's mean WRMSSE over the origins."""
+    header = [
+        "origin",
+        "point WRMSSE",
+        "best peer WRMSSE",
+        *extra,
+        "point WMAPE",
+        "p50 WMAPE",
+        "p90 cov.",
+        "p95 cov.",
+        "gate",
+        "train+forecast s",
+    ]
     print(f"\n### TrainConfig {setting}\n")
     print("| " + " | ".join(header) + " |\n|" + " --- |" * len(header))
     print("\n".join("| " + " | ".join(r) + " |" for r in rows))
-    means = pd.DataFrame(scores).mean().sort_values()
+    wrmsse = [{m: s["wrmsse"] for m, s in origin.items() if m != ZERO} for origin in scores]
+    means = pd.DataFrame(wrmsse).mean().sort_values()
     print(f"\nMean WRMSSE over {len(scores)} origins: " + ", ".join(f"{m} {v:.4f}" for m, v in means.items()))

@@ -1382,8 +1382,18 @@ def gate_scores(validation_metrics: pd.DataFrame) -> tuple[float, float]:
     Returns:
         ``(tiered, seasonal naive)``; NaN where a row is missing.
     """
-    rows = validation_metrics[validation_metrics[SEGMENT] == SEGMENT_ALL].set_index(C.MODEL)[GATE_METRIC]
-    return float(rows.get(MODEL_TIERED, np.nan)), float(rows.get(MODEL_SEASONAL_NAIVE, np.nan))
+    return (
+        validation_score(validation_metrics, MODEL_TIERED),
+        validation_score(validation_metrics, MODEL_SEASONAL_NAIVE),
+    )
+
+
+def validation_score(validation_metrics: pd.DataFrame, model: str, metric: str = GATE_METRIC) -> float:
+    """One model's ``metric`` over all SKUs in a validation table (NaN when the row is missing)."""
+    rows = validation_metrics[
+        (validation_metrics[SEGMENT] == SEGMENT_ALL) & (validation_metrics[C.MODEL] == model)
+    ]
+    return float(rows[metric].iloc[0]) if len(rows) else float("nan")
 
 
 def _fit_baseline(
