@@ -1,6 +1,7 @@
 """Where the synthetic benchmark's tier-1 WRMSSE is won or lost: per horizon band, against the peers.
 
-On the homes ``bench_synthetic.py`` built (peers cached by ``bench_synthetic_configs.py`` in
+On the homes ``bench_synthetic.py`` built with its default source options (500 SKUs, one warehouse
+WH001, 500 days, seed 42; peers cached by ``bench_synthetic_configs.py`` in
 ``<work>/peers.pkl``), the platform's forecasts are recomputed with the default settings as the assets
 would (``peers.home_forecasts``) and tier 1's WRMSSE is printed per horizon band 1-7 / 8-14 / 15-28 for the
 platform and the peers, with the share of the WRMSSE weight held by the ten largest series, and, as a

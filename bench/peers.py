@@ -20,6 +20,7 @@ import pandas as pd
 from assets.models import FORECAST_HISTORY_DAYS, TrainingConfig
 from demand_platform import columns as C
 from demand_platform.forecasting import TrainConfig, forecast_warehouse, gate_scores, train_warehouse
+from demand_platform.registry import beats_reference
 from demand_platform.settings import PlatformSettings
 from demand_platform.source import load_table
 from demand_platform.store import load_history
@@ -228,7 +229,7 @@ def home_forecasts(
         args = (t[C.PRODUCTS], t[C.WAREHOUSES], t[C.CALENDAR], t[C.MARKETING_CAMPAIGNS], t[C.WEATHER], day)
         model = train_warehouse(train_history, *args, warehouse_id, tiers, config)
         score, naive = gate_scores(model.validation_metrics)
-        promoted = bool(score <= naive * (1.0 - TrainingConfig().promotion_margin))
+        promoted = beats_reference(score, naive, TrainingConfig().promotion_margin)
         forecasts = forecast_warehouse(model, history, *args, warehouse_id, tiers, baseline=not promoted)
     return forecasts, stored, time.perf_counter() - started, promoted
 

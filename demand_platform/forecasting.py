@@ -1409,7 +1409,6 @@ def _fit_baseline(
     clipped = {name: np.clip(f, 0.0, cap[:, None]) for name, f in forecasts.items()}
     errors = {name: rmse(actual, f) for name, f in clipped.items()}
     name = min(errors, key=lambda key: np.inf if np.isnan(errors[key]) else errors[key])
-    scores = {name: wmape(actual, f) for name, f in clipped.items()}
     point = clipped[name]
     dispersion = _residual_dispersion(skus, actual, point, prior, DISPERSION_PRIOR_DAYS)
     alpha = dispersion.reindex(pd.Index(skus)).to_numpy(np.float64)
@@ -1417,7 +1416,7 @@ def _fit_baseline(
         name=name,
         dispersion=dispersion,
         calibration=_calibrate(actual, point, alpha, segment, config),
-        validation_wmape=float(scores[name]),
+        validation_wmape=float(wmape(actual, point)),
     )
 
 

@@ -240,6 +240,14 @@ def latest_version(warehouse_id: str) -> str | None:
     return str(max(numbers)) if numbers else None
 
 
+def beats_reference(candidate_score: float, reference_score: float, margin: float) -> bool:
+    """The gate's rule: the candidate's error is at least ``margin`` (relative) below the reference's; a
+    missing reference score (NaN) lets any candidate pass."""
+    if pd.isna(reference_score):
+        return True
+    return bool(candidate_score <= reference_score * (1.0 - margin))
+
+
 def promote_if_better(
     warehouse_id: str,
     candidate_version: str,
@@ -263,7 +271,7 @@ def promote_if_better(
     else:
         reference, reference_score = "production", current[1]
     threshold = reference_score * (1.0 - margin)
-    promoted = bool(candidate_score <= threshold) if pd.notna(reference_score) else True
+    promoted = beats_reference(candidate_score, reference_score, margin)
     if promoted:
         MlflowClient().set_registered_model_alias(name, PRODUCTION_ALIAS, candidate_version)
         holder = candidate_version
