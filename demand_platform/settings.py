@@ -6,17 +6,26 @@ workers (separate processes) all agree:
 * ``DEMAND_PLATFORM_HOME``: the platform's home directory (default ``~/.demand-platform``). It holds
   the DuckDB database, the MLflow store, the Dagster instance (``dagster/``) and reports.
 * ``DEMAND_PLATFORM_SOURCE``: the source directory (default ``$DEMAND_PLATFORM_HOME/source``).
-* ``DEMAND_PLATFORM_START_DATE``: first daily partition (default: the first transaction date).
-* ``DEMAND_PLATFORM_END_DATE``: last daily partition (default: yesterday, in the company timezone).
+* ``DEMAND_PLATFORM_START_DATE``: first daily partition (default: where the bulk of the source's
+  transaction history starts; stray lines before or after it never move it).
+* ``DEMAND_PLATFORM_END_DATE``: last daily partition (default: yesterday, in the company timezone, so a
+  live home's partitions follow time).
 * ``DEMAND_PLATFORM_TIMEZONE``: the company timezone (default ``UTC``).
 * ``DEMAND_PLATFORM_ENV``: ``local`` (default, embedded DuckDB) or ``test``.
+
+What the CLI saves in ``$HOME/settings.json`` (so that ``dagster dev`` and the run workers on a home
+agree with it) is only what cannot make a later day unreachable: the source, the timezone, the
+environment, and a first day the user gave explicitly (``--start``). Partition bounds derived from data
+or from ``--through`` are never saved, and bounds saved by older versions are ignored.
 """
 
 import datetime as dt
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 HOME_ENV = "DEMAND_PLATFORM_HOME"
 SOURCE_ENV = "DEMAND_PLATFORM_SOURCE"
@@ -27,6 +36,9 @@ ENV_ENV = "DEMAND_PLATFORM_ENV"
 
 DEFAULT_HOME = Path("~/.demand-platform").expanduser()
 SETTINGS_FILE = "settings.json"
+#: Marks a saved start date as given by the user (``--start``); an unmarked saved start (written by
+#: versions that saved the first day they derived from the data) is ignored.
+EXPLICIT_START_KEY = "start_date_explicit"
 
 
 def _date(value: str | None) -> dt.date | None:
@@ -61,7 +73,12 @@ class PlatformSettings:
         # Settings saved by the CLI in the home fill in what the environment leaves unset, so that
         # `dagster dev` on a home sees the same partitions as the run that filled it.
         saved_path = home / SETTINGS_FILE
-        saved: dict[str, str] = json.loads(saved_path.read_text()) if saved_path.exists() else {}
+        saved: dict[str, Any] = json.loads(saved_path.read_text()) if saved_path.exists() else {}
+        # Bounds saved by older versions froze the partitions (the day-2 crash): never read them back,
+        # except a start date the user gave explicitly.
+        saved.pop(END_ENV, None)
+        if not saved.pop(EXPLICIT_START_KEY, False):
+            saved.pop(START_ENV, None)
         env = {**saved, **{k: v for k, v in env.items() if v}}
         source = Path(env.get(SOURCE_ENV) or home / "source").expanduser().resolve()
         return cls(
@@ -88,13 +105,40 @@ class PlatformSettings:
             out[END_ENV] = self.end_date.isoformat()
         return out
 
-    def save(self) -> Path:
-        """Write these settings into the home so later processes on the home agree with them."""
+    def save(self, explicit_start: dt.date | None = None) -> Path:
+        """Write these settings into the home so later processes on the home agree with them.
+
+        Only what cannot make a later day unreachable is written (see the module docstring): never the
+        end date, and the start date only when ``explicit_start`` (the user's ``--start``) is given.
+        """
         self.home.mkdir(parents=True, exist_ok=True)
         path = self.home / SETTINGS_FILE
-        keep = {k: v for k, v in self.to_env().items() if k != HOME_ENV and k != "DAGSTER_HOME"}
+        drop = {HOME_ENV, "DAGSTER_HOME", START_ENV, END_ENV}
+        keep: dict[str, Any] = {k: v for k, v in self.to_env().items() if k not in drop}
+        if explicit_start is not None:
+            keep[START_ENV] = explicit_start.isoformat()
+            keep[EXPLICIT_START_KEY] = True
+        elif path.exists():  # keep an explicit start saved earlier
+            old = json.loads(path.read_text())
+            if old.get(EXPLICIT_START_KEY) and old.get(START_ENV):
+                keep[START_ENV], keep[EXPLICIT_START_KEY] = old[START_ENV], True
         path.write_text(json.dumps(keep, indent=2, sort_keys=True))
         return path
+
+    def yesterday(self, now: dt.datetime | None = None) -> dt.date:
+        """Yesterday in the company timezone: the last daily partition of a home without an end date."""
+        current = now or dt.datetime.now(ZoneInfo(self.timezone))
+        return current.astimezone(ZoneInfo(self.timezone)).date() - dt.timedelta(days=1)
+
+    def covering(self, day: dt.date, now: dt.datetime | None = None) -> "PlatformSettings":
+        """These settings with partitions that reach at least ``day`` (``run --through day``).
+
+        An explicit end date before ``day`` is moved to ``day``; without one, the partitions already reach
+        yesterday, and a later ``day`` (a source dated ahead of the clock) becomes the end.
+        """
+        if self.end_date is not None:
+            return self if self.end_date >= day else replace(self, end_date=day)
+        return self if day <= self.yesterday(now) else replace(self, end_date=day)
 
     @property
     def duckdb_path(self) -> Path:

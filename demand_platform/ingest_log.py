@@ -1,0 +1,228 @@
+"""The ``ingest_log`` table: what each ``raw_sales`` partition was built from, to find what to redo.
+
+Every ``raw_sales`` run records, per (warehouse, day) it ingests, the number of source transaction lines,
+their fingerprint (an order-independent hash of the lines, see
+:func:`demand_platform.ingestion.day_fingerprints`) and the number of ``raw_sales`` rows it produced.
+The catch-up compares this record with two things and re-ingests a day when either disagrees:
+
+* **the database's own content**: ``raw_sales`` rows per (warehouse, day). A run killed after the log
+  was written but before its rows were committed, or a table damaged by hand, shows up as a count that
+  differs from the log (a partition materialized by an older version, without a log row, is a hole
+  only when it has no rows at all);
+* **the source as it is now**: lines and fingerprint per (warehouse, day). Lines that arrived after the
+  day was ingested (a warehouse's late upload), corrected or deleted lines change them.
+
+Plain functions on DuckDB connections and DataFrames (no Dagster).
+"""
+
+import datetime as dt
+
+import duckdb
+import pandas as pd
+
+from demand_platform import columns as C
+from demand_platform.store import table_exists
+
+INGEST_LOG = "ingest_log"
+LINES = "lines"
+FINGERPRINT = "fingerprint"
+RAW_ROWS = "raw_rows"
+RUN_ID = "run_id"
+INGESTED_AT = "ingested_at"
+LOG_COLUMNS = (C.WAREHOUSE_ID, C.DATE, LINES, FINGERPRINT, RAW_ROWS, RUN_ID, INGESTED_AT)
+
+#: Why a day is ingested again (the catch-up's summary and run tags say it).
+REASON_MISSING = "not materialized"
+REASON_HOLE = "rows in DuckDB differ from the ingest log"
+REASON_CHANGED = "source lines changed since ingestion"
+
+_DDL = f"""
+CREATE TABLE IF NOT EXISTS {INGEST_LOG} (
+    {C.WAREHOUSE_ID} VARCHAR NOT NULL,
+    {C.DATE} DATE NOT NULL,
+    {LINES} BIGINT NOT NULL,
+    {FINGERPRINT} BIGINT NOT NULL,
+    {RAW_ROWS} BIGINT NOT NULL,
+    {RUN_ID} VARCHAR,
+    {INGESTED_AT} TIMESTAMP NOT NULL
+)
+"""
+
+
+def log_entries(
+    lines_per_date: pd.DataFrame,
+    raw_sales: pd.DataFrame,
+    warehouse_ids: list[str],
+    start: dt.date,
+    end: dt.date,
+    run_id: str | None = None,
+) -> pd.DataFrame:
+    """The log rows of one ingestion box: every (warehouse, day) of it, zeros for days without lines.
+
+    Args:
+        lines_per_date: Per (warehouse_id, date): ``lines`` and ``fingerprint`` of the source lines read.
+        raw_sales: The ``raw_sales`` rows built for the box.
+        warehouse_ids: The warehouses of the box.
+        start: First day of the box.
+        end: Last day of the box.
+        run_id: The run that ingested them.
+
+    Returns:
+        One row per (warehouse, day) with ``LOG_COLUMNS``.
+    """
+    index = pd.MultiIndex.from_product(
+        [list(warehouse_ids), pd.date_range(start, end, freq="D")], names=[C.WAREHOUSE_ID, C.DATE]
+    )
+    src = lines_per_date.assign(**{C.DATE: pd.to_datetime(lines_per_date[C.DATE])})
+    src = src.set_index([C.WAREHOUSE_ID, C.DATE])[[LINES, FINGERPRINT]].reindex(index, fill_value=0)
+    rows = (
+        raw_sales.assign(**{C.DATE: pd.to_datetime(raw_sales[C.DATE]).dt.normalize()})
+        .groupby([C.WAREHOUSE_ID, C.DATE])
+        .size()
+        .reindex(index, fill_value=0)
+    )
+    out = src.assign(**{RAW_ROWS: rows.to_numpy()}).reset_index()
+    out[C.WAREHOUSE_ID] = out[C.WAREHOUSE_ID].astype(str)
+    out[C.DATE] = out[C.DATE].dt.date
+    out[RUN_ID] = run_id
+    out[INGESTED_AT] = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    return out[list(LOG_COLUMNS)].astype({LINES: "int64", FINGERPRINT: "int64", RAW_ROWS: "int64"})
+
+
+def replace_log(
+    con: duckdb.DuckDBPyConnection,
+    entries: pd.DataFrame,
+    warehouse_ids: list[str],
+    start: dt.date,
+    end: dt.date,
+) -> None:
+    """Replace the log rows of a box of (warehouse, day) in one transaction."""
+    con.execute(_DDL)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(
+            f"DELETE FROM {INGEST_LOG} WHERE list_contains($w, {C.WAREHOUSE_ID}) AND {C.DATE} BETWEEN $d0 AND $d1",
+            {"w": list(warehouse_ids), "d0": start, "d1": end},
+        )
+        if len(entries):
+            con.register("_log", entries[list(LOG_COLUMNS)])
+            con.execute(f"INSERT INTO {INGEST_LOG} BY NAME SELECT * FROM _log")
+            con.unregister("_log")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+def read_state(
+    con: duckdb.DuckDBPyConnection, warehouse_ids: list[str], start: dt.date, end: dt.date
+) -> pd.DataFrame:
+    """Per (warehouse, day) of ``[start, end]``: the log's record and the rows ``raw_sales`` holds now.
+
+    Returns:
+        Columns ``warehouse_id``, ``date`` (datetime64), ``lines``, ``fingerprint``, ``raw_rows`` (the
+        log's; NaN where there is no log row) and ``stored_rows`` (0 where ``raw_sales`` has none).
+    """
+    columns = [C.WAREHOUSE_ID, C.DATE, LINES, FINGERPRINT, RAW_ROWS, "stored_rows"]
+    params = {"w": list(warehouse_ids), "d0": start, "d1": end}
+    log = (
+        con.execute(
+            f"SELECT {C.WAREHOUSE_ID}, CAST({C.DATE} AS TIMESTAMP) AS {C.DATE}, {LINES}, {FINGERPRINT}, "
+            f"{RAW_ROWS} FROM {INGEST_LOG} "
+            f"WHERE list_contains($w, {C.WAREHOUSE_ID}) AND {C.DATE} BETWEEN $d0 AND $d1",
+            params,
+        ).df()
+        if table_exists(con, INGEST_LOG)
+        else pd.DataFrame(columns=[C.WAREHOUSE_ID, C.DATE, LINES, FINGERPRINT, RAW_ROWS])
+    )
+    stored = (
+        con.execute(
+            f"SELECT {C.WAREHOUSE_ID}, CAST(CAST({C.DATE} AS DATE) AS TIMESTAMP) AS {C.DATE}, "
+            f"count(*) AS stored_rows FROM raw_sales "
+            f"WHERE list_contains($w, {C.WAREHOUSE_ID}) "
+            f"AND {C.DATE} >= CAST($d0 AS TIMESTAMP) AND {C.DATE} < CAST($d1 AS TIMESTAMP) + INTERVAL 1 DAY "
+            f"GROUP BY ALL",
+            params,
+        ).df()
+        if table_exists(con, "raw_sales")
+        else pd.DataFrame(columns=[C.WAREHOUSE_ID, C.DATE, "stored_rows"])
+    )
+    for frame in (log, stored):
+        frame[C.DATE] = pd.to_datetime(frame[C.DATE]).astype("datetime64[ns]")
+        frame[C.WAREHOUSE_ID] = frame[C.WAREHOUSE_ID].astype(object)
+    merged = log.merge(stored, on=[C.WAREHOUSE_ID, C.DATE], how="outer")
+    merged["stored_rows"] = merged["stored_rows"].fillna(0).astype("int64")
+    return merged[columns]
+
+
+def days_to_reingest(
+    materialized: set[tuple[str, dt.date]],
+    state: pd.DataFrame,
+    source_now: pd.DataFrame | None,
+    warehouse_ids: list[str],
+    start: dt.date,
+    end: dt.date,
+    changed_since: dt.date | None = None,
+) -> pd.DataFrame:
+    """The (warehouse, day) of ``[start, end]`` whose ``raw_sales`` must be built (again), with why.
+
+    Args:
+        materialized: (warehouse, day) pairs Dagster records as materialized.
+        state: :func:`read_state` over the same range.
+        source_now: Per (warehouse_id, date): ``lines`` and ``fingerprint`` of the source as it is now
+            (:func:`demand_platform.ingestion.day_fingerprints`; days without lines absent), or None to
+            skip the late-data comparison.
+        warehouse_ids: The warehouses to consider.
+        start: First day to consider.
+        end: Last day to consider.
+        changed_since: Compare fingerprints only from this day on (the late-data window); None: all.
+
+    Returns:
+        Columns ``warehouse_id``, ``date`` (datetime.date), ``reason``, sorted; empty when all is well.
+    """
+    days = pd.date_range(start, end, freq="D")
+    grid = pd.MultiIndex.from_product([list(warehouse_ids), days], names=[C.WAREHOUSE_ID, C.DATE])
+    frame = pd.DataFrame(index=grid).reset_index()
+    frame = frame.merge(state, on=[C.WAREHOUSE_ID, C.DATE], how="left")
+    frame["stored_rows"] = frame["stored_rows"].fillna(0)
+    done = pd.Series(
+        [(w, d.date()) in materialized for w, d in zip(frame[C.WAREHOUSE_ID], frame[C.DATE], strict=True)],
+        index=frame.index,
+    )
+    logged = frame[RAW_ROWS].notna()
+    hole = done & (
+        (logged & (frame[RAW_ROWS] != frame["stored_rows"])) | (~logged & (frame["stored_rows"] == 0))
+    )
+    changed = pd.Series(False, index=frame.index)
+    if source_now is not None:
+        now = source_now[[C.WAREHOUSE_ID, C.DATE, LINES, FINGERPRINT]].rename(
+            columns={LINES: "lines_now", FINGERPRINT: "fingerprint_now"}
+        )
+        now = now.assign(**{C.DATE: pd.to_datetime(now[C.DATE]).astype("datetime64[ns]")})
+        frame = frame.merge(now, on=[C.WAREHOUSE_ID, C.DATE], how="left")
+        frame[["lines_now", "fingerprint_now"]] = frame[["lines_now", "fingerprint_now"]].fillna(0)
+        window = frame[C.DATE] >= pd.Timestamp(changed_since) if changed_since else True
+        differs = (frame["lines_now"] != frame[LINES]) | (frame["fingerprint_now"] != frame[FINGERPRINT])
+        changed = done & logged & window & differs
+    reason = pd.Series("", index=frame.index, dtype=object)
+    reason[changed] = REASON_CHANGED
+    reason[hole] = REASON_HOLE
+    reason[~done] = REASON_MISSING
+    out = frame.loc[reason != "", [C.WAREHOUSE_ID, C.DATE]].assign(reason=reason[reason != ""])
+    out[C.DATE] = out[C.DATE].dt.date
+    return out.sort_values([C.WAREHOUSE_ID, C.DATE]).reset_index(drop=True)
+
+
+def contiguous_ranges(days: pd.DataFrame) -> list[tuple[str, dt.date, dt.date]]:
+    """Per warehouse, the contiguous day ranges of ``days`` (columns ``warehouse_id``, ``date``)."""
+    out: list[tuple[str, dt.date, dt.date]] = []
+    for wh, group in days.groupby(C.WAREHOUSE_ID, sort=True):
+        ordinals = sorted({d.toordinal() for d in group[C.DATE]})
+        begin = prev = ordinals[0]
+        for value in ordinals[1:]:
+            if value != prev + 1:
+                out.append((str(wh), dt.date.fromordinal(begin), dt.date.fromordinal(prev)))
+                begin = value
+            prev = value
+        out.append((str(wh), dt.date.fromordinal(begin), dt.date.fromordinal(prev)))
+    return out
