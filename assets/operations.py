@@ -46,6 +46,8 @@ the sensors and the run failure sensor need the ``alerts`` resource (:class:`res
   progress holds the cursor of its check until it completes, so its result is not missed. On its first
   tick the sensor looks back at most :data:`CHECK_HISTORY_PAGE` executions per check.
 * **run_failure_alert_sensor** sends a ``run_failure`` alert for every failed run of the code location.
+* **dead_run_sensor** (every minute) marks failed the runs whose process died, which the default run
+  launcher's monitoring cannot detect (:mod:`assets.recovery`).
 
 Every schedule and sensor is on by default (``RUNNING``). Alerts are sent from inside the sensor
 evaluation, before Dagster stores the new cursor: if a tick fails after sending, the next tick sends
@@ -70,6 +72,7 @@ from dagster_mlflow import end_mlflow_on_run_finished
 from pydantic import Field
 
 from assets.partitions import DATE_DIM, WAREHOUSE_DIM, date_dimension, warehouse_keys
+from assets.recovery import fail_dead_runs
 from demand_platform import alerts as A
 from resources.alerts import AlertResource
 
@@ -97,6 +100,7 @@ DAILY_SCHEDULE = "daily_schedule"
 DRIFT_SENSOR = "drift_sensor"
 ALERT_SENSOR = "alert_sensor"
 RUN_FAILURE_SENSOR = "run_failure_alert_sensor"
+DEAD_RUN_SENSOR = "dead_run_sensor"
 
 #: Resource key of :class:`resources.alerts.AlertResource`.
 ALERTS_RESOURCE = "alerts"
@@ -606,10 +610,26 @@ def build_operations(
             },
         )
 
+    @dg.sensor(
+        name=DEAD_RUN_SENSOR,
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            "Marks failed the runs whose process died (killed, crashed), which the default run launcher "
+            "cannot see, so they never hold the duckdb pool; run retries then relaunch them."
+        ),
+    )
+    def dead_run_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+        failed = fail_dead_runs(context.instance)
+        if failed:
+            context.log.warning(f"runs of dead processes marked failed: {failed}")
+            return dg.SkipReason(f"marked failed (dead process): {', '.join(failed)}")
+        return dg.SkipReason("no run of a dead process")
+
     return Operations(
         jobs=[daily_job, no_train_job, retrain_job],
         schedules=[daily_schedule, freshness_schedule],
-        sensors=[drift_sensor, alert_sensor, run_failure_alert_sensor],
+        sensors=[drift_sensor, alert_sensor, run_failure_alert_sensor, dead_run_sensor],
         asset_checks=[freshness_check],
     )
 
