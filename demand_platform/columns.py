@@ -83,6 +83,10 @@ CAMPAIGN_COLUMNS = (
     TARGET_REGION,
 )
 
+# Identifier columns: integer or text in a source, canonicalised once at read to text (see
+# ``demand_platform.source.canonical_ids``), so the same id compares equal whatever its file type.
+ID_COLUMNS = (TRANSACTION_ID, SKU, WAREHOUSE_ID, CUSTOMER_ID, ORDER_ID, CAMPAIGN_ID)
+
 # --- calendar ----------------------------------------------------------------------------------
 DAY_OF_WEEK = "day_of_week"
 IS_WEEKEND = "is_weekend"
@@ -113,6 +117,11 @@ WEATHER_COLUMNS = (DATE, LOCATION_CITY, TEMPERATURE_AVG, PRECIPITATION_MM, IS_EX
 # --- raw_sales (one row per SKU active in a warehouse on a day) ------------------------------------
 N_ORDERS = "n_orders"
 RAW_SALES_COLUMNS = (SKU, WAREHOUSE_ID, DATE, QUANTITY, REVENUE, N_ORDERS)
+
+# --- per-day line counts of an ingested slice (``SalesSlice.lines_per_date``, ``day_fingerprints``) -----
+LINES = "lines"
+REJECTED = "rejected"
+FINGERPRINT = "fingerprint"
 
 # --- quarantine ----------------------------------------------------------------------------------
 SOURCE_TABLE = "source_table"

@@ -5,12 +5,18 @@ transactions file is scanned by DuckDB with filters on warehouse and date, so on
 (parquet row-group statistics prune the rest); the duplicate check probes the ``transaction_id``
 column of the whole file, because a duplicate may sit in another partition.
 
+Values are canonicalised as in :mod:`demand_platform.source` (ids integer or text -> text, dates
+``DATE``/``TIMESTAMP``/ISO text -> day, infinite dates unparseable), so a warehouse id ``1`` of an
+INT column equals the ``"1"`` of the warehouses table.
+
 Rules (also in the README):
 
 * A line is rejected, with every reason that applies, when its ``transaction_id``, ``sku`` or
-  quantity is null, a value does not parse, the SKU is unknown (not a valid ``products`` row), the
-  absolute quantity exceeds :data:`~demand_platform.schemas.MAX_LINE_QUANTITY`, or its
-  ``transaction_id`` appeared earlier in the file (keep-first).
+  quantity is null, a value does not parse (NaN and infinite numbers included), the SKU is unknown
+  (not a valid ``products`` row; ``sku rejected in products (<why>)`` when the products table has
+  it but rejected it), the absolute quantity exceeds
+  :data:`~demand_platform.schemas.MAX_LINE_QUANTITY`, or its ``transaction_id`` appeared earlier in
+  the file (keep-first).
 * Lines that belong to no partition (null or unknown warehouse, null or unparseable date, or a date
   outside the partitioned range) are found by :func:`orphan_transactions`.
 * Returns (negative quantities) net against the sales of the day they are recorded on: the day's
@@ -18,9 +24,12 @@ Rules (also in the README):
 * Every SKU launched on or before a day (and the warehouse operational) gets a row for that day,
   zero when it sold nothing, so lags downstream count real zeros. Sales before a SKU's launch date
   still produce a row (the data says it sold).
+* Each (warehouse, day) gets a fingerprint of all its lines (:func:`day_fingerprints`), so that a
+  day whose lines changed after it was ingested (late upload, correction) can be found cheaply.
 """
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,36 +39,136 @@ import pandas as pd
 from demand_platform import columns as C
 from demand_platform.schemas import MAX_LINE_QUANTITY
 from demand_platform.source import (
+    canonical_ids,
     check_columns,
-    file_columns,
+    day_sql,
+    file_column_types,
+    id_sql,
     quarantine_frame,
     relation_sql,
     require_table_path,
 )
 
-# Validated view of the transactions file, one row per line, typed with TRY_CAST so that a value
-# that does not parse becomes NULL here and is reported from its raw text.
-_TYPED_SQL = f"""
-SELECT
-    file_row_number AS _row,
-    CAST({C.TRANSACTION_ID} AS VARCHAR) AS {C.TRANSACTION_ID},
-    CAST({C.SKU} AS VARCHAR) AS {C.SKU},
-    CAST({C.WAREHOUSE_ID} AS VARCHAR) AS {C.WAREHOUSE_ID},
-    TRY_CAST({C.TRANSACTION_DATE} AS DATE) AS _date,
-    CAST({C.TRANSACTION_DATE} AS VARCHAR) AS _date_raw,
-    TRY_CAST({C.QUANTITY} AS DOUBLE) AS _qty,
-    CAST({C.QUANTITY} AS VARCHAR) AS _qty_raw,
-    TRY_CAST({C.REVENUE} AS DOUBLE) AS _rev,
-    CAST({C.REVENUE} AS VARCHAR) AS _rev_raw,
-    CAST({C.CUSTOMER_ID} AS VARCHAR) AS {C.CUSTOMER_ID},
-    CAST({C.ORDER_ID} AS VARCHAR) AS {C.ORDER_ID}
-FROM {{relation}}
-"""
+_ID_FIELDS = (C.TRANSACTION_ID, C.SKU, C.WAREHOUSE_ID, C.CUSTOMER_ID, C.ORDER_ID)
+_CANONICAL_INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
+_INTEGER_KINDS = frozenset(
+    {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
+)
+_NUMERIC_PREFIXES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "U", "FLOAT", "DOUBLE", "DECIMAL")
 
 _ORIGINAL_COLUMNS = f"""
     {C.TRANSACTION_ID}, {C.SKU}, {C.WAREHOUSE_ID}, _date_raw AS {C.TRANSACTION_DATE},
     _qty_raw AS {C.QUANTITY}, _rev_raw AS {C.REVENUE}, {C.CUSTOMER_ID}, {C.ORDER_ID}
 """
+
+# Order-independent fingerprint of the lines of a group: the sum of a hash of each line's canonical
+# raw values (ids canonical, date, quantity and revenue as written), reduced to a non-negative BIGINT.
+# A sum (not a XOR) so that two identical lines do not cancel out.
+_FINGERPRINT_SQL = f"""CAST(sum(CAST(hash(
+        {C.TRANSACTION_ID}, {C.SKU}, {C.WAREHOUSE_ID}, _date_raw, _qty_raw, _rev_raw,
+        {C.CUSTOMER_ID}, {C.ORDER_ID}
+    ) AS HUGEINT)) % 9223372036854775808 AS BIGINT)"""
+
+
+@dataclass(frozen=True)
+class _Transactions:
+    """The transactions file of a source: its DuckDB relation and its column types."""
+
+    relation: str
+    types: dict[str, str]
+
+    def typed_sql(self, where: str = "TRUE") -> str:
+        """Validated view of the file, one row per line (``where`` filters the raw columns first).
+
+        Ids are canonical text, the date its day (NULL when unparseable or infinite), numbers
+        ``TRY_CAST`` so that a value that does not parse becomes NULL here and is reported from its
+        raw text (``_*_raw``).
+        """
+        ids = {name: id_sql(name, self.types[name]) for name in _ID_FIELDS}
+        return f"""
+        SELECT
+            file_row_number AS _row,
+            {ids[C.TRANSACTION_ID]} AS {C.TRANSACTION_ID},
+            {ids[C.SKU]} AS {C.SKU},
+            {ids[C.WAREHOUSE_ID]} AS {C.WAREHOUSE_ID},
+            {day_sql(C.TRANSACTION_DATE, self.types[C.TRANSACTION_DATE])} AS _date,
+            CAST({C.TRANSACTION_DATE} AS VARCHAR) AS _date_raw,
+            TRY_CAST({C.QUANTITY} AS DOUBLE) AS _qty,
+            CAST({C.QUANTITY} AS VARCHAR) AS _qty_raw,
+            TRY_CAST({C.REVENUE} AS DOUBLE) AS _rev,
+            CAST({C.REVENUE} AS VARCHAR) AS _rev_raw,
+            {ids[C.CUSTOMER_ID]} AS {C.CUSTOMER_ID},
+            {ids[C.ORDER_ID]} AS {C.ORDER_ID}
+        FROM {self.relation}
+        WHERE {where}
+        """
+
+    def first_seen_sql(self, con: duckdb.DuckDBPyConnection) -> tuple[str, dict[str, object]]:
+        """SQL (and its parameters) of the first file row of every ``transaction_id`` in ``_slice``.
+
+        The whole file is probed, because a duplicate may sit in another partition. Ids are compared
+        canonically; filters on the raw column keep the probe cheap: parquet row groups outside the
+        slice's id range are pruned, and only rows that can differ from their canonical form are
+        canonicalised. Text ids: rows with a leading space, and rows within
+        ``[min, max + U+10FFFF]`` of the slice's ids (which holds every ``id + spaces`` unless an id
+        has a control character right after a prefix that is itself an id of the slice), trimmed
+        when they end with a space. Integer ids: rows within the slice's numeric range.
+        """
+        raw, kind = C.TRANSACTION_ID, self.types[C.TRANSACTION_ID].upper()
+        canonical = id_sql(raw, kind)
+        in_slice = f"IN (SELECT {C.TRANSACTION_ID} FROM _slice)"
+        if kind in ("VARCHAR", "TEXT", "STRING"):
+            lo, hi = con.execute(f"SELECT min({raw}), max({raw}) FROM _slice").fetchone() or (None, None)
+            if lo is None or hi is None:
+                return "SELECT NULL::VARCHAR AS tid, NULL::BIGINT AS first_row WHERE FALSE", {}
+            sql = f"""
+                SELECT tid, min(r) AS first_row FROM (
+                    SELECT CASE WHEN {raw} LIKE '% ' THEN {canonical} ELSE {raw} END AS tid,
+                        file_row_number AS r
+                    FROM {self.relation} WHERE {raw} BETWEEN $lo AND $hi
+                    UNION ALL
+                    SELECT {canonical}, file_row_number FROM {self.relation} WHERE {raw} LIKE ' %'
+                ) WHERE tid {in_slice} GROUP BY 1
+            """
+            return sql, {"lo": lo, "hi": f"{hi}\U0010ffff"}
+        where = f"{canonical} {in_slice}"
+        if kind in _INTEGER_KINDS:
+            lo, hi = con.execute(
+                f"SELECT min(TRY_CAST({raw} AS HUGEINT)), max(TRY_CAST({raw} AS HUGEINT)) FROM _slice"
+            ).fetchone() or (None, None)
+            where = (
+                "FALSE" if lo is None or hi is None else f"{raw} BETWEEN {int(lo)} AND {int(hi)} AND {where}"
+            )
+        sql = f"""
+            SELECT {canonical} AS tid, min(file_row_number) AS first_row
+            FROM {self.relation} WHERE {where} GROUP BY 1
+        """
+        return sql, {}
+
+    def slice_sql(self, warehouse_ids: list[str]) -> str:
+        """The typed lines of some warehouses between ``$d0`` and ``$d1`` (inclusive).
+
+        The canonical filter is exact; a filter on the raw columns is added where the file's types
+        allow an equivalent one, so that parquet row groups are pruned by their statistics.
+        """
+        raw: list[str] = []
+        wh_type = self.types[C.WAREHOUSE_ID].upper()
+        if wh_type.startswith(_NUMERIC_PREFIXES):
+            numbers = [w for w in warehouse_ids if _CANONICAL_INTEGER.fullmatch(w)]
+            raw.append(f"{C.WAREHOUSE_ID} IN ({', '.join(numbers)})" if numbers else "FALSE")
+        date_type = self.types[C.TRANSACTION_DATE].upper()
+        if date_type == "DATE":
+            raw.append(f"{C.TRANSACTION_DATE} BETWEEN CAST($d0 AS DATE) AND CAST($d1 AS DATE)")
+        elif date_type.startswith("TIMESTAMP") and "ZONE" not in date_type and date_type != "TIMESTAMPTZ":
+            raw.append(
+                f"{C.TRANSACTION_DATE} >= CAST(CAST($d0 AS DATE) AS TIMESTAMP) "
+                f"AND {C.TRANSACTION_DATE} < CAST(CAST($d1 AS DATE) + 1 AS TIMESTAMP)"
+            )
+        return f"""
+        SELECT * FROM ({self.typed_sql(" AND ".join(raw) or "TRUE")})
+        WHERE {C.WAREHOUSE_ID} IN {_sql_list(warehouse_ids)}
+            AND _date BETWEEN CAST($d0 AS DATE) AND CAST($d1 AS DATE)
+        """
 
 
 @dataclass(frozen=True)
@@ -69,7 +178,9 @@ class SalesSlice:
     Attributes:
         raw_sales: ``RawSalesModel`` rows for every (SKU, day) in the slice.
         quarantine: Rejected lines (``QuarantineModel`` columns).
-        lines_per_date: Per day: ``lines`` read, ``rejected`` lines (for partition metadata/checks).
+        lines_per_date: Per warehouse and day with lines: ``lines`` read, ``rejected`` lines and the
+            day's ``fingerprint`` (BIGINT hash of all its lines, valid or not, independent of their
+            order; equal to :func:`day_fingerprints`' for the same lines).
     """
 
     raw_sales: pd.DataFrame
@@ -79,23 +190,55 @@ class SalesSlice:
     @property
     def n_lines(self) -> int:
         """Transaction lines read for the slice."""
-        return int(self.lines_per_date["lines"].sum())
+        return int(self.lines_per_date[C.LINES].sum())
 
     @property
     def n_rejected(self) -> int:
         """Transaction lines rejected for the slice."""
-        return int(self.lines_per_date["rejected"].sum())
+        return int(self.lines_per_date[C.REJECTED].sum())
 
 
-def _transactions_relation(source_dir: str | Path, con: duckdb.DuckDBPyConnection) -> str:
+def _transactions(source_dir: str | Path, con: duckdb.DuckDBPyConnection) -> _Transactions:
     path = require_table_path(source_dir, C.TRANSACTIONS)
-    check_columns(path, C.TRANSACTIONS, file_columns(path, con))
-    return relation_sql(path)
+    types = file_column_types(path, con)
+    check_columns(path, C.TRANSACTIONS, list(types))
+    return _Transactions(relation=relation_sql(path), types=types)
 
 
 def _sql_list(values: list[str]) -> str:
-    """A SQL list literal of string values (warehouse ids are validated to ``[A-Za-z0-9_-]``)."""
-    return "(" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + ")"
+    """A SQL list literal of string values (``(NULL)``, matching nothing, when empty)."""
+    if not values:
+        return "(NULL)"
+    return "(" + ", ".join("'" + str(v).replace("'", "''") + "'" for v in values) + ")"
+
+
+def _rejected_reasons(rejected_products: pd.DataFrame | None) -> pd.DataFrame:
+    """One row per rejected SKU: ``sku`` (canonical) and its reasons joined."""
+    if rejected_products is None or rejected_products.empty:
+        return pd.DataFrame({C.SKU: pd.Series(dtype=object), C.REASON: pd.Series(dtype=object)})
+    frame = pd.DataFrame(
+        {
+            C.SKU: canonical_ids(rejected_products[C.SKU]).to_numpy(dtype=object),
+            C.REASON: rejected_products[C.REASON].astype(str).to_numpy(dtype=object),
+        }
+    ).dropna(subset=[C.SKU])
+    joined = frame.drop_duplicates().groupby(C.SKU, sort=True)[C.REASON].agg("; ".join)
+    return joined.reset_index()
+
+
+def _lines_frame(frame: pd.DataFrame, with_rejected: bool) -> pd.DataFrame:
+    """Per-day line counts with stable dtypes (also when empty)."""
+    out = pd.DataFrame(
+        {
+            C.WAREHOUSE_ID: frame[C.WAREHOUSE_ID].astype(object).to_numpy(),
+            C.DATE: pd.to_datetime(frame[C.DATE]).astype("datetime64[ns]").to_numpy(),
+            C.LINES: frame[C.LINES].astype("int64").to_numpy(),
+        }
+    )
+    if with_rejected:
+        out[C.REJECTED] = frame[C.REJECTED].astype("int64").to_numpy()
+    out[C.FINGERPRINT] = frame[C.FINGERPRINT].astype("int64").to_numpy()
+    return out
 
 
 def ingest_sales(
@@ -105,6 +248,7 @@ def ingest_sales(
     start: dt.date,
     end: dt.date,
     con: duckdb.DuckDBPyConnection | None = None,
+    rejected_products: pd.DataFrame | None = None,
 ) -> SalesSlice:
     """Validate the transactions of some warehouses over ``[start, end]`` and build ``raw_sales``.
 
@@ -119,58 +263,64 @@ def ingest_sales(
         start: First day of the slice (inclusive).
         end: Last day of the slice (inclusive).
         con: DuckDB connection for the scan (a fresh in-memory one by default).
+        rejected_products: The products rows rejected by validation, columns ``sku`` and
+            ``reason`` (``source.load_table(src, "products").rejected_keys("sku")``). A line whose
+            SKU is not a valid product but is here is quarantined as
+            ``sku rejected in products (<reason>)`` instead of ``unknown sku``. None: all such
+            lines are ``unknown sku``.
 
     Returns:
-        The slice's raw_sales rows, its quarantined lines and per-day line counts.
+        The slice's raw_sales rows, its quarantined lines and per-day line counts and fingerprints.
     """
     con = con or duckdb.connect()
-    relation = _transactions_relation(source_dir, con)
+    transactions = _transactions(source_dir, con)
     con.register("_products", products[[C.SKU, C.LAUNCH_DATE]])
     con.register("_wh", warehouses[[C.WAREHOUSE_ID, C.OPERATIONAL_SINCE]])
-    in_slice = _sql_list(warehouses[C.WAREHOUSE_ID].astype(str).tolist())
+    con.register("_rejected_products", _rejected_reasons(rejected_products))
+    in_slice = warehouses[C.WAREHOUSE_ID].astype(str).tolist()
     con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE _slice AS
-        SELECT * FROM ({_TYPED_SQL.format(relation=relation)})
-        WHERE {C.WAREHOUSE_ID} IN {in_slice} AND _date BETWEEN $d0 AND $d1
-        """,
+        f"CREATE OR REPLACE TEMP TABLE _slice AS {transactions.slice_sql(in_slice)}",
         {"d0": start, "d1": end},
     )
+    first_seen, first_seen_params = transactions.first_seen_sql(con)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _checked AS
-        WITH first_seen AS (
-            SELECT CAST({C.TRANSACTION_ID} AS VARCHAR) AS tid, min(file_row_number) AS first_row
-            FROM {relation}
-            WHERE CAST({C.TRANSACTION_ID} AS VARCHAR) IN (SELECT {C.TRANSACTION_ID} FROM _slice)
-            GROUP BY 1
-        )
+        WITH first_seen AS ({first_seen})
         SELECT s.*,
             concat_ws('; ',
                 CASE WHEN s.{C.TRANSACTION_ID} IS NULL THEN 'null {C.TRANSACTION_ID}' END,
                 CASE WHEN f.first_row < s._row THEN 'duplicate {C.TRANSACTION_ID}' END,
                 CASE WHEN s.{C.SKU} IS NULL THEN 'null {C.SKU}' END,
-                CASE WHEN s.{C.SKU} IS NOT NULL AND p.{C.SKU} IS NULL THEN 'unknown {C.SKU}' END,
+                CASE WHEN s.{C.SKU} IS NOT NULL AND p.{C.SKU} IS NULL
+                    THEN coalesce('{C.SKU} rejected in products (' || r.{C.REASON} || ')', 'unknown {C.SKU}')
+                END,
                 CASE WHEN s._qty_raw IS NULL THEN 'null {C.QUANTITY}' END,
-                CASE WHEN s._qty_raw IS NOT NULL AND s._qty IS NULL THEN 'unparseable {C.QUANTITY}' END,
-                CASE WHEN isnan(s._qty) OR isinf(s._qty) THEN 'unparseable {C.QUANTITY}' END,
-                CASE WHEN abs(s._qty) > {MAX_LINE_QUANTITY} THEN 'absurd {C.QUANTITY}' END,
-                CASE WHEN s._rev_raw IS NOT NULL AND s._rev IS NULL THEN 'unparseable {C.REVENUE}' END,
-                CASE WHEN isnan(s._rev) OR isinf(s._rev) THEN 'unparseable {C.REVENUE}' END
+                CASE WHEN s._qty_raw IS NOT NULL AND (s._qty IS NULL OR NOT isfinite(s._qty))
+                    THEN 'unparseable {C.QUANTITY}' END,
+                CASE WHEN isfinite(s._qty) AND abs(s._qty) > {MAX_LINE_QUANTITY} THEN 'absurd {C.QUANTITY}' END,
+                CASE WHEN s._rev_raw IS NOT NULL AND (s._rev IS NULL OR NOT isfinite(s._rev))
+                    THEN 'unparseable {C.REVENUE}' END
             ) AS _reason
         FROM _slice s
         LEFT JOIN first_seen f ON f.tid = s.{C.TRANSACTION_ID}
         LEFT JOIN _products p ON p.{C.SKU} = s.{C.SKU}
-        """
+        LEFT JOIN _rejected_products r ON r.{C.SKU} = s.{C.SKU}
+        """,
+        first_seen_params,
     )
     rejected = con.execute(
         f"SELECT {C.WAREHOUSE_ID} AS _wh, _date, _reason, {_ORIGINAL_COLUMNS} "
         "FROM _checked WHERE _reason <> '' ORDER BY _row"
     ).df()
-    lines_per_date = con.execute(
-        f"SELECT {C.WAREHOUSE_ID}, _date AS {C.DATE}, count(*) AS lines, "
-        "count(*) FILTER (WHERE _reason <> '') AS rejected FROM _checked GROUP BY ALL ORDER BY 1, 2"
-    ).df()
+    lines_per_date = _lines_frame(
+        con.execute(
+            f"SELECT {C.WAREHOUSE_ID}, _date AS {C.DATE}, count(*) AS {C.LINES}, "
+            f"count(*) FILTER (WHERE _reason <> '') AS {C.REJECTED}, {_FINGERPRINT_SQL} AS {C.FINGERPRINT} "
+            "FROM _checked GROUP BY ALL ORDER BY 1, 2"
+        ).df(),
+        with_rejected=True,
+    )
     raw_sales = con.execute(
         f"""
         WITH valid AS (SELECT * FROM _checked WHERE _reason = ''),
@@ -207,8 +357,8 @@ def ingest_sales(
     ).df()
     raw_sales[C.WAREHOUSE_ID] = raw_sales[C.WAREHOUSE_ID].astype(object)
     raw_sales[C.N_ORDERS] = raw_sales[C.N_ORDERS].astype("int64")
-    con.unregister("_products")
-    con.unregister("_wh")
+    for name in ("_products", "_wh", "_rejected_products"):
+        con.unregister(name)
     original = rejected.drop(columns=["_wh", "_date", "_reason"])
     quarantine = quarantine_frame(
         C.TRANSACTIONS,
@@ -217,7 +367,6 @@ def ingest_sales(
         warehouse_id=rejected["_wh"],
         partition_date=rejected["_date"],
     )
-    lines_per_date[C.DATE] = pd.to_datetime(lines_per_date[C.DATE])
     return SalesSlice(raw_sales=raw_sales, quarantine=quarantine, lines_per_date=lines_per_date)
 
 
@@ -231,16 +380,17 @@ def orphan_transactions(
     """Transaction lines that belong to no ``date x warehouse`` partition, as quarantine rows.
 
     A line is an orphan when its warehouse is null or not a known warehouse, or its date is null,
-    unparseable or outside ``[first_day, last_day]`` (the partitioned range).
+    unparseable (infinite dates included) or outside ``[first_day, last_day]`` (the partitioned
+    range).
     """
     con = con or duckdb.connect()
-    relation = _transactions_relation(source_dir, con)
+    transactions = _transactions(source_dir, con)
     con.register("_warehouses", pd.DataFrame({C.WAREHOUSE_ID: pd.Series(warehouse_ids, dtype=object)}))
     rows = con.execute(
         f"""
         WITH t AS (
             SELECT *, {C.WAREHOUSE_ID} IN (SELECT {C.WAREHOUSE_ID} FROM _warehouses) AS _known
-            FROM ({_TYPED_SQL.format(relation=relation)})
+            FROM ({transactions.typed_sql()})
         )
         SELECT {C.WAREHOUSE_ID} AS _wh, _date,
             concat_ws('; ',
@@ -268,3 +418,40 @@ def orphan_transactions(
         warehouse_id=rows["_wh"],
         partition_date=rows["_date"],
     )
+
+
+def day_fingerprints(
+    source_dir: str | Path,
+    warehouse_ids: list[str],
+    start: dt.date,
+    end: dt.date,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> pd.DataFrame:
+    """Lines and fingerprint per warehouse and day of ``[start, end]``, in one filtered scan.
+
+    The values equal ``ingest_sales(...).lines_per_date``'s for the same lines: a day whose
+    fingerprint or line count changed since it was ingested has new, changed or deleted lines (a
+    late upload, a correction). Days without any line are absent.
+
+    Args:
+        source_dir: Source directory holding ``transactions.parquet`` or ``.csv``.
+        warehouse_ids: Warehouses to cover (canonical ids, the partition keys).
+        start: First day (inclusive).
+        end: Last day (inclusive).
+        con: DuckDB connection for the scan (a fresh in-memory one by default).
+
+    Returns:
+        Columns ``warehouse_id`` (str), ``date`` (``datetime64[ns]``), ``lines`` (int64) and
+        ``fingerprint`` (int64), sorted by warehouse and day.
+    """
+    con = con or duckdb.connect()
+    transactions = _transactions(source_dir, con)
+    frame = con.execute(
+        f"""
+        SELECT {C.WAREHOUSE_ID}, _date AS {C.DATE}, count(*) AS {C.LINES}, {_FINGERPRINT_SQL} AS {C.FINGERPRINT}
+        FROM ({transactions.slice_sql([str(w) for w in warehouse_ids])})
+        GROUP BY ALL ORDER BY 1, 2
+        """,
+        {"d0": start, "d1": end},
+    ).df()
+    return _lines_frame(frame, with_rejected=False)
