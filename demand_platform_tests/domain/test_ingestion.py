@@ -6,6 +6,8 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from demand_platform import columns as C
@@ -189,3 +191,76 @@ def test_quarantine_replace_is_scoped_and_idempotent(tmp_path: Path, tiny_source
     assert len(read_quarantine(con)) == 1
     replace_quarantine(con, rows.iloc[:0], "raw_sales", ["W1"], D0, D0)
     assert len(read_quarantine(con)) == 0
+
+
+def test_lines_of_a_rejected_product_say_why(tmp_path: Path) -> None:
+    lines = pd.concat(
+        [good_transactions(), _with_bad_line(**{C.SKU: "D"}).tail(1), _with_bad_line(**{C.SKU: "Z"}).tail(1)],
+        ignore_index=True,
+    )
+    lines[C.TRANSACTION_ID] = [f"t{i}" for i in range(len(lines))]
+    src = write_tiny_source(tmp_path / "src", lines)
+    products = pd.read_parquet(src / "products.parquet")
+    extra = products.iloc[[0, 0]].assign(**{C.SKU: ["D", "A"], C.PRICE: [-3.0, -1.0]})
+    pd.concat([products, extra]).to_parquet(src / "products.parquet", index=False)
+    split = source.load_table(src, C.PRODUCTS)
+    keys = split.rejected_keys(C.SKU)
+    assert keys.to_dict("records") == [
+        {C.SKU: "D", C.REASON: "price fails greater_than_or_equal_to(0)"},
+        {C.SKU: "A", C.REASON: "duplicate sku; price fails greater_than_or_equal_to(0)"},
+    ]
+    warehouses = source.load_table(src, C.WAREHOUSES).valid
+    told = ingestion.ingest_sales(src, split.valid, warehouses, D0, D1, rejected_products=keys)
+    reasons = dict(
+        zip(
+            told.quarantine[C.ORIGINAL_ROW].map(lambda r: json.loads(r)[C.SKU]),
+            told.quarantine[C.REASON],
+            strict=True,
+        )
+    )
+    # D is only in the rejected rows; A is a valid product (its first row), so its lines flow.
+    assert reasons == {
+        "D": "sku rejected in products (price fails greater_than_or_equal_to(0))",
+        "Z": "unknown sku",
+    }
+    untold = ingestion.ingest_sales(src, split.valid, warehouses, D0, D1)
+    assert sorted(untold.quarantine[C.REASON]) == ["unknown sku", "unknown sku"]
+    pd.testing.assert_frame_equal(told.raw_sales, untold.raw_sales)
+
+
+@pytest.mark.parametrize("text", ["NaN", "nan", "inf", "-Infinity"])
+def test_non_finite_quantity_is_only_unparseable(tmp_path: Path, text: str) -> None:
+    lines = _with_bad_line().astype(object)
+    lines.loc[lines.index[-1], C.QUANTITY] = text
+    src = write_tiny_source(tmp_path / "src", lines, fmt="csv")
+    assert list(_ingest(src).quarantine[C.REASON]) == ["unparseable quantity"]
+
+
+def test_nan_quantity_in_parquet_is_only_unparseable(tmp_path: Path) -> None:
+    src = write_tiny_source(tmp_path / "src")
+    lines = _with_bad_line()
+    lines[C.QUANTITY] = lines[C.QUANTITY].astype(float)
+    table = pa.Table.from_pandas(lines, preserve_index=False)
+    quantity = pa.array(lines[C.QUANTITY].to_numpy()[:-1].tolist() + [float("nan")], from_pandas=False)
+    table = table.set_column(table.schema.get_field_index(C.QUANTITY), C.QUANTITY, quantity)
+    pq.write_table(table, src / "transactions.parquet")
+    assert list(_ingest(src).quarantine[C.REASON]) == ["unparseable quantity"]
+
+
+@pytest.mark.parametrize("second", ["quantity", "Quantity"])
+def test_duplicated_csv_header_fails_naming_file_and_column(tmp_path: Path, second: str) -> None:
+    src = write_tiny_source(tmp_path / "src", fmt="csv")
+    lines = pd.read_csv(src / "transactions.csv", dtype=str)
+    header = ",".join([*lines.columns, second])
+    body = "\n".join(",".join([*row, "1"]) for row in lines.fillna("").to_numpy())
+    (src / "transactions.csv").write_text(f"{header}\n{body}\n")
+    with pytest.raises(source.SourceError, match=rf"transactions\.csv: duplicated column\(s\) {second}"):
+        _ingest(src)
+    with pytest.raises(source.SourceError, match=r"transactions\.csv: duplicated column"):
+        ingestion.orphan_transactions(src, ["W1", "W2"], D0, D1)
+    with pytest.raises(source.SourceError, match=r"transactions\.csv: duplicated column"):
+        source.history_range(src)
+    products = (src / "products.csv").read_text().splitlines()
+    (src / "products.csv").write_text("\n".join([products[0] + ",price", *(p + ",1" for p in products[1:])]))
+    with pytest.raises(source.SourceError, match=r"products\.csv: duplicated column\(s\) price"):
+        source.load_table(src, C.PRODUCTS)
