@@ -1,9 +1,11 @@
-"""Import UCI "Online Retail II" order lines as a platform source.
+"""Import UCI "Online Retail" or "Online Retail II" order lines as a platform source.
 
-Input columns (as published): ``Invoice``, ``StockCode``, ``Description``, ``Quantity``,
-``InvoiceDate``, ``Price``, ``Customer ID``, ``Country``; read from parquet, csv or xlsx (by suffix;
+Input columns (as published): Online Retail II ``Invoice``, ``StockCode``, ``Description``,
+``Quantity``, ``InvoiceDate``, ``Price``, ``Customer ID``, ``Country``; the classic Online Retail
+(2010-12..2011-12) names three of them differently, ``InvoiceNo``, ``UnitPrice`` and ``CustomerID``
+(:data:`CLASSIC_COLUMNS`), and is read the same way. Read from parquet, csv or xlsx (by suffix;
 xlsx needs ``openpyxl``; every sheet is read, and an invoice already read from an earlier sheet is
-dropped from later ones, since the published workbook's two sheets overlap).
+dropped from later ones, since the published II workbook's two sheets overlap).
 
 Mapping rules:
 
@@ -54,6 +56,7 @@ from demand_platform.schemas import MAX_LINE_QUANTITY
 from demand_platform.source import quarantine_frame
 
 __all__ = [
+    "CLASSIC_COLUMNS",
     "DEFAULT_WAREHOUSE_MAP",
     "EU_COUNTRIES",
     "NON_PRODUCT_CODES",
@@ -73,6 +76,8 @@ PRICE = "Price"
 CUSTOMER = "Customer ID"
 COUNTRY = "Country"
 INPUT_COLUMNS = (INVOICE, STOCK_CODE, DESCRIPTION, QUANTITY, INVOICE_DATE, PRICE, CUSTOMER, COUNTRY)
+CLASSIC_COLUMNS: dict[str, str] = {"InvoiceNo": INVOICE, "UnitPrice": PRICE, "CustomerID": CUSTOMER}
+"""Classic UCI "Online Retail" column name -> its Online Retail II name (the other five are shared)."""
 
 UK_COUNTRIES = ("United Kingdom", "Channel Islands", "Isle of Man")
 EU_COUNTRIES = (
@@ -204,17 +209,37 @@ def load_warehouse_map(path: str | Path) -> dict[str, str]:
     return _check_map(mapping, str(path))
 
 
-def _read_input(file: Path) -> pd.DataFrame:
+def _ii_names(frame: pd.DataFrame, file: Path) -> pd.DataFrame:
+    """``frame`` with classic Online Retail column names renamed to the II names."""
+    renames = {old: new for old, new in CLASSIC_COLUMNS.items() if old in frame.columns}
+    both = [f"{old}/{new}" for old, new in renames.items() if new in frame.columns]
+    if both:
+        raise ValueError(f"{file}: has both the classic and the II name of column(s) {', '.join(both)}")
+    return frame.rename(columns=renames)
+
+
+def _read_input(file: Path) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The order lines with the II column names, and II name -> name in the file for those renamed."""
     suffix = file.suffix.lower()
+    names_read: set[str] = set()
     if suffix == ".parquet":
-        frame = pd.read_parquet(file)
+        read = pd.read_parquet(file)
+        names_read.update(map(str, read.columns))
+        frame = _ii_names(read, file)
     elif suffix == ".csv":
-        frame = pd.read_csv(file, dtype=str)
+        read = pd.read_csv(file, dtype=str)
+        names_read.update(map(str, read.columns))
+        frame = _ii_names(read, file)
     elif suffix in (".xlsx", ".xls"):
         sheets = pd.read_excel(file, sheet_name=None, dtype=str)
         parts: list[pd.DataFrame] = []
         seen: set[str] = set()
-        for sheet in sheets.values():
+        for raw_sheet in sheets.values():
+            names_read.update(map(str, raw_sheet.columns))
+            sheet = _ii_names(raw_sheet, file)
+            if INVOICE not in sheet.columns:
+                parts.append(sheet)
+                continue
             invoices = sheet[INVOICE].astype(str)
             parts.append(sheet.loc[~invoices.isin(seen)])
             seen.update(invoices.unique())
@@ -223,10 +248,14 @@ def _read_input(file: Path) -> pd.DataFrame:
         raise ValueError(f"{file}: expected a .parquet, .csv or .xlsx file")
     missing = [c for c in INPUT_COLUMNS if c not in frame.columns]
     if missing:
+        classic = {new: old for old, new in CLASSIC_COLUMNS.items()}
+        named = [f"{c} (or {classic[c]})" if c in classic else c for c in missing]
         raise ValueError(
-            f"{file}: missing column(s) {', '.join(missing)} (has: {', '.join(map(str, frame.columns))})"
+            f"{file}: missing column(s) {', '.join(named)} (has: {', '.join(map(str, frame.columns))}); "
+            "expected the Online Retail II or the classic Online Retail columns"
         )
-    return frame.reset_index(drop=True)
+    renamed = {new: old for old, new in CLASSIC_COLUMNS.items() if old in names_read}
+    return frame.reset_index(drop=True), renamed
 
 
 def _text(values: pd.Series) -> pd.Series:
@@ -294,12 +323,13 @@ def import_online_retail(
     out_dir: str | Path,
     warehouse_map: dict[str, str] | None = None,
 ) -> ImportSummary:
-    """Write a platform source from Online Retail II order lines.
+    """Write a platform source from Online Retail or Online Retail II order lines.
 
     See the module docstring for the mapping and quarantine rules.
 
     Args:
-        file: The order lines (``.parquet``, ``.csv`` or ``.xlsx``).
+        file: The order lines (``.parquet``, ``.csv`` or ``.xlsx``), with the II or the classic
+            column names.
         out_dir: Source directory to write (created; the written tables are replaced, other files
             are left alone).
         warehouse_map: Country -> warehouse_id (``"*"`` = default); None uses
@@ -317,7 +347,7 @@ def import_online_retail(
     )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    raw = _read_input(Path(file))
+    raw, renamed = _read_input(Path(file))
 
     invoice = _text(raw[INVOICE])
     line_no = raw.groupby(invoice.fillna(""), sort=False).cumcount() + 1
@@ -345,7 +375,7 @@ def import_online_retail(
     reasons = pd.Series(["; ".join(labels[row]) for row in flags[bad.to_numpy()]], dtype=object)
     quarantine = quarantine_frame(
         C.TRANSACTIONS,
-        raw.loc[bad],
+        raw.loc[bad].rename(columns=renamed),  # the original row under the file's own column names
         reasons,
         warehouse_id=warehouse[bad].reset_index(drop=True),
         partition_date=timestamp[bad].dt.normalize().reset_index(drop=True),

@@ -533,3 +533,66 @@ def test_import_summary_str(tmp_path: Path) -> None:
     text = str(summary)
     assert "transactions: 1,234 rows" in text and "2020-01-01 .. 2020-01-31" in text
     assert "non-positive price: 3" in text and "note: a note" in text
+
+
+def _classic(lines: pd.DataFrame) -> pd.DataFrame:
+    """The same lines under the classic UCI "Online Retail" names and its US date format."""
+    classic = lines.rename(
+        columns={"Invoice": "InvoiceNo", "Price": "UnitPrice", "Customer ID": "CustomerID"}
+    )
+    stamps = pd.to_datetime(classic["InvoiceDate"])
+    classic["InvoiceDate"] = [f"{t.month}/{t.day}/{t.year} {t.hour}:{t.minute:02d}" for t in stamps]
+    return classic[
+        [
+            "InvoiceNo",
+            "StockCode",
+            "Description",
+            "Quantity",
+            "InvoiceDate",
+            "UnitPrice",
+            "CustomerID",
+            "Country",
+        ]
+    ]
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_classic_online_retail_columns_import_like_ii(tmp_path: Path, suffix: str) -> None:
+    lines = _retail_lines()
+    ii_file, classic_file = tmp_path / f"ii{suffix}", tmp_path / f"classic{suffix}"
+    for frame, file in ((lines, ii_file), (_classic(lines), classic_file)):
+        if suffix == ".parquet":
+            frame.to_parquet(file, index=False)
+        else:
+            frame.to_csv(file, index=False)
+    ii = import_online_retail(ii_file, tmp_path / "ii")
+    classic = import_online_retail(classic_file, tmp_path / "classic")
+    assert classic.rows == ii.rows and classic.quarantined == ii.quarantined
+    assert (classic.first_date, classic.last_date) == (ii.first_date, ii.last_date)
+    for table in (C.TRANSACTIONS, C.PRODUCTS, C.WAREHOUSES):
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(tmp_path / "classic" / f"{table}.parquet"),
+            pd.read_parquet(tmp_path / "ii" / f"{table}.parquet"),
+        )
+    written = pd.read_parquet(tmp_path / "classic" / f"{C.TRANSACTIONS}.parquet").set_index(C.TRANSACTION_ID)
+    assert (
+        written.loc["489434-1", C.CUSTOMER_ID] == "13085" and written.loc["489434-1", C.ORDER_ID] == "489434"
+    )
+    assert written.loc["C489436-1", C.REVENUE] == pytest.approx(-2 * 2.55)
+    result = _ingest_all(tmp_path / "classic")
+    assert result.quarantine.empty
+    _assert_daily_quantities(result.raw_sales, _retail_expected(lines, _kept_mask(lines)))
+    # The import quarantine keeps each row under the file's own column names.
+    original = json.loads(pd.read_parquet(tmp_path / "classic" / QUARANTINE_FILE)[C.ORIGINAL_ROW].iloc[0])
+    assert {"InvoiceNo", "UnitPrice", "CustomerID"} <= set(original) and "Invoice" not in original
+
+
+def test_online_retail_missing_columns_name_both_spellings(tmp_path: Path) -> None:
+    file = tmp_path / "lines.csv"
+    _classic(_retail_lines()).drop(columns=["UnitPrice"]).to_csv(file, index=False)
+    with pytest.raises(ValueError, match=r"missing column\(s\) Price \(or UnitPrice\)"):
+        import_online_retail(file, tmp_path / "out")
+    both = _retail_lines().assign(InvoiceNo="1")
+    both.to_csv(file, index=False)
+    with pytest.raises(ValueError, match=r"both the classic and the II name.*InvoiceNo/Invoice"):
+        import_online_retail(file, tmp_path / "out")
