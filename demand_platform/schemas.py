@@ -132,7 +132,11 @@ SOURCE_MODELS: dict[str, type[pa.DataFrameModel]] = {
 
 
 class RawSalesModel(pa.DataFrameModel):
-    """``raw_sales``: net demand of one day per SKU active in one warehouse (zero rows included)."""
+    """``raw_sales``: net demand of one day per SKU active in one warehouse (zero rows included).
+
+    ``source_lines`` and ``source_fingerprint`` (optional) are the transaction lines and the
+    fingerprint of the row's (warehouse, day) it was built from (``SalesSlice.lines_per_date``).
+    """
 
     sku: Series[str] = pa.Field(nullable=False)
     warehouse_id: Series[str] = pa.Field(nullable=False)
@@ -140,6 +144,8 @@ class RawSalesModel(pa.DataFrameModel):
     quantity: Series[float] = pa.Field(nullable=False)
     revenue: Series[float] = pa.Field(nullable=False)
     n_orders: Series[int] = pa.Field(nullable=False, ge=0)
+    source_lines: Series[int] | None = pa.Field(nullable=False, ge=0)
+    source_fingerprint: Series[int] | None = pa.Field(nullable=False, ge=0)
 
     class Config:
         strict = True

@@ -9,10 +9,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from pandera import errors as pa_errors
 
 from demand_platform import columns as C
 from demand_platform import ingestion, source
 from demand_platform.quarantine import read_quarantine, replace_quarantine
+from demand_platform.schemas import RawSalesModel
 from demand_platform_tests.conftest import DAYS, START, good_transactions, write_tiny_source
 
 D0 = START
@@ -264,3 +266,17 @@ def test_duplicated_csv_header_fails_naming_file_and_column(tmp_path: Path, seco
     (src / "products.csv").write_text("\n".join([products[0] + ",price", *(p + ",1" for p in products[1:])]))
     with pytest.raises(source.SourceError, match=r"products\.csv: duplicated column\(s\) price"):
         source.load_table(src, C.PRODUCTS)
+
+
+def test_raw_sales_model_takes_the_optional_source_columns(tiny_source: Path) -> None:
+    sales = _ingest(tiny_source)
+    RawSalesModel.validate(sales.raw_sales)
+    days = sales.lines_per_date.set_index([C.WAREHOUSE_ID, C.DATE])
+    keys = pd.MultiIndex.from_frame(sales.raw_sales[[C.WAREHOUSE_ID, C.DATE]])
+    stamped = sales.raw_sales.assign(
+        source_lines=days[C.LINES].reindex(keys).fillna(0).astype("int64").to_numpy(),
+        source_fingerprint=days[C.FINGERPRINT].reindex(keys).fillna(0).astype("int64").to_numpy(),
+    )
+    RawSalesModel.validate(stamped)
+    with pytest.raises(pa_errors.SchemaError, match="source_lines"):
+        RawSalesModel.validate(stamped.assign(source_lines=-1))
