@@ -395,12 +395,14 @@ def _read_frame(path: Path, table: str) -> pd.DataFrame:
     try:
         if path.suffix == ".parquet":
             data = pq.read_table(path)
+            frame = data.to_pandas()
             text = {n for n, c in SOURCE_MODELS[table].to_schema().columns.items() if str(c.dtype) == "str"}
-            for i, arrow_field in enumerate(data.schema):
-                # Integer ids with nulls would become floats in pandas; make them exact text first.
+            for arrow_field in data.schema:
+                # Integer ids with nulls become floats in pandas (inexact past 2**53): take Arrow's text.
                 if arrow_field.name in text and pyarrow.types.is_integer(arrow_field.type):
-                    data = data.set_column(i, arrow_field.name, data.column(i).cast(pyarrow.string()))
-            return data.to_pandas()
+                    exact = data.column(arrow_field.name).cast(pyarrow.string())
+                    frame[arrow_field.name] = exact.to_pandas().astype(object).to_numpy()
+            return frame
         return pd.read_csv(path, dtype=str, keep_default_na=True)
     except Exception as exc:
         raise SourceError(f"{path}: cannot be read as {path.suffix[1:]}: {exc}") from exc

@@ -276,3 +276,23 @@ def test_rejected_rows_keep_their_original_values(tmp_path: Path) -> None:
     assert split.rejected_keys(C.WAREHOUSE_ID).to_dict("records") == [
         {C.WAREHOUSE_ID: "W1", C.REASON: "duplicate warehouse_id"}
     ]
+
+
+def test_overrides_take_integer_sku_and_warehouse_ids(tmp_path: Path) -> None:
+    src = write_tiny_source(tmp_path / "src")
+    pd.DataFrame(
+        {
+            C.SKU: pd.array([5, None], dtype="Int64"),
+            C.WAREHOUSE_ID: [1.0, np.nan],  # an INT column with nulls, as pandas writes it
+            C.START_DATE: ["2024-01-02T00:00:00", "2024-01-03"],
+            C.END_DATE: pd.to_datetime(["2024-01-04 12:00", "2024-01-05 00:00"]),
+            "multiplier": [1.5, None],
+            "absolute_value": [None, 3.0],
+            "author": ["ann", "bob"],
+            C.REASON: [None, "promo"],
+        }
+    ).to_parquet(src / "overrides.parquet", index=False)
+    split = source.load_table(src, C.OVERRIDES)
+    assert split is not None and split.rejected.empty
+    assert split.valid[C.SKU].tolist() == ["5", None] and split.valid[C.WAREHOUSE_ID].tolist() == ["1", None]
+    assert split.valid[C.END_DATE].tolist() == [pd.Timestamp("2024-01-04"), pd.Timestamp("2024-01-05")]
