@@ -2,11 +2,9 @@
 
 from typing import Any
 
-from dagster_duckdb import DuckDBResource
-
 from demand_platform.settings import PlatformSettings
 from resources.alerts import alert_resource_from_env
-from resources.duckdb_io import PlatformDuckDBIOManager
+from resources.duckdb_io import PlatformDuckDBIOManager, PlatformDuckDBResource
 from resources.mlflow import platform_mlflow_tracking
 from resources.registry import ModelRegistryResource
 from resources.source import SourceDataResource
@@ -21,8 +19,10 @@ def build_resources(settings: PlatformSettings) -> dict[str, Any]:
 
     ``local`` (the default) and ``test`` both use the embedded DuckDB file and a SQLite MLflow store
     under the platform home (nothing needs a server); they differ only in where the home is, which
-    the settings carry. Alerts are always recorded in DuckDB; a webhook or e-mail is added from the
-    environment (``DEMAND_PLATFORM_ALERT_WEBHOOK``, ``DEMAND_PLATFORM_ALERT_EMAIL``,
+    the settings carry. The IO manager, the ``duckdb`` resource and the alerts open the database under
+    the platform lock (:mod:`demand_platform.dbfile`), so runs of the CLI and of the daemon take turns on
+    it instead of failing on DuckDB's file lock. Alerts are always recorded in DuckDB; a webhook or
+    e-mail is added from the environment (``DEMAND_PLATFORM_ALERT_WEBHOOK``, ``DEMAND_PLATFORM_ALERT_EMAIL``,
     ``DEMAND_PLATFORM_SMTP_HOST``) in any environment.
     """
     if settings.env not in ENVIRONMENTS:
@@ -31,7 +31,7 @@ def build_resources(settings: PlatformSettings) -> dict[str, Any]:
     database = str(settings.duckdb_path)
     return {
         "io_manager": PlatformDuckDBIOManager(database=database, schema="main"),
-        "duckdb": DuckDBResource(database=database),
+        "duckdb": PlatformDuckDBResource(database=database),
         "source": SourceDataResource(path=str(settings.source)),
         "alerts": alert_resource_from_env(database),
         "registry": ModelRegistryResource(tracking_uri=settings.mlflow_uri),

@@ -12,12 +12,12 @@ shows the variable name, not the URL, and the ``alerts`` table never stores it.
 """
 
 import os
-import time
 
 import dagster as dg
 import duckdb
 
 from demand_platform import alerts as A
+from demand_platform import dbfile
 
 WEBHOOK_ENV = "DEMAND_PLATFORM_ALERT_WEBHOOK"
 EMAIL_ENV = "DEMAND_PLATFORM_ALERT_EMAIL"
@@ -27,26 +27,15 @@ SMTP_PORT_ENV = "DEMAND_PLATFORM_SMTP_PORT"
 _LOG_LEVEL = {A.INFO: "info", A.WARNING: "warning", A.ERROR: "error", A.CRITICAL: "critical"}
 
 
-def _is_lock_error(error: duckdb.Error) -> bool:
-    """Whether a DuckDB error means "another connection holds the database": worth retrying.
-
-    Another process holding the file raises ``IOException: Could not set lock on file``; a connection of
-    this process opened with another configuration (e.g. read-only) raises ``ConnectionException``.
-    """
-    return isinstance(error, duckdb.ConnectionException) or (
-        isinstance(error, duckdb.IOException) and "lock" in str(error).lower()
-    )
-
-
 class AlertResource(dg.ConfigurableResource):
     """Raise operational alerts: always recorded in the ``alerts`` table, optionally delivered.
 
     :meth:`send` logs the alert through Dagster's logger, delivers it to the webhook and the email
     recipients that are configured (a failed delivery is caught and written into the alert's
     ``delivered_to``, never raised), then records it with its delivery outcome. Recording opens a short
-    read-write DuckDB connection. Embedded DuckDB lets one process write at a time: while a run holds the
-    file (sensors run in the daemon, runs in their own processes), opening fails with a lock error, and
-    the resource retries with a growing pause for up to ``lock_timeout_s`` seconds. If the database is
+    read-write DuckDB connection under the platform lock (:mod:`demand_platform.dbfile`). Embedded DuckDB
+    lets one process open the file at a time: while a run holds it (sensors run in the daemon, runs in
+    their own processes), recording waits up to ``lock_timeout_s`` seconds. If the database is
     still locked, the alert goes to a JSON-lines spool next to the database
     (``<database>.alerts-spool.jsonl``), moved into the table by the next successful recording: an alert
     is never lost and a busy database never delays a sensor tick for long.
@@ -125,32 +114,26 @@ class AlertResource(dg.ConfigurableResource):
     def record(self, alert: A.Alert) -> bool:
         """Insert ``alert`` into the ``alerts`` table, or spool it if the database stays locked.
 
+        The connection is opened under the platform lock (:func:`demand_platform.dbfile.connect`),
+        waiting up to ``lock_timeout_s`` for other processes' connections to close (and for DuckDB's own
+        lock, held by a process outside the platform lock).
+
         Returns:
             True when the alert is in the table, False when it was spooled.
         """
-        deadline = time.monotonic() + self.lock_timeout_s
-        pause = 0.05
-        while True:
-            try:
-                con = duckdb.connect(self.database)
-            except duckdb.Error as error:
-                if not _is_lock_error(error):
-                    raise
-                if time.monotonic() + pause > deadline:
-                    A.spool_alert(self.spool_path, alert)
-                    dg.get_dagster_logger().warning(
-                        f"alert {alert.alert_id} spooled to {self.spool_path}: database locked ({error})"
-                    )
-                    return False
-                time.sleep(pause)
-                pause = min(pause * 2, 1.0)
-                continue
-            try:
+        try:
+            with dbfile.connect(self.database, timeout_s=self.lock_timeout_s) as con:
                 A.record_alert(con, alert)
                 A.drain_spool(con, self.spool_path)
-            finally:
-                con.close()
-            return True
+        except (dbfile.DatabaseLockTimeout, duckdb.ConnectionException) as error:
+            # ConnectionException: this process holds the file open read-only (e.g. a summary that raises
+            # an alert); the spool keeps the alert for the next recording.
+            A.spool_alert(self.spool_path, alert)
+            dg.get_dagster_logger().warning(
+                f"alert {alert.alert_id} spooled to {self.spool_path}: database locked ({error})"
+            )
+            return False
+        return True
 
 
 def alert_resource_from_env(database: str, environ: dict[str, str] | None = None) -> AlertResource:
