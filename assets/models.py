@@ -2,13 +2,19 @@
 
 ``trained_models`` trains the tiered forecaster of a warehouse as of day D, logs it to MLflow through
 dagster-mlflow (params, metrics, feature importance, the LightGBM band models with explicit pip
-requirements, the pickled bundle) and applies the promotion gate. ``forecasts`` forecasts D+1..D+30
-with the warehouse's *production* model (the latest promoted one, so a day without retraining still
-forecasts) and applies the planners' overrides.
+requirements, the pickled bundle, the package code) and applies the promotion gate. The gate's decision
+is a row of the asset's own table, the record of promotions: registering moves no alias, so a failure
+before the IO manager stores the rows leaves an orphan version that nothing serves, and a re-run
+converges (``demand_platform.registry``). ``forecasts`` forecasts D+1..D+30 with the version in
+production *at origin D* (``registry.served_version``: the latest promotion at or before D, so a day
+without retraining still forecasts and re-materializing an old origin uses the model of that origin)
+and applies the planners' overrides. Both retry transient failures (:data:`RETRY_POLICY`); a retried
+``trained_models`` step reuses the versions its earlier attempt registered.
 """
 
 import datetime as dt
 import time
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import dagster as dg
@@ -20,7 +26,8 @@ from dagster_duckdb import DuckDBResource
 from assets.partitions import DUCKDB_POOL, WAREHOUSE_DIM, PartitionBox, partition_box, window_mapping
 from assets.types import ForecastsType, TrainedModelsType
 from demand_platform import columns as C
-from demand_platform import forecasting, registry
+from demand_platform import forecasting
+from demand_platform import registry as model_registry
 from demand_platform.metrics import WMAPE
 from demand_platform.store import load_history
 from resources.alerts import AlertResource
@@ -34,7 +41,14 @@ TRAIN_HISTORY_DAYS = forecasting.TrainConfig().training_history_days
 FORECAST_HISTORY_DAYS = 400
 MODEL_PARTITION_EXPR = {"date": C.ORIGIN_DATE, WAREHOUSE_DIM: C.WAREHOUSE_ID}
 #: Suffix of the model_version of forecasts served by a baseline fallback.
-BASELINE_SUFFIX = "-baseline"
+BASELINE_SUFFIX = model_registry.BASELINE_SUFFIX
+#: Transient failures (a locked DuckDB or MLflow file, a webhook down) are retried twice, 5 s then 10 s
+#: later: well inside the 08:00 deadline, long enough for a lock held by a short run to go.
+RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL)
+#: Version tags a retried attempt finds its earlier attempt's versions by.
+PARTITION_TAG = "dagster_partition"
+RUN_ID_TAG = "dagster_run_id"
+TRAIN_SECONDS_TAG = "train_seconds"
 
 
 class TrainingConfig(dg.Config):
@@ -66,6 +80,83 @@ def read_partition(
     return frame
 
 
+def sync_aliases(record: pd.DataFrame, warehouse_ids: Sequence[str], log: Any) -> None:
+    """Mirror the record of promotions on the MLflow ``production`` aliases (current tracking URI).
+
+    The alias is a convenience for MLflow users, never read by serving or the gate: a failure to move it
+    (a locked store) is logged and healed by the next run's sync, not worth failing or retraining for.
+    """
+    for wh in warehouse_ids:
+        try:
+            model_registry.sync_production_alias(record, wh)
+        except Exception as error:  # the mirror only; the record is intact
+            log.warning(
+                f"production alias of {wh} not synchronised with {model_registry.TRAINED_MODELS_TABLE}: {error}"
+            )
+
+
+def train_candidate(
+    day: dt.date,
+    wh: str,
+    tags: dict[str, str],
+    tables: dict[str, pd.DataFrame | None],
+    train_config: forecasting.TrainConfig,
+    duckdb: DuckDBResource,
+) -> tuple[Any, str, float]:
+    """Train one partition's model and register it as a candidate (no alias moves).
+
+    Args:
+        day: The training origin.
+        wh: The warehouse.
+        tags: Version tags (the partition and the run id).
+        tables: The source's static tables (products, warehouses, calendar, campaigns, weather).
+        train_config: Training settings.
+        duckdb: The platform database.
+
+    Returns:
+        The trained model, its registered version and the training seconds.
+    """
+    with duckdb.get_connection() as con:
+        history = load_history(con, [wh], day - dt.timedelta(days=TRAIN_HISTORY_DAYS), day)
+        tiers = read_partition(con, "tier_assignments", day, wh)
+    products, warehouses = tables["products"], tables["warehouses"]
+    assert products is not None and warehouses is not None  # source.required's
+    started = time.perf_counter()
+    model = forecasting.train_warehouse(
+        history,
+        products,
+        warehouses,
+        tables["calendar"],
+        tables["campaigns"],
+        tables["weather"],
+        day,
+        wh,
+        tiers,
+        train_config,
+    )
+    seconds = time.perf_counter() - started
+    score, _ = forecasting.gate_scores(model.validation_metrics)
+    metrics = {
+        f"{r[forecasting.SEGMENT]}_{r[C.MODEL]}_{m}": r[m]
+        for r in model.validation_metrics.to_dict("records")
+        for m in (WMAPE, "mae", "rmse", "bias")
+    }
+    version = model_registry.log_candidate(
+        model,
+        wh,
+        day.isoformat(),
+        params={"train_config": train_config, "warehouse_id": wh},
+        metrics=metrics,
+        importance=model.feature_importance(),
+        boosters=model.lgbm.boosters if model.lgbm is not None else None,
+        score=score,
+        score_metric=forecasting.GATE_METRIC,
+        tags={**tags, TRAIN_SECONDS_TAG: f"{seconds:.3f}"},
+        tables=tables,
+    )
+    return model, version, seconds
+
+
 def train_box(
     box: PartitionBox,
     config: TrainingConfig,
@@ -75,56 +166,56 @@ def train_box(
     run_id: str,
     log: Any,
 ) -> pd.DataFrame:
-    """Train, register and gate the model of every (day, warehouse) of a run's box of partitions."""
+    """Train, register and gate the model of every (day, warehouse) of a run's box of partitions.
+
+    Nothing is promoted here: each row carries the gate's decision and becomes the record when stored.
+    The gate's reference is the record (the stored ``trained_models`` rows, with this run's earlier days
+    in place of their stored rows), and the MLflow aliases are first re-synchronised from it.
+    """
     products, warehouses = source.required(C.PRODUCTS), source.required(C.WAREHOUSES)
     calendar, campaigns, weather = (
         source.valid(C.CALENDAR),
         source.valid(C.MARKETING_CAMPAIGNS),
         source.valid(C.WEATHER),
     )
+    tables = {
+        "products": products,
+        "warehouses": warehouses,
+        "calendar": calendar,
+        "campaigns": campaigns,
+        "weather": weather,
+    }
     train_config = forecasting.TrainConfig(n_estimators=config.n_estimators, num_threads=config.num_threads)
-    rows = []
+    with duckdb.get_connection() as con:
+        stored = model_registry.read_record(con, box.warehouse_ids)
+    sync_aliases(stored, box.warehouse_ids, log)
+    rows: list[dict[str, Any]] = []
     for day in pd.date_range(box.start, box.end, freq="D").date:
         for wh in box.warehouse_ids:
-            with duckdb.get_connection() as con:
-                history = load_history(con, [wh], day - dt.timedelta(days=TRAIN_HISTORY_DAYS), day)
-                tiers = read_partition(con, "tier_assignments", day, wh)
-            started = time.perf_counter()
-            model = forecasting.train_warehouse(
-                history, products, warehouses, calendar, campaigns, weather, day, wh, tiers, train_config
-            )
-            seconds = time.perf_counter() - started
+            tags = {PARTITION_TAG: f"{day}|{wh}", RUN_ID_TAG: run_id}
+            # A retried step reuses what its earlier attempt registered instead of training again.
+            found = model_registry.find_version(wh, tags)
+            if found is None:
+                model, version, seconds = train_candidate(day, wh, tags, tables, train_config, duckdb)
+            else:
+                version, version_tags = found
+                log.info(f"{day}|{wh}: reusing v{version}, registered by an earlier attempt of this run")
+                model = model_registry.load_bundle(wh, version)
+                seconds = float(version_tags.get(TRAIN_SECONDS_TAG, "0"))
             score, baseline = forecasting.gate_scores(model.validation_metrics)
             wmape_of = {
                 m: forecasting.validation_score(model.validation_metrics, m, WMAPE)
                 for m in (forecasting.MODEL_TIERED, forecasting.MODEL_SEASONAL_NAIVE)
             }
-            metrics = {
-                f"{r[forecasting.SEGMENT]}_{r[C.MODEL]}_{m}": r[m]
-                for r in model.validation_metrics.to_dict("records")
-                for m in (WMAPE, "mae", "rmse", "bias")
-            }
-            version = registry.log_candidate(
-                model,
+            decision = model_registry.gate_candidate(
+                model_registry.with_rows(stored, pd.DataFrame(rows)),
                 wh,
-                day.isoformat(),
-                params={"train_config": train_config, "warehouse_id": wh},
-                metrics=metrics,
-                importance=model.feature_importance(),
-                boosters=model.lgbm.boosters if model.lgbm is not None else None,
-                score=score,
+                day,
+                version,
+                score,
+                baseline,
+                config.promotion_margin,
                 score_metric=forecasting.GATE_METRIC,
-                tags={"dagster_partition": f"{day}|{wh}", "dagster_run_id": run_id},
-                tables={
-                    "products": products,
-                    "warehouses": warehouses,
-                    "calendar": calendar,
-                    "campaigns": campaigns,
-                    "weather": weather,
-                },
-            )
-            decision = registry.promote_if_better(
-                wh, version, score, baseline, config.promotion_margin, score_metric=forecasting.GATE_METRIC
             )
             log.info(decision.reason)
             if not decision.promoted:
@@ -151,9 +242,15 @@ def train_box(
 
 
 def build_model_assets(
-    partitions_def: dg.MultiPartitionsDefinition, timezone: str
+    partitions_def: dg.MultiPartitionsDefinition, timezone: str, retry_policy: dg.RetryPolicy = RETRY_POLICY
 ) -> list[dg.AssetsDefinition]:
-    """The model assets for the platform's partitions."""
+    """The model assets for the platform's partitions.
+
+    Args:
+        partitions_def: The platform's ``date x warehouse`` partitions.
+        timezone: The company timezone (the forecasts' freshness deadline).
+        retry_policy: The retry policy of both assets (tests shorten the delays).
+    """
 
     @dg.asset(
         partitions_def=partitions_def,
@@ -167,10 +264,13 @@ def build_model_assets(
         metadata={"partition_expr": MODEL_PARTITION_EXPR},
         # dagster-mlflow's resource is a legacy one: every resource of this asset comes by key.
         required_resource_keys={"mlflow", "source", "duckdb", "alerts"},
+        retry_policy=retry_policy,
         group_name=GROUP,
         kinds={"lightgbm", "mlflow", "duckdb"},
     )
-    def trained_models(context: dg.AssetExecutionContext, config: TrainingConfig) -> dg.Output[pd.DataFrame]:
+    def trained_models(
+        context: dg.AssetExecutionContext, config: TrainingConfig
+    ) -> Iterator[dg.Output[pd.DataFrame]]:
         """The tiered forecaster of a warehouse trained as of day D, registered in MLflow.
 
         Global LightGBM (direct, one model per horizon band, Tweedie, training origins over a year)
@@ -178,9 +278,10 @@ def build_model_assets(
         minimises the validation error; statistical models for the intermittent tier 3 (an SBA/TSB/SES
         combination unless another model wins the SKU's backtest by 10%); launch profiles for new
         SKUs; negative-binomial quantiles calibrated on an expanding-window CV (3 origins). The
-        version becomes production only if its validation RMSE beats the current production model's
-        (or seasonal naive's) by the configured margin; it also carries the better CV baseline, served when a
-        warehouse has no production model.
+        version is promoted (serves from D on) only if its validation RMSE beats the version in
+        production before D (or seasonal naive's) by the configured margin; this table is the record of
+        promotions, and MLflow's ``production`` alias follows it once the rows are stored. Each
+        version also carries the better CV baseline, served when a warehouse has no production model.
         """
         source: SourceDataResource = context.resources.source
         duckdb: DuckDBResource = context.resources.duckdb
@@ -195,7 +296,7 @@ def build_model_assets(
             # Close the dagster-mlflow run here too: runs executed in one process (the CLI, tests, the
             # UI's ad-hoc materializations lack the job hook) would otherwise log into the same run.
             mlflow.end_run()
-        return dg.Output(
+        yield dg.Output(
             table,
             metadata={
                 "promoted": int(table["promoted"].sum()),
@@ -204,6 +305,16 @@ def build_model_assets(
                 "gate": dg.MetadataValue.md("\n".join(f"- {reason}" for reason in table["reason"])),
             },
         )
+        # Dagster resumes the body once the IO manager has stored the rows: the record now holds this
+        # run's decisions, and the alias follows it. The rows are stored: a failure here only leaves the
+        # alias behind until the next run's sync, so it must not fail (and retrain) the step.
+        try:
+            with duckdb.get_connection() as con:
+                record = model_registry.read_record(con, box.warehouse_ids)
+        except Exception as error:
+            context.log.warning(f"production aliases not synchronised after the write: {error}")
+        else:
+            sync_aliases(record, box.warehouse_ids, context.log)
 
     @dg.asset(
         partitions_def=partitions_def,
@@ -219,6 +330,7 @@ def build_model_assets(
         freshness_policy=dg.FreshnessPolicy.cron(
             deadline_cron="0 8 * * *", lower_bound_delta=dt.timedelta(hours=2), timezone=timezone
         ),
+        retry_policy=retry_policy,
         group_name=GROUP,
         kinds={"lightgbm", "duckdb"},
     )
@@ -230,14 +342,29 @@ def build_model_assets(
     ) -> dg.Output[pd.DataFrame]:
         """Daily forecasts D+1..D+30 for every SKU active in the warehouse at origin D.
 
-        Point forecast and calibrated p50/p90/p95 from the warehouse's production model (tier,
-        model and model version per row), non-negative and capped at a multiple of the SKU's
+        Point forecast and calibrated p50/p90/p95 from the version in production at origin D (the
+        latest promotion of an origin <= D in ``trained_models``; tier, model and model version per
+        row, the served versions in the metadata), non-negative and capped at a multiple of the SKU's
         history; planner overrides from the source's ``overrides`` table applied on top, with the
-        unadjusted values kept. A warehouse whose first model the gate refused gets the better
-        CV baseline of its latest model (seasonal naive or MA28; version suffixed "-baseline",
+        unadjusted values kept. A warehouse with no version promoted by D gets the better CV baseline
+        of its latest version trained by D (seasonal naive or MA28; version suffixed "-baseline",
         metadata `baseline_fallback`). Due by 08:00 (company timezone) for yesterday's origin.
         """
         box = partition_box(context)
+        days = list(pd.date_range(box.start, box.end, freq="D").date)
+        with duckdb.get_connection() as con:
+            record = model_registry.read_record(con, box.warehouse_ids)
+        try:
+            served = {
+                (day, wh): model_registry.resolve_served_version(record, wh, day)
+                for day in days
+                for wh in box.warehouse_ids
+            }
+        except ValueError as error:
+            # Nothing trained by that origin: no retry can change it.
+            raise dg.Failure(description=str(error), allow_retries=False) from error
+        mlflow.set_tracking_uri(registry.tracking_uri)
+        sync_aliases(record, box.warehouse_ids, context.log)
         products, warehouses = source.required(C.PRODUCTS), source.required(C.WAREHOUSES)
         calendar, campaigns, weather = (
             source.valid(C.CALENDAR),
@@ -246,45 +373,33 @@ def build_model_assets(
         )
         overrides = source.valid(C.OVERRIDES)
         frames = []
-        fallbacks: set[str] = set()
-        # One registry look-up and bundle download per warehouse, not per day of a range run.
-        served_by_wh = {}
-        for wh in box.warehouse_ids:
-            production = registry.production(wh)
-            # Without a production model (the gate refused the first one) serve the baseline it lost to.
-            served = production if production is not None else registry.latest(wh)
-            if served is None:
-                raise ValueError(f"no model for warehouse {wh}: materialize trained_models first")
-            if production is None:
-                fallbacks.add(wh)
-            served_by_wh[wh] = served
-        for day in pd.date_range(box.start, box.end, freq="D").date:
-            for wh in box.warehouse_ids:
-                fallback = wh in fallbacks
-                version, model = served_by_wh[wh]
-                with duckdb.get_connection() as con:
-                    history = load_history(con, [wh], day - dt.timedelta(days=FORECAST_HISTORY_DAYS), day)
-                    tiers = read_partition(con, "tier_assignments", day, wh)
-                raw = forecasting.forecast_warehouse(
-                    model,
-                    history,
-                    products,
-                    warehouses,
-                    calendar,
-                    campaigns,
-                    weather,
-                    day,
-                    wh,
-                    tiers,
-                    baseline=fallback,
-                )
-                adjusted = forecasting.apply_overrides(raw, overrides)
-                frames.append(
-                    adjusted.assign(**{C.MODEL_VERSION: f"{version}{BASELINE_SUFFIX if fallback else ''}"})
-                )
+        # One bundle download per served version, not per day of a range run.
+        bundles: dict[tuple[str, str], Any] = {}
+        for (day, wh), version in served.items():
+            if (wh, version.version) not in bundles:
+                bundles[(wh, version.version)] = registry.bundle(wh, version.version)
+            with duckdb.get_connection() as con:
+                history = load_history(con, [wh], day - dt.timedelta(days=FORECAST_HISTORY_DAYS), day)
+                tiers = read_partition(con, "tier_assignments", day, wh)
+            raw = forecasting.forecast_warehouse(
+                bundles[(wh, version.version)],
+                history,
+                products,
+                warehouses,
+                calendar,
+                campaigns,
+                weather,
+                day,
+                wh,
+                tiers,
+                baseline=version.baseline,
+            )
+            adjusted = forecasting.apply_overrides(raw, overrides)
+            frames.append(adjusted.assign(**{C.MODEL_VERSION: version.model_version}))
+        fallbacks = sorted({wh for (_, wh), version in served.items() if version.baseline})
         if fallbacks:
             context.log.warning(
-                f"no production model for {sorted(fallbacks)}: served the baseline of the latest version"
+                f"no production model for {fallbacks} at some origin: served the baseline of the latest version"
             )
         table = pd.concat(frames, ignore_index=True)
         return dg.Output(
@@ -293,7 +408,17 @@ def build_model_assets(
                 "dagster/row_count": len(table),
                 "skus": int(table[C.SKU].nunique()),
                 "overridden_rows": int(table["override_applied"].sum()),
-                "baseline_fallback": ", ".join(sorted(fallbacks)) or "none",
+                "baseline_fallback": ", ".join(fallbacks) or "none",
+                # Partition -> the served model_version and the origin that trained it.
+                "served_versions": dg.MetadataValue.json(
+                    {
+                        f"{day}|{wh}": {
+                            C.MODEL_VERSION: version.model_version,
+                            "trained_origin": version.trained_origin.isoformat(),
+                        }
+                        for (day, wh), version in served.items()
+                    }
+                ),
                 "rows_by_model": dg.MetadataValue.json(
                     {str(k): int(v) for k, v in table[C.MODEL].value_counts().items()}
                 ),

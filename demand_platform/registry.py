@@ -1,33 +1,59 @@
-"""The MLflow model registry: logging trained warehouse models and the promotion gate.
+"""The MLflow model registry: logging trained warehouse models, the promotion gate and serving.
 
-Plain MLflow (no Dagster): the Dagster layer opens the run through dagster-mlflow and calls these.
+Plain MLflow and DuckDB (no Dagster): the Dagster layer opens the run through dagster-mlflow and calls these.
 
 * Each warehouse has a registered model ``demand_<warehouse_id>``. A training run logs params,
   validation metrics, the feature importance, the LightGBM band models (``mlflow.lightgbm`` with
   explicit pip requirements: inferring them costs ~15 s a model) and the whole pickled
-  ``WarehouseModel`` bundle, then registers a version.
-* The gate: the version gets the ``production`` alias only if its validation error beats the current
-  production version's (or, when there is none, seasonal naive's) by ``margin``; otherwise the
-  previous production version stays and the decision says why (the Dagster layer alerts on it). A
-  version's score carries its metric (tag ``validation_score_metric``; untagged versions scored WMAPE),
-  and a production score of another metric is never compared: seasonal naive is the reference then.
-* A warehouse whose first model was refused has no production version; ``forecasts`` then serves the
-  baseline inside the latest version (``WarehouseModel.baseline``), the reference the model lost to.
+  ``WarehouseModel`` bundle, then registers a version. The pyfunc model ships the ``demand_platform``
+  package code with it (``code_paths``) and pins third-party packages only: it loads and predicts
+  where the platform is not installed.
+* **The record of promotions is the ``trained_models`` DuckDB table**, one row per (origin, warehouse)
+  partition: the version trained there and whether the gate promoted it. Registering a version moves
+  nothing; the decision becomes true when the Dagster IO manager stores the partition's row, in the
+  same write as the rest of the asset. A version registered by a run that failed before that write is
+  in no row, so it is never served (an orphan).
+* **Serving** (:func:`served_version`): the version in production at origin D is the version promoted
+  by the latest partition of the warehouse with origin <= D (ties: the later version). When none was
+  promoted by D, the baseline inside the latest version trained at or before D serves
+  (``WarehouseModel.baseline``, the reference the model lost to; model_version suffixed
+  ``-baseline``). Nothing trained at or before D is an error. So re-forecasting an old origin uses the
+  model that was in force at that origin, not today's.
+* **The gate** (:func:`gate_candidate`): a candidate trained at origin D must beat the version in
+  production just before D (the record's, strictly earlier partitions: the partition's own previous
+  row is being replaced, so a re-run of a partition decides the same way however often it runs) by
+  ``margin``, or, when there is none, seasonal naive. A version's score carries its metric (tag
+  ``validation_score_metric``; untagged versions scored WMAPE), and a production score of another
+  metric is never compared: seasonal naive is the reference then.
+* **The ``production`` alias is a mirror** of the record for MLflow users
+  (``models:/demand_W@production``): :func:`sync_production_alias` points it at the version serving
+  the warehouse's latest recorded origin (removes it when none was promoted). It is idempotent and the
+  Dagster layer calls it at the start of ``trained_models`` and ``forecasts`` and after
+  ``trained_models`` stored its rows, so a failure in between heals at the next run. Serving never
+  reads the alias.
 """
 
+import datetime as dt
 import pickle
+import shutil
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import mlflow
 import mlflow.pyfunc
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PythonModel
 from mlflow.tracking import MlflowClient
+
+import demand_platform
+from demand_platform import columns as C
+from demand_platform.store import table_exists
 
 PRODUCTION_ALIAS = "production"
 BUNDLE_ARTIFACT = "bundle"
@@ -39,7 +65,17 @@ SCORE_METRIC_TAG = "validation_score_metric"
 LEGACY_SCORE_METRIC = "wmape"
 TRAIN_DATE_TAG = "train_date"
 WAREHOUSE_TAG = "warehouse_id"
-PIP_PACKAGES = ("lightgbm", "numpy", "pandas", "scikit-learn", "demand-platform")
+#: Third-party packages the pyfunc model's code imports at load and predict time (the ``demand_platform``
+#: code travels with the model, see :func:`log_candidate`; mlflow adds itself). Checked by loading a
+#: logged model where the platform is not installed (``test_models_assets``): the package code it loads
+#: imports these and no other third-party package; the pickles reference only numpy, pandas, lightgbm.
+PIP_PACKAGES = ("lightgbm", "numpy", "pandas", "scipy", "duckdb", "holidays")
+#: The DuckDB table that records every training partition and the gate's decision.
+TRAINED_MODELS_TABLE = "trained_models"
+VERSION = "version"
+PROMOTED = "promoted"
+#: Suffix of the model_version of forecasts served by a baseline fallback.
+BASELINE_SUFFIX = "-baseline"
 
 
 def artifact_root(tracking_uri: str) -> Path:
@@ -75,7 +111,12 @@ def model_name(warehouse_id: str) -> str:
 
 
 def pip_requirements() -> list[str]:
-    """Explicit pinned requirements of a logged model (the installed versions)."""
+    """Explicit pinned requirements of a logged model: the installed versions of :data:`PIP_PACKAGES`.
+
+    Third-party packages only: ``demand_platform`` itself ships inside the model (``code_paths``), never
+    as a requirement (a ``demand-platform==<version>`` pin would install whatever the package index holds
+    under that name).
+    """
     out = []
     for package in PIP_PACKAGES:
         try:
@@ -85,15 +126,28 @@ def pip_requirements() -> list[str]:
     return out
 
 
+def package_code(directory: Path) -> Path:
+    """Copy the ``demand_platform`` package (its ``.py`` files, no caches) into ``directory``.
+
+    Returns:
+        The copied package directory, for ``code_paths`` of ``mlflow.pyfunc.log_model``.
+    """
+    source = Path(demand_platform.__file__).parent
+    target = directory / source.name
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return target
+
+
 @dataclass(frozen=True)
 class PromotionDecision:
-    """Outcome of the promotion gate for one candidate version.
+    """Outcome of the promotion gate for one candidate version (nothing is moved by deciding).
 
     Attributes:
         model_name: Registered model name.
         candidate_version: The version just registered.
-        promoted: Whether it now holds the production alias.
-        production_version: The version holding the alias after the decision (None: none yet).
+        promoted: Whether the gate promotes it (true once the partition's row is stored).
+        production_version: The version serving from the candidate's origin after the decision: the
+            candidate if promoted, else the one in production before (None: none yet).
         candidate_score: Validation error of the candidate (lower is better).
         reference_score: What it had to beat: production's score, else the baseline's.
         reference: ``"production"`` or ``"seasonal_naive"``.
@@ -108,6 +162,30 @@ class PromotionDecision:
     reference_score: float
     reference: str
     reason: str
+
+
+@dataclass(frozen=True)
+class ServedVersion:
+    """The model version that serves a warehouse at a forecast origin.
+
+    Attributes:
+        warehouse_id: The warehouse.
+        origin: The forecast origin.
+        version: The registered version whose bundle forecasts.
+        baseline: True when no version was promoted by ``origin``: the bundle's baseline serves.
+        trained_origin: The origin of the ``trained_models`` partition that trained ``version``.
+    """
+
+    warehouse_id: str
+    origin: dt.date
+    version: str
+    baseline: bool
+    trained_origin: dt.date
+
+    @property
+    def model_version(self) -> str:
+        """The ``model_version`` written on forecast rows (``<version>-baseline`` for a fallback)."""
+        return f"{self.version}{BASELINE_SUFFIX if self.baseline else ''}"
 
 
 class TieredForecaster(PythonModel):
@@ -161,6 +239,9 @@ def log_candidate(
 ) -> str:
     """Log one warehouse's trained model into a nested MLflow run and register a version.
 
+    Registering promotes nothing (see :func:`gate_candidate`). The score tags are set last: a version
+    without them was cut short and :func:`find_version` never reuses it.
+
     Args:
         bundle: The picklable trained model (``WarehouseModel``).
         warehouse_id: The warehouse.
@@ -170,7 +251,7 @@ def log_candidate(
         importance: Feature importance table, logged as a CSV artifact.
         boosters: LightGBM boosters by band label, logged as MLflow LightGBM models.
         score: The validation error the promotion gate compares (lower is better).
-        tags: Extra run tags (e.g. the Dagster partition).
+        tags: Extra tags of the run and of the version (e.g. the Dagster partition and run id).
         tables: Static tables (products, warehouses, calendar, campaigns, weather) stored with the
             registered pyfunc model so it can forecast on its own.
         score_metric: Name of the metric ``score`` is (a version tag; scores of different metrics are
@@ -180,7 +261,8 @@ def log_candidate(
         The registered model version.
     """
     name = model_name(warehouse_id)
-    run_tags = {WAREHOUSE_TAG: warehouse_id, TRAIN_DATE_TAG: train_date, **(tags or {})}
+    extra = {k: str(v) for k, v in (tags or {}).items()}
+    run_tags = {WAREHOUSE_TAG: warehouse_id, TRAIN_DATE_TAG: train_date, **extra}
     nested = mlflow.active_run() is not None
     with mlflow.start_run(run_name=f"{name}@{train_date}", nested=nested, tags=run_tags):
         mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
@@ -200,44 +282,53 @@ def log_candidate(
                 name=BUNDLE_ARTIFACT,
                 python_model=TieredForecaster(),
                 artifacts={BUNDLE_FILE: str(path), TABLES_FILE: str(table_path)},
+                code_paths=[str(package_code(Path(tmp) / "code"))],
                 pip_requirements=requirements,
             )
         for band, booster in (boosters or {}).items():
             mlflow.lightgbm.log_model(booster, name=f"lgbm_{band}", pip_requirements=requirements)
-        version = mlflow.register_model(info.model_uri, name)
+        version = mlflow.register_model(info.model_uri, name, tags={**extra, TRAIN_DATE_TAG: train_date})
     client = MlflowClient()
-    client.set_model_version_tag(name, version.version, SCORE_TAG, repr(float(score)))
     client.set_model_version_tag(name, version.version, SCORE_METRIC_TAG, score_metric)
-    client.set_model_version_tag(name, version.version, TRAIN_DATE_TAG, train_date)
+    client.set_model_version_tag(name, version.version, SCORE_TAG, repr(float(score)))
     return str(version.version)
 
 
-def production_version(warehouse_id: str) -> tuple[str, float] | None:
-    """The production version of a warehouse's model and its validation score, or None."""
-    current = production_score(warehouse_id)
-    return None if current is None else (current[0], current[1])
+def find_version(warehouse_id: str, tags: Mapping[str, str]) -> tuple[str, dict[str, str]] | None:
+    """The latest completely registered version of a warehouse carrying all ``tags``, or None.
 
+    A retried training step finds the version its earlier attempt registered (tags: the partition and
+    the run id) and reuses it instead of training and registering again.
 
-def production_score(warehouse_id: str) -> tuple[str, float, str] | None:
-    """The production version, its validation score and the score's metric, or None."""
-    client = MlflowClient()
+    Returns:
+        The version and its tags.
+    """
+    clauses = [f"name = '{model_name(warehouse_id)}'"]
+    clauses += [f"tags.{key} = '{str(value).replace(chr(39), '')}'" for key, value in tags.items()]
     try:
-        version = client.get_model_version_by_alias(model_name(warehouse_id), PRODUCTION_ALIAS)
+        found = MlflowClient().search_model_versions(" and ".join(clauses))
     except MlflowException:
         return None
-    metric = version.tags.get(SCORE_METRIC_TAG, LEGACY_SCORE_METRIC)
-    return str(version.version), float(version.tags.get(SCORE_TAG, "nan")), metric
+    complete = [v for v in found if SCORE_TAG in v.tags]
+    if not complete:
+        return None
+    best = max(complete, key=lambda v: int(v.version))
+    return str(best.version), dict(best.tags)
 
 
-def latest_version(warehouse_id: str) -> str | None:
-    """The most recently registered version of a warehouse's model (promoted or not), or None."""
-    client = MlflowClient()
+def version_score(warehouse_id: str, version: str) -> tuple[float, str]:
+    """A version's validation score and the score's metric (its tags)."""
+    mv = MlflowClient().get_model_version(model_name(warehouse_id), version)
+    return float(mv.tags.get(SCORE_TAG, "nan")), mv.tags.get(SCORE_METRIC_TAG, LEGACY_SCORE_METRIC)
+
+
+def alias_version(warehouse_id: str) -> str | None:
+    """The version the ``production`` alias points at (the mirror; serving never reads it), or None."""
     try:
-        versions = client.search_model_versions(f"name = '{model_name(warehouse_id)}'")
+        mv = MlflowClient().get_model_version_by_alias(model_name(warehouse_id), PRODUCTION_ALIAS)
     except MlflowException:
         return None
-    numbers = [int(v.version) for v in versions]
-    return str(max(numbers)) if numbers else None
+    return str(mv.version)
 
 
 def beats_reference(candidate_score: float, reference_score: float, margin: float) -> bool:
@@ -248,32 +339,40 @@ def beats_reference(candidate_score: float, reference_score: float, margin: floa
     return bool(candidate_score <= reference_score * (1.0 - margin))
 
 
-def promote_if_better(
+def decide_promotion(
     warehouse_id: str,
     candidate_version: str,
     candidate_score: float,
     baseline_score: float,
     margin: float,
+    current: tuple[str, float, str] | None,
     score_metric: str = "rmse",
 ) -> PromotionDecision:
-    """Give ``candidate_version`` the production alias only if it beats the reference by ``margin``.
+    """The gate's decision for ``candidate_version`` against ``current`` production (pure).
 
-    The reference is the current production version's validation score or, when there is none or its
-    score is of another metric (a version registered before the gate changed metric), the seasonal-naive
-    baseline's score on the candidate's validation windows. ``margin`` is relative: 0.02 means the
-    candidate's error must be at least 2% lower.
+    The reference is ``current``'s validation score or, when there is none or its score is of another
+    metric (a version registered before the gate changed metric), the seasonal-naive baseline's score on
+    the candidate's validation windows. ``margin`` is relative: 0.02 means the candidate's error must be
+    at least 2% lower.
+
+    Args:
+        warehouse_id: The warehouse.
+        candidate_version: The version just registered.
+        candidate_score: Its validation error.
+        baseline_score: Seasonal naive's validation error on the same windows.
+        margin: Relative improvement required.
+        current: The version in production before the candidate, its score and the score's metric.
+        score_metric: The metric of ``candidate_score``.
     """
     name = model_name(warehouse_id)
-    current = production_score(warehouse_id)
     holder = current[0] if current is not None else None
     if current is None or current[2] != score_metric:
         reference, reference_score = "seasonal_naive", float(baseline_score)
     else:
-        reference, reference_score = "production", current[1]
+        reference, reference_score = "production", float(current[1])
     threshold = reference_score * (1.0 - margin)
     promoted = beats_reference(candidate_score, reference_score, margin)
     if promoted:
-        MlflowClient().set_registered_model_alias(name, PRODUCTION_ALIAS, candidate_version)
         holder = candidate_version
         reason = (
             f"{name} v{candidate_version} promoted: validation {score_metric} {candidate_score:.4f} <= "
@@ -297,15 +396,183 @@ def promote_if_better(
     )
 
 
-def load_bundle(warehouse_id: str, version: str | None = None) -> Any:
-    """Load the pickled model bundle of a version (default: the production version)."""
-    name = model_name(warehouse_id)
-    client = MlflowClient()
-    mv = (
-        client.get_model_version_by_alias(name, PRODUCTION_ALIAS)
-        if version is None
-        else client.get_model_version(name, version)
+def empty_record() -> pd.DataFrame:
+    """A promotion record without rows (see :func:`read_record`)."""
+    return pd.DataFrame(
+        {
+            C.ORIGIN_DATE: pd.Series(dtype="datetime64[ns]"),
+            C.WAREHOUSE_ID: pd.Series(dtype=object),
+            VERSION: pd.Series(dtype=object),
+            PROMOTED: pd.Series(dtype=bool),
+        }
     )
+
+
+def read_record(con: duckdb.DuckDBPyConnection, warehouse_ids: Sequence[str] | None = None) -> pd.DataFrame:
+    """The record of promotions: ``origin_date, warehouse_id, version, promoted`` of ``trained_models``.
+
+    Args:
+        con: A connection to the platform's DuckDB database.
+        warehouse_ids: Only these warehouses (default: all).
+
+    Returns:
+        One row per stored partition (empty when the table does not exist yet).
+    """
+    # On a cursor: the caller's connection is left without a pending result.
+    with con.cursor() as cursor:
+        if not table_exists(cursor, TRAINED_MODELS_TABLE):
+            return empty_record()
+        where = "" if warehouse_ids is None else f"WHERE list_contains($w, {C.WAREHOUSE_ID})"
+        params = {} if warehouse_ids is None else {"w": [str(w) for w in warehouse_ids]}
+        frame = cursor.execute(
+            f"""
+            SELECT CAST({C.ORIGIN_DATE} AS TIMESTAMP) AS {C.ORIGIN_DATE},
+                   CAST({C.WAREHOUSE_ID} AS VARCHAR) AS {C.WAREHOUSE_ID},
+                   CAST({VERSION} AS VARCHAR) AS {VERSION},
+                   CAST({PROMOTED} AS BOOLEAN) AS {PROMOTED}
+            FROM {TRAINED_MODELS_TABLE} {where}
+            """,
+            params,
+        ).df()
+    return with_rows(empty_record(), frame)
+
+
+def with_rows(record: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """``record`` with the partitions of ``rows`` replaced by ``rows`` (as storing them will do).
+
+    A run training several days of a warehouse gates each day against the days before it, including the
+    ones this run trained and has not stored yet.
+    """
+    columns = list(empty_record().columns)
+    if rows.empty:
+        return record[columns].reset_index(drop=True)
+    new = rows[columns].astype({C.WAREHOUSE_ID: str, VERSION: str, PROMOTED: bool})
+    new[C.ORIGIN_DATE] = pd.to_datetime(new[C.ORIGIN_DATE]).dt.normalize()
+    old = record[columns]
+    keys = pd.MultiIndex.from_frame(new[[C.ORIGIN_DATE, C.WAREHOUSE_ID]])
+    kept = old[~pd.MultiIndex.from_frame(old[[C.ORIGIN_DATE, C.WAREHOUSE_ID]]).isin(keys)]
+    return pd.concat([kept, new], ignore_index=True) if len(kept) else new.reset_index(drop=True)
+
+
+def _ordered(record: pd.DataFrame, warehouse_id: str, origin: dt.date, strict: bool) -> pd.DataFrame:
+    """The record's rows of a warehouse up to ``origin``, oldest first (ties: the later version last)."""
+    rows = record.reset_index(drop=True)
+    dates = pd.to_datetime(rows[C.ORIGIN_DATE]).dt.normalize()
+    bound = pd.Timestamp(origin)
+    mask = (rows[C.WAREHOUSE_ID].astype(str) == str(warehouse_id)) & (
+        (dates < bound) if strict else (dates <= bound)
+    )
+    keys = {
+        "_day": dates[mask],
+        "_number": pd.to_numeric(rows.loc[mask, VERSION], errors="coerce").fillna(-1),
+    }
+    ordered = rows[mask].assign(**keys).sort_values(["_day", "_number"], kind="stable")
+    return ordered.drop(columns=list(keys))
+
+
+def production_before(record: pd.DataFrame, warehouse_id: str, origin: dt.date) -> str | None:
+    """The version promoted by the latest partition of ``warehouse_id`` strictly before ``origin``."""
+    rows = _ordered(record, warehouse_id, origin, strict=True)
+    promoted = rows[rows[PROMOTED].astype(bool)]
+    return None if promoted.empty else str(promoted[VERSION].iloc[-1])
+
+
+def resolve_served_version(record: pd.DataFrame, warehouse_id: str, origin: dt.date) -> ServedVersion:
+    """Which version serves ``warehouse_id`` at ``origin``, from a promotion record (pure).
+
+    The version promoted by the latest partition of the warehouse with origin <= ``origin`` (ties: the
+    later version); when none was promoted by then, the baseline of the latest version trained at or
+    before ``origin``.
+
+    Raises:
+        ValueError: Nothing was trained for the warehouse at or before ``origin``.
+    """
+    rows = _ordered(record, warehouse_id, origin, strict=False)
+    if rows.empty:
+        mine = record[record[C.WAREHOUSE_ID].astype(str) == str(warehouse_id)]
+        first = pd.to_datetime(mine[C.ORIGIN_DATE]).min()
+        trained = "no partition at all" if mine.empty else f"its first partition is {first.date()}"
+        raise ValueError(
+            f"no model for warehouse {warehouse_id} at origin {origin}: {TRAINED_MODELS_TABLE} has no "
+            f"partition of {warehouse_id} at or before {origin} ({trained}); materialize "
+            f"{TRAINED_MODELS_TABLE} for an origin <= {origin} first"
+        )
+    promoted = rows[rows[PROMOTED].astype(bool)]
+    baseline = promoted.empty
+    row = (rows if baseline else promoted).iloc[-1]
+    return ServedVersion(
+        warehouse_id=str(warehouse_id),
+        origin=pd.Timestamp(origin).date(),
+        version=str(row[VERSION]),
+        baseline=baseline,
+        trained_origin=pd.Timestamp(row[C.ORIGIN_DATE]).date(),
+    )
+
+
+def served_version(con: duckdb.DuckDBPyConnection, warehouse_id: str, origin: dt.date) -> ServedVersion:
+    """Which version serves warehouse ``warehouse_id`` at origin ``origin`` (the record in DuckDB).
+
+    See :func:`resolve_served_version`; a run serving many origins reads the record once with
+    :func:`read_record` and resolves each.
+
+    Raises:
+        ValueError: Nothing was trained for the warehouse at or before ``origin``.
+    """
+    return resolve_served_version(read_record(con, [warehouse_id]), warehouse_id, origin)
+
+
+def gate_candidate(
+    record: pd.DataFrame,
+    warehouse_id: str,
+    origin: dt.date,
+    candidate_version: str,
+    candidate_score: float,
+    baseline_score: float,
+    margin: float,
+    score_metric: str = "rmse",
+) -> PromotionDecision:
+    """The gate's decision for a candidate trained at ``origin``; moves nothing.
+
+    The reference is the version the record shows in production just before ``origin`` (its score from
+    the version's tags): the partition's own previous row, which the candidate's row replaces, is never
+    the reference, so re-running a partition (a retry, a retrain) decides as its first run did.
+    """
+    holder = production_before(record, warehouse_id, origin)
+    current = None if holder is None else (holder, *version_score(warehouse_id, holder))
+    return decide_promotion(
+        warehouse_id, candidate_version, candidate_score, baseline_score, margin, current, score_metric
+    )
+
+
+def sync_production_alias(record: pd.DataFrame, warehouse_id: str) -> str | None:
+    """Point the ``production`` alias at the version serving the warehouse's latest recorded origin.
+
+    Idempotent (it writes only when the alias differs). The alias is removed when the record promoted
+    no version of the warehouse, so it never names a version serving does not use.
+
+    Returns:
+        The version the alias now points at, or None.
+    """
+    rows = record[record[C.WAREHOUSE_ID].astype(str) == str(warehouse_id)]
+    target = None
+    if len(rows):
+        latest = pd.to_datetime(rows[C.ORIGIN_DATE]).max().date()
+        served = resolve_served_version(record, warehouse_id, latest)
+        target = None if served.baseline else served.version
+    current = alias_version(warehouse_id)
+    if current == target:
+        return target
+    client = MlflowClient()
+    if target is None:
+        client.delete_registered_model_alias(model_name(warehouse_id), PRODUCTION_ALIAS)
+    else:
+        client.set_registered_model_alias(model_name(warehouse_id), PRODUCTION_ALIAS, target)
+    return target
+
+
+def load_bundle(warehouse_id: str, version: str) -> Any:
+    """Load the pickled model bundle of a version."""
+    mv = MlflowClient().get_model_version(model_name(warehouse_id), version)
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=tmp))
         return pickle.loads(next(local.rglob(BUNDLE_FILE)).read_bytes())

@@ -1,9 +1,16 @@
-"""The model registry resource: where ``forecasts`` finds each warehouse's production model."""
+"""The model registry resource: the MLflow store holding each warehouse's registered versions.
 
+Which version serves a warehouse at an origin is decided by the record of promotions in DuckDB
+(``registry.served_version``); this resource loads that version's bundle and keeps the ``production``
+alias mirroring the record.
+"""
+
+from collections.abc import Sequence
 from typing import Any
 
 import dagster as dg
 import mlflow
+import pandas as pd
 
 from demand_platform import registry
 
@@ -17,18 +24,26 @@ class ModelRegistryResource(dg.ConfigurableResource):
 
     tracking_uri: str
 
-    def production(self, warehouse_id: str) -> tuple[str, Any] | None:
-        """The production version of a warehouse's model and its bundle, or None when there is none."""
-        mlflow.set_tracking_uri(self.tracking_uri)
-        current = registry.production_version(warehouse_id)
-        if current is None:
-            return None
-        return current[0], registry.load_bundle(warehouse_id, current[0])
+    def bundle(self, warehouse_id: str, version: str) -> Any:
+        """The model bundle of one registered version of a warehouse's model.
 
-    def latest(self, warehouse_id: str) -> tuple[str, Any] | None:
-        """The latest registered version of a warehouse's model (promoted or not) and its bundle, or None."""
+        Raises:
+            ValueError: The version is not in this store (the record and the store disagree).
+        """
         mlflow.set_tracking_uri(self.tracking_uri)
-        version = registry.latest_version(warehouse_id)
-        if version is None:
-            return None
-        return version, registry.load_bundle(warehouse_id, version)
+        try:
+            return registry.load_bundle(warehouse_id, version)
+        except mlflow.exceptions.MlflowException as error:
+            raise ValueError(
+                f"{registry.model_name(warehouse_id)} v{version}, recorded in "
+                f"{registry.TRAINED_MODELS_TABLE}, is not in the MLflow store {self.tracking_uri}: {error}"
+            ) from error
+
+    def sync_aliases(self, record: pd.DataFrame, warehouse_ids: Sequence[str]) -> dict[str, str | None]:
+        """Mirror the record of promotions on the ``production`` alias of each warehouse (idempotent).
+
+        Returns:
+            The version each warehouse's alias points at afterwards (None: no alias).
+        """
+        mlflow.set_tracking_uri(self.tracking_uri)
+        return {wh: registry.sync_production_alias(record, wh) for wh in warehouse_ids}

@@ -1,7 +1,19 @@
-"""trained_models and forecasts through Dagster: temporary DuckDB, temporary SQLite MLflow store."""
+"""trained_models and forecasts through Dagster: temporary DuckDB, temporary SQLite MLflow store.
+
+One synthetic source is ingested once (``raw_sales`` and ``tier_assignments``); each test copies that
+database into a home of its own with an empty MLflow store, so the record of promotions
+(``trained_models``) and the registry of every test start empty and agree.
+"""
 
 import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -11,7 +23,7 @@ import pytest
 
 from assets.features import build_feature_assets
 from assets.ingestion import build_ingestion_assets
-from assets.models import build_model_assets
+from assets.models import RETRY_POLICY, build_model_assets
 from assets.partitions import build_partitions, range_tags
 from demand_platform import columns as C
 from demand_platform import registry
@@ -19,17 +31,75 @@ from demand_platform.alerts import read_alerts
 from demand_platform.settings import PlatformSettings
 from demand_platform.synthetic import GeneratorConfig, generate_source
 from resources import build_resources
-from resources.mlflow import platform_mlflow_tracking
-from resources.registry import ModelRegistryResource
+from resources.duckdb_io import PlatformDuckDBIOManager
 
 START = dt.date(2023, 1, 1)
 DAYS = 240
 ORIGIN = START + dt.timedelta(days=DAYS - 1)
+# Origins of the reproducibility tests: two trainings, an origin between them, one before both.
+BEFORE = ORIGIN - dt.timedelta(days=8)
+D1 = ORIGIN - dt.timedelta(days=6)
+MID = ORIGIN - dt.timedelta(days=4)
+D2 = ORIGIN - dt.timedelta(days=2)
+# Tests keep Dagster's retries but not its 5 s delays.
+QUICK_RETRY = dg.RetryPolicy(max_retries=RETRY_POLICY.max_retries, delay=0.1)
+# A negative margin lets a candidate up to 2x worse than the reference through: tests that need a
+# promotion at each training get one whatever the synthetic data make of the gate.
+ALWAYS = {"ops": {"trained_models": {"config": {"promotion_margin": -1.0}}}}
+NEVER = {"ops": {"trained_models": {"config": {"promotion_margin": 0.99}}}}
+
+
+@dataclass
+class Platform:
+    """The shared source and database: ``raw_sales`` START..ORIGIN, ``tier_assignments`` D1..ORIGIN."""
+
+    root: Path
+    settings: PlatformSettings
+    assets: list[dg.AssetsDefinition]
+    instance: dg.DagsterInstance
+
+
+@dataclass
+class Home:
+    """A test's own platform home: a copy of the shared database and an empty MLflow store."""
+
+    settings: PlatformSettings
+    resources: dict[str, Any]
+    platform: Platform
+
+    def run(self, asset: str, day: dt.date, wh: str, **kwargs: Any) -> dg.ExecuteInProcessResult:
+        """Materialize one partition of ``asset`` (``raise_on_error=False`` to see a failure)."""
+        resources = {**self.resources, **kwargs.pop("resources", {})}
+        result = dg.materialize(
+            [a for a in self.platform.assets if a.key == dg.AssetKey(asset)],
+            resources=resources,
+            instance=self.platform.instance,
+            partition_key=dg.MultiPartitionKey({"date": day.isoformat(), "warehouse": wh}),
+            **kwargs,
+        )
+        mlflow.set_tracking_uri(self.settings.mlflow_uri)
+        return result
+
+    def table(self, sql: str) -> pd.DataFrame:
+        """A query on the home's database (read-only)."""
+        con = duckdb.connect(str(self.settings.duckdb_path), read_only=True)
+        try:
+            return con.execute(sql).df()
+        finally:
+            con.close()
+
+    def served(self, wh: str, origin: dt.date) -> registry.ServedVersion:
+        """The serving function on the home's record."""
+        con = duckdb.connect(str(self.settings.duckdb_path), read_only=True)
+        try:
+            return registry.served_version(con, wh, origin)
+        finally:
+            con.close()
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory):
-    """A small synthetic source ingested and featurised for ORIGIN, shared by the tests of this module."""
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Platform:
+    """A small synthetic source ingested once, with tier assignments of the origins the tests train at."""
     root = tmp_path_factory.mktemp("models")
     generate_source(
         root / "source", GeneratorConfig(n_skus=30, n_warehouses=2, start=START, days=DAYS, seed=3)
@@ -38,65 +108,109 @@ def platform(tmp_path_factory: pytest.TempPathFactory):
         home=root / "home", source=root / "source", start_date=START, end_date=ORIGIN, env="test"
     )
     partitions_def = build_partitions(settings)
-    assets = [*build_ingestion_assets(partitions_def), *build_feature_assets(partitions_def)]
-    assets += build_model_assets(partitions_def, settings.timezone)
-    defs = dg.Definitions(assets=assets, resources=build_resources(settings))
+    upstream = build_ingestion_assets(partitions_def)
+    assets = [*upstream, *build_model_assets(partitions_def, settings.timezone, retry_policy=QUICK_RETRY)]
+    tiers = [a for a in build_feature_assets(partitions_def) if a.key == dg.AssetKey("tier_assignments")]
+    assets += tiers
+    resources = build_resources(settings)
     instance = dg.DagsterInstance.ephemeral()
     for wh in ("WH001", "WH002"):
-        run = dg.materialize(
-            [defs.get_assets_def("raw_sales")],
-            resources=defs.resources,
-            instance=instance,
-            tags=range_tags(START, ORIGIN, wh),
-        )
-        assert run.success
-    for name in ("feature_table", "tier_assignments"):
-        for wh in ("WH001", "WH002"):
-            assert _run(defs, instance, name, wh).success
-    mlflow.set_tracking_uri(settings.mlflow_uri)
-    return settings, defs, instance
+        for selection, start in ((upstream, START), (tiers, D1)):
+            run = dg.materialize(
+                selection, resources=resources, instance=instance, tags=range_tags(start, ORIGIN, wh)
+            )
+            assert run.success
+    return Platform(root, settings, assets, instance)
 
 
-def _run(defs: dg.Definitions, instance: dg.DagsterInstance, asset: str, wh: str, **kwargs):
-    return dg.materialize(
-        [defs.get_assets_def(asset)],
-        resources=defs.resources,
-        instance=instance,
-        partition_key=dg.MultiPartitionKey({"date": ORIGIN.isoformat(), "warehouse": wh}),
-        **kwargs,
+def new_home(platform: Platform, path: Path) -> Home:
+    """A home of its own: the shared database copied, an empty MLflow store."""
+    settings = PlatformSettings(
+        home=path, source=platform.settings.source, start_date=START, end_date=ORIGIN, env="test"
     )
+    path.mkdir(parents=True)
+    shutil.copy(platform.settings.duckdb_path, settings.duckdb_path)
+    mlflow.set_tracking_uri(settings.mlflow_uri)
+    return Home(settings, build_resources(settings), platform)
 
 
-def _table(settings: PlatformSettings, sql: str) -> pd.DataFrame:
-    con = duckdb.connect(str(settings.duckdb_path), read_only=True)
-    try:
-        return con.execute(sql).df()
-    finally:
-        con.close()
+class _Flaky(dg.IOManager):
+    """Delegates to the platform IO manager; fails ``trained_models`` writes while the counter allows."""
+
+    def __init__(self, inner: dg.IOManager, counter: Path) -> None:
+        self.inner, self.counter = inner, counter
+
+    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+        remaining = int(self.counter.read_text())
+        if context.asset_key == dg.AssetKey("trained_models") and remaining > 0:
+            self.counter.write_text(str(remaining - 1))
+            raise RuntimeError("IO Error: Could not set lock on file (injected)")
+        self.inner.handle_output(context, obj)
+
+    def load_input(self, context: dg.InputContext) -> Any:
+        return self.inner.load_input(context)
 
 
-def test_train_registers_and_promotes_then_forecasts(platform) -> None:
-    settings, defs, instance = platform
-    result = _run(defs, instance, "trained_models", "WH001")
-    assert result.success
-    row = _table(settings, "SELECT * FROM trained_models WHERE warehouse_id = 'WH001'").iloc[0]
+class FlakyIOManager(PlatformDuckDBIOManager):
+    """The platform's IO manager whose next ``failures`` writes of ``trained_models`` raise (a file)."""
+
+    failures_file: str
+
+    def create_io_manager(self, context: dg.InitResourceContext) -> dg.IOManager:
+        """The platform IO manager wrapped in the failure injector."""
+        return _Flaky(super().create_io_manager(context), Path(self.failures_file))
+
+
+def flaky_io(home: Home, failures: int) -> FlakyIOManager:
+    """An IO manager for ``home`` whose next ``failures`` trained_models writes fail."""
+    counter = home.settings.home / "injected_failures"
+    counter.write_text(str(failures))
+    return FlakyIOManager(database=str(home.settings.duckdb_path), schema="main", failures_file=str(counter))
+
+
+def _versions(wh: str) -> list[str]:
+    """Every registered version of a warehouse's model, oldest first."""
+    found = mlflow.MlflowClient().search_model_versions(f"name = '{registry.model_name(wh)}'")
+    return sorted((str(v.version) for v in found), key=int)
+
+
+def _materialization(result: dg.ExecuteInProcessResult, asset: str) -> Any:
+    return result.asset_materializations_for_node(asset)[0].metadata
+
+
+def _retries(result: dg.ExecuteInProcessResult) -> int:
+    return sum(e.event_type_value == "STEP_UP_FOR_RETRY" for e in result.all_events)
+
+
+@pytest.fixture(scope="module")
+def trained_home(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> Home:
+    """A home where WH001 was trained and forecast at ORIGIN."""
+    home = new_home(platform, tmp_path_factory.mktemp("trained") / "home")
+    assert home.run("trained_models", ORIGIN, "WH001").success
+    assert home.run("forecasts", ORIGIN, "WH001").success
+    return home
+
+
+def test_train_registers_and_promotes_then_forecasts(trained_home: Home) -> None:
+    home = trained_home
+    row = home.table("SELECT * FROM trained_models WHERE warehouse_id = 'WH001'").iloc[0]
     assert row["promoted"] and row["reference"] == "seasonal_naive"
     assert row["validation_wmape"] < row["reference_wmape"]
     assert "validation rmse" in row["reason"]  # the gate compares RMSE; the table's WMAPE is for planners
-    gate = result.asset_materializations_for_node("trained_models")[0].metadata["gate"].value
-    assert row["reason"] in gate
-    production = registry.production_version("WH001")
-    assert production is not None and production[0] == row["version"]
+    # The record serves the promoted version, and the alias mirrors it.
+    assert home.served("WH001", ORIGIN) == registry.ServedVersion(
+        "WH001", ORIGIN, row["version"], False, ORIGIN
+    )
+    assert registry.alias_version("WH001") == row["version"]
     # The MLflow run carries the partition tag, metrics, importance and the pip-pinned model.
     runs = mlflow.search_runs(
         experiment_names=["demand_platform"], filter_string="tags.warehouse_id = 'WH001'"
     )
     assert set(runs["tags.dagster_partition"]) == {f"{ORIGIN}|WH001"}
     assert "metrics.all_tiered_wmape" in runs.columns
-    assert all(str(settings.home / "mlartifacts") in uri for uri in runs["artifact_uri"])
+    assert all(str(home.settings.home / "mlartifacts") in uri for uri in runs["artifact_uri"])
 
-    assert _run(defs, instance, "forecasts", "WH001").success
-    forecasts = _table(settings, "SELECT * FROM forecasts WHERE warehouse_id = 'WH001'")
+    forecasts = home.table("SELECT * FROM forecasts WHERE warehouse_id = 'WH001'")
     n_skus = forecasts[C.SKU].nunique()
     assert len(forecasts) == n_skus * 30 and sorted(forecasts[C.HORIZON].unique()) == list(range(1, 31))
     assert (forecasts[C.FORECAST] >= 0).all() and (forecasts[C.P50] <= forecasts[C.P95]).all()
@@ -105,79 +219,249 @@ def test_train_registers_and_promotes_then_forecasts(platform) -> None:
 
     # The registered pyfunc model forecasts on its own from the history, like the asset did.
     pyfunc = mlflow.pyfunc.load_model(f"models:/{registry.model_name('WH001')}@production")
-    history = _table(settings, "SELECT * FROM raw_sales WHERE warehouse_id = 'WH001'")
+    history = home.table("SELECT * FROM raw_sales WHERE warehouse_id = 'WH001'")
     alone = pyfunc.predict(history)
     merged = forecasts.merge(alone, on=[C.SKU, C.HORIZON], suffixes=("", "_pyfunc"))
     assert len(merged) == len(forecasts)
     assert (merged[C.FORECAST] - merged[f"{C.FORECAST}_pyfunc"]).abs().max() < 1e-9
 
 
-def test_rejected_candidate_keeps_production_and_alerts(platform) -> None:
-    settings, defs, instance = platform
-    assert _run(defs, instance, "trained_models", "WH002").success
-    before = registry.production_version("WH002")
-    config = {"ops": {"trained_models": {"config": {"promotion_margin": 0.99}}}}
-    assert _run(defs, instance, "trained_models", "WH002", run_config=config).success
-    row = _table(settings, "SELECT * FROM trained_models WHERE warehouse_id = 'WH002'").iloc[0]
-    assert not row["promoted"] and row["reference"] == "production"
-    assert registry.production_version("WH002") == before
-    con = duckdb.connect(str(settings.duckdb_path), read_only=True)
+# The child of the test below: no demand_platform anywhere (the editable install's finder removed, an
+# isolated interpreter: no cwd, no PYTHONPATH), then the registered model loaded and run.
+CHILD = """
+import importlib.util, json, sys
+sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
+sys.path_hooks[:] = [h for h in sys.path_hooks if "__editable__" not in getattr(h, "__module__", "")]
+sys.path_importer_cache.clear()
+blocked = importlib.util.find_spec("demand_platform") is None
+import mlflow, pandas as pd
+baseline_modules = set(sys.modules)
+mlflow.set_tracking_uri(sys.argv[1])
+model = mlflow.pyfunc.load_model(sys.argv[2])
+model.predict(pd.read_parquet(sys.argv[3])).to_parquet(sys.argv[4])
+import ast, demand_platform, pathlib, re
+from importlib.metadata import packages_distributions
+
+# The third-party distributions the package code loaded by the model imports itself (module level or
+# in a function): these must be pinned; what they need in turn comes with them.
+direct = set()
+for name, module in list(sys.modules.items()):
+    if name.split(".")[0] != "demand_platform" or not getattr(module, "__file__", None):
+        continue
+    for node in ast.walk(ast.parse(pathlib.Path(module.__file__).read_text())):
+        if isinstance(node, ast.Import):
+            direct |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            direct.add(node.module.split(".")[0])
+dists = packages_distributions()
+imported = {
+    re.sub(r"[-_.]+", "-", d).lower()
+    for m in direct - set(sys.stdlib_module_names) - {"demand_platform"}
+    for d in dists.get(m, [m])
+}
+print(json.dumps({"blocked": blocked, "package": demand_platform.__file__, "imports": sorted(imported)}))
+"""
+
+
+def test_registered_model_runs_without_the_platform_installed(trained_home: Home, tmp_path: Path) -> None:
+    """The logged pyfunc ships the package code and pins third-party packages only: it loads and
+    forecasts in an interpreter that cannot import demand_platform otherwise."""
+    home = trained_home
+    version = registry.alias_version("WH001")
+    assert version is not None
+    mv = mlflow.MlflowClient().get_model_version(registry.model_name("WH001"), version)
+    local = Path(
+        mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=str(tmp_path / "model"))
+    )
+    requirements = (local / "requirements.txt").read_text().splitlines()
+    assert not [r for r in requirements if "demand" in r.lower()]
+    names = {r.split("==")[0].lower() for r in requirements}
+    assert {"lightgbm", "numpy", "pandas"} <= names
+    assert (local / "code" / "demand_platform" / "forecasting.py").is_file()
+
+    history = home.table("SELECT * FROM raw_sales WHERE warehouse_id = 'WH001'")
+    history.to_parquet(tmp_path / "history.parquet")
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "MLFLOW"))}
+    env["PYTHONPATH"] = str(work)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-I",
+            "-c",
+            CHILD,
+            home.settings.mlflow_uri,
+            f"models:/{registry.model_name('WH001')}/{version}",
+            str(tmp_path / "history.parquet"),
+            str(tmp_path / "out.parquet"),
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["blocked"], "demand_platform was importable before the model was loaded"
+    root = Path(__file__).resolve().parents[2]
+    assert not Path(report["package"]).is_relative_to(root), report["package"]
+    # Every third-party package the shipped code imports is pinned.
+    assert {d for d in report["imports"] if not d.startswith("mlflow")} <= names, (report, names)
+    forecasts = home.table("SELECT * FROM forecasts WHERE warehouse_id = 'WH001'")
+    alone = pd.read_parquet(tmp_path / "out.parquet")
+    merged = forecasts.merge(alone, on=[C.SKU, C.HORIZON], suffixes=("", "_child"))
+    assert len(merged) == len(forecasts)
+    assert (merged[C.FORECAST] - merged[f"{C.FORECAST}_child"]).abs().max() < 1e-9
+
+
+def test_rejected_candidate_keeps_production_and_alerts(platform: Platform, tmp_path: Path) -> None:
+    home = new_home(platform, tmp_path / "home")
+    assert home.run("trained_models", D1, "WH002").success
+    first = home.table("SELECT * FROM trained_models WHERE warehouse_id = 'WH002'").iloc[0]
+    assert first["promoted"]
+    for _ in range(2):  # a re-run of the partition decides the same: never against its own previous row
+        assert home.run("trained_models", D2, "WH002", run_config=NEVER).success
+        row = home.table(
+            f"SELECT * FROM trained_models WHERE warehouse_id = 'WH002' AND origin_date = '{D2}'"
+        )
+        assert len(row) == 1
+        assert not row["promoted"].iloc[0] and row["reference"].iloc[0] == "production"
+        assert row["production_version"].iloc[0] == first["version"]
+        assert home.served("WH002", D2).version == first["version"]
+        assert registry.alias_version("WH002") == first["version"]
+    con = duckdb.connect(str(home.settings.duckdb_path), read_only=True)
     alerts = read_alerts(con)
     con.close()
     assert "promotion_rejected" in set(alerts["kind"])
 
 
-def test_forecasts_need_a_model(platform, tmp_path: Path) -> None:
-    settings, defs, instance = platform
-    empty = ModelRegistryResource(tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}")
-    result = dg.materialize(
-        [defs.get_assets_def("forecasts")],
-        resources={**defs.resources, "registry": empty},
-        instance=instance,
-        partition_key=dg.MultiPartitionKey({"date": ORIGIN.isoformat(), "warehouse": "WH001"}),
-        raise_on_error=False,
+def test_forecasts_use_the_version_in_production_at_their_origin(platform: Platform, tmp_path: Path) -> None:
+    """Re-materializing an old forecasts partition uses the version in production at that origin."""
+    home = new_home(platform, tmp_path / "home")
+    assert home.run("trained_models", D1, "WH001", run_config=ALWAYS).success
+    v1 = home.served("WH001", D1).version
+    first = home.run("forecasts", MID, "WH001")
+    assert first.success
+    before = home.table(f"SELECT * FROM forecasts WHERE origin_date = '{MID}' ORDER BY sku, horizon")
+
+    assert home.run("trained_models", D2, "WH001", run_config=ALWAYS).success
+    v2 = home.served("WH001", D2).version
+    assert v2 != v1 and registry.alias_version("WH001") == v2
+    again = home.run("forecasts", MID, "WH001")
+    assert again.success
+    after = home.table(f"SELECT * FROM forecasts WHERE origin_date = '{MID}' ORDER BY sku, horizon")
+    assert set(after[C.MODEL_VERSION]) == {v1}
+    pd.testing.assert_frame_equal(before, after)  # the same model: the same forecasts
+    served = _materialization(again, "forecasts")["served_versions"].value
+    assert served == {f"{MID}|WH001": {C.MODEL_VERSION: v1, "trained_origin": D1.isoformat()}}
+
+    # One run over D2..ORIGIN: every origin at or after D2 gets D2's version.
+    ranged = dg.materialize(
+        [a for a in platform.assets if a.key == dg.AssetKey("forecasts")],
+        resources=home.resources,
+        instance=platform.instance,
+        tags=range_tags(D2, ORIGIN, "WH001"),
     )
-    assert not result.success
-    failure = result.get_step_failure_events()[0].step_failure_data.error
-    assert failure is not None and "no model for warehouse WH001" in str(failure.cause or failure.message)
+    assert ranged.success
+    served = _materialization(ranged, "forecasts")["served_versions"].value
+    days = [D2 + dt.timedelta(days=i) for i in range((ORIGIN - D2).days + 1)]
+    assert served == {f"{d}|WH001": {C.MODEL_VERSION: v2, "trained_origin": D2.isoformat()} for d in days}
+    stored = home.table(f"SELECT origin_date, model_version FROM forecasts WHERE origin_date >= '{D2}'")
+    assert set(stored[C.MODEL_VERSION]) == {v2} and stored[C.ORIGIN_DATE].nunique() == len(days)
+
+    # Nothing trained at or before BEFORE: a clear failure, not retried (no retry can change it).
+    failed = home.run("forecasts", BEFORE, "WH001", raise_on_error=False)
+    assert not failed.success and _retries(failed) == 0
+    error = failed.get_step_failure_events()[0].step_failure_data.error
+    assert error is not None
+    message = str(error.cause or error.message) + str(failed.get_step_failure_events()[0].step_failure_data)
+    assert f"no model for warehouse WH001 at origin {BEFORE}" in message
+    assert f"first partition is {D1}" in message
 
 
-def test_refused_first_model_serves_its_baseline(platform, tmp_path: Path) -> None:
+def test_failure_before_the_rows_are_stored_leaves_an_orphan_never_served(
+    platform: Platform, tmp_path: Path
+) -> None:
+    """Registration, then the trained_models write fails on every attempt: the version is in no row, so
+    serving and the alias stay on the recorded promotion; a re-run converges on a new version."""
+    home = new_home(platform, tmp_path / "home")
+    assert home.run("trained_models", D1, "WH001", run_config=ALWAYS).success
+    v1 = home.served("WH001", D1).version
+
+    broken = {"io_manager": flaky_io(home, failures=99)}
+    failed = home.run(
+        "trained_models", D2, "WH001", run_config=ALWAYS, resources=broken, raise_on_error=False
+    )
+    assert not failed.success and _retries(failed) == QUICK_RETRY.max_retries
+    registered = _versions("WH001")
+    assert len(registered) == 2  # the retries reused the version the first attempt registered
+    orphan = registered[-1]
+    record = home.table("SELECT * FROM trained_models")
+    assert list(record[C.ORIGIN_DATE].dt.date) == [D1] and orphan not in set(record["version"])
+    assert home.served("WH001", D2).version == v1 and registry.alias_version("WH001") == v1
+    assert home.run("forecasts", D2, "WH001").success
+    assert set(home.table("SELECT model_version FROM forecasts")[C.MODEL_VERSION]) == {v1}
+
+    # An alias moved outside the record (as the old asset's promotion before its write did) is put
+    # back by the next run.
+    mlflow.MlflowClient().set_registered_model_alias(registry.model_name("WH001"), "production", orphan)
+    assert home.run("forecasts", D2, "WH001").success
+    assert registry.alias_version("WH001") == v1
+
+    # The re-run (a new run) supersedes: a new version, recorded, served and mirrored; the orphan never.
+    assert home.run("trained_models", D2, "WH001", run_config=ALWAYS).success
+    v3 = _versions("WH001")[-1]
+    assert v3 not in (v1, orphan)
+    record = home.table("SELECT * FROM trained_models ORDER BY origin_date")
+    assert list(record["version"]) == [v1, v3] and record["promoted"].all()
+    assert home.served("WH001", D2).version == v3 and registry.alias_version("WH001") == v3
+    assert home.served("WH001", MID).version == v1
+
+
+def test_a_retried_step_reuses_its_version(platform: Platform, tmp_path: Path) -> None:
+    """A transient failure of the write is retried by Dagster; the retry registers nothing new."""
+    home = new_home(platform, tmp_path / "home")
+    result = home.run("trained_models", D2, "WH002", resources={"io_manager": flaky_io(home, failures=1)})
+    assert result.success and _retries(result) == 1
+    registered = _versions("WH002")
+    record = home.table("SELECT * FROM trained_models")
+    assert len(registered) == 1 and list(record["version"]) == registered
+    expected = registered[0] if record["promoted"].iloc[0] else None
+    assert registry.alias_version("WH002") == expected
+    assert home.served("WH002", D2) == registry.ServedVersion(
+        "WH002", D2, registered[0], not record["promoted"].iloc[0], D2
+    )
+
+
+def test_model_assets_retry_transient_failures() -> None:
+    """Both model assets carry the platform's retry policy by default."""
+    partitions_def = dg.MultiPartitionsDefinition(
+        {
+            "date": dg.DailyPartitionsDefinition(start_date=START.isoformat()),
+            "warehouse": dg.StaticPartitionsDefinition(["WH001"]),
+        }
+    )
+    for asset in build_model_assets(partitions_def, "UTC"):
+        assert asset.op.retry_policy == RETRY_POLICY
+    assert RETRY_POLICY.max_retries >= 2 and RETRY_POLICY.backoff == dg.Backoff.EXPONENTIAL
+
+
+def test_refused_first_model_serves_its_baseline(platform: Platform, tmp_path: Path) -> None:
     """A first model refused by the gate leaves no production version; forecasts still come, from the
     better CV baseline inside the latest version, and say so in model_version and metadata."""
-    settings, defs, instance = platform
-    uri = f"sqlite:///{tmp_path / 'fresh.db'}"
-    resources = {
-        **defs.resources,
-        "registry": ModelRegistryResource(tracking_uri=uri),
-        "mlflow": platform_mlflow_tracking.configured(
-            {"experiment_name": "refused", "mlflow_tracking_uri": uri}
-        ),
-    }
-    key = dg.MultiPartitionKey({"date": ORIGIN.isoformat(), "warehouse": "WH002"})
-    config = {"ops": {"trained_models": {"config": {"promotion_margin": 0.99}}}}
-    trained = dg.materialize(
-        [defs.get_assets_def("trained_models")],
-        resources=resources,
-        instance=instance,
-        partition_key=key,
-        run_config=config,
-    )
-    assert trained.success
-    mlflow.set_tracking_uri(uri)
-    try:
-        assert registry.production_version("WH002") is None
-        version = registry.latest_version("WH002")
-    finally:
-        mlflow.set_tracking_uri(settings.mlflow_uri)
-    assert version is not None
-    result = dg.materialize(
-        [defs.get_assets_def("forecasts")], resources=resources, instance=instance, partition_key=key
-    )
+    home = new_home(platform, tmp_path / "home")
+    assert home.run("trained_models", ORIGIN, "WH002", run_config=NEVER).success
+    assert registry.alias_version("WH002") is None
+    version = _versions("WH002")[-1]
+    assert home.served("WH002", ORIGIN) == registry.ServedVersion("WH002", ORIGIN, version, True, ORIGIN)
+    result = home.run("forecasts", ORIGIN, "WH002")
     assert result.success
-    metadata = result.asset_materializations_for_node("forecasts")[0].metadata
+    metadata = _materialization(result, "forecasts")
     assert metadata["baseline_fallback"].value == "WH002"
-    forecasts = _table(settings, "SELECT * FROM forecasts WHERE warehouse_id = 'WH002'")
+    assert metadata["served_versions"].value[f"{ORIGIN}|WH002"][C.MODEL_VERSION] == f"{version}-baseline"
+    forecasts = home.table("SELECT * FROM forecasts WHERE warehouse_id = 'WH002'")
     assert set(forecasts[C.MODEL_VERSION]) == {f"{version}-baseline"}
     assert set(forecasts[C.MODEL]) <= {"seasonal_naive", "moving_average_28", "cold_start"}
     assert (forecasts[C.FORECAST] >= 0).all() and (forecasts[C.P50] <= forecasts[C.P95]).all()
