@@ -145,29 +145,42 @@ class _Transactions:
         """
         return sql, {}
 
-    def slice_sql(self, warehouse_ids: list[str]) -> str:
-        """The typed lines of some warehouses between ``$d0`` and ``$d1`` (inclusive).
+    def slice_sql(self, warehouse_ids: list[str], start: dt.date, end: dt.date) -> str:
+        """The typed lines of some warehouses between ``start`` and ``end`` (inclusive).
 
         The canonical filter is exact; a filter on the raw columns is added where the file's types
-        allow an equivalent one, so that parquet row groups are pruned by their statistics.
+        allow an equivalent one, so that parquet row groups are pruned by their statistics (the
+        bounds are literals: DuckDB prunes with constants, not with parameters cast at run time).
         """
+        d0, d1 = dt.date.fromordinal(start.toordinal()), dt.date.fromordinal(end.toordinal())
+        first, last = f"DATE '{d0.isoformat()}'", f"DATE '{d1.isoformat()}'"
         raw: list[str] = []
         wh_type = self.types[C.WAREHOUSE_ID].upper()
         if wh_type.startswith(_NUMERIC_PREFIXES):
             numbers = [w for w in warehouse_ids if _CANONICAL_INTEGER.fullmatch(w)]
             raw.append(f"{C.WAREHOUSE_ID} IN ({', '.join(numbers)})" if numbers else "FALSE")
+        elif wh_type == "VARCHAR" and warehouse_ids:
+            # Every ``id + spaces`` lies in [min id, max id + U+10FFFF] (ids are [A-Za-z0-9_-]).
+            lo, hi = _sql_text(min(warehouse_ids)), _sql_text(f"{max(warehouse_ids)}\U0010ffff")
+            raw.append(f"({C.WAREHOUSE_ID} LIKE ' %' OR {C.WAREHOUSE_ID} BETWEEN {lo} AND {hi})")
         date_type = self.types[C.TRANSACTION_DATE].upper()
         if date_type == "DATE":
-            raw.append(f"{C.TRANSACTION_DATE} BETWEEN CAST($d0 AS DATE) AND CAST($d1 AS DATE)")
+            raw.append(f"{C.TRANSACTION_DATE} BETWEEN {first} AND {last}")
         elif date_type.startswith("TIMESTAMP") and "ZONE" not in date_type and date_type != "TIMESTAMPTZ":
+            after = f"TIMESTAMP '{(d1 + dt.timedelta(days=1)).isoformat()}'" if d1 < dt.date.max else None
+            raw.append(f"{C.TRANSACTION_DATE} >= TIMESTAMP '{d0.isoformat()}'")
+            if after is not None:
+                raw.append(f"{C.TRANSACTION_DATE} < {after}")
+        elif date_type == "VARCHAR":
+            # ISO text starts with its zero-padded day, so it sorts like the day (unless it starts
+            # with a space): a lexicographic range holds every line of [start, end].
             raw.append(
-                f"{C.TRANSACTION_DATE} >= CAST(CAST($d0 AS DATE) AS TIMESTAMP) "
-                f"AND {C.TRANSACTION_DATE} < CAST(CAST($d1 AS DATE) + 1 AS TIMESTAMP)"
+                f"({C.TRANSACTION_DATE} LIKE ' %' OR {C.TRANSACTION_DATE} "
+                f"BETWEEN '{d0.isoformat()}' AND '{d1.isoformat()}\U0010ffff')"
             )
         return f"""
         SELECT * FROM ({self.typed_sql(" AND ".join(raw) or "TRUE")})
-        WHERE {C.WAREHOUSE_ID} IN {_sql_list(warehouse_ids)}
-            AND _date BETWEEN CAST($d0 AS DATE) AND CAST($d1 AS DATE)
+        WHERE {C.WAREHOUSE_ID} IN {_sql_list(warehouse_ids)} AND _date BETWEEN {first} AND {last}
         """
 
 
@@ -205,11 +218,16 @@ def _transactions(source_dir: str | Path, con: duckdb.DuckDBPyConnection) -> _Tr
     return _Transactions(relation=relation_sql(path), types=types)
 
 
+def _sql_text(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def _sql_list(values: list[str]) -> str:
     """A SQL list literal of string values (``(NULL)``, matching nothing, when empty)."""
     if not values:
         return "(NULL)"
-    return "(" + ", ".join("'" + str(v).replace("'", "''") + "'" for v in values) + ")"
+    return "(" + ", ".join(_sql_text(v) for v in values) + ")"
 
 
 def _rejected_reasons(rejected_products: pd.DataFrame | None) -> pd.DataFrame:
@@ -278,10 +296,7 @@ def ingest_sales(
     con.register("_wh", warehouses[[C.WAREHOUSE_ID, C.OPERATIONAL_SINCE]])
     con.register("_rejected_products", _rejected_reasons(rejected_products))
     in_slice = warehouses[C.WAREHOUSE_ID].astype(str).tolist()
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _slice AS {transactions.slice_sql(in_slice)}",
-        {"d0": start, "d1": end},
-    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _slice AS {transactions.slice_sql(in_slice, start, end)}")
     first_seen, first_seen_params = transactions.first_seen_sql(con)
     con.execute(
         f"""
@@ -449,9 +464,8 @@ def day_fingerprints(
     frame = con.execute(
         f"""
         SELECT {C.WAREHOUSE_ID}, _date AS {C.DATE}, count(*) AS {C.LINES}, {_FINGERPRINT_SQL} AS {C.FINGERPRINT}
-        FROM ({transactions.slice_sql([str(w) for w in warehouse_ids])})
+        FROM ({transactions.slice_sql([str(w) for w in warehouse_ids], start, end)})
         GROUP BY ALL ORDER BY 1, 2
-        """,
-        {"d0": start, "d1": end},
+        """
     ).df()
     return _lines_frame(frame, with_rejected=False)

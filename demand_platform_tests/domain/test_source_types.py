@@ -296,3 +296,19 @@ def test_overrides_take_integer_sku_and_warehouse_ids(tmp_path: Path) -> None:
     assert split is not None and split.rejected.empty
     assert split.valid[C.SKU].tolist() == ["5", None] and split.valid[C.WAREHOUSE_ID].tolist() == ["1", None]
     assert split.valid[C.END_DATE].tolist() == [pd.Timestamp("2024-01-04"), pd.Timestamp("2024-01-05")]
+
+
+def test_text_dates_in_any_iso_spelling_land_in_their_day(tmp_path: Path) -> None:
+    lines = good_transactions()
+    day = lines[C.TRANSACTION_DATE].dt.strftime("%Y-%m-%d")
+    spellings = [" {d}", "{d}T08:00:00", "{d} 23:59:59.5", "{d}T00:00:00Z", "{d} "]
+    lines[C.TRANSACTION_DATE] = [spellings[i % len(spellings)].format(d=d) for i, d in enumerate(day)]
+    lines[C.WAREHOUSE_ID] = [f" {w}" if i % 3 == 0 else w for i, w in enumerate(lines[C.WAREHOUSE_ID])]
+    src = write_tiny_source(tmp_path / "src", lines)  # parquet with VARCHAR dates
+    clean = write_tiny_source(tmp_path / "clean")
+    for day_offset in range(DAYS):
+        d = START + dt.timedelta(days=day_offset)
+        got = ingestion.day_fingerprints(src, ["W1", "W2"], d, d)
+        want = ingestion.day_fingerprints(clean, ["W1", "W2"], d, d)
+        pd.testing.assert_frame_equal(got.drop(columns=[C.FINGERPRINT]), want.drop(columns=[C.FINGERPRINT]))
+    assert ingestion.orphan_transactions(src, ["W1", "W2"], START, D1).empty
