@@ -279,11 +279,19 @@ def canonical_ids(values: pd.Series) -> pd.Series:
     Returns:
         An object series of ``str`` and ``None``, same index.
     """
+    dtype = values.dtype
+    if pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
+        kind = pd.api.types.infer_dtype(values, skipna=True)
+    else:
+        kind = "typed"
+    if kind == "string":
+        text = values.astype(object).str.strip(" ")
+        text[(text.isna() | (text == "")).to_numpy()] = None
+        return text
     out = pd.Series([None] * len(values), index=values.index, dtype=object)
     present = values.notna().to_numpy()
     if not present.any():
         return out
-    dtype = values.dtype
     if pd.api.types.is_bool_dtype(dtype):
         out[present] = values[present].astype(bool).astype(str)
     elif pd.api.types.is_integer_dtype(dtype):
@@ -295,9 +303,6 @@ def canonical_ids(values: pd.Series) -> pd.Series:
         out[small] = numbers[small].astype(np.int64).astype(str)
         rest = finite & ~small
         out[rest] = [_canonical_number(n) for n in numbers[rest]]
-    elif pd.api.types.infer_dtype(values, skipna=True) == "string":
-        out = values.astype(object).str.strip(" ")
-        out[(out.isna() | (out == "")).to_numpy()] = None
     else:
         out[:] = [_canonical_id_value(v) for v in values.astype(object)]
     return out
@@ -320,6 +325,10 @@ def parse_days(values: pd.Series) -> tuple[pd.Series, pd.Series]:
         days = values.astype(_NS).dt.normalize()
     elif pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
         days = pd.Series(pd.NaT, index=values.index, dtype=_NS)
+    elif pd.api.types.infer_dtype(values, skipna=True) in ("date", "datetime", "datetime64"):
+        # Date or datetime objects (parquet DATE columns): their day; out of range -> unparseable.
+        stamps = pd.to_datetime(values, errors="coerce", utc=True)
+        days = stamps.dt.tz_localize(None).dt.normalize().astype(_NS)
     else:
         objects = values.astype(object)
         is_text = objects.map(lambda v: isinstance(v, str)).astype(bool)
