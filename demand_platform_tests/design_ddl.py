@@ -139,17 +139,29 @@ class DesignSource:
         return {str(v): k for k, v in self.warehouse_ids.items()}[design_id]
 
 
-def _numbered(values: pd.Series) -> pa.Array:
+def _numbered(values: pa.ChunkedArray) -> pa.Array:
     """Integers 1, 2, ... by first appearance (nulls stay null; equal values get equal numbers)."""
-    codes, _ = pd.factorize(values, sort=False)
-    numbers = pd.array(np.where(codes < 0, 0, codes + 1), dtype="Int64")
-    numbers[codes < 0] = pd.NA
-    return pa.array(numbers, type=pa.int64())
+    codes = values.combine_chunks().dictionary_encode().indices  # null where the value is null
+    return pc.add(codes.cast(pa.int64()), 1)
+
+
+def _decimals_arrow(values: pa.ChunkedArray, field_type: pa.DataType) -> pa.ChunkedArray:
+    """Arrow twin of :func:`_decimals`."""
+    assert isinstance(field_type, pa.Decimal128Type)
+    numbers = values.cast(pa.float64())
+    fits = pc.less(pc.abs(numbers), 10.0 ** (field_type.precision - field_type.scale))
+    kept = pc.if_else(fits, numbers, pa.scalar(None, pa.float64()))
+    return pc.round(kept, field_type.scale).cast(field_type)
 
 
 def _decimals(values: pd.Series, field_type: pa.DataType) -> pa.Array:
+    """Decimals rounded to the type's scale; values too large for its precision become null (a
+    database would refuse them: only the absurd quantities of deliberately bad rows get there)."""
     assert isinstance(field_type, pa.Decimal128Type)
-    floats = pa.array(values.to_numpy(dtype=float), from_pandas=True)
+    numbers = values.to_numpy(dtype=float)
+    limit = 10.0 ** (field_type.precision - field_type.scale)
+    numbers = np.where(np.abs(numbers) < limit, numbers, np.nan)
+    floats = pa.array(numbers, from_pandas=True)
     return pc.round(floats, field_type.scale).cast(field_type)
 
 
@@ -210,39 +222,39 @@ def write_design_source(
     tables = {
         name: pd.read_parquet(src / f"{name}.parquet")
         for name in C.SOURCE_TABLES
-        if (src / f"{name}.parquet").exists() and name in DESIGN_SCHEMAS
+        if (src / f"{name}.parquet").exists() and name in DESIGN_SCHEMAS and name != C.TRANSACTIONS
     }
 
     warehouses = tables[C.WAREHOUSES].copy()
     wh_map = {w: i + 1 for i, w in enumerate(sorted(warehouses[C.WAREHOUSE_ID].dropna().astype(str)))}
-    lines = tables[C.TRANSACTIONS].copy()
-    unknown = sorted(set(lines[C.WAREHOUSE_ID].dropna().astype(str)) - set(wh_map))
+    lines = pq.read_table(src / f"{C.TRANSACTIONS}.parquet")  # Arrow: sources can be large
+    line_warehouses = lines.column(C.WAREHOUSE_ID).cast(pa.string())
+    unknown = sorted(set(pc.unique(line_warehouses).drop_null().to_pylist()) - set(wh_map))
     wh_map_all = {**wh_map, **{w: UNKNOWN_WAREHOUSE_BASE + i for i, w in enumerate(unknown)}}
     warehouses[C.WAREHOUSE_ID] = warehouses[C.WAREHOUSE_ID].map(wh_map)
     warehouses[C.CAPACITY_UNITS] = warehouses[C.CAPACITY_UNITS].round()
     _write(_table(warehouses, DESIGN_SCHEMAS[C.WAREHOUSES]), out, C.WAREHOUSES, fmt)
 
     schema = DESIGN_SCHEMAS[C.TRANSACTIONS]
-    day = pd.to_datetime(lines[C.TRANSACTION_DATE]).dt.normalize()
+    day = lines.column(C.TRANSACTION_DATE).cast(pa.date32())
     if timestamps:
-        date_array = pa.array((day + TRANSACTION_TIME).to_numpy(dtype="datetime64[ns]"), from_pandas=True)
-        date_array = date_array.cast(pa.timestamp("us"))
+        time_of_day = pa.scalar(TRANSACTION_TIME.to_pytimedelta(), pa.duration("us"))
+        date_array = pc.add(day.cast(pa.timestamp("us")), time_of_day)
     else:
         schema = schema.set(
             schema.get_field_index(C.TRANSACTION_DATE), pa.field(C.TRANSACTION_DATE, pa.date32())
         )
-        date_array = _dates(day)
+        date_array = day
+    wh_index = pc.index_in(line_warehouses, value_set=pa.array(list(wh_map_all), pa.string()))
     arrays = {
-        C.TRANSACTION_ID: _numbered(lines[C.TRANSACTION_ID]),
-        C.SKU: pa.array(lines[C.SKU].to_numpy(), type=pa.string(), from_pandas=True),
-        C.WAREHOUSE_ID: pa.array(pd.array(lines[C.WAREHOUSE_ID].map(wh_map_all), dtype="Int64")).cast(
-            pa.int32()
-        ),
+        C.TRANSACTION_ID: _numbered(lines.column(C.TRANSACTION_ID)),
+        C.SKU: lines.column(C.SKU).cast(pa.string()),
+        C.WAREHOUSE_ID: pc.take(pa.array(list(wh_map_all.values()), pa.int32()), wh_index),
         C.TRANSACTION_DATE: date_array,
-        C.QUANTITY: pa.array(lines[C.QUANTITY].to_numpy(dtype=np.int64)).cast(pa.int32()),
-        C.REVENUE: _decimals(lines[C.REVENUE], schema.field(C.REVENUE).type),
-        C.CUSTOMER_ID: _numbered(lines[C.CUSTOMER_ID]),
-        C.ORDER_ID: _numbered(lines[C.ORDER_ID]),
+        C.QUANTITY: lines.column(C.QUANTITY).cast(pa.int32()),
+        C.REVENUE: _decimals_arrow(lines.column(C.REVENUE), schema.field(C.REVENUE).type),
+        C.CUSTOMER_ID: _numbered(lines.column(C.CUSTOMER_ID)),
+        C.ORDER_ID: _numbered(lines.column(C.ORDER_ID)),
     }
     _write(pa.Table.from_arrays([arrays[f.name] for f in schema], schema=schema), out, C.TRANSACTIONS, fmt)
 
