@@ -15,6 +15,7 @@ from dagster_duckdb import DuckDBResource
 
 from assets.partitions import (
     DUCKDB_POOL,
+    TRANSIENT_RETRY,
     WAREHOUSE_DIM,
     date_dimension,
     partition_box,
@@ -46,13 +47,18 @@ def build_feature_assets(partitions_def: dg.MultiPartitionsDefinition) -> list[d
         deps=[history_dep],
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=FEATURE_RUN_PARTITIONS),
         pool=DUCKDB_POOL,
+        retry_policy=TRANSIENT_RETRY,
         dagster_type=FeatureTableType,
         metadata={"partition_expr": FEATURE_PARTITION_EXPR},
         check_specs=[
             dg.AssetCheckSpec(
                 HISTORY_CHECK,
                 asset="feature_table",
-                description="Fails when raw_sales days are missing in the feature window of an origin.",
+                description=(
+                    "Fails when raw_sales days are missing in the feature window of an origin; blocking: "
+                    "in the same run, nothing downstream is built on a history with holes."
+                ),
+                blocking=True,
             )
         ],
         group_name=GROUP,
@@ -113,6 +119,7 @@ def build_feature_assets(partitions_def: dg.MultiPartitionsDefinition) -> list[d
         deps=[history_dep],
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=FEATURE_RUN_PARTITIONS),
         pool=DUCKDB_POOL,
+        retry_policy=TRANSIENT_RETRY,
         dagster_type=TierAssignmentsType,
         metadata={"partition_expr": FEATURE_PARTITION_EXPR},
         group_name=GROUP,

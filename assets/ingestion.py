@@ -7,6 +7,7 @@ from dagster_duckdb import DuckDBResource
 from assets.partitions import (
     DUCKDB_POOL,
     PARTITION_EXPR,
+    TRANSIENT_RETRY,
     date_dimension,
     partition_box,
     partition_key,
@@ -14,6 +15,7 @@ from assets.partitions import (
 )
 from assets.types import RawSalesType
 from demand_platform import columns as C
+from demand_platform import ingest_log
 from demand_platform.quarantine import replace_quarantine
 from resources.source import SourceDataResource
 
@@ -39,6 +41,7 @@ def build_ingestion_assets(partitions_def: dg.MultiPartitionsDefinition) -> list
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool=DUCKDB_POOL,
+        retry_policy=TRANSIENT_RETRY,
         dagster_type=RawSalesType,
         metadata={"partition_expr": PARTITION_EXPR},
         check_specs=[
@@ -57,12 +60,20 @@ def build_ingestion_assets(partitions_def: dg.MultiPartitionsDefinition) -> list
         Reads the day's transaction lines of the warehouse from the source, validates them
         (rejected lines go to the ``quarantine`` table with their reason and original row), nets
         returns against sales, and adds a zero row for every launched SKU without sales. A run may
-        cover a range of days of one warehouse (backfill) or one day of many warehouses.
+        cover a range of days of one warehouse (backfill) or one day of many warehouses. Each day's
+        line count and fingerprint go to the ``ingest_log`` table, so late or corrected lines and
+        partitions lost to a crash are found and ingested again by the catch-up.
         """
         box = partition_box(context)
         sales = source.ingest_sales(box.warehouse_ids, box.start, box.end)
+        entries = ingest_log.log_entries(
+            sales.lines_per_date, sales.raw_sales, box.warehouse_ids, box.start, box.end, context.run_id
+        )
         with duckdb.get_connection() as con:
             replace_quarantine(con, sales.quarantine, "raw_sales", box.warehouse_ids, box.start, box.end)
+            # Written before the rows (the IO manager commits them after this body): a run killed in
+            # between leaves a log whose row counts differ from the table's, which the catch-up repairs.
+            ingest_log.replace_log(con, entries, box.warehouse_ids, box.start, box.end)
         index = pd.MultiIndex.from_product(
             [box.warehouse_ids, pd.date_range(box.start, box.end, freq="D")], names=[C.WAREHOUSE_ID, C.DATE]
         )
@@ -86,7 +97,7 @@ def build_ingestion_assets(partitions_def: dg.MultiPartitionsDefinition) -> list
             )
         over = counts[counts["rejected_share"] > MAX_REJECTED_SHARE]
         yield dg.Output(
-            sales.raw_sales,
+            ingest_log.stamp_source(sales.raw_sales, sales.lines_per_date),
             metadata={
                 "run_rows": len(sales.raw_sales),
                 "run_transaction_lines": sales.n_lines,
@@ -113,6 +124,7 @@ def build_ingestion_assets(partitions_def: dg.MultiPartitionsDefinition) -> list
 
     @dg.asset(
         pool=DUCKDB_POOL,
+        retry_policy=TRANSIENT_RETRY,
         check_specs=[dg.AssetCheckSpec(AUDIT_CHECK, asset="source_audit")],
         group_name=GROUP,
         kinds={"duckdb", "pandas"},

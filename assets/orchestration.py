@@ -1,16 +1,38 @@
 """Driving Dagster from the CLI: the instance under the platform home, and catch-up runs.
 
-``run_platform`` brings the platform up to date through a day: it finds, per warehouse, the days
-whose partitions are not materialized yet and launches one run per contiguous range (Dagster's
-single-run backfill shape), recorded in the instance under ``$HOME/dagster`` so that ``dagster dev``
-on that home shows them.
+``run_platform`` brings the platform up to date through a day. It is the CLI's path; the daemon's is the
+daily schedule. Both record every run in the instance under ``$HOME/dagster`` and both respect one
+lock on the DuckDB file (:mod:`demand_platform.dbfile`), so a ``run`` on a home where ``dagster dev``
+is running waits its turn at each connection instead of failing on DuckDB's own lock. We chose the
+lock over submitting the CLI's runs to the instance's queue because the README's first command must
+work with no daemon running, because an OS lock dies with its process (a killed run never holds it),
+and because it serialises exactly what must be serialised (writers of one file) while computation in
+both processes overlaps.
+
+A catch-up:
+
+1. marks runs of dead processes failed (:func:`assets.recovery.fail_dead_runs`), so a killed run neither
+   blocks the run queue's ``duckdb`` pool nor hides a partition;
+2. audits the source;
+3. ingests every ``raw_sales`` day that is not materialized, whose rows in DuckDB differ from the ingest
+   log (a run killed mid-write), or whose source lines changed since it was ingested (late or corrected
+   lines, compared by per-day fingerprint over the last ``late_days`` days), one run per warehouse and
+   contiguous range (Dagster's single-run backfill shape);
+4. for every origin from the first one forecast (or the training day) through ``through`` that has no
+   forecasts yet, or whose history changed in step 3: features and tiers, then forecasts; the model of
+   ``through - evaluate_days`` is trained (and gated) when it is not trained yet, and each origin is
+   served by the model in production at that origin;
+5. writes the accuracy report of ``through``;
+6. returns a report whose ``ok`` is False when any run failed or any ERROR-severity check failed, which
+   the CLI turns into a non-zero exit code.
 """
 
 import datetime as dt
+import os
+import socket
 from dataclasses import dataclass, field
 
 import dagster as dg
-import duckdb
 import pandas as pd
 from tqdm import tqdm
 
@@ -23,12 +45,18 @@ from assets.definitions import (
     TRAIN_JOB,
     build_definitions,
 )
-from assets.partitions import DATE_DIM, DUCKDB_POOL, WAREHOUSE_DIM, partition_key, range_tags, warehouse_keys
+from assets.partitions import DATE_DIM, DUCKDB_POOL, partition_key, range_tags, warehouse_keys
+from assets.recovery import OWNER_HOST_TAG, OWNER_PID_TAG, fail_dead_runs
 from demand_platform import columns as C
+from demand_platform import dbfile, ingest_log, ingestion
 from demand_platform.settings import PlatformSettings
 
 # Keep the CLI's output to progress bars and the summary; the runs' logs stay in the instance.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+#: Days before ``through`` whose source lines are compared with what was ingested (late uploads).
+LATE_DAYS = 35
+#: Run tag saying why a raw_sales range is ingested again.
+REINGEST_TAG = "demand_platform/reingest"
 
 INSTANCE_YAML = f"""\
 # Written by demand-platform: the Dagster instance of one platform home.
@@ -47,6 +75,21 @@ concurrency:
     granularity: run
   runs:
     max_concurrent_runs: 4
+# Runs stuck STARTING, CANCELING or running past 6 hours are failed by the daemon. The default run
+# launcher cannot tell whether a STARTED run's process is alive; the platform's dead_run_sensor (and
+# the CLI at start) fail the runs of dead processes, so a killed run never holds the pool.
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 300
+  cancel_timeout_seconds: 300
+  max_runtime_seconds: 21600
+  poll_interval_seconds: 30
+# A run that failed for another reason than a failed step (its process was killed) is launched again
+# once; steps have their own retry policies for transient errors.
+run_retries:
+  enabled: true
+  max_retries: 1
+  retry_on_asset_or_op_failure: false
 telemetry:
   enabled: false
 """
@@ -68,42 +111,77 @@ def prepare_instance(settings: PlatformSettings) -> dg.DagsterInstance:
     return instance
 
 
+def parse_partitions(keys: set[str] | list[str]) -> set[tuple[str, dt.date]]:
+    """``{"2024-01-01|W1", ...}`` as ``{("W1", date(2024, 1, 1)), ...}``."""
+    out = set()
+    for key in keys:
+        day, _, wh = str(key).partition("|")
+        out.add((wh, dt.date.fromisoformat(day)))
+    return out
+
+
 def missing_ranges(
     materialized: set[str], warehouses: list[str], first: dt.date, through: dt.date
 ) -> list[tuple[str, dt.date, dt.date]]:
     """Per warehouse, the contiguous day ranges in ``[first, through]`` not yet materialized."""
-    out: list[tuple[str, dt.date, dt.date]] = []
+    done = parse_partitions(materialized)
     days = pd.date_range(first, through, freq="D").date
-    for wh in warehouses:
-        start: dt.date | None = None
-        prev: dt.date | None = None
-        for day in days:
-            done = str(dg.MultiPartitionKey({DATE_DIM: day.isoformat(), WAREHOUSE_DIM: wh})) in materialized
-            if not done and start is None:
-                start = day
-            if done and start is not None and prev is not None:
-                out.append((wh, start, prev))
-                start = None
-            prev = day
-        if start is not None and prev is not None:
-            out.append((wh, start, prev))
-    return out
+    todo = pd.DataFrame(
+        [(wh, day) for wh in warehouses for day in days if (wh, day) not in done],
+        columns=[C.WAREHOUSE_ID, C.DATE],
+    )
+    return ingest_log.contiguous_ranges(todo) if len(todo) else []
 
 
 @dataclass
 class PlatformReport:
-    """What a ``run`` did, printed by the CLI."""
+    """What a ``run`` did, printed by the CLI.
+
+    Attributes:
+        runs: Runs launched.
+        failed: Labels of the runs that failed.
+        failed_checks: ERROR-severity checks that failed (check name, partition or run).
+        recovered: Runs of dead processes marked failed before starting.
+        reingested: (warehouse, day, reason) of raw_sales days ingested again.
+        tables: Row counts of the DuckDB tables.
+        quarantine: Quarantined rows by table and reason.
+        accuracy: The overall and per-tier accuracy rows of the last day.
+    """
 
     runs: int = 0
     failed: list[str] = field(default_factory=list)
+    failed_checks: list[str] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)
+    reingested: list[tuple[str, dt.date, str]] = field(default_factory=list)
     tables: dict[str, int] = field(default_factory=dict)
     quarantine: pd.DataFrame | None = None
     accuracy: pd.DataFrame | None = None
 
+    @property
+    def reingested_changed(self) -> list[tuple[str, dt.date, str]]:
+        """The raw_sales days ingested again because they were damaged or their source lines changed."""
+        return [r for r in self.reingested if r[2] != ingest_log.REASON_MISSING]
+
+    @property
+    def ok(self) -> bool:
+        """No run and no ERROR-severity check failed."""
+        return not self.failed and not self.failed_checks
+
     def render(self) -> str:
         """A plain-text summary."""
-        lines = [f"runs launched: {self.runs}, failed: {len(self.failed)}"]
+        lines = [
+            f"runs launched: {self.runs}, failed: {len(self.failed)}, "
+            f"failed error checks: {len(self.failed_checks)}"
+        ]
         lines += [f"  failed: {f}" for f in self.failed]
+        lines += [f"  failed check: {c}" for c in self.failed_checks]
+        if self.recovered:
+            lines.append(f"runs of dead processes marked failed: {', '.join(self.recovered)}")
+        if self.reingested:
+            summary = pd.DataFrame(self.reingested, columns=["warehouse", "day", "reason"])
+            counts = summary[summary["reason"] != ingest_log.REASON_MISSING].groupby("reason").size()
+            for reason, n in counts.items():
+                lines.append(f"raw_sales days ingested again ({reason}): {n}")
         lines.append("tables in DuckDB:")
         lines += [f"  {name}: {rows:,} rows" for name, rows in self.tables.items()]
         if self.quarantine is not None and len(self.quarantine):
@@ -112,7 +190,27 @@ class PlatformReport:
         if self.accuracy is not None and len(self.accuracy):
             lines.append("accuracy report (forecasts matured by the last day):")
             lines += ["  " + row for row in self.accuracy.to_string(index=False).splitlines()]
+        lines.append("status: OK" if self.ok else "status: FAILED")
         return "\n".join(lines)
+
+
+def owner_tags() -> dict[str, str]:
+    """Tags naming the process that executes a CLI run, so a later start can tell it died.
+
+    ``dagster/max_retries = 0``: an in-process run is not launched again by the daemon's run retries
+    (its job lives in this process); the next catch-up redoes what it left.
+    """
+    return {OWNER_PID_TAG: str(os.getpid()), OWNER_HOST_TAG: socket.gethostname(), "dagster/max_retries": "0"}
+
+
+def failed_error_checks(result: dg.ExecuteInProcessResult) -> list[str]:
+    """The ERROR-severity checks of a run that did not pass, as ``check (partition)`` labels."""
+    out = []
+    for evaluation in result.get_asset_check_evaluations():
+        if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
+            where = evaluation.partition if getattr(evaluation, "partition", None) else result.run_id
+            out.append(f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name} ({where})")
+    return out
 
 
 def run_platform(
@@ -121,16 +219,22 @@ def run_platform(
     warehouses: list[str] | None = None,
     progress: bool = False,
     evaluate_days: int = 0,
+    late_days: int = LATE_DAYS,
+    retrain_every_days: int = 1,
 ) -> PlatformReport:
     """Bring the platform up to date through ``through`` (inclusive) on the configured source.
 
-    Audits the source, ingests every raw_sales day not yet materialized, then for the train day
-    ``through - evaluate_days``: features and tiers, a trained (and gated) model per warehouse, and
-    forecasts from every origin of ``[train day, through]`` with that model; finally the accuracy
-    report of ``through``, which scores the forecasts whose targets have matured by then. With
-    ``evaluate_days=0`` (the daily case) it trains and forecasts at ``through``.
+    See the module docstring for the steps. With ``evaluate_days=0`` (the daily case) the model of
+    ``through`` is trained; with ``evaluate_days=N`` the model of ``through - N`` serves every origin
+    since, so the report of ``through`` has matured forecasts to score. ``retrain_every_days = n`` trains
+    only when the warehouse's latest model is ``n`` or more days older than the training day (the daily
+    schedule's cadence; 1 trains every day).
     """
+    if retrain_every_days < 1:
+        raise ValueError(f"retrain_every_days must be at least 1, got {retrain_every_days}")
+    settings = settings.covering(through)
     instance = prepare_instance(settings)
+    report = PlatformReport(recovered=fail_dead_runs(instance))
     defs = build_definitions(settings)
     ingest = defs.resolve_job_def(INGEST_JOB)
     partitions_def = ingest.partitions_def
@@ -140,34 +244,83 @@ def run_platform(
     unknown = sorted(set(chosen) - set(all_warehouses))
     if unknown:
         raise ValueError(f"unknown warehouse(s) {unknown}; the source has {all_warehouses}")
-    first = settings.start_date or dt.date.fromisoformat(
+    first = dt.date.fromisoformat(
         partitions_def.get_partitions_def_for_dimension(DATE_DIM).get_first_partition_key() or ""
     )
-    report = PlatformReport()
+    if through < first:
+        raise ValueError(f"--through {through} is before the first partition day {first}")
 
     def launch(job_name: str, tags: dict[str, str], label: str) -> None:
         result = defs.resolve_job_def(job_name).execute_in_process(
-            instance=instance, tags=tags, raise_on_error=False, run_config=QUIET
+            instance=instance, tags={**tags, **owner_tags()}, raise_on_error=False, run_config=QUIET
         )
         report.runs += 1
         if not result.success:
             report.failed.append(label)
+        report.failed_checks.extend(failed_error_checks(result))
+
+    def materialized(asset: str) -> set[tuple[str, dt.date]]:
+        return parse_partitions(instance.get_materialized_partitions(dg.AssetKey(asset)))
 
     launch(AUDIT_JOB, {}, "source_audit")
-    materialized = set(instance.get_materialized_partitions(dg.AssetKey("raw_sales")))
-    todo = missing_ranges(materialized, chosen, first, through)
-    for wh, start, end in tqdm(todo, desc="raw_sales", unit="run", disable=not progress):
-        launch(INGEST_JOB, range_tags(start, end, wh), f"raw_sales {wh} {start}..{end}")
-    train_day = through - dt.timedelta(days=evaluate_days)
+
+    # --- raw_sales: missing, damaged and changed days --------------------------------------------------
+    late_from = max(first, through - dt.timedelta(days=late_days))
+    with dbfile.connect(settings.duckdb_path) as con:
+        state = ingest_log.read_state(con, chosen, first, through)
+    source_now = ingestion.day_fingerprints(settings.source, chosen, late_from, through)
+    redo = ingest_log.days_to_reingest(
+        materialized("raw_sales"), state, source_now, chosen, first, through, changed_since=late_from
+    )
+    report.reingested = list(redo.itertuples(index=False, name=None))
+    for wh, start, end in tqdm(
+        ingest_log.contiguous_ranges(redo), desc="raw_sales", unit="run", disable=not progress
+    ):
+        reasons = sorted(
+            set(redo.loc[(redo[C.WAREHOUSE_ID] == wh) & redo[C.DATE].between(start, end), "reason"])
+        )
+        launch(
+            INGEST_JOB,
+            {**range_tags(start, end, wh), REINGEST_TAG: "; ".join(reasons)},
+            f"raw_sales {wh} {start}..{end}",
+        )
+    changed = redo[redo["reason"] != ingest_log.REASON_MISSING]
+
+    # --- origins to (re)build -------------------------------------------------------------------------
+    train_day = max(first, through - dt.timedelta(days=evaluate_days))
+    forecast_done = materialized("forecasts")
+    trained = materialized("trained_models")
+    origins: dict[str, set[dt.date]] = {}
+    for wh in chosen:
+        done_days = sorted(d for w, d in forecast_done if w == wh)
+        trained_days = sorted(d for w, d in trained if w == wh)
+        begin = min([train_day, *done_days[:1], *trained_days[:1]])
+        wanted = {d for d in pd.date_range(begin, through, freq="D").date if (wh, d) not in forecast_done}
+        # Late or repaired history: every materialized origin from the first changed day on reads it.
+        changed_days = changed.loc[changed[C.WAREHOUSE_ID] == wh, C.DATE]
+        if len(changed_days):
+            wanted |= {d for d in done_days if d >= min(changed_days)}
+        origins[wh] = {d for d in wanted if d >= begin}
+    boxes = pd.DataFrame(
+        [(wh, d) for wh, days in origins.items() for d in sorted(days)], columns=[C.WAREHOUSE_ID, C.DATE]
+    )
+    ranges = ingest_log.contiguous_ranges(boxes) if len(boxes) else []
+    recent = train_day - dt.timedelta(days=retrain_every_days)
+    to_train = [wh for wh in chosen if not any(w == wh and recent < d <= train_day for w, d in trained)]
     steps: list[tuple[str, list[dict[str, str]]]] = [
-        (FEATURES_JOB, [range_tags(train_day, through, wh) for wh in chosen]),
-        (TRAIN_JOB, day_boxes(train_day, chosen, all_warehouses)),
-        (FORECAST_JOB, [range_tags(train_day, through, wh) for wh in chosen]),
+        (FEATURES_JOB, [range_tags(start, end, wh) for wh, start, end in ranges]),
+        (TRAIN_JOB, day_boxes(train_day, to_train, all_warehouses)),
+        (FORECAST_JOB, [range_tags(start, end, wh) for wh, start, end in ranges]),
         (REPORT_JOB, day_boxes(through, chosen, all_warehouses)),
     ]
-    for job_name, boxes in tqdm(steps, desc="pipeline", unit="step", disable=not progress):
-        for tags in boxes:
-            launch(job_name, tags, f"{job_name} {tags}")
+    for job_name, job_boxes in tqdm(steps, desc="pipeline", unit="step", disable=not progress):
+        for tags in job_boxes:
+            launch(
+                job_name,
+                tags,
+                f"{job_name} {tags['dagster/asset_partition_range_start']}.."
+                f"{tags['dagster/asset_partition_range_end']}",
+            )
     report.tables, report.quarantine = table_summary(settings)
     report.accuracy = accuracy_summary(settings, through)
     return report
@@ -175,8 +328,7 @@ def run_platform(
 
 def accuracy_summary(settings: PlatformSettings, day: dt.date) -> pd.DataFrame:
     """The overall and per-tier rows of the accuracy report of ``day`` (empty when there is none)."""
-    con = duckdb.connect(str(settings.duckdb_path), read_only=True)
-    try:
+    with dbfile.connect(settings.duckdb_path) as con:
         names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if "accuracy_report" not in names:
             return pd.DataFrame()
@@ -186,8 +338,6 @@ def accuracy_summary(settings: PlatformSettings, day: dt.date) -> pd.DataFrame:
             "ORDER BY 1, 2, 3",
             {"d": day},
         ).df()
-    finally:
-        con.close()
 
 
 def day_boxes(day: dt.date, chosen: list[str], all_warehouses: list[str]) -> list[dict[str, str]]:
@@ -214,8 +364,7 @@ def day_boxes(day: dt.date, chosen: list[str], all_warehouses: list[str]) -> lis
 
 def table_summary(settings: PlatformSettings) -> tuple[dict[str, int], pd.DataFrame]:
     """Row counts of the platform's tables and the quarantine summary."""
-    con = duckdb.connect(str(settings.duckdb_path), read_only=True)
-    try:
+    with dbfile.connect(settings.duckdb_path) as con:
         names = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()]
         tables = {
             n: int((con.execute(f'SELECT count(*) FROM "{n}"').fetchone() or (0,))[0]) for n in sorted(names)
@@ -228,6 +377,4 @@ def table_summary(settings: PlatformSettings) -> tuple[dict[str, int], pd.DataFr
             if C.QUARANTINE in names
             else pd.DataFrame()
         )
-    finally:
-        con.close()
     return tables, quarantine

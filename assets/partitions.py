@@ -6,6 +6,8 @@ dagster 1.13.27). A new warehouse in the source appears after the code location 
 """
 
 import datetime as dt
+import json
+import os
 from dataclasses import dataclass
 
 import dagster as dg
@@ -20,17 +22,56 @@ WAREHOUSE_DIM = "warehouse"
 PARTITION_EXPR = {DATE_DIM: C.DATE, WAREHOUSE_DIM: C.WAREHOUSE_ID}
 # Concurrency pool serialising writers of the single DuckDB file (limit set in dagster.yaml).
 DUCKDB_POOL = "duckdb"
+#: Retries of a step that failed on something transient (the database locked past the lock's timeout, a
+#: file being replaced, a store briefly unavailable): twice, after 10 then 20 seconds. Failures that a
+#: retry cannot fix (a missing partition, bad data) raise ``dg.Failure(allow_retries=False)``.
+TRANSIENT_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
+
+
+#: Where the first day derived from a source is cached, keyed by the transactions file's identity.
+FIRST_DAY_CACHE = "cache/first_day.json"
 
 
 def first_partition_day(settings: PlatformSettings) -> dt.date:
-    """The first daily partition: configured, or where the source's continuous history starts."""
+    """The first daily partition: configured, or where the bulk of the source's history starts.
+
+    Deriving it scans the transactions' dates, and every run worker loads the definitions, so the result
+    is cached in the home, keyed by the transactions file's path, size and modification time: a changed
+    (e.g. corrected) source is scanned again, so nothing cached can pin a bound the data no longer has.
+    """
     if settings.start_date is not None:
         return settings.start_date
-    return source.first_continuous_date(settings.source).date()
+    path = source.require_table_path(settings.source, C.TRANSACTIONS)
+    stat = path.stat()
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    cache = settings.home / FIRST_DAY_CACHE
+    try:
+        cached = json.loads(cache.read_text())
+        if cached.get("key") == key:
+            return dt.date.fromisoformat(cached["first_day"])
+    except (OSError, ValueError, KeyError):
+        pass
+    # "After tomorrow" (a stray future line) is judged in the company timezone.
+    first = source.first_continuous_date(
+        settings.source, today=settings.yesterday() + dt.timedelta(days=1)
+    ).date()
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"key": key, "first_day": first.isoformat()}))
+        tmp.replace(cache)  # atomic: concurrent run workers never read half a file
+    except OSError:
+        pass  # a read-only home still works, it only scans again
+    return first
 
 
 def build_partitions(settings: PlatformSettings) -> dg.MultiPartitionsDefinition:
-    """The ``date x warehouse`` partitions of every platform asset."""
+    """The ``date x warehouse`` partitions of every platform asset.
+
+    Without an explicit end date the daily dimension has none: its last partition is yesterday in the
+    company timezone, at every evaluation, so a long-running ``dagster dev`` and the daily schedule
+    reach each new day.
+    """
     end = None if settings.end_date is None else settings.end_date + dt.timedelta(days=1)
     daily = dg.DailyPartitionsDefinition(
         start_date=first_partition_day(settings).isoformat(),

@@ -23,8 +23,9 @@ import dagster as dg
 
 OWNER_PID_TAG = "demand_platform/pid"
 OWNER_HOST_TAG = "demand_platform/host"
-#: Seconds a run must have existed before its process is judged.
-GRACE_SECONDS = 5.0
+#: Seconds a run must have existed before its process is judged (none: a run is judged only once its
+#: process is known, and a dead process is dead however young its run).
+GRACE_SECONDS = 0.0
 _IN_PROGRESS = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING]
 
 

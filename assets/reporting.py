@@ -25,6 +25,7 @@ from dagster_duckdb import DuckDBResource
 from assets.partitions import (
     DATE_DIM,
     DUCKDB_POOL,
+    TRANSIENT_RETRY,
     WAREHOUSE_DIM,
     partition_box,
     partition_key,
@@ -249,6 +250,7 @@ def build_reporting_assets(
         ],
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=50),
         pool=DUCKDB_POOL,
+        retry_policy=TRANSIENT_RETRY,
         dagster_type=AccuracyReportType,
         metadata={"partition_expr": REPORT_PARTITION_EXPR},
         group_name=GROUP,

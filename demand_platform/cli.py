@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 from demand_platform import columns as C
@@ -51,23 +52,18 @@ def settings_for(
 ) -> PlatformSettings:
     """Settings for a home (and source) given on the command line.
 
-    The first partition day is fixed here once (``--start``, else where the source's continuous
-    history starts) and saved in the home, so later processes need not scan the source for it.
+    The partitions reach yesterday (company timezone) and at least ``through``; the first day is
+    ``start`` (``--start``, saved in the home as the user's choice) or where the bulk of the source's
+    history starts (derived when the definitions load, never saved).
     """
     environ = {**os.environ, "DEMAND_PLATFORM_HOME": str(home)}
     if source_dir is not None:  # else the source saved in the home (or $HOME/source)
         environ["DEMAND_PLATFORM_SOURCE"] = str(source_dir)
     base = PlatformSettings.from_env(environ)
-    if through is not None and base.end_date is None:
-        # Partitions end at the last day we were asked to bring up to date (historical sources).
-        base = PlatformSettings(**{**base.__dict__, "end_date": through})
     if start is not None:
-        base = PlatformSettings(**{**base.__dict__, "start_date": start})
-    elif base.start_date is None and source.table_path(base.source, "transactions"):
-        base = PlatformSettings(
-            **{**base.__dict__, "start_date": source.first_continuous_date(base.source).date()}
-        )
-    return base
+        base.save(explicit_start=start)
+        base = replace(base, start_date=start)
+    return base if through is None else base.covering(through)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -76,10 +72,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = settings_for(Path(args.home), Path(args.source), args.through, args.start)
     report = run_platform(
-        settings, args.through, warehouses=args.warehouses, progress=True, evaluate_days=args.evaluate_days
+        settings,
+        args.through,
+        warehouses=args.warehouses,
+        progress=True,
+        evaluate_days=args.evaluate_days,
+        late_days=args.late_days,
+        retrain_every_days=args.retrain_every,
     )
     print(report.render())
-    return 0
+    return 0 if report.ok else 1
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -100,7 +102,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(report.render())
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s")
     print(f"Open the UI on this home:  demand-platform ui --home {home}")
-    return 0
+    return 0 if report.ok else 1
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -243,6 +245,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         help="train N days before --through and forecast every day since, so the report scores them",
+    )
+    run.add_argument(
+        "--late-days",
+        type=int,
+        default=35,
+        help="days before --through whose source lines are compared with what was ingested (late data)",
+    )
+    run.add_argument(
+        "--retrain-every",
+        type=int,
+        default=1,
+        help="train only when a warehouse's latest model is N or more days old (1: every run)",
     )
     run.set_defaults(func=cmd_run)
 

@@ -1,16 +1,19 @@
-"""The ``ingest_log`` table: what each ``raw_sales`` partition was built from, to find what to redo.
+"""What each ``raw_sales`` partition was built from, to find the days the catch-up must build again.
 
-Every ``raw_sales`` run records, per (warehouse, day) it ingests, the number of source transaction lines,
-their fingerprint (an order-independent hash of the lines, see
-:func:`demand_platform.ingestion.day_fingerprints`) and the number of ``raw_sales`` rows it produced.
-The catch-up compares this record with two things and re-ingests a day when either disagrees:
+Every ``raw_sales`` row carries the number of source transaction lines of its (warehouse, day) and their
+fingerprint (an order-independent hash of the lines, see
+:func:`demand_platform.ingestion.day_fingerprints`): written in the same transaction as the rows, they
+always describe the data actually stored. Every ``raw_sales`` run also records, per (warehouse, day), the
+lines, fingerprint and number of rows it built in the ``ingest_log`` table. The catch-up re-ingests a
+day when:
 
-* **the database's own content**: ``raw_sales`` rows per (warehouse, day). A run killed after the log
-  was written but before its rows were committed, or a table damaged by hand, shows up as a count that
-  differs from the log (a partition materialized by an older version, without a log row, is a hole
-  only when it has no rows at all);
-* **the source as it is now**: lines and fingerprint per (warehouse, day). Lines that arrived after the
-  day was ingested (a warehouse's late upload), corrected or deleted lines change them.
+* it is **not materialized** (Dagster's record);
+* **the database's own content** disagrees with the log: ``raw_sales`` rows per (warehouse, day) differ
+  from the rows the log says were built (rows lost to a crash or damaged by hand; a partition
+  materialized by an older version, without a log row, is a hole only when it has no rows at all);
+* **the source as it is now** differs from what the stored rows were built from: lines that arrived
+  after the day was ingested (a warehouse's late upload), corrected or deleted lines change the day's
+  count or fingerprint.
 
 Plain functions on DuckDB connections and DataFrames (no Dagster).
 """
@@ -24,17 +27,21 @@ from demand_platform import columns as C
 from demand_platform.store import table_exists
 
 INGEST_LOG = "ingest_log"
-LINES = "lines"
-FINGERPRINT = "fingerprint"
+LINES = C.LINES
+FINGERPRINT = C.FINGERPRINT
 RAW_ROWS = "raw_rows"
 RUN_ID = "run_id"
 INGESTED_AT = "ingested_at"
+#: Columns of ``raw_sales``: the source lines and fingerprint its (warehouse, day) was built from.
+SOURCE_LINES = "source_lines"
+SOURCE_FINGERPRINT = "source_fingerprint"
 LOG_COLUMNS = (C.WAREHOUSE_ID, C.DATE, LINES, FINGERPRINT, RAW_ROWS, RUN_ID, INGESTED_AT)
 
 #: Why a day is ingested again (the catch-up's summary and run tags say it).
 REASON_MISSING = "not materialized"
 REASON_HOLE = "rows in DuckDB differ from the ingest log"
 REASON_CHANGED = "source lines changed since ingestion"
+STORED = ("stored_lines", "stored_fingerprint")
 
 _DDL = f"""
 CREATE TABLE IF NOT EXISTS {INGEST_LOG} (
@@ -89,6 +96,30 @@ def log_entries(
     return out[list(LOG_COLUMNS)].astype({LINES: "int64", FINGERPRINT: "int64", RAW_ROWS: "int64"})
 
 
+def stamp_source(raw_sales: pd.DataFrame, lines_per_date: pd.DataFrame) -> pd.DataFrame:
+    """``raw_sales`` with the source lines and fingerprint of each row's (warehouse, day).
+
+    Stored with the rows (one transaction), they always describe what the stored rows were built from.
+    """
+    keys = [C.WAREHOUSE_ID, C.DATE]
+    src = lines_per_date[[*keys, LINES, FINGERPRINT]].rename(
+        columns={LINES: SOURCE_LINES, FINGERPRINT: SOURCE_FINGERPRINT}
+    )
+    src[C.DATE] = pd.to_datetime(src[C.DATE]).astype("datetime64[ns]")
+    src[C.WAREHOUSE_ID] = src[C.WAREHOUSE_ID].astype(str)
+    day = pd.to_datetime(raw_sales[C.DATE]).dt.normalize().astype("datetime64[ns]")
+    joined = pd.DataFrame(
+        {C.WAREHOUSE_ID: raw_sales[C.WAREHOUSE_ID].astype(str).to_numpy(), C.DATE: day.to_numpy()}
+    )
+    joined = joined.merge(src, on=keys, how="left")
+    return raw_sales.assign(
+        **{
+            SOURCE_LINES: joined[SOURCE_LINES].fillna(0).astype("int64").to_numpy(),
+            SOURCE_FINGERPRINT: joined[SOURCE_FINGERPRINT].fillna(0).astype("int64").to_numpy(),
+        }
+    )
+
+
 def replace_log(
     con: duckdb.DuckDBPyConnection,
     entries: pd.DataFrame,
@@ -121,9 +152,11 @@ def read_state(
 
     Returns:
         Columns ``warehouse_id``, ``date`` (datetime64), ``lines``, ``fingerprint``, ``raw_rows`` (the
-        log's; NaN where there is no log row) and ``stored_rows`` (0 where ``raw_sales`` has none).
+        log's; NaN where there is no log row), ``stored_rows`` (0 where ``raw_sales`` has none) and
+        ``stored_lines``, ``stored_fingerprint`` (what the stored rows were built from; NaN for rows
+        written by a version that did not record it).
     """
-    columns = [C.WAREHOUSE_ID, C.DATE, LINES, FINGERPRINT, RAW_ROWS, "stored_rows"]
+    columns = [C.WAREHOUSE_ID, C.DATE, LINES, FINGERPRINT, RAW_ROWS, "stored_rows", *STORED]
     params = {"w": list(warehouse_ids), "d0": start, "d1": end}
     log = (
         con.execute(
@@ -135,17 +168,28 @@ def read_state(
         if table_exists(con, INGEST_LOG)
         else pd.DataFrame(columns=[C.WAREHOUSE_ID, C.DATE, LINES, FINGERPRINT, RAW_ROWS])
     )
+    recorded = table_exists(con, "raw_sales") and {SOURCE_LINES, SOURCE_FINGERPRINT} <= {
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'raw_sales'"
+        ).fetchall()
+    }
+    source_of = (
+        f"max({SOURCE_LINES}) AS stored_lines, max({SOURCE_FINGERPRINT}) AS stored_fingerprint"
+        if recorded
+        else "NULL::BIGINT AS stored_lines, NULL::BIGINT AS stored_fingerprint"
+    )
     stored = (
         con.execute(
             f"SELECT {C.WAREHOUSE_ID}, CAST(CAST({C.DATE} AS DATE) AS TIMESTAMP) AS {C.DATE}, "
-            f"count(*) AS stored_rows FROM raw_sales "
+            f"count(*) AS stored_rows, {source_of} FROM raw_sales "
             f"WHERE list_contains($w, {C.WAREHOUSE_ID}) "
             f"AND {C.DATE} >= CAST($d0 AS TIMESTAMP) AND {C.DATE} < CAST($d1 AS TIMESTAMP) + INTERVAL 1 DAY "
             f"GROUP BY ALL",
             params,
         ).df()
         if table_exists(con, "raw_sales")
-        else pd.DataFrame(columns=[C.WAREHOUSE_ID, C.DATE, "stored_rows"])
+        else pd.DataFrame(columns=[C.WAREHOUSE_ID, C.DATE, "stored_rows", *STORED])
     )
     for frame in (log, stored):
         frame[C.DATE] = pd.to_datetime(frame[C.DATE]).astype("datetime64[ns]")
@@ -202,8 +246,14 @@ def days_to_reingest(
         frame = frame.merge(now, on=[C.WAREHOUSE_ID, C.DATE], how="left")
         frame[["lines_now", "fingerprint_now"]] = frame[["lines_now", "fingerprint_now"]].fillna(0)
         window = frame[C.DATE] >= pd.Timestamp(changed_since) if changed_since else True
-        differs = (frame["lines_now"] != frame[LINES]) | (frame["fingerprint_now"] != frame[FINGERPRINT])
-        changed = done & logged & window & differs
+        # What the stored rows were built from; for a day without rows, what the log says was read.
+        has_rows = frame["stored_fingerprint"].notna()
+        built_lines = frame["stored_lines"].where(has_rows, frame[LINES])
+        built_print = frame["stored_fingerprint"].where(has_rows, frame[FINGERPRINT])
+        known = built_print.notna()
+        differs = (frame["lines_now"] != built_lines) | (frame["fingerprint_now"] != built_print)
+        # Days stored by a version that recorded nothing are built once more, to record it.
+        changed = done & window & ((known & differs) | ~known)
     reason = pd.Series("", index=frame.index, dtype=object)
     reason[changed] = REASON_CHANGED
     reason[hole] = REASON_HOLE

@@ -12,6 +12,8 @@ workers (separate processes) all agree:
   live home's partitions follow time).
 * ``DEMAND_PLATFORM_TIMEZONE``: the company timezone (default ``UTC``).
 * ``DEMAND_PLATFORM_ENV``: ``local`` (default, embedded DuckDB) or ``test``.
+* ``DEMAND_PLATFORM_RETRAIN_EVERY_DAYS``: retraining cadence of the daily schedule (default 1: every day;
+  ``n``: days whose offset from the first partition is a multiple of ``n``).
 
 What the CLI saves in ``$HOME/settings.json`` (so that ``dagster dev`` and the run workers on a home
 agree with it) is only what cannot make a later day unreachable: the source, the timezone, the
@@ -33,6 +35,7 @@ START_ENV = "DEMAND_PLATFORM_START_DATE"
 END_ENV = "DEMAND_PLATFORM_END_DATE"
 TIMEZONE_ENV = "DEMAND_PLATFORM_TIMEZONE"
 ENV_ENV = "DEMAND_PLATFORM_ENV"
+RETRAIN_ENV = "DEMAND_PLATFORM_RETRAIN_EVERY_DAYS"
 
 DEFAULT_HOME = Path("~/.demand-platform").expanduser()
 SETTINGS_FILE = "settings.json"
@@ -56,6 +59,7 @@ class PlatformSettings:
         end_date: Last daily partition, or None for "up to yesterday".
         timezone: Company timezone of the daily partitions, schedules and the 08:00 deadline.
         env: Environment name selecting the resources (``local`` or ``test``).
+        retrain_every_days: Retraining cadence of the daily schedule.
     """
 
     home: Path
@@ -64,6 +68,7 @@ class PlatformSettings:
     end_date: dt.date | None = None
     timezone: str = "UTC"
     env: str = "local"
+    retrain_every_days: int = 1
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "PlatformSettings":
@@ -88,6 +93,7 @@ class PlatformSettings:
             end_date=_date(env.get(END_ENV)),
             timezone=env.get(TIMEZONE_ENV) or "UTC",
             env=env.get(ENV_ENV) or "local",
+            retrain_every_days=int(env.get(RETRAIN_ENV) or 1),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -97,6 +103,7 @@ class PlatformSettings:
             SOURCE_ENV: str(self.source),
             TIMEZONE_ENV: self.timezone,
             ENV_ENV: self.env,
+            RETRAIN_ENV: str(self.retrain_every_days),
             "DAGSTER_HOME": str(self.dagster_home),
         }
         if self.start_date:

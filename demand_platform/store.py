@@ -10,10 +10,11 @@ from demand_platform import columns as C
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     """Whether ``table`` exists in the database."""
-    row = con.execute(
+    # fetchall, not fetchone: a result left pending on the connection makes a later register() fail.
+    rows = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = $t", {"t": table}
-    ).fetchone()
-    return bool(row and row[0])
+    ).fetchall()
+    return bool(rows and rows[0][0])
 
 
 def load_history(
@@ -38,7 +39,7 @@ def load_history(
     with con.cursor() as cursor:
         table_ = cursor.sql(
             f"""
-            SELECT * FROM {table}
+            SELECT {", ".join(C.RAW_SALES_COLUMNS)} FROM {table}
             WHERE {C.WAREHOUSE_ID} IN ({in_list})
               AND {C.DATE} >= TIMESTAMP '{d0}' AND {C.DATE} <= TIMESTAMP '{d1}'
             """

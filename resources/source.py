@@ -42,10 +42,14 @@ class SourceDataResource(dg.ConfigurableResource):
 
     def ingest_sales(self, warehouse_ids: list[str], start: dt.date, end: dt.date) -> ingestion.SalesSlice:
         """Validate and aggregate the transactions of a box of ``date x warehouse`` partitions."""
-        products = self.required(C.PRODUCTS)
+        split = source.load_table(self.path, C.PRODUCTS, required=True)
+        assert split is not None
         warehouses = self.required(C.WAREHOUSES)
         chosen = warehouses[warehouses[C.WAREHOUSE_ID].isin(warehouse_ids)]
-        return ingestion.ingest_sales(self.path, products, chosen, start, end)
+        # Lines of a product the products table rejected say why, not "unknown sku".
+        return ingestion.ingest_sales(
+            self.path, split.valid, chosen, start, end, rejected_products=split.rejected_keys(C.SKU)
+        )
 
     def orphan_transactions(self, warehouse_ids: list[str], first: dt.date, last: dt.date) -> pd.DataFrame:
         """Transaction lines that belong to no partition, as quarantine rows."""

@@ -55,8 +55,14 @@ def test_run_platform_end_to_end_and_incremental(tmp_path: Path, capsys: pytest.
     second = run_platform(settings, last, evaluate_days=14)
     assert not second.failed, second.failed
     # Incremental: audit + one ingest run per warehouse for the 14 new days + features (one range run per
-    # warehouse) + training (one run) + forecasts (one range run per warehouse) + the report (one run).
-    assert second.runs == 1 + 2 + 2 + 1 + 2 + 1
+    # warehouse) + forecasts (one range run per warehouse) + the report (one run). No training: the model
+    # of last - 14 was trained by the first run, and it serves every origin since.
+    assert second.runs == 1 + 2 + 2 + 2 + 1
+    assert second.ok and not second.reingested_changed
+
+    # Nothing new: only the audit and the report run again.
+    third = run_platform(settings, last, evaluate_days=14)
+    assert third.ok and third.runs == 1 + 1
     con = duckdb.connect(str(settings.duckdb_path), read_only=True)
     days_in = con.execute("SELECT count(DISTINCT date) FROM raw_sales").fetchone()
     origins = con.execute("SELECT count(DISTINCT origin_date) FROM forecasts").fetchone()

@@ -12,8 +12,10 @@ D = dt.date
 
 
 def _state(rows: list[tuple]) -> pd.DataFrame:
+    """Log and stored state; the stored rows were built from what the log says unless given."""
+    rows = [r if len(r) == 8 else (*r, r[2] if r[5] else None, r[3] if r[5] else None) for r in rows]
     frame = pd.DataFrame(
-        rows, columns=[C.WAREHOUSE_ID, C.DATE, L.LINES, L.FINGERPRINT, L.RAW_ROWS, "stored_rows"]
+        rows, columns=[C.WAREHOUSE_ID, C.DATE, L.LINES, L.FINGERPRINT, L.RAW_ROWS, "stored_rows", *L.STORED]
     )
     frame[C.DATE] = pd.to_datetime(frame[C.DATE])
     return frame
@@ -70,9 +72,43 @@ def test_deleted_lines_count_as_a_change_and_the_window_bounds_the_comparison() 
     assert list(recent[C.DATE]) == [D(2024, 1, 2)]
 
 
+def test_late_lines_are_judged_against_what_the_stored_rows_were_built_from() -> None:
+    # A rewrite killed after the log was written: the log has the new lines, the table still the old rows.
+    state = _state([("W1", "2024-01-01", 3, 99, 5, 5, 2, 11)])
+    source = _source([("W1", "2024-01-01", 3, 99)])
+    out = L.days_to_reingest({("W1", D(2024, 1, 1))}, state, source, ["W1"], D(2024, 1, 1), D(2024, 1, 1))
+    assert list(out["reason"]) == [L.REASON_CHANGED]
+
+
+def test_days_stored_without_a_record_are_built_once_more_in_the_window() -> None:
+    state = _state([("W1", "2024-01-01", None, None, None, 7, None, None)])
+    source = _source([("W1", "2024-01-01", 3, 99)])
+    out = L.days_to_reingest({("W1", D(2024, 1, 1))}, state, source, ["W1"], D(2024, 1, 1), D(2024, 1, 1))
+    assert list(out["reason"]) == [L.REASON_CHANGED]
+
+
+def test_stamp_source_puts_each_days_record_on_its_rows() -> None:
+    lines = _source([("W1", "2024-01-01", 2, 5), ("W2", "2024-01-01", 1, 6)])
+    raw = pd.DataFrame(
+        {
+            C.WAREHOUSE_ID: ["W1", "W2", "W2"],
+            C.SKU: list("ABC"),
+            C.DATE: pd.to_datetime(["2024-01-01", "2024-01-01", "2024-01-02"]),
+        }
+    )
+    stamped = L.stamp_source(raw, lines)
+    assert list(stamped[L.SOURCE_LINES]) == [2, 1, 0] and list(stamped[L.SOURCE_FINGERPRINT]) == [5, 6, 0]
+    assert list(stamped[C.SKU]) == list("ABC")
+
+
 def test_unlogged_partition_is_a_hole_only_when_empty() -> None:
     # Materialized by a version without the log: trusted when it has rows, rebuilt when it has none.
-    state = _state([("W1", "2024-01-01", None, None, None, 7), ("W1", "2024-01-02", None, None, None, 0)])
+    state = _state(
+        [
+            ("W1", "2024-01-01", None, None, None, 7, None, None),
+            ("W1", "2024-01-02", None, None, None, 0, None, None),
+        ]
+    )
     done = {("W1", D(2024, 1, 1)), ("W1", D(2024, 1, 2))}
     out = L.days_to_reingest(done, state, None, ["W1"], D(2024, 1, 1), D(2024, 1, 2))
     assert list(out.itertuples(index=False, name=None)) == [("W1", D(2024, 1, 2), L.REASON_HOLE)]
@@ -106,7 +142,7 @@ def test_log_round_trip_against_the_table_content(tmp_path) -> None:
     con = duckdb.connect(str(tmp_path / "db.duckdb"))
     L.replace_log(con, entries, ["W1"], D(2024, 1, 1), D(2024, 1, 3))
     L.replace_log(con, entries, ["W1"], D(2024, 1, 1), D(2024, 1, 3))  # replaces, never duplicates
-    con.register("_raw", raw.iloc[:3])  # day 3's row never committed
+    con.register("_raw", L.stamp_source(raw.iloc[:3], lines))  # day 3's row never committed
     con.execute("CREATE TABLE raw_sales AS SELECT * FROM _raw")
     state = L.read_state(con, ["W1"], D(2024, 1, 1), D(2024, 1, 3))
     assert len(state) == 3
