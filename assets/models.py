@@ -23,10 +23,17 @@ import mlflow
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from assets.partitions import DUCKDB_POOL, WAREHOUSE_DIM, PartitionBox, partition_box, window_mapping
+from assets.partitions import (
+    DUCKDB_POOL,
+    WAREHOUSE_DIM,
+    PartitionBox,
+    date_dimension,
+    partition_box,
+    window_mapping,
+)
 from assets.types import ForecastsType, TrainedModelsType
 from demand_platform import columns as C
-from demand_platform import forecasting
+from demand_platform import features, forecasting
 from demand_platform import registry as model_registry
 from demand_platform.metrics import WMAPE
 from demand_platform.store import load_history
@@ -80,6 +87,27 @@ def read_partition(
     return frame
 
 
+def require_complete_history(
+    history: pd.DataFrame, day: dt.date, lookback: int, since: dt.date | None, warehouse_id: str
+) -> None:
+    """Refuse to train or forecast on a history with holes (raw_sales days without any row).
+
+    Raises:
+        dg.Failure: Naming the warehouse, the origin and the first missing days; not retried (only
+            materializing those raw_sales partitions repairs it, which the CLI's catch-up does).
+    """
+    missing = features.missing_days(history, day, lookback, since=since)
+    if missing:
+        shown = ", ".join(str(d) for d in missing[:10]) + (" ..." if len(missing) > 10 else "")
+        raise dg.Failure(
+            description=(
+                f"raw_sales of warehouse {warehouse_id} has {len(missing)} missing day(s) in the history of "
+                f"origin {day}: {shown}. Materialize those raw_sales partitions first."
+            ),
+            allow_retries=False,
+        )
+
+
 def sync_aliases(record: pd.DataFrame, warehouse_ids: Sequence[str], log: Any) -> None:
     """Mirror the record of promotions on the MLflow ``production`` aliases (current tracking URI).
 
@@ -102,6 +130,7 @@ def train_candidate(
     tables: dict[str, pd.DataFrame | None],
     train_config: forecasting.TrainConfig,
     duckdb: DuckDBResource,
+    history_since: dt.date | None = None,
 ) -> tuple[Any, str, float]:
     """Train one partition's model and register it as a candidate (no alias moves).
 
@@ -119,6 +148,7 @@ def train_candidate(
     with duckdb.get_connection() as con:
         history = load_history(con, [wh], day - dt.timedelta(days=TRAIN_HISTORY_DAYS), day)
         tiers = read_partition(con, "tier_assignments", day, wh)
+    require_complete_history(history, day, TRAIN_HISTORY_DAYS, history_since, wh)
     products, warehouses = tables["products"], tables["warehouses"]
     assert products is not None and warehouses is not None  # source.required's
     started = time.perf_counter()
@@ -165,6 +195,7 @@ def train_box(
     alerts: AlertResource,
     run_id: str,
     log: Any,
+    history_since: dt.date | None = None,
 ) -> pd.DataFrame:
     """Train, register and gate the model of every (day, warehouse) of a run's box of partitions.
 
@@ -196,7 +227,9 @@ def train_box(
             # A retried step reuses what its earlier attempt registered instead of training again.
             found = model_registry.find_version(wh, tags)
             if found is None:
-                model, version, seconds = train_candidate(day, wh, tags, tables, train_config, duckdb)
+                model, version, seconds = train_candidate(
+                    day, wh, tags, tables, train_config, duckdb, history_since
+                )
             else:
                 version, version_tags = found
                 log.info(f"{day}|{wh}: reusing v{version}, registered by an earlier attempt of this run")
@@ -251,6 +284,7 @@ def build_model_assets(
         timezone: The company timezone (the forecasts' freshness deadline).
         retry_policy: The retry policy of both assets (tests shorten the delays).
     """
+    first_day = date_dimension(partitions_def).start.date()
 
     @dg.asset(
         partitions_def=partitions_def,
@@ -291,7 +325,7 @@ def build_model_assets(
             {"n_estimators": config.n_estimators, "margin": config.promotion_margin}
         )
         try:
-            table = train_box(box, config, source, duckdb, alerts, context.run_id, context.log)
+            table = train_box(box, config, source, duckdb, alerts, context.run_id, context.log, first_day)
         finally:
             # Close the dagster-mlflow run here too: runs executed in one process (the CLI, tests, the
             # UI's ad-hoc materializations lack the job hook) would otherwise log into the same run.
@@ -381,6 +415,7 @@ def build_model_assets(
             with duckdb.get_connection() as con:
                 history = load_history(con, [wh], day - dt.timedelta(days=FORECAST_HISTORY_DAYS), day)
                 tiers = read_partition(con, "tier_assignments", day, wh)
+            require_complete_history(history, day, FORECAST_HISTORY_DAYS, first_day, wh)
             raw = forecasting.forecast_warehouse(
                 bundles[(wh, version.version)],
                 history,

@@ -26,7 +26,8 @@ OWNER_HOST_TAG = "demand_platform/host"
 #: Seconds a run must have existed before its process is judged (none: a run is judged only once its
 #: process is known, and a dead process is dead however young its run).
 GRACE_SECONDS = 0.0
-_IN_PROGRESS = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING]
+# STARTING runs are run monitoring's (its start timeout): their worker may not exist yet.
+_IN_PROGRESS = [dg.DagsterRunStatus.STARTED]
 
 
 def process_start_time(pid: int) -> float | None:
@@ -81,8 +82,12 @@ def fail_dead_runs(instance: dg.DagsterInstance, grace_seconds: float = GRACE_SE
     records: Iterable = instance.get_run_records(filters=dg.RunsFilter(statuses=_IN_PROGRESS))
     for record in records:
         run = record.dagster_run
-        started = record.start_time or record.create_timestamp.timestamp()
-        if now - started < grace_seconds:
+        # When the run started: its worker process cannot be younger. A launched worker reports the start
+        # itself; a CLI run (tagged with its process) runs in a process older than the run's record.
+        started = record.start_time
+        if started is None and OWNER_PID_TAG in run.tags:
+            started = record.create_timestamp.timestamp()
+        if started is None or now - started < grace_seconds:
             continue
         owner = run_process(instance, run)
         if owner is None or owner[1] != host:

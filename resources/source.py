@@ -51,6 +51,10 @@ class SourceDataResource(dg.ConfigurableResource):
             self.path, split.valid, chosen, start, end, rejected_products=split.rejected_keys(C.SKU)
         )
 
+    def history_last_day(self) -> dt.date:
+        """The last day of the bulk of the source's history (stray later lines excluded)."""
+        return source.last_history_date(self.path).date()
+
     def orphan_transactions(self, warehouse_ids: list[str], first: dt.date, last: dt.date) -> pd.DataFrame:
         """Transaction lines that belong to no partition, as quarantine rows."""
         return ingestion.orphan_transactions(self.path, warehouse_ids, first, last)

@@ -465,3 +465,26 @@ def test_refused_first_model_serves_its_baseline(platform: Platform, tmp_path: P
     assert set(forecasts[C.MODEL_VERSION]) == {f"{version}-baseline"}
     assert set(forecasts[C.MODEL]) <= {"seasonal_naive", "moving_average_28", "cold_start"}
     assert (forecasts[C.FORECAST] >= 0).all() and (forecasts[C.P50] <= forecasts[C.P95]).all()
+
+
+def test_models_refuse_a_history_with_holes(platform: Platform, tmp_path: Path) -> None:
+    home = new_home(platform, tmp_path / "home")
+    assert home.run("trained_models", D1, "WH001", run_config=ALWAYS).success
+    hole = D1 - dt.timedelta(days=20)
+    with duckdb.connect(str(home.settings.duckdb_path)) as con:  # a day lost (by hand, an old crash)
+        con.execute(
+            "DELETE FROM raw_sales WHERE warehouse_id = 'WH001' AND CAST(date AS DATE) = $d", {"d": hole}
+        )
+    for asset in ("forecasts", "trained_models"):
+        result = home.run(
+            asset, D1, "WH001", run_config=ALWAYS if asset == "trained_models" else None, raise_on_error=False
+        )
+        assert not result.success
+        (failure,) = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+        message = str(failure.step_failure_data.error.message) + str(
+            failure.step_failure_data.user_failure_data
+        )
+        assert "missing day" in message and str(hole) in message, message
+    # The other warehouse, without holes, still forecasts.
+    assert home.run("trained_models", D1, "WH002", run_config=ALWAYS).success
+    assert home.run("forecasts", D1, "WH002").success
