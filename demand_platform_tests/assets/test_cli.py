@@ -1,5 +1,6 @@
 """The CLI as a user runs it: generate a source, run the platform on it, run again incrementally."""
 
+import datetime as dt
 from pathlib import Path
 
 import duckdb
@@ -33,3 +34,40 @@ def test_bad_source_fails_with_a_message(tmp_path: Path, capsys: pytest.CaptureF
     )
     assert code == 2
     assert "transactions.parquet or transactions.csv" in capsys.readouterr().err
+
+
+def test_failures_exit_non_zero_and_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in ("DEMAND_PLATFORM_START_DATE", "DEMAND_PLATFORM_END_DATE", "DEMAND_PLATFORM_SOURCE"):
+        monkeypatch.delenv(var, raising=False)
+    src, home = tmp_path / "src", tmp_path / "home"
+    args = ["--skus", "20", "--warehouses", "2", "--days", "60", "--start", "2024-01-01"]
+    assert main(["generate", "--out", str(src), *args]) == 0
+    run = ["run", "--source", str(src), "--home", str(home), "--through", "2024-02-20"]
+    assert main(run) == 0
+    capsys.readouterr()
+
+    # A history check that finds a hole (ERROR severity, blocking) and forecasts that cannot be made.
+    from demand_platform import features
+
+    monkeypatch.setattr(features, "missing_days", lambda *a, **k: [dt.date(2024, 1, 15)])
+    run[-1] = "2024-02-22"
+    assert main(run) == 1
+    out = capsys.readouterr().out
+    assert "status: FAILED" in out
+    assert "failed check: feature_table:history_complete" in out
+    assert "failed: forecast 2024-02-21|WH001..2024-02-22|WH001" in out
+
+    # Once the cause is gone, the next run repairs what was left undone and exits 0.
+    monkeypatch.undo()
+    for var in ("DEMAND_PLATFORM_START_DATE", "DEMAND_PLATFORM_END_DATE", "DEMAND_PLATFORM_SOURCE"):
+        monkeypatch.delenv(var, raising=False)
+    assert main(run) == 0
+    assert "status: OK" in capsys.readouterr().out
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    origins = con.execute(
+        "SELECT count(DISTINCT origin_date), count(DISTINCT warehouse_id) FROM forecasts"
+    ).fetchone()
+    con.close()
+    assert origins == (3, 2)  # 2024-02-20 .. 2024-02-22, both warehouses
