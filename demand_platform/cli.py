@@ -317,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     # developers (the tests show them); a planner running the CLI sees progress and results.
     warnings.simplefilter("ignore")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per model load
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         return int(args.func(args))

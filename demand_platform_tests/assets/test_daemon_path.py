@@ -153,6 +153,16 @@ def test_daemon_runs_the_daily_tick_after_a_killed_run_beside_the_cli(tmp_path: 
                 break
             time.sleep(2)
         cli_out, _ = cli.communicate(timeout=60)
+        # Let what the daemon started meanwhile (e.g. retrain runs its drift sensor requested) finish,
+        # so no run worker outlives the test.
+        busy = [
+            dg.DagsterRunStatus.QUEUED,
+            dg.DagsterRunStatus.NOT_STARTED,
+            dg.DagsterRunStatus.STARTING,
+            dg.DagsterRunStatus.STARTED,
+        ]
+        while instance.get_run_records(filters=dg.RunsFilter(statuses=busy)) and time.monotonic() < deadline:
+            time.sleep(2)
     finally:
         daemon.send_signal(signal.SIGINT)
         try:
