@@ -1,4 +1,4 @@
-"""Operational alerts: the ``alerts`` table in DuckDB and delivery to a webhook or by email.
+"""Operational alerts: the ``alerts`` table in DuckDB (an outbox) and delivery to a webhook or by email.
 
 Every alert the platform raises (a late partition, a failed run, a failed data-quality check, forecast
 drift, a rejected model promotion) is one :class:`Alert`. It is always kept in the ``alerts`` table
@@ -10,12 +10,32 @@ platform told (or tried to tell) its operators. Delivery is optional:
 * :func:`send_email` sends a plain-text mail through an SMTP relay with ``smtplib``.
 
 Both raise on failure; the caller decides what to do with a failed delivery (the Dagster resource
-records it in ``delivered_to``). Webhook URLs usually embed a secret, so they are never stored in the
-table: ``delivered_to`` names channels (``webhook``, ``email:<address>``), not URLs.
+records it in ``delivered_to``).
+
+**The table is an outbox.** Each alert keeps, per channel, its delivery state in ``delivered_to``:
+``ok`` (delivered: never sent to that channel again), ``failed: <error>`` (to be delivered again) or
+``gave up: <reason>`` (no more attempts); ``attempts`` counts the delivery rounds made and
+``next_attempt_at`` says when the failed channels are due again (NULL when none is). The schedule is the
+caller's (:func:`settle_delivery` takes the delay after each attempt: the Dagster resource uses a
+``dagster.RetryPolicy`` with exponential backoff), bounded by a number of attempts after which the failed
+channels are given up. A redelivery pass takes the due alerts with :func:`claim_due_alerts`, which also
+pushes their ``next_attempt_at`` :data:`CLAIM_S` ahead so that a second pass running meanwhile (a sensor
+evaluation that outlived its tick) cannot deliver them twice; the pass records the outcomes, or its
+crash lets the claim expire and the alerts come due again.
+
+**Channels are names, never addresses of secrets.** Webhook URLs usually embed a token (a Slack
+incoming-webhook URL *is* the credential), and the table is read by anyone holding the database file
+(reports, notebooks, backups): ``delivered_to`` names channels (``webhook``, ``email:<address>``), not URLs,
+and the resource blanks the URL out of error texts. A redelivery therefore goes to the webhook configured
+*when it is made*: a rotated URL receives the alerts still pending, and a channel no longer configured is
+given up at once (there is nowhere to send it).
 
 When the database is locked by another process (embedded DuckDB admits one writer process),
-:func:`spool_alert` appends the alert to a JSON-lines file instead and :func:`drain_spool` moves spooled
-alerts into the table later; inserting is idempotent on ``alert_id``.
+:func:`spool_alert` appends the alert, with its delivery state, to a JSON-lines file instead and
+:func:`drain_spool` moves spooled alerts into the table later. Recording merges with the row already
+stored (:func:`merge_alerts`: a delivered channel stays delivered, the more advanced attempt wins), so
+replaying a spool, or recording the same alert twice, is harmless and never brings back an attempt that
+was already made.
 """
 
 import datetime as dt
@@ -24,7 +44,7 @@ import os
 import smtplib
 import urllib.request
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -42,7 +62,21 @@ SEVERITY = "severity"
 SUBJECT = "subject"
 DETAILS = "details"
 DELIVERED_TO = "delivered_to"
-ALERT_COLUMNS = (ALERT_ID, CREATED_AT, KIND, SEVERITY, SUBJECT, DETAILS, DELIVERED_TO)
+ATTEMPTS = "attempts"
+NEXT_ATTEMPT_AT = "next_attempt_at"
+ALERT_COLUMNS = (
+    ALERT_ID,
+    CREATED_AT,
+    KIND,
+    SEVERITY,
+    SUBJECT,
+    DETAILS,
+    DELIVERED_TO,
+    ATTEMPTS,
+    NEXT_ATTEMPT_AT,
+)
+#: Columns added to tables made before the outbox (rows recorded then have NULL: never redelivered).
+_ADDED_COLUMNS = {ATTEMPTS: "INTEGER", NEXT_ATTEMPT_AT: "TIMESTAMPTZ"}
 
 # --- kinds -----------------------------------------------------------------------------------------------
 FRESHNESS = "freshness"
@@ -62,8 +96,12 @@ SEVERITIES = (INFO, WARNING, ERROR, CRITICAL)
 # --- delivery outcomes in ``delivered_to`` ----------------------------------------------------------------
 DELIVERED = "ok"
 FAILED_PREFIX = "failed: "
+GAVE_UP_PREFIX = "gave up: "
 WEBHOOK = "webhook"
 EMAIL_PREFIX = "email:"
+
+#: Seconds a redelivery pass holds the alerts it took before another pass may take them again.
+CLAIM_S = 600.0
 
 #: Slack rejects a section block whose text exceeds 3,000 characters.
 _SLACK_BLOCK_LIMIT = 3000
@@ -76,7 +114,9 @@ CREATE TABLE IF NOT EXISTS {ALERTS} (
     {SEVERITY} VARCHAR NOT NULL,
     {SUBJECT} VARCHAR NOT NULL,
     {DETAILS} JSON,
-    {DELIVERED_TO} JSON
+    {DELIVERED_TO} JSON,
+    {ATTEMPTS} INTEGER,
+    {NEXT_ATTEMPT_AT} TIMESTAMPTZ
 )
 """
 
@@ -88,7 +128,7 @@ def _json(value: Any) -> str:
 
 @dataclass
 class Alert:
-    """One alert raised by the platform.
+    """One alert raised by the platform, with its delivery state.
 
     Attributes:
         kind: What happened: one of :data:`KINDS` (other strings are accepted).
@@ -97,8 +137,11 @@ class Alert:
         details: JSON-serialisable context (partition, run id, check name, metrics...).
         alert_id: Unique id (a random UUID by default).
         created_at: When the alert was raised (UTC).
-        delivered_to: Delivery outcome per channel: ``{"webhook": "ok"}``,
-            ``{"email:ops@example.com": "failed: <error>"}``; empty when no channel is configured.
+        delivered_to: Delivery state per channel: ``{"webhook": "ok"}``,
+            ``{"email:ops@example.com": "failed: <error>"}``, ``"gave up: <reason>"``; empty when no
+            channel is configured.
+        attempts: Delivery rounds made (0 before the first; each round tries every pending channel).
+        next_attempt_at: When the failed channels are due again (UTC), or None when no channel is pending.
     """
 
     kind: str
@@ -108,11 +151,23 @@ class Alert:
     alert_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     delivered_to: dict[str, str] = field(default_factory=dict)
+    attempts: int = 0
+    next_attempt_at: dt.datetime | None = None
 
     @property
     def delivery_failed(self) -> bool:
-        """Whether some configured channel failed to take the alert."""
+        """Whether some configured channel has not taken the alert (failed so far, or given up)."""
         return any(v != DELIVERED for v in self.delivered_to.values())
+
+    @property
+    def pending_channels(self) -> list[str]:
+        """The channels whose delivery failed and will be attempted again."""
+        return sorted(c for c, v in self.delivered_to.items() if v.startswith(FAILED_PREFIX))
+
+    @property
+    def abandoned_channels(self) -> list[str]:
+        """The channels given up (attempts exhausted, or the channel is no longer configured)."""
+        return sorted(c for c, v in self.delivered_to.items() if v.startswith(GAVE_UP_PREFIX))
 
     def text(self) -> str:
         """The one-line text of the alert (``[ERROR] freshness: subject``)."""
@@ -129,13 +184,16 @@ class Alert:
                 SUBJECT: self.subject,
                 DETAILS: self.details,
                 DELIVERED_TO: self.delivered_to,
+                ATTEMPTS: self.attempts,
+                NEXT_ATTEMPT_AT: None if self.next_attempt_at is None else self.next_attempt_at.isoformat(),
             }
         )
 
     @classmethod
     def from_json(cls, text: str) -> "Alert":
-        """Read an alert written by :meth:`to_json`."""
+        """Read an alert written by :meth:`to_json` (spool lines written before the outbox included)."""
         raw = json.loads(text)
+        next_at = raw.get(NEXT_ATTEMPT_AT)
         return cls(
             kind=raw[KIND],
             severity=raw[SEVERITY],
@@ -144,57 +202,325 @@ class Alert:
             alert_id=raw[ALERT_ID],
             created_at=dt.datetime.fromisoformat(raw[CREATED_AT]),
             delivered_to=raw.get(DELIVERED_TO) or {},
+            attempts=int(raw.get(ATTEMPTS) or 0),
+            next_attempt_at=dt.datetime.fromisoformat(next_at) if next_at else None,
         )
 
 
+# --- delivery state ------------------------------------------------------------------------------------
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime:
+    """``value`` as an aware UTC datetime (now when None; naive values are read as UTC)."""
+    if value is None:
+        return dt.datetime.now(dt.UTC)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def settle_delivery(
+    alert: Alert,
+    outcomes: Mapping[str, str | None],
+    max_attempts: int,
+    delay_after: Callable[[int], float],
+    now: dt.datetime | None = None,
+) -> list[str]:
+    """Write one delivery round into ``alert``: channel states, attempt count, next attempt.
+
+    A round with outcomes counts as one attempt. When ``max_attempts`` rounds have been made, the
+    channels still failing are given up (``gave up: after N attempts: <last error>``); otherwise the
+    next attempt is due ``delay_after(attempts)`` seconds after ``now``.
+
+    Args:
+        alert: The alert (updated in place).
+        outcomes: Channel -> None when delivered, else the error text. Empty for a round that attempted
+            nothing (the next attempt is recomputed all the same).
+        max_attempts: Rounds after which a channel that keeps failing is given up (at least 1).
+        delay_after: Seconds to wait after the ``n``-th attempt (e.g. ``RetryPolicy.calculate_delay``).
+        now: Time of the round (default: now).
+
+    Returns:
+        The channels given up by this round.
+    """
+    if outcomes:
+        alert.attempts += 1
+    for channel, error in outcomes.items():
+        alert.delivered_to[channel] = DELIVERED if error is None else f"{FAILED_PREFIX}{error}"
+    gave_up: list[str] = []
+    if alert.attempts >= max_attempts:
+        for channel in alert.pending_channels:
+            last = alert.delivered_to[channel].removeprefix(FAILED_PREFIX)
+            alert.delivered_to[channel] = f"{GAVE_UP_PREFIX}after {alert.attempts} attempts: {last}"
+            gave_up.append(channel)
+    if alert.pending_channels:
+        alert.next_attempt_at = _utc(now) + dt.timedelta(seconds=max(float(delay_after(alert.attempts)), 0.0))
+    else:
+        alert.next_attempt_at = None
+    return gave_up
+
+
+def give_up_channel(alert: Alert, channel: str, reason: str) -> None:
+    """Give up delivering ``alert`` to ``channel`` without an attempt (e.g. it is no longer configured).
+
+    Args:
+        alert: The alert (updated in place; ``next_attempt_at`` cleared when nothing is pending).
+        channel: The channel.
+        reason: Why, kept in ``delivered_to``.
+    """
+    alert.delivered_to[channel] = f"{GAVE_UP_PREFIX}{reason}"
+    if not alert.pending_channels:
+        alert.next_attempt_at = None
+
+
+def _progress(alert: Alert) -> tuple[int, bool, dt.datetime]:
+    """How far an alert's delivery went: more attempts, then settled, then the later next attempt."""
+    settled = alert.next_attempt_at is None
+    return (
+        alert.attempts,
+        settled,
+        _utc(alert.next_attempt_at) if not settled else dt.datetime.min.replace(tzinfo=dt.UTC),
+    )
+
+
+def merge_alerts(stored: Alert, incoming: Alert) -> Alert:
+    """Two records of the same alert merged into the most advanced delivery state.
+
+    Per channel, ``ok`` wins over anything (a delivered channel is never attempted again), then
+    ``gave up``, then the state of the record with more attempts. The attempt count is the larger one;
+    the next attempt is the more advanced record's (a later one on a tie, so a claim is kept), or None
+    when no channel is pending. The merge is idempotent and, for what delivery depends on (delivered and
+    given-up channels, attempts), order-independent: replaying a spool, or recording the outcome of a
+    round over its stored claim, never brings back an attempt already made.
+
+    Args:
+        stored: The alert as stored in the table.
+        incoming: The alert being recorded (same ``alert_id``).
+
+    Returns:
+        The merged alert (content fields from ``stored``).
+    """
+    ahead, behind = (incoming, stored) if _progress(incoming) > _progress(stored) else (stored, incoming)
+    delivered: dict[str, str] = {}
+    for channel in sorted(set(stored.delivered_to) | set(incoming.delivered_to)):
+        states = [r.delivered_to[channel] for r in (ahead, behind) if channel in r.delivered_to]
+        ok = [v for v in states if v == DELIVERED]
+        abandoned = [v for v in states if v.startswith(GAVE_UP_PREFIX)]
+        delivered[channel] = ok[0] if ok else abandoned[0] if abandoned else states[0]
+    merged = Alert(
+        kind=stored.kind,
+        severity=stored.severity,
+        subject=stored.subject,
+        details=stored.details,
+        alert_id=stored.alert_id,
+        created_at=stored.created_at,
+        delivered_to=delivered,
+        attempts=max(stored.attempts, incoming.attempts),
+    )
+    if merged.pending_channels:
+        merged.next_attempt_at = ahead.next_attempt_at or behind.next_attempt_at or _utc(None)
+    return merged
+
+
+# --- table -----------------------------------------------------------------------------------------------
+
+
+def _columns(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The columns of the ``alerts`` table (empty when it does not exist)."""
+    rows = con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = $t", {"t": ALERTS}
+    ).fetchall()
+    return {name for (name,) in rows}
+
+
 def ensure_alerts_table(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the ``alerts`` table when it does not exist yet."""
-    con.execute(_DDL)
+    """Create the ``alerts`` table when it does not exist yet, and add the outbox columns to an old one.
+
+    Rows recorded before the outbox keep NULL attempts and next attempt: they are never redelivered.
+    """
+    have = _columns(con)
+    if not have:
+        con.execute(_DDL)
+        return
+    for name, sql_type in _ADDED_COLUMNS.items():
+        if name not in have:
+            con.execute(f"ALTER TABLE {ALERTS} ADD COLUMN IF NOT EXISTS {name} {sql_type}")
+
+
+def _from_row(row: Mapping[str, Any]) -> Alert:
+    """An alert from a table row (JSON columns as text or decoded)."""
+
+    def decoded(value: Any) -> dict:
+        return json.loads(value) if isinstance(value, str) else dict(value or {})
+
+    created, next_at, attempts = row[CREATED_AT], row.get(NEXT_ATTEMPT_AT), row.get(ATTEMPTS)
+    return Alert(
+        kind=row[KIND],
+        severity=row[SEVERITY],
+        subject=row[SUBJECT],
+        details=decoded(row[DETAILS]),
+        alert_id=row[ALERT_ID],
+        created_at=_utc(pd.Timestamp(created).to_pydatetime()),
+        delivered_to=decoded(row[DELIVERED_TO]),
+        attempts=0 if attempts is None or pd.isna(attempts) else int(attempts),
+        next_attempt_at=None
+        if next_at is None or pd.isna(next_at)
+        else _utc(pd.Timestamp(next_at).to_pydatetime()),
+    )
+
+
+def _select(
+    con: duckdb.DuckDBPyConnection, where: str, params: Mapping[str, Any], tail: str = ""
+) -> list[Alert]:
+    cursor = con.execute(
+        f"SELECT {', '.join(ALERT_COLUMNS)} FROM {ALERTS} WHERE {where} {tail}", dict(params)
+    )
+    return [_from_row(dict(zip(ALERT_COLUMNS, row, strict=True))) for row in cursor.fetchall()]
+
+
+def stored_alert(con: duckdb.DuckDBPyConnection, alert_id: str) -> Alert | None:
+    """The alert ``alert_id`` as stored in the table, or None (also when there is no table).
+
+    Args:
+        con: Connection to the platform database, the table in its current schema
+            (:func:`ensure_alerts_table`).
+        alert_id: The alert's id.
+    """
+    if not _columns(con):
+        return None
+    found = _select(con, f"{ALERT_ID} = $id", {"id": alert_id})
+    return found[0] if found else None
 
 
 def record_alert(con: duckdb.DuckDBPyConnection, alert: Alert) -> None:
-    """Insert ``alert`` into the ``alerts`` table (created on first use).
+    """Insert ``alert`` into the ``alerts`` table (created on first use), or merge it into its row.
 
-    Inserting the same ``alert_id`` twice keeps the first row, so replaying a spool is harmless.
+    An alert already stored is merged with :func:`merge_alerts` (a delivered channel stays delivered, the
+    most advanced attempt wins), so replaying a spool or recording twice is harmless.
 
     Args:
         con: Read-write connection to the platform database.
         alert: The alert.
     """
     ensure_alerts_table(con)
+    stored = stored_alert(con, alert.alert_id)
+    if stored is None:
+        con.execute(
+            f"INSERT INTO {ALERTS} ({', '.join(ALERT_COLUMNS)}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            [
+                alert.alert_id,
+                alert.created_at,
+                alert.kind,
+                alert.severity,
+                alert.subject,
+                _json(alert.details),
+                _json(alert.delivered_to),
+                alert.attempts,
+                alert.next_attempt_at,
+            ],
+        )
+        return
+    merged = merge_alerts(stored, alert)
+    if (merged.delivered_to, merged.attempts, merged.next_attempt_at) == (
+        stored.delivered_to,
+        stored.attempts,
+        stored.next_attempt_at,
+    ):
+        return
     con.execute(
-        f"INSERT OR IGNORE INTO {ALERTS} ({', '.join(ALERT_COLUMNS)}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        [
-            alert.alert_id,
-            alert.created_at,
-            alert.kind,
-            alert.severity,
-            alert.subject,
-            _json(alert.details),
-            _json(alert.delivered_to),
-        ],
+        f"UPDATE {ALERTS} SET {DELIVERED_TO} = $d, {ATTEMPTS} = $n, {NEXT_ATTEMPT_AT} = $t WHERE {ALERT_ID} = $id",
+        {
+            "d": _json(merged.delivered_to),
+            "n": merged.attempts,
+            "t": merged.next_attempt_at,
+            "id": alert.alert_id,
+        },
     )
+
+
+def has_pending(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether some recorded alert has a channel to deliver again (due now or later, or claimed)."""
+    if NEXT_ATTEMPT_AT not in _columns(con):
+        return False
+    row = con.execute(f"SELECT count(*) FROM {ALERTS} WHERE {NEXT_ATTEMPT_AT} IS NOT NULL").fetchone()
+    return bool(row and row[0])
+
+
+def claim_due_alerts(
+    con: duckdb.DuckDBPyConnection, now: dt.datetime | None = None, limit: int = 50, claim_s: float = CLAIM_S
+) -> list[Alert]:
+    """Take the alerts whose failed channels are due, and hold them for ``claim_s`` seconds.
+
+    Selects the alerts with ``next_attempt_at <= now`` (oldest due first) and, in the same transaction,
+    moves their ``next_attempt_at`` to ``now + claim_s``: another pass meanwhile does not take them, and a
+    pass that dies before recording its outcomes lets them come due again after the claim. The returned
+    alerts carry the ``next_attempt_at`` they had before the claim.
+
+    Args:
+        con: Read-write connection to the platform database.
+        now: The pass's time (default: now).
+        limit: Most alerts taken.
+        claim_s: Seconds the claim holds.
+
+    Returns:
+        The due alerts, oldest due first.
+    """
+    ensure_alerts_table(con)
+    at = _utc(now)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        due = _select(
+            con,
+            f"{NEXT_ATTEMPT_AT} IS NOT NULL AND {NEXT_ATTEMPT_AT} <= $now",
+            {"now": at},
+            f"ORDER BY {NEXT_ATTEMPT_AT}, {ALERT_ID} LIMIT {int(limit)}",
+        )
+        if due:
+            con.execute(
+                f"UPDATE {ALERTS} SET {NEXT_ATTEMPT_AT} = $until WHERE list_contains($ids, {ALERT_ID})",
+                {"until": at + dt.timedelta(seconds=claim_s), "ids": [a.alert_id for a in due]},
+            )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return due
+
+
+def release_claims(con: duckdb.DuckDBPyConnection, alerts: Sequence[Alert]) -> None:
+    """Give back alerts claimed by :func:`claim_due_alerts` but not attempted (the pass ran out of time).
+
+    Each alert's ``next_attempt_at`` returns to the value it was claimed with, unless its row moved on
+    meanwhile (another attempt recorded).
+
+    Args:
+        con: Read-write connection to the platform database.
+        alerts: The alerts as returned by :func:`claim_due_alerts`, not attempted since.
+    """
+    for alert in alerts:
+        con.execute(
+            f"UPDATE {ALERTS} SET {NEXT_ATTEMPT_AT} = $t WHERE {ALERT_ID} = $id AND {ATTEMPTS} = $n",
+            {"t": alert.next_attempt_at, "id": alert.alert_id, "n": alert.attempts},
+        )
 
 
 def read_alerts(con: duckdb.DuckDBPyConnection, kind: str | None = None) -> pd.DataFrame:
     """The recorded alerts, oldest first (an empty frame with the columns when none were recorded).
 
     Args:
-        con: Connection to the platform database (read-only is fine once the table exists).
+        con: Connection to the platform database (read-only is fine once the table exists; a table made
+            before the outbox columns reads them as missing values).
         kind: Only alerts of this kind.
 
     Returns:
         One row per alert with :data:`ALERT_COLUMNS`; ``details`` and ``delivered_to`` are decoded into
         dicts.
     """
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = $t", {"t": ALERTS}
-    ).fetchone()
-    if not (exists and exists[0]):
+    have = _columns(con)
+    if not have:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in ALERT_COLUMNS})
     where, params = ("", {}) if kind is None else (f"WHERE {KIND} = $kind", {"kind": kind})
+    select = ", ".join(c if c in have else f"NULL AS {c}" for c in ALERT_COLUMNS)
     frame = con.execute(
-        f"SELECT {', '.join(ALERT_COLUMNS)} FROM {ALERTS} {where} ORDER BY {CREATED_AT}, {ALERT_ID}", params
+        f"SELECT {select} FROM {ALERTS} {where} ORDER BY {CREATED_AT}, {ALERT_ID}", params
     ).df()
     for column in (DETAILS, DELIVERED_TO):
         frame[column] = pd.Series(
