@@ -46,12 +46,20 @@ the sensors and the run failure sensor need the ``alerts`` resource (:class:`res
   progress holds the cursor of its check until it completes, so its result is not missed. On its first
   tick the sensor looks back at most :data:`CHECK_HISTORY_PAGE` executions per check.
 * **run_failure_alert_sensor** sends a ``run_failure`` alert for every failed run of the code location.
+* **alert_redelivery_sensor** (every minute, :data:`REDELIVERY_INTERVAL_S`) delivers again the alerts
+  whose delivery failed (webhook down, SMTP relay unreachable), to the failed channels only, on the
+  exponential-backoff ``dagster.RetryPolicy`` of the ``alerts`` resource (8 attempts over about two
+  hours by default); a channel given up is logged at CRITICAL and fails the tick, so the Dagster UI shows
+  the alert nothing else could carry (:mod:`resources.alerts` says why a sensor and not a job, and why the
+  sending sensors do not raise instead). The ``alerts`` table is the outbox; the sensor keeps no cursor.
 * **dead_run_sensor** (every minute) marks failed the runs whose process died, which the default run
   launcher's monitoring cannot detect (:mod:`assets.recovery`).
 
 Every schedule and sensor is on by default (``RUNNING``). Alerts are sent from inside the sensor
 evaluation, before Dagster stores the new cursor: if a tick fails after sending, the next tick sends
-again (at-least-once). A drift re-detected on an old partition (e.g. a backfill of ``accuracy_report``)
+again (at-least-once). A failed delivery does not fail the tick: it is recorded as failed and
+redelivered by ``alert_redelivery_sensor``, so a webhook down for a minute delays an alert instead of
+losing it. A drift re-detected on an old partition (e.g. a backfill of ``accuracy_report``)
 requests a retrain of that old partition too.
 """
 
@@ -101,6 +109,9 @@ DRIFT_SENSOR = "drift_sensor"
 ALERT_SENSOR = "alert_sensor"
 RUN_FAILURE_SENSOR = "run_failure_alert_sensor"
 DEAD_RUN_SENSOR = "dead_run_sensor"
+ALERT_REDELIVERY_SENSOR = "alert_redelivery_sensor"
+#: Seconds between two ticks of the alert redelivery sensor.
+REDELIVERY_INTERVAL_S = 60
 
 #: Resource key of :class:`resources.alerts.AlertResource`.
 ALERTS_RESOURCE = "alerts"
@@ -127,6 +138,11 @@ MATERIALIZATION_PAGE = 1000
 #: Check executions read per page (and at most, per check, on the alert sensor's first tick).
 CHECK_HISTORY_PAGE = 100
 
+
+class AlertsUndeliverable(RuntimeError):
+    """Raised by the alert redelivery sensor when it gives alerts up: the failed tick is their last resort."""
+
+
 _CHECK_SEVERITY = {dg.AssetCheckSeverity.ERROR: A.ERROR, dg.AssetCheckSeverity.WARN: A.WARNING}
 
 
@@ -137,7 +153,8 @@ class Operations:
     Attributes:
         jobs: ``daily``, ``daily_no_train`` and ``retrain``.
         schedules: ``daily_schedule`` and ``freshness_schedule``.
-        sensors: ``drift_sensor``, ``alert_sensor`` and ``run_failure_alert_sensor``.
+        sensors: ``drift_sensor``, ``alert_sensor``, ``run_failure_alert_sensor``,
+            ``alert_redelivery_sensor`` and ``dead_run_sensor``.
         asset_checks: ``forecasts_freshness``.
     """
 
@@ -611,6 +628,27 @@ def build_operations(
         )
 
     @dg.sensor(
+        name=ALERT_REDELIVERY_SENSOR,
+        minimum_interval_seconds=REDELIVERY_INTERVAL_S,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            "Delivers again the alerts whose delivery failed, to the failed channels only, with exponential "
+            "backoff; fails its tick when it gives an alert up."
+        ),
+    )
+    def alert_redelivery_sensor(context: dg.SensorEvaluationContext, alerts: AlertResource) -> dg.SkipReason:
+        report = alerts.redeliver()
+        summary = report.summary()
+        if report.gave_up:
+            context.log.critical(summary)
+            raise AlertsUndeliverable(summary)
+        if report.failed or report.locked is not None:
+            context.log.warning(summary)
+        elif report.delivered:
+            context.log.info(summary)
+        return dg.SkipReason(summary)
+
+    @dg.sensor(
         name=DEAD_RUN_SENSOR,
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.RUNNING,
@@ -629,7 +667,13 @@ def build_operations(
     return Operations(
         jobs=[daily_job, no_train_job, retrain_job],
         schedules=[daily_schedule, freshness_schedule],
-        sensors=[drift_sensor, alert_sensor, run_failure_alert_sensor, dead_run_sensor],
+        sensors=[
+            drift_sensor,
+            alert_sensor,
+            run_failure_alert_sensor,
+            alert_redelivery_sensor,
+            dead_run_sensor,
+        ],
         asset_checks=[freshness_check],
     )
 

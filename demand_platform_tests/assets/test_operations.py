@@ -27,10 +27,12 @@ from dagster_mlflow import mlflow_tracking
 
 from assets.operations import (
     ACCURACY_REPORT,
+    ALERT_REDELIVERY_SENSOR,
     ALERT_SENSOR,
     DAILY_JOB,
     DAILY_NO_TRAIN_JOB,
     DAILY_SCHEDULE,
+    DEAD_RUN_SENSOR,
     DRIFT_SENSOR,
     FRESHNESS_CHECK,
     FRESHNESS_CHECK_KEY,
@@ -547,6 +549,40 @@ def test_run_failure_sensor_records_an_alert(env: Env, webhook: tuple[str, list[
     assert any("run_failure" in body["text"] for body in webhook[1])
 
 
+def test_run_failure_alert_lost_by_a_down_webhook_is_redelivered(
+    env: Env, webhook: tuple[str, list[dict]]
+) -> None:
+    """A run status sensor moves its cursor past the run even when it raises: the outbox carries the alert."""
+    result = env.run(
+        "2024-01-03",
+        "W2",
+        run_config={"ops": {"trained_models": {"config": {"fail": True}}}},
+        raise_on_error=False,
+    )
+    (failure,) = env.instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    down = AlertResource(
+        database=str(env.database), webhook_url=f"http://127.0.0.1:{_closed_port()}/hook", retry_delay_s=0
+    )
+    context = dg.build_run_status_sensor_context(
+        sensor_name=RUN_FAILURE_SENSOR,
+        dagster_event=failure.dagster_event,
+        dagster_instance=env.instance,
+        dagster_run=env.instance.get_run_by_id(result.run_id),
+        repository_def=env.defs.get_repository_def(),
+        resources={"alerts": down},
+    ).for_run_failure()
+    env.sensor(RUN_FAILURE_SENSOR)(context)
+    (alert,) = env.alerts(A.RUN_FAILURE).to_dict("records")
+    assert alert[A.DELIVERED_TO][A.WEBHOOK].startswith(A.FAILED_PREFIX) and webhook[1] == []
+
+    # The webhook answers again (here: the fixture's server behind the configured URL).
+    for _ in range(2):
+        env.tick(ALERT_REDELIVERY_SENSOR)
+    assert [body["text"] for body in webhook[1]] == [f"[ERROR] run_failure: {alert[A.SUBJECT]}"]
+    (alert,) = env.alerts(A.RUN_FAILURE).to_dict("records")
+    assert alert[A.DELIVERED_TO] == {A.WEBHOOK: A.DELIVERED}
+
+
 # --- (f) delivery failures and a locked database ---------------------------------------------------------
 
 
@@ -621,7 +657,13 @@ def test_alert_resource_from_env_reads_channels() -> None:
 
 def test_schedules_and_sensors_default_to_running(env: Env) -> None:
     assert {s.name for s in env.ops.schedules} == {DAILY_SCHEDULE, FRESHNESS_SCHEDULE}
-    assert {s.name for s in env.ops.sensors} == {DRIFT_SENSOR, ALERT_SENSOR, RUN_FAILURE_SENSOR}
+    assert {s.name for s in env.ops.sensors} == {
+        DRIFT_SENSOR,
+        ALERT_SENSOR,
+        RUN_FAILURE_SENSOR,
+        ALERT_REDELIVERY_SENSOR,
+        DEAD_RUN_SENSOR,
+    }
     assert all(s.default_status == dg.DefaultScheduleStatus.RUNNING for s in env.ops.schedules)
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in env.ops.sensors)
     freshness = env.defs.resolve_schedule_def(FRESHNESS_SCHEDULE)
@@ -632,6 +674,6 @@ def test_schedules_and_sensors_default_to_running(env: Env) -> None:
         repository_def=env.defs.get_repository_def(),
     )
     assert len(freshness.evaluate_tick(context).run_requests or []) == 1
-    for name in (DRIFT_SENSOR, ALERT_SENSOR, RUN_FAILURE_SENSOR):
+    for name in (DRIFT_SENSOR, ALERT_SENSOR, RUN_FAILURE_SENSOR, ALERT_REDELIVERY_SENSOR):
         assert "alerts" in env.sensor(name).required_resource_keys
     assert FRESHNESS_CHECK_KEY in env.defs.resolve_asset_graph().asset_check_keys
