@@ -90,7 +90,8 @@ def build_feature_assets(partitions_def: dg.MultiPartitionsDefinition) -> list[d
                     )
                 )
                 for origin in origins:
-                    missing = features.missing_days(history, origin, LOOKBACK, since=first_day)
+                    since = features.history_start(first_day, warehouses, products, wh)
+                    missing = features.missing_days(history, origin, LOOKBACK, since=since)
                     holes[(wh, origin)] = missing
         table = pd.concat(frames, ignore_index=True)
         rows = table.groupby([C.WAREHOUSE_ID, features.ORIGIN_DATE]).size()

@@ -148,9 +148,10 @@ def train_candidate(
     with duckdb.get_connection() as con:
         history = load_history(con, [wh], day - dt.timedelta(days=TRAIN_HISTORY_DAYS), day)
         tiers = read_partition(con, "tier_assignments", day, wh)
-    require_complete_history(history, day, TRAIN_HISTORY_DAYS, history_since, wh)
     products, warehouses = tables["products"], tables["warehouses"]
     assert products is not None and warehouses is not None  # source.required's
+    since = None if history_since is None else features.history_start(history_since, warehouses, products, wh)
+    require_complete_history(history, day, TRAIN_HISTORY_DAYS, since, wh)
     started = time.perf_counter()
     model = forecasting.train_warehouse(
         history,
@@ -415,7 +416,8 @@ def build_model_assets(
             with duckdb.get_connection() as con:
                 history = load_history(con, [wh], day - dt.timedelta(days=FORECAST_HISTORY_DAYS), day)
                 tiers = read_partition(con, "tier_assignments", day, wh)
-            require_complete_history(history, day, FORECAST_HISTORY_DAYS, first_day, wh)
+            since = features.history_start(first_day, warehouses, products, wh)
+            require_complete_history(history, day, FORECAST_HISTORY_DAYS, since, wh)
             raw = forecasting.forecast_warehouse(
                 bundles[(wh, version.version)],
                 history,

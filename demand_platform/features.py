@@ -49,6 +49,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from demand_platform import columns as C
 from demand_platform.calendar import build_calendar
 from demand_platform.columns import (
     BRAND,
@@ -582,6 +583,25 @@ def _trailing(matrix: np.ndarray, column: int, window: int) -> np.ndarray:
 
 
 # --- missing days --------------------------------------------------------------------------------------------------------
+def history_start(
+    first_day: DateLike, warehouses: pd.DataFrame, products: pd.DataFrame, warehouse_id: str
+) -> dt.date:
+    """The first day a warehouse's ``raw_sales`` must have rows: holes are only looked for from here.
+
+    Ingestion writes no row before a warehouse is operational nor before the first SKU launches, so the
+    later of those and the first partition day.
+    """
+    bounds = [_to_day(first_day)]
+    since = warehouses.loc[warehouses[C.WAREHOUSE_ID].astype(str) == str(warehouse_id), C.OPERATIONAL_SINCE]
+    since = pd.to_datetime(since).dropna()
+    if len(since):
+        bounds.append(_to_day(since.min()))
+    launches = pd.to_datetime(products[C.LAUNCH_DATE]).dropna()
+    if len(launches):
+        bounds.append(_to_day(launches.min()))
+    return _day_to_timestamp(max(bounds)).date()
+
+
 def missing_days(
     history: pd.DataFrame, origin: DateLike, lookback: int, since: DateLike | None = None
 ) -> list[dt.date]:

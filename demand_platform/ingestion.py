@@ -64,8 +64,14 @@ _ORIGINAL_COLUMNS = f"""
 # Order-independent fingerprint of the lines of a group: the sum of a hash of each line's canonical
 # raw values (ids canonical, date, quantity and revenue as written), reduced to a non-negative BIGINT.
 # A sum (not a XOR) so that two identical lines do not cancel out.
+# Over the canonical values (ids as text, the day, quantity and revenue as numbers), so the same lines
+# exported with another column type (int vs float quantity, DATE vs TIMESTAMP, DECIMAL vs DOUBLE) keep
+# their fingerprint; a value that does not parse enters by its raw text.
 _FINGERPRINT_SQL = f"""CAST(sum(CAST(hash(
-        {C.TRANSACTION_ID}, {C.SKU}, {C.WAREHOUSE_ID}, _date_raw, _qty_raw, _rev_raw,
+        {C.TRANSACTION_ID}, {C.SKU}, {C.WAREHOUSE_ID}, _date, _qty, _rev,
+        CASE WHEN _date IS NULL THEN _date_raw END,
+        CASE WHEN _qty IS NULL THEN _qty_raw END,
+        CASE WHEN _rev IS NULL THEN _rev_raw END,
         {C.CUSTOMER_ID}, {C.ORDER_ID}
     ) AS HUGEINT)) % 9223372036854775808 AS BIGINT)"""
 

@@ -25,11 +25,44 @@ DAYS = 120
 LAST = START + dt.timedelta(days=DAYS - 1)
 
 
+OPENS = START + dt.timedelta(days=30)  # warehouse 2 opens a month into the history
+
+
+def _open_warehouse_2_late(out: Path, fmt: str) -> None:
+    """Warehouse 2 becomes operational at OPENS and has no line before it."""
+    if fmt == "parquet":
+        wh = pq.read_table(out / "warehouses.parquet")
+        since = [
+            OPENS if i == 2 else d
+            for i, d in zip(wh[C.WAREHOUSE_ID].to_pylist(), wh[C.OPERATIONAL_SINCE].to_pylist(), strict=True)
+        ]
+        wh = wh.set_column(
+            wh.schema.get_field_index(C.OPERATIONAL_SINCE),
+            wh.schema.field(C.OPERATIONAL_SINCE),
+            pa.array(since, wh.schema.field(C.OPERATIONAL_SINCE).type),
+        )
+        pq.write_table(wh, out / "warehouses.parquet")
+        tx = pq.read_table(out / "transactions.parquet").to_pandas()
+        keep = (tx[C.WAREHOUSE_ID] != 2) | (pd.to_datetime(tx[C.TRANSACTION_DATE]) >= pd.Timestamp(OPENS))
+        pq.write_table(
+            pa.Table.from_pandas(tx[keep], schema=DESIGN_SCHEMAS[C.TRANSACTIONS], preserve_index=False),
+            out / "transactions.parquet",
+        )
+        return
+    wh = pd.read_csv(out / "warehouses.csv", dtype=str)
+    wh.loc[wh[C.WAREHOUSE_ID] == "2", C.OPERATIONAL_SINCE] = OPENS.isoformat()
+    wh.to_csv(out / "warehouses.csv", index=False)
+    tx = pd.read_csv(out / "transactions.csv", dtype=str)
+    keep = (tx[C.WAREHOUSE_ID] != "2") | (pd.to_datetime(tx[C.TRANSACTION_DATE]) >= pd.Timestamp(OPENS))
+    tx[keep].to_csv(out / "transactions.csv", index=False)
+
+
 def _add_stray_lines(out: Path, fmt: str) -> list[str]:
     """Append mis-dated lines; return their transaction ids (as the canonical text)."""
     strays = [
         (9_000_000_001, dt.datetime(2019, 3, 1, 10, 30)),  # years before the history
         (9_000_000_002, dt.datetime.combine(LAST + dt.timedelta(days=400), dt.time(10, 30))),  # typo'd year
+        (9_000_000_004, dt.datetime.combine(dt.date.today() + dt.timedelta(days=400), dt.time(9))),  # future
     ]
     if fmt == "parquet":
         table = pq.read_table(out / "transactions.parquet")
@@ -55,6 +88,7 @@ def test_design_ddl_source_runs_end_to_end(tmp_path: Path, fmt: str, monkeypatch
         tmp_path / "synthetic", GeneratorConfig(n_skus=20, n_warehouses=2, start=START, days=DAYS)
     )
     design = write_design_source(tmp_path / "synthetic", tmp_path / "src", fmt=fmt)
+    _open_warehouse_2_late(design.out_dir, fmt)
     strays = _add_stray_lines(design.out_dir, fmt)
     home = tmp_path / "home"
     args = ["run", "--source", str(design.out_dir), "--home", str(home), "--through", LAST.isoformat()]
@@ -74,8 +108,13 @@ def test_design_ddl_source_runs_end_to_end(tmp_path: Path, fmt: str, monkeypatch
             f"SELECT {C.SOURCE_TABLE}, {C.REASON}, {C.ORIGINAL_ROW} FROM quarantine"
         ).df()
         features = con.execute("SELECT * FROM feature_table").df()
+        opened = con.execute(
+            f"SELECT min(CAST({C.DATE} AS DATE)) FROM raw_sales WHERE {C.WAREHOUSE_ID} = '2'"
+        ).fetchone()[0]
     # The partitions come from the bulk of the history, whatever the strays say; ids as the design's.
     assert (first, last) == (START, LAST)
+    # A warehouse that opened later has no rows before, and that is not a hole: it is forecast too.
+    assert opened == OPENS
     assert warehouses == ["1", "2"] == forecast_warehouses
     # Integer campaign ids flow: no campaign is quarantined, and planned promotions reach the features.
     assert not (quarantine[C.SOURCE_TABLE] == C.MARKETING_CAMPAIGNS).any(), quarantine

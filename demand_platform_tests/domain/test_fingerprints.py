@@ -105,3 +105,15 @@ def test_no_warehouse_no_line(tiny_source: Path) -> None:
     empty = ingestion.day_fingerprints(tiny_source, [], START, D1)
     assert empty.empty and list(empty.columns) == [C.WAREHOUSE_ID, C.DATE, C.LINES, C.FINGERPRINT]
     assert empty.dtypes.astype(str).tolist() == ["object", "datetime64[ns]", "int64", "int64"]
+
+
+def test_the_same_lines_exported_with_other_column_types_keep_their_fingerprints(tmp_path: Path) -> None:
+    lines = _lines()
+    as_int = write_tiny_source(tmp_path / "int", lines)
+    # The next day's export has a float quantity (pandas after one NaN), a timestamp date and the csv format.
+    floats = lines.assign(**{C.QUANTITY: lines[C.QUANTITY].astype(float)})
+    floats[C.TRANSACTION_DATE] = pd.to_datetime(floats[C.TRANSACTION_DATE]) + pd.Timedelta(hours=10)
+    as_float = write_tiny_source(tmp_path / "float", floats)
+    as_csv = write_tiny_source(tmp_path / "csv", lines, fmt="csv")
+    pd.testing.assert_frame_equal(_days(as_int), _days(as_float))
+    pd.testing.assert_frame_equal(_days(as_int), _days(as_csv))
