@@ -31,7 +31,10 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
         *build_reporting_assets(partitions_def, settings.reports_dir),
     ]
     operations = build_operations(
-        partitions_def, settings.timezone, retrain_every_days=settings.retrain_every_days
+        partitions_def,
+        settings.timezone,
+        retrain_every_days=settings.retrain_every_days,
+        pipeline_checks=[key for asset in assets for key in asset.check_keys],
     )
     jobs = [
         dg.define_asset_job(INGEST_JOB, selection=["raw_sales"], partitions_def=partitions_def),

@@ -62,9 +62,20 @@ def build_ingestion_assets(partitions_def: dg.MultiPartitionsDefinition) -> list
         returns against sales, and adds a zero row for every launched SKU without sales. A run may
         cover a range of days of one warehouse (backfill) or one day of many warehouses. Each day's
         line count and fingerprint go to the ``ingest_log`` table, so late or corrected lines and
-        partitions lost to a crash are found and ingested again by the catch-up.
+        partitions lost to a crash are found and ingested again by the catch-up. A day whose lines
+        have not landed at all (no line of any warehouse that day or the week after) fails instead of
+        becoming a day of zero demand.
         """
         box = partition_box(context)
+        if not source.has_landed(box.end):
+            raise dg.Failure(
+                description=(
+                    f"raw_sales {box.end}: the source has no transaction line dated {box.end} or within "
+                    "the week after it, so that day's sales have not landed; it is not ingested as a day "
+                    "of zero demand. Run again once they have."
+                ),
+                allow_retries=False,
+            )
         sales = source.ingest_sales(box.warehouse_ids, box.start, box.end)
         entries = ingest_log.log_entries(
             sales.lines_per_date, sales.raw_sales, box.warehouse_ids, box.start, box.end, context.run_id

@@ -420,6 +420,7 @@ def build_operations(
     deadline_hour: int = 8,
     retrain_every_days: int = 1,
     watched_checks: Sequence[dg.AssetCheckKey] | None = None,
+    pipeline_checks: Sequence[dg.AssetCheckKey] = (),
 ) -> Operations:
     """Jobs, schedules, sensors and the freshness check of the platform (see the module docstring).
 
@@ -430,6 +431,9 @@ def build_operations(
         retrain_every_days: Retraining cadence of the daily schedule (1 = every day).
         watched_checks: Checks whose failures the alert sensor reports; None for every asset check of
             the code location (read from the repository at each tick).
+        pipeline_checks: The checks defined with the pipeline assets. The schedule's run requests name
+            the ones of their assets: a run request selecting assets would otherwise also run every check
+            on them, the freshness check included, judged at run time against the deadline.
 
     Returns:
         The operations to add to ``dg.Definitions`` (with the ``alerts`` resource).
@@ -507,6 +511,7 @@ def build_operations(
                 run_key=f"daily-{day.isoformat()}-{wh}",
                 partition_key=partition,
                 asset_selection=forecast_path,
+                asset_check_keys=[k for k in pipeline_checks if k.asset_key in forecast_path],
                 tags={RETRAIN_TAG: str(train).lower()},
             )
         for wh in warehouses:
@@ -514,6 +519,7 @@ def build_operations(
                 run_key=f"report-{day.isoformat()}-{wh}",
                 partition_key=dg.MultiPartitionKey({DATE_DIM: day.isoformat(), WAREHOUSE_DIM: wh}),
                 asset_selection=[dg.AssetKey(ACCURACY_REPORT)],
+                asset_check_keys=[k for k in pipeline_checks if k.asset_key == dg.AssetKey(ACCURACY_REPORT)],
                 tags={RETRAIN_TAG: str(train).lower(), PRIORITY_TAG: str(REPORT_RUN_PRIORITY)},
             )
 

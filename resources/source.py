@@ -51,6 +51,17 @@ class SourceDataResource(dg.ConfigurableResource):
             self.path, split.valid, chosen, start, end, rejected_products=split.rejected_keys(C.SKU)
         )
 
+    def has_landed(self, day: dt.date, within_days: int = 7) -> bool:
+        """Whether the source has any transaction line dated ``day`` or up to ``within_days`` later.
+
+        A day whose lines have not arrived at all (yesterday's export is late) must not be ingested as a
+        day of zero demand; a day on which no warehouse sold anything (a closure) is told apart by the
+        lines of the days after it.
+        """
+        warehouses = self.required(C.WAREHOUSES)[C.WAREHOUSE_ID].astype(str).tolist()
+        found = ingestion.day_fingerprints(self.path, warehouses, day, day + dt.timedelta(days=within_days))
+        return not found.empty
+
     def history_last_day(self) -> dt.date:
         """The last day of the bulk of the source's history (stray later lines excluded)."""
         return source.last_history_date(self.path).date()

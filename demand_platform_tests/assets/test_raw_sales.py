@@ -117,3 +117,18 @@ def test_source_audit_quarantines_orphans(tmp_path: Path, settings: PlatformSett
     ]
     check = result.get_asset_check_evaluations()[0]
     assert check.check_name == AUDIT_CHECK and not check.passed
+
+
+def test_a_day_whose_lines_have_not_landed_is_refused(settings: PlatformSettings, tmp_path: Path) -> None:
+    """The day after the source's last line: no zero-demand day is invented, the error says why."""
+    late = dt.date(2024, 1, 10) + dt.timedelta(days=1)
+    later = PlatformSettings(**{**settings.__dict__, "end_date": late})
+    defs = build_definitions(later)
+    result = defs.resolve_job_def("ingest").execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(),
+        partition_key=str(dg.MultiPartitionKey({"date": late.isoformat(), "warehouse": "W1"})),
+        raise_on_error=False,
+    )
+    assert not result.success
+    (failure,) = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    assert "have not landed" in str(failure.step_failure_data.user_failure_data.description)

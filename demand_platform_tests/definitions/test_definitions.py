@@ -141,3 +141,9 @@ def test_daily_schedule_puts_every_forecast_run_before_the_reports(settings: Pla
     assert all(int(r.tags[PRIORITY_TAG]) == REPORT_RUN_PRIORITY for r in report_runs)
     job_assets = set(defs.resolve_job_def(DAILY_JOB).asset_layer.executable_asset_keys)
     assert set(forecast_runs[0].asset_selection or []) | {report} == job_assets
+    # The scheduled runs run the checks of their assets but not the freshness check, which its own
+    # schedule judges after the deadline (run with the forecasts it failed on every past origin).
+    checks = {k.to_user_string() for r in forecast_runs for k in (r.asset_check_keys or [])}
+    assert {"raw_sales:rejected_share_at_most_5pct", "feature_table:history_complete"} <= checks
+    assert "forecasts:forecasts_freshness" not in checks
+    assert all(r.asset_check_keys is not None for r in requests)
