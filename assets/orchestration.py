@@ -284,7 +284,8 @@ def run_platform(
             {**range_tags(start, end, wh), REINGEST_TAG: "; ".join(reasons)},
             f"raw_sales {wh} {start}..{end}",
         )
-    changed = redo[redo["reason"] != ingest_log.REASON_MISSING]
+    # What was built on these days is built again; a day only re-recorded (an upgraded home) is not.
+    changed = redo[~redo["reason"].isin([ingest_log.REASON_MISSING, ingest_log.REASON_UNRECORDED])]
 
     # --- origins to (re)build -------------------------------------------------------------------------
     train_day = max(first, through - dt.timedelta(days=evaluate_days))

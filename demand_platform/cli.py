@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from demand_platform import columns as C
-from demand_platform import source
+from demand_platform import dbfile, source
 from demand_platform.settings import PlatformSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -139,7 +139,6 @@ def cmd_import_online_retail(args: argparse.Namespace) -> int:
 
 def cmd_export_forecasts(args: argparse.Namespace) -> int:
     """Write the forecasts of one origin from a platform home to a parquet or csv file."""
-    import duckdb
 
     from demand_platform.store import read_forecasts
 
@@ -147,11 +146,8 @@ def cmd_export_forecasts(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix not in (".parquet", ".csv"):
         raise source.SourceError(f"{out}: the output must end in .parquet or .csv")
-    con = duckdb.connect(str(settings.duckdb_path), read_only=True)
-    try:
+    with dbfile.connect(settings.duckdb_path) as con:  # under the platform lock, like every connection
         frame = read_forecasts(con, args.origin)
-    finally:
-        con.close()
     if frame.empty:
         print(f"error: no forecasts for origin {args.origin} in {settings.duckdb_path}", file=sys.stderr)
         return 1
@@ -169,7 +165,6 @@ def cmd_export_forecasts(args: argparse.Namespace) -> int:
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     """Rolling-origin backtest per tier against seasonal naive and a 28-day moving average."""
-    import duckdb
     import pandas as pd
 
     from demand_platform import forecasting
@@ -185,26 +180,24 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     valid = {t: (split.valid if split is not None else None) for t, split in optional.items()}
     origins = [args.last_origin - dt.timedelta(days=args.step * k) for k in reversed(range(args.origins))]
     chosen = args.warehouses or sorted(warehouses.valid[C.WAREHOUSE_ID])
-    con = duckdb.connect(str(settings.duckdb_path), read_only=True)
     frames = []
-    try:
-        for wh in chosen:
+    for wh in chosen:
+        # The platform lock is held while reading only, not through the backtest's computation.
+        with dbfile.connect(settings.duckdb_path) as con:
             history = load_history(
                 con, [wh], origins[0] - dt.timedelta(days=730), args.last_origin + dt.timedelta(days=30)
             )
-            table = forecasting.backtest_warehouse(
-                history,
-                products.valid,
-                warehouses.valid,
-                valid[C.CALENDAR],
-                valid[C.MARKETING_CAMPAIGNS],
-                valid[C.WEATHER],
-                wh,
-                origins,
-            )
-            frames.append(table.assign(**{C.WAREHOUSE_ID: wh}))
-    finally:
-        con.close()
+        table = forecasting.backtest_warehouse(
+            history,
+            products.valid,
+            warehouses.valid,
+            valid[C.CALENDAR],
+            valid[C.MARKETING_CAMPAIGNS],
+            valid[C.WEATHER],
+            wh,
+            origins,
+        )
+        frames.append(table.assign(**{C.WAREHOUSE_ID: wh}))
     result = pd.concat(frames, ignore_index=True)
     pooled = result[result[C.ORIGIN_DATE].isna()].drop(columns=[C.ORIGIN_DATE])
     with pd.option_context("display.width", 200, "display.max_columns", 20):

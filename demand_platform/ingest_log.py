@@ -41,6 +41,9 @@ LOG_COLUMNS = (C.WAREHOUSE_ID, C.DATE, LINES, FINGERPRINT, RAW_ROWS, RUN_ID, ING
 REASON_MISSING = "not materialized"
 REASON_HOLE = "rows in DuckDB differ from the ingest log"
 REASON_CHANGED = "source lines changed since ingestion"
+#: Stored by a version that did not record what the rows were built from: ingested once more to record
+#: it, without rebuilding what was built on it (an upgrade must not redo a month of forecasts).
+REASON_UNRECORDED = "ingested before lines were recorded"
 STORED = ("stored_lines", "stored_fingerprint")
 
 _DDL = f"""
@@ -238,6 +241,7 @@ def days_to_reingest(
         (logged & (frame[RAW_ROWS] != frame["stored_rows"])) | (~logged & (frame["stored_rows"] == 0))
     )
     changed = pd.Series(False, index=frame.index)
+    unrecorded = pd.Series(False, index=frame.index)
     if source_now is not None:
         now = source_now[[C.WAREHOUSE_ID, C.DATE, LINES, FINGERPRINT]].rename(
             columns={LINES: "lines_now", FINGERPRINT: "fingerprint_now"}
@@ -252,9 +256,11 @@ def days_to_reingest(
         built_print = frame["stored_fingerprint"].where(has_rows, frame[FINGERPRINT])
         known = built_print.notna()
         differs = (frame["lines_now"] != built_lines) | (frame["fingerprint_now"] != built_print)
+        changed = done & window & known & differs
         # Days stored by a version that recorded nothing are built once more, to record it.
-        changed = done & window & ((known & differs) | ~known)
+        unrecorded = done & window & ~known
     reason = pd.Series("", index=frame.index, dtype=object)
+    reason[unrecorded] = REASON_UNRECORDED
     reason[changed] = REASON_CHANGED
     reason[hole] = REASON_HOLE
     reason[~done] = REASON_MISSING

@@ -32,7 +32,7 @@ def build_resources(settings: PlatformSettings) -> dict[str, Any]:
     return {
         "io_manager": PlatformDuckDBIOManager(database=database, schema="main"),
         "duckdb": PlatformDuckDBResource(database=database),
-        "source": SourceDataResource(path=str(settings.source)),
+        "source": SourceDataResource(path=str(settings.source), timezone=settings.timezone),
         "alerts": alert_resource_from_env(database),
         "registry": ModelRegistryResource(tracking_uri=settings.mlflow_uri),
         # dagster-mlflow's legacy resource (used through required_resource_keys={"mlflow"}), with the

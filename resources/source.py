@@ -1,6 +1,7 @@
 """The source data resource: a bring-your-own-data directory, one file per table."""
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pandas as pd
@@ -16,9 +17,11 @@ class SourceDataResource(dg.ConfigurableResource):
     Attributes:
         path: Directory holding ``transactions``, ``products``, ``warehouses`` and the optional
             ``marketing_campaigns``, ``calendar``, ``weather`` and ``overrides`` tables.
+        timezone: The company timezone ("today", past which a line is a stray from the future).
     """
 
     path: str
+    timezone: str = "UTC"
 
     def table(self, table: str) -> source.TableSplit | None:
         """Read and validate one small table (None when an optional table is absent)."""
@@ -64,7 +67,8 @@ class SourceDataResource(dg.ConfigurableResource):
 
     def history_last_day(self) -> dt.date:
         """The last day of the bulk of the source's history (stray later lines excluded)."""
-        return source.last_history_date(self.path).date()
+        today = dt.datetime.now(ZoneInfo(self.timezone)).date()
+        return source.last_history_date(self.path, today=today).date()
 
     def orphan_transactions(self, warehouse_ids: list[str], first: dt.date, last: dt.date) -> pd.DataFrame:
         """Transaction lines that belong to no partition, as quarantine rows."""

@@ -84,7 +84,7 @@ def test_days_stored_without_a_record_are_built_once_more_in_the_window() -> Non
     state = _state([("W1", "2024-01-01", None, None, None, 7, None, None)])
     source = _source([("W1", "2024-01-01", 3, 99)])
     out = L.days_to_reingest({("W1", D(2024, 1, 1))}, state, source, ["W1"], D(2024, 1, 1), D(2024, 1, 1))
-    assert list(out["reason"]) == [L.REASON_CHANGED]
+    assert list(out["reason"]) == [L.REASON_UNRECORDED]
 
 
 def test_stamp_source_puts_each_days_record_on_its_rows() -> None:
