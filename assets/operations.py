@@ -5,7 +5,8 @@ the sensors and the run failure sensor need the ``alerts`` resource (:class:`res
 
 * **Jobs.** ``daily`` materializes the six partitioned assets of one ``date x warehouse`` partition
   (``raw_sales -> feature_table, tier_assignments -> trained_models -> forecasts -> accuracy_report``);
-  ``daily_no_train`` is the same without ``trained_models`` (forecasts with the latest model);
+  ``daily_no_train`` is the same without ``trained_models`` (forecasts with the version in production at
+  the origin);
   ``retrain`` re-materializes ``trained_models`` and ``forecasts`` of a partition (not
   ``accuracy_report``: a retrain never re-triggers the drift sensor by itself). The jobs run the checks
   of their assets except ``forecasts_freshness`` (which Dagster would otherwise add to every run that
@@ -466,7 +467,7 @@ def build_operations(
         DAILY_NO_TRAIN_JOB,
         selection=dg.AssetSelection.assets(*NO_TRAIN_ASSETS) - not_freshness,
         partitions_def=partitions_def,
-        description="The daily pipeline without training: forecasts with the latest models.",
+        description="The daily pipeline without training: forecasts with the versions in production at the origin.",
     )
     retrain_job = dg.define_asset_job(
         RETRAIN_JOB,
