@@ -54,9 +54,13 @@ def test_history_holes_fail_the_check_until_filled(settings: PlatformSettings) -
     instance = dg.DagsterInstance.ephemeral()
     _ingest(settings, instance, dt.date(2024, 1, 1), dt.date(2024, 1, 4))
     _ingest(settings, instance, dt.date(2024, 1, 6), dt.date(2024, 1, 10))
-    result = _run(settings, "feature_table", instance, partition_key=_key("2024-01-10", "W1"))
+    result = _run(
+        settings, "feature_table", instance, partition_key=_key("2024-01-10", "W1"), raise_on_error=False
+    )
     check = result.get_asset_check_evaluations()[0]
     assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    # Blocking: the step fails, so nothing downstream in the same run is built on the hole.
+    assert not result.success
     assert check.metadata["first_missing_days"].value == {"2024-01-10|W1": ["2024-01-05"]}
     assert _read(settings, "feature_table")[features.MISSING_HISTORY_DAYS].tolist() == [1, 1, 1]
     _ingest(settings, instance, dt.date(2024, 1, 5), dt.date(2024, 1, 5))

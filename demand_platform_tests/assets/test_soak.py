@@ -162,6 +162,15 @@ def test_a_home_lives_through_late_lines_corrections_and_kills(tmp_path: Path) -
     _reveal(full, live, T0 + dt.timedelta(days=1))
     out = _run(home, live, T0 + dt.timedelta(days=1), env)
     assert "source lines changed since ingestion" in out
+    # What was built on that day was built again: the forecasts of origin T0 read its history.
+    instance = dg.DagsterInstance.from_config(str(home / "dagster"))
+    rebuilt = instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey("forecasts"), asset_partitions=[f"{T0.isoformat()}|{warehouses[1]}"]
+        ),
+        limit=10,
+    ).records
+    assert len(rebuilt) == 2
 
     # Day 2: killed in the middle of ingesting, then run again.
     _reveal(full, live, T0 + dt.timedelta(days=2))
@@ -178,7 +187,6 @@ def test_a_home_lives_through_late_lines_corrections_and_kills(tmp_path: Path) -
     _kill_when_paused(home, live, T0 + dt.timedelta(days=3), env, "rewrite")
     # The transaction died with the process: the table is exactly as the last good run left it.
     pd.testing.assert_frame_equal(_stored_totals(home).sort_index(), good.sort_index())
-    instance = dg.DagsterInstance.from_config(str(home / "dagster"))
     stuck = instance.get_run_records(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
     assert len(stuck) == 1  # the killed run, which only the next start can judge
     out = _run(home, live, T0 + dt.timedelta(days=3), env)
