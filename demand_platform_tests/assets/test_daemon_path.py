@@ -25,7 +25,7 @@ import pytest
 from assets.operations import DAILY_SCHEDULE
 from demand_platform import columns as C
 from demand_platform.synthetic import GeneratorConfig, generate_source
-from demand_platform_tests.assets.test_soak import HOOKS, RUNNER
+from demand_platform_tests.assets.test_soak import RUNNER, cli_env
 
 REPO = Path(__file__).resolve().parents[2]
 TZ = "UTC"
@@ -94,18 +94,13 @@ def test_daemon_runs_the_daily_tick_after_a_killed_run_beside_the_cli(tmp_path: 
     src, home = tmp_path / "src", tmp_path / "home"
     start = day - dt.timedelta(days=history - 1)
     generate_source(src, GeneratorConfig(n_skus=20, n_warehouses=2, start=start, days=history, seed=3))
-    hooks = tmp_path / "hooks"
-    hooks.mkdir()
-    (hooks / "soak_hooks.py").write_text(HOOKS)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("DEMAND_PLATFORM_")},
-        "PYTHONPATH": os.pathsep.join([str(hooks), *filter(None, [os.environ.get("PYTHONPATH")])]),
-        "SOAK_MARK": str(tmp_path / "paused"),
-        "DEMAND_PLATFORM_HOME": str(home),
-        "DEMAND_PLATFORM_SOURCE": str(src),
-        "DEMAND_PLATFORM_TIMEZONE": TZ,
-        "DAGSTER_HOME": str(home / "dagster"),
-    }
+    env = cli_env(
+        tmp_path,
+        DEMAND_PLATFORM_HOME=str(home),
+        DEMAND_PLATFORM_SOURCE=str(src),
+        DEMAND_PLATFORM_TIMEZONE=TZ,
+        DAGSTER_HOME=str(home / "dagster"),
+    )
     base = ["run", "--source", str(src), "--home", str(home)]
 
     # Yesterday's home: everything through the day before, by the CLI.

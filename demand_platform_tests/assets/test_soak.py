@@ -66,6 +66,19 @@ HOOKS = textwrap.dedent(
 RUNNER = "import sys, soak_hooks; from demand_platform.cli import main; sys.exit(main())"
 
 
+def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of the CLI processes: no platform setting inherited, the pause hooks importable."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir(exist_ok=True)
+    (hooks / "soak_hooks.py").write_text(HOOKS)
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DEMAND_PLATFORM_")},
+        "PYTHONPATH": os.pathsep.join([str(hooks), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        "SOAK_MARK": str(tmp_path / "paused"),
+        **extra,
+    }
+
+
 def _reveal(full: pd.DataFrame, live: Path, through: dt.date, held: pd.Series | None = None) -> None:
     """Write the live source's transactions: every line dated up to ``through``, less ``held`` lines."""
     dates = pd.to_datetime(full[C.TRANSACTION_DATE]).dt.date
@@ -138,14 +151,7 @@ def test_a_home_lives_through_late_lines_corrections_and_kills(tmp_path: Path) -
         if (full_dir / f"{table}.parquet").exists():
             (live / f"{table}.parquet").write_bytes((full_dir / f"{table}.parquet").read_bytes())
     full = pd.read_parquet(full_dir / "transactions.parquet")
-    hooks = tmp_path / "hooks"
-    hooks.mkdir()
-    (hooks / "soak_hooks.py").write_text(HOOKS)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("DEMAND_PLATFORM_")},
-        "PYTHONPATH": os.pathsep.join([str(hooks), *filter(None, [os.environ.get("PYTHONPATH")])]),
-        "SOAK_MARK": str(tmp_path / "paused"),
-    }
+    env = cli_env(tmp_path)
     dates = pd.to_datetime(full[C.TRANSACTION_DATE]).dt.date
     warehouses = sorted(full[C.WAREHOUSE_ID].unique())
     late_day = T0 - dt.timedelta(days=2)
