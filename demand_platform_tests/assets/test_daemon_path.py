@@ -14,7 +14,6 @@ import datetime as dt
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,7 +24,8 @@ import pytest
 from assets.operations import DAILY_SCHEDULE
 from demand_platform import columns as C
 from demand_platform.synthetic import GeneratorConfig, generate_source
-from demand_platform_tests.assets.test_soak import RUNNER, cli_env
+from demand_platform_tests.assets.test_soak import cli_env
+from demand_platform_tests.assets.test_soak import spawn_cli as _cli
 
 REPO = Path(__file__).resolve().parents[2]
 TZ = "UTC"
@@ -72,16 +72,6 @@ def _start_schedule_before(tick: dt.datetime, env: dict[str, str]) -> None:
     finally:
         os.environ.clear()
         os.environ.update(saved)
-
-
-def _cli(args: list[str], env: dict[str, str], pause: str = "") -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-c", RUNNER, *args],
-        env={**env, "SOAK_PAUSE": pause},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
 
 
 @pytest.mark.slow

@@ -88,9 +88,8 @@ def _reveal(full: pd.DataFrame, live: Path, through: dt.date, held: pd.Series | 
     full[keep].to_parquet(live / "transactions.parquet", index=False)
 
 
-def _cli(home: Path, live: Path, through: dt.date, env: dict[str, str], pause: str = "") -> subprocess.Popen:
-    args = ["run", "--source", str(live), "--home", str(home), "--through", through.isoformat()]
-    args += ["--retrain-every", "3", "--late-days", "10"]
+def spawn_cli(args: list[str], env: dict[str, str], pause: str = "") -> subprocess.Popen:
+    """``demand-platform ARGS`` in a fresh process, optionally pausing at a write (see ``HOOKS``)."""
     return subprocess.Popen(
         [sys.executable, "-c", RUNNER, *args],
         env={**env, "SOAK_PAUSE": pause},
@@ -98,6 +97,11 @@ def _cli(home: Path, live: Path, through: dt.date, env: dict[str, str], pause: s
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def _cli(home: Path, live: Path, through: dt.date, env: dict[str, str], pause: str = "") -> subprocess.Popen:
+    args = ["run", "--source", str(live), "--home", str(home), "--through", through.isoformat()]
+    return spawn_cli([*args, "--retrain-every", "3", "--late-days", "10"], env, pause)
 
 
 def _run(home: Path, live: Path, through: dt.date, env: dict[str, str]) -> str:
