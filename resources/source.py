@@ -1,6 +1,8 @@
 """The source data resource: a bring-your-own-data directory, one file per table."""
 
 import datetime as dt
+import functools
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -9,6 +11,24 @@ import pandas as pd
 from demand_platform import columns as C
 from demand_platform import ingestion, source
 from demand_platform.calendar import build_calendar
+
+
+def _table_stamps(path: str) -> tuple[tuple[str, int, int], ...]:
+    """Name, size and modification time of every small table file (the cache key of its contents)."""
+    stamps = []
+    for table in source.SOURCE_TABLE_NAMES:
+        file = source.table_path(path, table)
+        if file is not None:
+            stat = Path(file).stat()
+            stamps.append((str(file), stat.st_size, stat.st_mtime_ns))
+    return tuple(stamps)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_tables(path: str, stamps: tuple[tuple[str, int, int], ...]) -> source.SourceTables:
+    """Load once per process and per version of the files (``stamps`` keys the cache)."""
+    del stamps
+    return source.SourceTables.load(path)
 
 
 class SourceDataResource(dg.ConfigurableResource):
@@ -22,6 +42,10 @@ class SourceDataResource(dg.ConfigurableResource):
 
     path: str
     timezone: str = "UTC"
+
+    def tables(self) -> source.SourceTables:
+        """The validated small tables, loaded once per process while their files are unchanged."""
+        return _load_tables(self.path, _table_stamps(self.path))
 
     def table(self, table: str) -> source.TableSplit | None:
         """Read and validate one small table (None when an optional table is absent)."""
