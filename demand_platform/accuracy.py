@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from demand_platform import columns as C
-from demand_platform.features import DateLike
+from demand_platform.days import DateLike
 from demand_platform.metrics import (
     BIAS,
     METRIC_COLUMNS,

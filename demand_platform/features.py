@@ -81,6 +81,7 @@ from demand_platform.columns import (
     WAREHOUSE_ID,
     WEIGHT_KG,
 )
+from demand_platform.days import DateLike, to_day, to_timestamp
 
 # --- window sizes ---------------------------------------------------------------------------------------
 DEMAND_LAGS = (1, 7, 14, 28, 364)
@@ -273,23 +274,11 @@ CATEGORICAL_FEATURES = (
 KEY_COLUMNS = (ORIGIN_DATE, SKU, WAREHOUSE_ID)
 FEATURE_TABLE_COLUMNS = (*KEY_COLUMNS, *FEATURE_COLUMNS, *CATEGORICAL_FEATURES, MISSING_HISTORY_DAYS)
 
-_NS_PER_DAY = 86_400 * 10**9
 _WEEKEND = "weekend"
 _WEEKDAY = "weekday"
 
-DateLike = dt.date | str | pd.Timestamp | np.datetime64
-
 
 # --- small helpers ---------------------------------------------------------------------------------------------------
-def _to_day(value: DateLike) -> int:
-    """Days since 1970-01-01 of a date-like value."""
-    return int(pd.Timestamp(value).normalize().value // _NS_PER_DAY)
-
-
-def _day_to_timestamp(day: int) -> pd.Timestamp:
-    return pd.Timestamp(day * _NS_PER_DAY)
-
-
 def _days(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Epoch days of a date column, and the mask of non-null entries (null days are set to 0)."""
     if not pd.api.types.is_datetime64_any_dtype(values.dtype):
@@ -407,10 +396,10 @@ class SalesPanel:
         Raises:
             ValueError: If the day is outside the panel.
         """
-        epoch_day = day if isinstance(day, int | np.integer) else _to_day(day)
+        epoch_day = day if isinstance(day, int | np.integer) else to_day(day)
         index = int(epoch_day) - self.start_day
         if not 0 <= index < self.n_days:
-            raise ValueError(f"day {_day_to_timestamp(int(epoch_day)).date()} is outside the sales panel")
+            raise ValueError(f"day {to_timestamp(int(epoch_day)).date()} is outside the sales panel")
         return index
 
 
@@ -437,8 +426,8 @@ def build_sales_panel(
     Returns:
         The :class:`SalesPanel`.
     """
-    end_day = _to_day(end)
-    start_day = _to_day(start) if start is not None else end_day - lookback_days
+    end_day = to_day(end)
+    start_day = to_day(start) if start is not None else end_day - lookback_days
     if start_day > end_day:
         raise ValueError("sales panel start is after its end")
     n_days = end_day - start_day + 1
@@ -591,15 +580,15 @@ def history_start(
     Ingestion writes no row before a warehouse is operational nor before the first SKU launches, so the
     later of those and the first partition day.
     """
-    bounds = [_to_day(first_day)]
+    bounds = [to_day(first_day)]
     since = warehouses.loc[warehouses[C.WAREHOUSE_ID].astype(str) == str(warehouse_id), C.OPERATIONAL_SINCE]
     since = pd.to_datetime(since).dropna()
     if len(since):
-        bounds.append(_to_day(since.min()))
+        bounds.append(to_day(since.min()))
     launches = pd.to_datetime(products[C.LAUNCH_DATE]).dropna()
     if len(launches):
-        bounds.append(_to_day(launches.min()))
-    return _day_to_timestamp(max(bounds)).date()
+        bounds.append(to_day(launches.min()))
+    return to_timestamp(max(bounds)).date()
 
 
 def missing_days(
@@ -616,16 +605,16 @@ def missing_days(
     Returns:
         The missing dates, ascending.
     """
-    end_day = _to_day(origin)
+    end_day = to_day(origin)
     start_day = end_day - lookback
     if since is not None:
-        start_day = max(start_day, _to_day(since))
+        start_day = max(start_day, to_day(since))
     if start_day > end_day:
         return []
     row_day, valid = _days(history[DATE])
     in_window = valid & (row_day >= start_day) & (row_day <= end_day)
     present = np.bincount(row_day[in_window] - start_day, minlength=end_day - start_day + 1) > 0
-    return [_day_to_timestamp(start_day + int(i)).date() for i in np.flatnonzero(~present)]
+    return [to_timestamp(start_day + int(i)).date() for i in np.flatnonzero(~present)]
 
 
 # --- static and look-ahead inputs, prepared once per call ------------------------------------------------------------------
@@ -718,8 +707,8 @@ def _prepare_context(
 
     if calendar is None:
         calendar = build_calendar(
-            _day_to_timestamp(first_origin_day - FEATURE_LOOKBACK_DAYS),
-            _day_to_timestamp(last_origin_day + horizon + _CALENDAR_LOOKAHEAD_DAYS),
+            to_timestamp(first_origin_day - FEATURE_LOOKBACK_DAYS),
+            to_timestamp(last_origin_day + horizon + _CALENDAR_LOOKAHEAD_DAYS),
         )
     cal = _prepare_calendar(calendar)
 
@@ -919,7 +908,7 @@ def _features_at(
     quantity = panel.quantity[rows, : column + 1]  # nothing after the origin from here on
     revenue = panel.revenue[rows, : column + 1]
     n = len(rows)
-    origin = _day_to_timestamp(origin_day)
+    origin = to_timestamp(origin_day)
     out: dict[str, object] = {
         ORIGIN_DATE: np.full(n, origin.to_datetime64()),
         SKU: panel.skus[rows],
@@ -1103,15 +1092,15 @@ def build_training_features(
     Returns:
         The stacked feature tables (``FEATURE_TABLE_COLUMNS``), sorted by origin then SKU.
     """
-    origin_days = sorted({_to_day(origin) for origin in origins})
+    origin_days = sorted({to_day(origin) for origin in origins})
     if not origin_days:
         raise ValueError("no origin given")
     panel = build_sales_panel(
         history,
-        end=_day_to_timestamp(origin_days[-1]),
+        end=to_timestamp(origin_days[-1]),
         lookback_days=0,
         warehouse_id=warehouse_id,
-        start=_day_to_timestamp(origin_days[0] - FEATURE_LOOKBACK_DAYS),
+        start=to_timestamp(origin_days[0] - FEATURE_LOOKBACK_DAYS),
     )
     ctx = _prepare_context(
         panel.skus,
@@ -1199,15 +1188,15 @@ def target_day_features(
     Returns:
         The :class:`TargetDayFeatures` (a horizon frame and a sparse (sku, horizon) campaign frame).
     """
-    origin_day = _to_day(origin)
+    origin_day = to_day(origin)
     horizon_array = np.asarray(list(horizons), dtype=np.int64)
     if len(horizon_array) == 0 or horizon_array.min() < 1:
         raise ValueError("horizons must be a non-empty list of integers >= 1")
     max_horizon = int(horizon_array.max())
     if calendar is None:
         calendar = build_calendar(
-            _day_to_timestamp(origin_day),
-            _day_to_timestamp(origin_day + max_horizon + _CALENDAR_LOOKAHEAD_DAYS),
+            to_timestamp(origin_day),
+            to_timestamp(origin_day + max_horizon + _CALENDAR_LOOKAHEAD_DAYS),
         )
     cal = _prepare_calendar(calendar)
     target_days = origin_day + horizon_array

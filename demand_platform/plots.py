@@ -31,7 +31,7 @@ from demand_platform.accuracy import (
     WEEKLY_WMAPE,
     ScoredForecasts,
 )
-from demand_platform.features import DateLike
+from demand_platform.days import DateLike
 from demand_platform.inventory import (
     AVG_ON_HAND,
     CYCLE_SERVICE_LEVEL,

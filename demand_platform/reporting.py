@@ -33,7 +33,7 @@ from pandera.typing import Series
 from demand_platform import accuracy, inventory, plots
 from demand_platform import columns as C
 from demand_platform import features as F
-from demand_platform.features import DateLike
+from demand_platform.days import NS_PER_DAY, DateLike
 from demand_platform.metrics import BIAS, MAE, N_OBS, RMSE, WMAPE
 
 # --- columns of the long report frame ------------------------------------------------------------------------
@@ -103,7 +103,6 @@ PLOT_WMAPE_BY_TIER = "wmape_by_tier"
 PLOT_SERVICE_VS_INVENTORY = "service_vs_inventory"
 TOP_SKUS = 6
 
-_NS_PER_DAY = 86_400 * 10**9
 
 NOTE_NO_MATURED = "No matured forecast yet: no forecast target on or before the report day has an actual."
 NOTE_NO_POLICY = "Inventory replay skipped: not enough matured origins (need more than lead time + 1 days)."
@@ -301,12 +300,12 @@ def _warehouse_forecasts(forecasts: pd.DataFrame, warehouse_id: str, as_of: pd.T
     origin = forecasts[C.ORIGIN_DATE]
     if origin.dtype.kind == "M":  # tz-naive datetimes: test midnight and the cut on the integers
         stamps = origin.to_numpy().astype("datetime64[ns]").view(np.int64)
-        normalised = bool((stamps % _NS_PER_DAY == 0).all())
-        day = stamps // _NS_PER_DAY
+        normalised = bool((stamps % NS_PER_DAY == 0).all())
+        day = stamps // NS_PER_DAY
     else:
         normalised = False
         day = pd.to_datetime(origin).dt.normalize().to_numpy().astype("datetime64[D]").view(np.int64)
-    keep = (forecasts[C.WAREHOUSE_ID] == warehouse_id).to_numpy() & (day <= as_of.value // _NS_PER_DAY)
+    keep = (forecasts[C.WAREHOUSE_ID] == warehouse_id).to_numpy() & (day <= as_of.value // NS_PER_DAY)
     if normalised and keep.all():
         return forecasts
     fc = forecasts.loc[keep, list(C.FORECAST_COLUMNS)]

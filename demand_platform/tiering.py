@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from demand_platform.columns import LAUNCH_DATE, ORIGIN_DATE, SKU, TIER, WAREHOUSE_ID
-from demand_platform.features import DateLike, SalesPanel, build_sales_panel, intermittency_stats
+from demand_platform.days import DateLike
+from demand_platform.features import SalesPanel, build_sales_panel, intermittency_stats
 
 TRAILING_VOLUME = "trailing_volume"
 TRAILING_REVENUE = "trailing_revenue"
