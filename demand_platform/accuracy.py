@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from demand_platform import columns as C
-from demand_platform.days import DateLike
+from demand_platform.days import HORIZON_BANDS, DateLike
 from demand_platform.metrics import (
     BIAS,
     METRIC_COLUMNS,
@@ -83,7 +83,6 @@ TABLE_NAMES = (
 )
 
 # --- horizon bands -----------------------------------------------------------------------------------
-HORIZON_BANDS = ((1, 7), (8, 14), (15, 30))
 HORIZON_BAND_LABELS = tuple(f"{lo}-{hi}" for lo, hi in HORIZON_BANDS)
 
 DEFAULT_LEAD_TIME = 7

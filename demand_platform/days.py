@@ -12,6 +12,9 @@ import pandas as pd
 NS_PER_DAY = 86_400 * 10**9
 """Nanoseconds in a day (``datetime64[ns]`` values divided by it are epoch days)."""
 
+HORIZON_BANDS: tuple[tuple[int, int], ...] = ((1, 7), (8, 14), (15, 30))
+"""Horizon bands, in days ahead of the origin: one LightGBM model each, and the bands accuracy is reported by."""
+
 DateLike = dt.date | str | pd.Timestamp | np.datetime64
 """Anything :class:`pandas.Timestamp` reads as a date."""
 
