@@ -1,4 +1,4 @@
-"""The ``demand-platform`` command line (the one domain module allowed to import Dagster).
+"""The ``demand-platform`` command line (in the Dagster layer: ``run``, ``demo`` and ``ui`` drive Dagster).
 
 Commands: ``generate`` (synthetic source), ``run`` (bring the platform up to date through a day, via
 Dagster, recorded in the instance under the home), ``demo`` (generate + run), ``ui`` (``dagster dev``

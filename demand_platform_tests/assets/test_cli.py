@@ -6,7 +6,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from demand_platform.cli import main
+from assets.cli import main
 
 
 def test_generate_then_run(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch) -> None:

@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from assets.cli import main
 from demand_platform import columns as C
-from demand_platform.cli import main
 from demand_platform.synthetic import GeneratorConfig, generate_source
 from demand_platform_tests.design_ddl import DESIGN_SCHEMAS, write_design_source
 

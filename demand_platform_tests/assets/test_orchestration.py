@@ -7,9 +7,9 @@ import duckdb
 import pandas as pd
 import pytest
 
+from assets.cli import EXPORT_COLUMNS, main
 from assets.orchestration import day_boxes, missing_ranges, run_platform
 from demand_platform import columns as C
-from demand_platform.cli import EXPORT_COLUMNS, main
 from demand_platform.settings import PlatformSettings
 from demand_platform.synthetic import GeneratorConfig, generate_source
 

@@ -63,7 +63,7 @@ HOOKS = textwrap.dedent(
         dbfile.insert_by_name = insert_by_name
     """
 )
-RUNNER = "import sys, soak_hooks; from demand_platform.cli import main; sys.exit(main())"
+RUNNER = "import sys, soak_hooks; from assets.cli import main; sys.exit(main())"
 
 
 def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
