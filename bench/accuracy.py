@@ -513,11 +513,8 @@ def scored_rows(data: Dataset, end: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Command-line options."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def add_dataset_options(parser: argparse.ArgumentParser) -> None:
+    """The options that choose and shape a dataset (shared with ``bench.sweep``)."""
     parser.add_argument("--dataset", choices=list(DATASETS), required=True)
     parser.add_argument(
         "--work", type=Path, required=True, help="working directory (sources, platform homes)"
@@ -546,11 +543,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     retail = parser.add_argument_group("online-retail")
     retail.add_argument("--file", type=Path, default=None, help="Online Retail (II) order lines")
     retail.add_argument("--top", type=int, default=200, help="series scored (by units in the last 90 days)")
-    args = parser.parse_args(argv)
+
+
+def finish_dataset_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
+    """Check the dataset options and fill the default origins."""
     if args.dataset == "online-retail" and args.file is None:
         parser.error("--dataset online-retail needs --file")
     args.origins = args.origins or DEFAULT_ORIGINS[args.dataset]
     return args
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_dataset_options(parser)
+    return finish_dataset_options(parser, parser.parse_args(argv))
 
 
 def window_result(window: Window) -> dict[str, Any]:
