@@ -282,6 +282,44 @@ def moving_average(y: np.ndarray, h: int, window: int = 28) -> np.ndarray:
     return np.repeat(level[:, None], h, axis=1)
 
 
+def seasonal_window_average(y: np.ndarray, h: int, season: int = 7, windows: int = 4) -> np.ndarray:
+    """Mean of the last ``windows`` values at the same position of the season, cycled over the horizon.
+
+    Like ``statsforecast.models.SeasonalWindowAverage(season_length=season, window_size=windows)`` but, as
+    the other kernels here, days before a series' first valid day do not
+    count, later NaN days count as zero, positions without any valid day take the mean of the series' valid
+    days (zero without any) and the output is non-negative.
+
+    Args:
+        y: History matrix ``[n_series, n_days]``.
+        h: Forecast horizon.
+        season: Season length in days.
+        windows: Number of seasons averaged.
+
+    Returns:
+        Forecasts ``[n_series, h]``.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    n_series, n_days = y.shape
+    if n_days == 0:
+        return np.zeros((n_series, h))
+    observed = ~np.isnan(y)
+    start = np.where(observed.any(axis=1), observed.argmax(axis=1), n_days)
+    values = np.nan_to_num(y, nan=0.0)
+    phase = np.arange(h) % season  # step i forecasts the season position of column n_days + i
+    total = np.zeros((n_series, h))
+    count = np.zeros((n_series, h))
+    for m in range(1, windows + 1):
+        column = n_days + phase - season * m
+        ok = (column[None, :] >= start[:, None]) & (column[None, :] >= 0)
+        total += np.where(ok, values[:, np.clip(column, 0, None)], 0.0)
+        count += ok
+    n_valid = n_days - start
+    fallback = np.divide(values.sum(axis=1), n_valid, out=np.zeros(n_series), where=n_valid > 0)
+    forecast = np.where(count > 0, total / np.maximum(count, 1), fallback[:, None])
+    return np.maximum(forecast, 0.0)
+
+
 def _croston_level(block: _Block, alpha: float) -> np.ndarray:
     """Croston's demand-size level divided by its interval level, for one block.
 
@@ -667,6 +705,25 @@ class MovingAverage:
     def forecast(self, y: np.ndarray, h: int) -> np.ndarray:
         """Forecast every series (see ``moving_average``)."""
         return moving_average(y, h, window=self.window)
+
+
+@dataclass(frozen=True)
+class SeasonalWindowAverage:
+    """Seasonal window average (see :func:`seasonal_window_average`).
+
+    Attributes:
+        season: Season length in days.
+        windows: Seasons averaged.
+        name: Model name.
+    """
+
+    season: int = 7
+    windows: int = 4
+    name: str = "seasonal_window_average"
+
+    def forecast(self, y: np.ndarray, h: int) -> np.ndarray:
+        """Forecast every series (see :func:`seasonal_window_average`)."""
+        return seasonal_window_average(y, h, self.season, self.windows)
 
 
 @dataclass(frozen=True)

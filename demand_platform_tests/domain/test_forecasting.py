@@ -31,6 +31,12 @@ from demand_platform.forecasting import (
     seasonal_window_average,
     train_warehouse,
 )
+from demand_platform.forecasting.baselines import fit_baseline
+from demand_platform.forecasting.cold_start import launch_prior_days
+from demand_platform.forecasting.components import choose_stat
+from demand_platform.forecasting.ensemble import ensemble_weights
+from demand_platform.forecasting.quantiles import nb_ppf
+from demand_platform.forecasting.state import OriginState
 from demand_platform.metrics import wmape
 from demand_platform.models.statistical import (
     STAT_MODELS,
@@ -250,7 +256,7 @@ def test_ensemble_weight_follows_the_validation_error() -> None:
     tier = np.full(300, 2)
     cases = {1.0: (actual, actual + noise), 0.0: (actual + noise, actual), 0.5: (actual + 1.0, actual - 1.0)}
     for expected, (lgbm, stat) in cases.items():
-        table = FC._ensemble_weights(actual, lgbm, stat, tier, CONFIG)
+        table = ensemble_weights(actual, lgbm, stat, tier, CONFIG)
         tier2 = table.loc[table[C.TIER] == 2, FC.WEIGHT_LGBM].to_numpy()
         assert np.allclose(tier2, expected, atol=1e-9)
 
@@ -577,11 +583,11 @@ def test_launch_prior_is_weak_when_launches_differ_and_capped_when_alike() -> No
     days = np.full(4000, 60.0)
     spread = rng.gamma(0.25, 40.0, 4000)  # mean 10, variance 400 -> b = 0.025 day
     total = rng.poisson(spread * days)
-    b = FC._prior_days(total.astype(float), days, float(total.sum() / days.sum()), 14.0)
+    b = launch_prior_days(total.astype(float), days, float(total.sum() / days.sum()), 14.0)
     assert b == pytest.approx(10.0 / 400.0, rel=0.25)
     alike = rng.poisson(10.0 * days).astype(float)
-    assert FC._prior_days(alike, days, float(alike.sum() / days.sum()), 14.0) == 14.0
-    assert FC._prior_days(total[:5].astype(float), days[:5], 10.0, 14.0) == 14.0
+    assert launch_prior_days(alike, days, float(alike.sum() / days.sum()), 14.0) == 14.0
+    assert launch_prior_days(total[:5].astype(float), days[:5], 10.0, 14.0) == 14.0
 
 
 def test_combination_is_the_mean_of_sba_tsb_and_ses() -> None:
@@ -615,7 +621,7 @@ def test_negative_binomial_quantiles_match_scipy(seed: int) -> None:
     n, p = 1.0 / alpha, 1.0 / (1.0 + alpha * mean)
     levels = np.sort(rng.uniform(0.01, 0.999, (m, 3)), axis=1)
     expected = nbinom.ppf(levels, n[:, None], p[:, None])
-    assert np.array_equal(FC._nb_ppf(levels, n, p), expected)
+    assert np.array_equal(nb_ppf(levels, n, p), expected)
 
 
 def test_a_sku_leaves_the_default_model_only_for_a_clear_backtest_win() -> None:
@@ -628,7 +634,7 @@ def test_a_sku_leaves_the_default_model_only_for_a_clear_backtest_win() -> None:
     y = np.vstack([rng.poisson(weekly, (20, days)), rng.poisson(3.0, (40, days))]).astype(np.float64)
     models = CONFIG.stat_forecasters()
     names = np.asarray([m.name for m in models], dtype=object)
-    state = FC._Origin(
+    state = OriginState(
         day=0,
         skus=np.arange(len(y)).astype(str).astype(object),
         tier=np.full(len(y), 3),
@@ -639,11 +645,11 @@ def test_a_sku_leaves_the_default_model_only_for_a_clear_backtest_win() -> None:
         launch_day=np.zeros(len(y)),
     )
     rows = np.arange(len(y))
-    chosen = names[FC._choose_stat(state, rows, models, CONFIG)]
+    chosen = names[choose_stat(state, rows, models, CONFIG)]
     assert CONFIG.selection_margin > 0 and names[0] == "combination"
     assert (chosen[:20] == "seasonal_window_average").all()
     assert (chosen[20:] == "combination").all()
-    free = names[FC._choose_stat(state, rows, models, dataclasses.replace(CONFIG, selection_margin=0.0))]
+    free = names[choose_stat(state, rows, models, dataclasses.replace(CONFIG, selection_margin=0.0))]
     assert len(set(free[20:])) > 1
 
 
@@ -753,7 +759,7 @@ def test_fallback_baseline_is_chosen_by_squared_error_not_wmape() -> None:
     assert wmape(actual, np.zeros_like(actual)) < wmape(actual, mean)  # WMAPE would pick a zero-ish forecast
     forecasts = {FC.MODEL_SEASONAL_NAIVE: np.zeros_like(actual), FC.MODEL_MOVING_AVERAGE_28: mean}
     skus = np.array([f"S{i}" for i in range(200)], dtype=object)
-    baseline = FC._fit_baseline(
+    baseline = fit_baseline(
         forecasts, actual, np.full(200, 100.0), skus, np.ones(200), np.full(200, 2), CONFIG
     )
     assert baseline.name == FC.MODEL_MOVING_AVERAGE_28

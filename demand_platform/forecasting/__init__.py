@@ -1,0 +1,273 @@
+"""Tiered forecasting pipeline of one warehouse: train, forecast D+1 .. D+horizon, override, backtest.
+
+Routing (from :func:`demand_platform.tiering.assign_tiers` at the origin):
+
+* route ``global_ml``, tier 1: ensemble of the global LightGBM
+  (:mod:`demand_platform.models.global_lgbm`) and the SKU's statistical model, model name ``"ensemble"``;
+* route ``global_ml``, other tiers: the global LightGBM, ``"lgbm"``;
+* route ``statistical``: the statistical model chosen per SKU by backtest, named after the model;
+* route ``cold_start``: category launch profile, ``"cold_start"``.
+
+Training (:func:`train_warehouse`) at a training date T runs an expanding-window CV over ``cv_origins``
+origins ``c = T - cv_step * k`` (``cv_step`` = the 30-day horizon by default; tiers re-assigned at each
+``c``): at each ``c`` a LightGBM trained on targets dated on or before ``c``, statistical models selected on
+the history up to ``c`` and launch profiles as of ``c`` forecast ``c + 1 .. c + 30`` (all on or before T). The CV residuals give the ensemble weights (tiers 1-2), the
+quantile calibration and the validation metrics; the final models are then fitted at T. The LightGBM
+training pairs (SKUs routed ``global_ml``, origins every ``origin_step`` days plus the CV origins) are
+sampled and binned once at T (:class:`demand_platform.models.global_lgbm.DirectTrainingSet`); each CV model
+trains on the subset whose target day is on or before its origin, which is what an expanding window sees.
+
+Design decisions (see also the docstrings of the functions):
+
+* **LightGBM objective**: Tweedie (power 1.2) by default. On the synthetic benchmarks Tweedie (1.1, 1.2,
+  1.5) and Poisson were within noise of each other (WMAPE 0.386-0.388, bias within +-1%); Tweedie is kept
+  for its heavier zero mass and tail on the zero-inflated tier-2 SKUs.
+
+* **One LightGBM per warehouse, not pooled across warehouses.** ``bench/bench_pooling.py`` (synthetic,
+  1,000 SKUs, two held-out origins, raw LightGBM means) found a model pooled over the same training rows
+  better: WMAPE -4.6% (4 warehouses), -4.0% (8), -0.9% (4, another seed), losing in 7 of 32 warehouse x
+  origin cells; pooled rows capped at one warehouse's budget kept almost none of it at 8 warehouses
+  (-0.3%), so the gain is the extra data, at the same total boosting time. Kept per warehouse for now:
+  a pooled model makes one job of all 50 warehouses (3 M rows per band at full size, one design matrix
+  in memory, no warehouse trained or retrained alone by the drift sensor, one gate for all), while the
+  ensemble with the statistical partner already shrinks the LightGBM's share where it is weak. Worth
+  revisiting with more seeds and real multi-warehouse data.
+* **Statistical model selection** uses :func:`select_by_backtest` with ``error="rmse"`` over the last
+  ``stat_windows`` windows of ``horizon`` days before the training date. MAE is minimised by the median,
+  which is zero on intermittent data, so MAE selection picks models that forecast zero (and under-stocks);
+  RMSE is minimised by the mean, the quantity the LightGBM (Tweedie) and the quantile calibration are built
+  around. A scaled error (RMSSE, MASE) would not change anything here: the selection is per series and a
+  per-series scale does not change the ranking of the models of that series. The default model is the
+  combination of SBA, TSB and SES; a SKU leaves it only for a model that wins its backtest by
+  ``selection_margin`` (10%), since a free choice on three windows mostly fits noise. Measured: M5
+  HOBBIES_2, six origins, WRMSSE 0.824 free vs 0.8145 with the 10% margin; on the synthetic weekly test
+  world the margin costs 0.2-0.8% WMAPE (three seeds), where the seasonal window average wins most SKUs.
+* **Weekday profile of the statistical forecasts.** SBA, TSB, SES, the moving average and their
+  combination forecast a flat level; the weekday is then put back with the warehouse's pooled weekday
+  index (:func:`demand_platform.models.statistical.pooled_weekday_index`: the demand of every SKU at the
+  origin over the last 364 days, shrunk towards 1 when there is little of it, mean 1 so every 7-day
+  total stays), for every SKU whose model is not already weekly (seasonal naive, seasonal window
+  average). A per-SKU index would fit the noise of sparse SKUs; the pooled one is what a warehouse's
+  week looks like. Measured: synthetic 500 SKUs, two origins (``bench/bench_synthetic_configs.py``),
+  point WRMSSE 0.6749 -> 0.6709 (tier 1: the partner of the
+  LightGBM was flat); M5 HOBBIES_2, six origins d_1801..d_1941 (``bench/bench_m5_configs.py``, every
+  origin promoted), 0.8165 -> 0.8164 (sparse items: parity). The statistical selection still backtests
+  the flat forecasts.
+* **Training origins** are ``origin_step`` (19) days apart over a year; a warehouse with few LightGBM
+  SKUs gets them closer together over the same span (:meth:`TrainConfig.origin_grid`: 3, 6 or 9 days,
+  while SKUs x origins stay within ``origin_budget`` = 100,000), so it learns from more weeks instead of
+  20 snapshots. A full-size warehouse (~5,000 LightGBM SKUs) keeps 20 origins, so its cost is unchanged.
+  Measured as above: M5 (75 LightGBM SKUs, step 3) 0.8165 -> 0.8109 (0.8164 -> 0.8115 with the
+  weekday profile on); synthetic (~260 SKUs, step 3) 0.6709 -> 0.6714 (no gain) at twice the training
+  time there.
+* **Ensemble weights** are per tier (1 and 2) and horizon band: the convex weight of the LightGBM against
+  the statistical partner that minimises the validation MSE pooled over the tier's SKU-days in all CV
+  origins, ``w = sum((a - s)(l - s)) / sum((l - s)^2)`` clipped to [0, 1]. Tier 2 was LightGBM alone in the
+  first design; on M5 HOBBIES_2 its LightGBM lost to the statistical models and the CV had shown it, so
+  the CV now decides how much of it to keep (w = 1 keeps it alone). An inverse-MSE weight never drops a
+  component however bad it is. Per-SKU weights from 3 x 30 noisy days would mostly fit noise and would not
+  exist for SKUs entering a tier after training.
+* **Quantiles** come from a negative binomial per SKU x horizon with the point forecast as its mean and
+  the SKU's own dispersion ``alpha = (var - mean) / mean^2`` of the trailing 56 days (365 when it sold
+  nothing in 56), so a steady seller's p50 sits near its mean while a sporadic SKU's p50 is 0: the chance
+  of a zero day is the SKU's, not its segment's. The levels are recalibrated per segment (tier 1, 2, 3,
+  cold start) and horizon band on the CV origins: ``q'`` is the ``q`` quantile of the mid-PIT values
+  ``(F(a - 1) + F(a)) / 2`` of the validation actuals, which are uniform when the distribution is right, so
+  ``q' = q`` then, and ``q'`` moves outwards when the spread is too narrow (inwards when too wide).
+  Segments with too few residuals use the band's pooled levels. (The first design used pooled additive
+  offsets on a per-SKU scale; where more than half of a segment's days were zero its p50 offset was the
+  lowest residual and every SKU's p50 was 0, the high sellers' included: Online Retail, UK.)
+* **Cold start**: profile = category level x launch ramp. From the SKUs launched in the last
+  ``cold_lookback_days`` (first row after the history's first day), the ramp is the mean demand by age week
+  (shrunk towards 1) over the overall mean, and the category level is the de-ramped mean demand of the
+  category's launches, shrunk towards the warehouse level with ``cold_prior_skus`` pseudo-SKUs. A cold-start
+  SKU's own days since launch update its level like a Gamma-Poisson posterior with ``cold_prior_days``
+  pseudo-days; SKUs older than the ramp (cold start by too few selling days) follow their own history
+  only, so a long run of zeros forecasts zero.
+* **Cap**: every output is capped at ``cap_multiple`` x the SKU's max daily demand over the last 365 days;
+  cold-start SKUs younger than the ramp get at least ``cap_multiple`` x their profile's max, and
+  ``cold_start_floor``.
+* **Leakage**: ``train_warehouse`` drops every history row dated after the training date before anything
+  else; the CV origins ``c`` satisfy ``c + horizon <= train_date`` and the models of a CV origin only use
+  targets dated on or before it.
+"""
+
+from demand_platform.forecasting.backtest import (
+    backtest_warehouse,
+)
+from demand_platform.forecasting.baselines import (
+    BASELINES,
+    GATE_METRIC,
+    BaselineForecaster,
+    gate_scores,
+    validation_score,
+)
+from demand_platform.forecasting.cold_start import (
+    MIN_LAUNCHES_FOR_PRIOR,
+    ColdStartProfile,
+)
+from demand_platform.forecasting.config import (
+    AVAILABLE_STAT_MODELS,
+    BAND,
+    BAND_END,
+    BAND_START,
+    CALIBRATION_SEGMENTS,
+    CAP_WINDOW_DAYS,
+    FORECAST_COLUMNS,
+    MODEL_COLD_START,
+    MODEL_ENSEMBLE,
+    MODEL_LGBM,
+    MODEL_MOVING_AVERAGE_28,
+    MODEL_SEASONAL_NAIVE,
+    MODEL_STATISTICAL,
+    MODEL_TIERED,
+    SEGMENT,
+    SEGMENT_ALL,
+    SEGMENT_COLD_START,
+    SEGMENT_TIERS,
+    WEEKLY_SEASONAL_MODELS,
+    TrainConfig,
+    quantile_column,
+)
+from demand_platform.forecasting.ensemble import (
+    ENSEMBLE_COLUMNS,
+    ENSEMBLE_PRIOR_WEIGHT,
+    ENSEMBLE_TIERS,
+    MSE_LGBM,
+    MSE_STAT,
+    WEIGHT_LGBM,
+    WEIGHT_STAT,
+)
+from demand_platform.forecasting.model import (
+    WarehouseModel,
+)
+from demand_platform.forecasting.overrides import (
+    OVERRIDE_ABSOLUTE,
+    OVERRIDE_APPLIED,
+    OVERRIDE_AUTHOR,
+    OVERRIDE_AUTHOR_OUT,
+    OVERRIDE_COLUMNS,
+    OVERRIDE_END_DATE,
+    OVERRIDE_MULTIPLIER,
+    OVERRIDE_REASON,
+    OVERRIDE_REASON_OUT,
+    OVERRIDE_SKU,
+    OVERRIDE_START_DATE,
+    OVERRIDE_WAREHOUSE_ID,
+    UNADJUSTED_SUFFIX,
+    apply_overrides,
+)
+from demand_platform.forecasting.quantiles import (
+    CALIBRATED_LEVEL,
+    CALIBRATION_COLUMNS,
+    CALIBRATION_SOURCE,
+    DEFAULT_DISPERSION,
+    DISPERSION_PRIOR_DAYS,
+    MAX_DISPERSION,
+    MAX_LEVEL,
+    MIN_DISPERSION,
+    MIN_LEVEL,
+    N_RESIDUALS,
+    NB_EXACT_MAX_MEAN,
+    NB_EXACT_STEPS,
+    QUANTILE,
+    SCALE_WINDOW_DAYS,
+)
+from demand_platform.forecasting.scoring import (
+    COVERAGE_PREFIX,
+)
+from demand_platform.forecasting.serving import (
+    forecast_warehouse,
+)
+from demand_platform.forecasting.state import (
+    ml_history as _ml_history,
+)
+from demand_platform.forecasting.state import (
+    tiers_of as _tiers_of,
+)
+from demand_platform.forecasting.state import (
+    warehouse_history as _warehouse_history,
+)
+from demand_platform.forecasting.training import (
+    train_warehouse,
+)
+from demand_platform.models.statistical import (
+    SeasonalWindowAverage,
+    seasonal_window_average,
+)
+
+__all__ = [
+    "AVAILABLE_STAT_MODELS",
+    "BAND",
+    "BAND_END",
+    "BAND_START",
+    "BASELINES",
+    "BaselineForecaster",
+    "CALIBRATED_LEVEL",
+    "CALIBRATION_COLUMNS",
+    "CALIBRATION_SEGMENTS",
+    "CALIBRATION_SOURCE",
+    "CAP_WINDOW_DAYS",
+    "COVERAGE_PREFIX",
+    "ColdStartProfile",
+    "DEFAULT_DISPERSION",
+    "DISPERSION_PRIOR_DAYS",
+    "ENSEMBLE_COLUMNS",
+    "ENSEMBLE_PRIOR_WEIGHT",
+    "ENSEMBLE_TIERS",
+    "FORECAST_COLUMNS",
+    "GATE_METRIC",
+    "MAX_DISPERSION",
+    "MAX_LEVEL",
+    "MIN_DISPERSION",
+    "MIN_LAUNCHES_FOR_PRIOR",
+    "MIN_LEVEL",
+    "MODEL_COLD_START",
+    "MODEL_ENSEMBLE",
+    "MODEL_LGBM",
+    "MODEL_MOVING_AVERAGE_28",
+    "MODEL_SEASONAL_NAIVE",
+    "MODEL_STATISTICAL",
+    "MODEL_TIERED",
+    "MSE_LGBM",
+    "MSE_STAT",
+    "NB_EXACT_MAX_MEAN",
+    "NB_EXACT_STEPS",
+    "N_RESIDUALS",
+    "OVERRIDE_ABSOLUTE",
+    "OVERRIDE_APPLIED",
+    "OVERRIDE_AUTHOR",
+    "OVERRIDE_AUTHOR_OUT",
+    "OVERRIDE_COLUMNS",
+    "OVERRIDE_END_DATE",
+    "OVERRIDE_MULTIPLIER",
+    "OVERRIDE_REASON",
+    "OVERRIDE_REASON_OUT",
+    "OVERRIDE_SKU",
+    "OVERRIDE_START_DATE",
+    "OVERRIDE_WAREHOUSE_ID",
+    "QUANTILE",
+    "SCALE_WINDOW_DAYS",
+    "SEGMENT",
+    "SEGMENT_ALL",
+    "SEGMENT_COLD_START",
+    "SEGMENT_TIERS",
+    "SeasonalWindowAverage",
+    "TrainConfig",
+    "UNADJUSTED_SUFFIX",
+    "WEEKLY_SEASONAL_MODELS",
+    "WEIGHT_LGBM",
+    "WEIGHT_STAT",
+    "WarehouseModel",
+    "_ml_history",
+    "_tiers_of",
+    "_warehouse_history",
+    "apply_overrides",
+    "backtest_warehouse",
+    "forecast_warehouse",
+    "gate_scores",
+    "quantile_column",
+    "seasonal_window_average",
+    "train_warehouse",
+    "validation_score",
+]

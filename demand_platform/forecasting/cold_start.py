@@ -1,0 +1,202 @@
+"""Launch profiles of new SKUs: category level x launch ramp, updated by a SKU's own days since launch."""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from demand_platform.features import SalesPanel
+from demand_platform.forecasting.config import TrainConfig
+
+#: Recent launches (observed for a week) needed to estimate the strength of the launch prior.
+MIN_LAUNCHES_FOR_PRIOR = 10
+
+
+_RAMP_PRIOR_OBS = 50.0
+
+
+@dataclass(frozen=True)
+class ColdStartProfile:
+    """Launch profiles of one warehouse: category level x launch ramp by age week.
+
+    Attributes:
+        categories: Categories with a level.
+        category_level: De-ramped daily demand level of each category's launches (shrunk).
+        global_level: De-ramped level of all launches (the level of unknown categories).
+        ramp: Demand multiplier by age week since launch (index = age // 7; the last one beyond).
+        n_launches: Launches the profile was estimated from (0 = fallback on mature SKUs, flat ramp).
+        prior_days: Pseudo-days of the profile level against a SKU's own history.
+    """
+
+    categories: tuple[str, ...]
+    category_level: np.ndarray
+    global_level: float
+    ramp: np.ndarray
+    n_launches: int
+    prior_days: float
+
+    @property
+    def max_age_days(self) -> int:
+        """Age (days since launch) covered by the ramp; older SKUs follow their own history."""
+        return 7 * len(self.ramp)
+
+    def level_of(self, category: np.ndarray) -> np.ndarray:
+        """Profile level of each SKU's category (the global level for unknown categories)."""
+        index = pd.Index(self.categories).get_indexer(pd.Index(pd.Series(category, dtype=object).astype(str)))
+        return np.where(index >= 0, self.category_level[np.clip(index, 0, None)], self.global_level)
+
+    def ramp_at(self, age: np.ndarray) -> np.ndarray:
+        """Ramp multiplier at each age in days (ages before launch use week 0)."""
+        week = np.clip(np.asarray(age) // 7, 0, len(self.ramp) - 1).astype(np.int64)
+        return self.ramp[week]
+
+    def forecast(
+        self, category: np.ndarray, launch_day: np.ndarray, history: np.ndarray, origin_day: int, horizon: int
+    ) -> np.ndarray:
+        """Cold-start forecasts: posterior level (profile prior + own days since launch) x ramp.
+
+        Args:
+            category: Category of each SKU.
+            launch_day: Effective launch epoch day of each SKU.
+            history: ``[n, L]`` demand of the last L days up to the origin (NaN where no row).
+            origin_day: Epoch day of the origin.
+            horizon: Last horizon.
+
+        Returns:
+            Forecasts ``[n, horizon]``.
+        """
+        n, n_days = history.shape
+        prior = self.level_of(category)
+        day = origin_day - n_days + 1 + np.arange(n_days)
+        age = day[None, :] - launch_day[:, None]
+        observed = ~np.isnan(history) & (age >= 0)
+        own_sum = np.where(observed, history, 0.0).sum(axis=1)
+        ramp_sum = np.where(observed, self.ramp_at(np.where(observed, age, 0)), 0.0).sum(axis=1)
+        # The profile is a prior for young SKUs only: an SKU older than the ramp (cold start because it
+        # rarely sells) follows its own history, so a long run of zeros forecasts ~zero.
+        young = (origin_day - launch_day) < self.max_age_days
+        prior_days = np.where(young, self.prior_days, 0.0)
+        level = np.divide(
+            own_sum + prior_days * prior,
+            ramp_sum + prior_days,
+            out=np.where(young, prior, 0.0),
+            where=(ramp_sum + prior_days) > 0,
+        )
+        target_age = (origin_day - launch_day)[:, None] + np.arange(1, horizon + 1)[None, :]
+        return np.maximum(level[:, None] * self.ramp_at(target_age), 0.0)
+
+
+def fit_cold_start(
+    panel: SalesPanel,
+    end_column: int,
+    category: np.ndarray,
+    launch_day: np.ndarray,
+    config: TrainConfig,
+) -> ColdStartProfile:
+    """Launch profiles from the SKUs launched in the ``cold_lookback_days`` before panel column ``end_column``.
+
+    Args:
+        panel: Sales panel (only columns up to ``end_column`` are read).
+        end_column: Column of the date the profiles describe.
+        category: Category of each panel SKU.
+        launch_day: Effective launch epoch day of each panel SKU.
+        config: Settings.
+
+    Returns:
+        The profile.
+    """
+    end_day = panel.start_day + end_column
+    n_weeks = math.ceil(config.cold_max_age_days / 7)
+    history_start = panel.history_first_day if panel.history_first_day is not None else end_day
+    recent = (
+        (panel.first_day > history_start)
+        & (launch_day <= end_day)
+        & (launch_day >= end_day - config.cold_lookback_days)
+    )
+    rows = np.flatnonzero(recent)
+    if len(rows) == 0:
+        # No launch to learn from: a new SKU is an average SKU of its category, flat ramp.
+        window = panel.quantity[:, max(0, end_column - 27) : end_column + 1]
+        observed = (~np.isnan(window)).sum(axis=1)
+        sku_mean = np.divide(
+            np.nansum(window, axis=1), observed, out=np.zeros(len(window)), where=observed > 0
+        )
+        has = observed > 0
+        frame = pd.DataFrame(
+            {"category": pd.Series(category[has], dtype=object).astype(str), "m": sku_mean[has]}
+        )
+        levels = frame.groupby("category", sort=True)["m"].mean()
+        return ColdStartProfile(
+            categories=tuple(levels.index),
+            category_level=levels.to_numpy(np.float64),
+            global_level=float(sku_mean[has].mean()) if has.any() else 0.0,
+            ramp=np.ones(n_weeks),
+            n_launches=0,
+            prior_days=config.cold_prior_days,
+        )
+    launch_column = (launch_day[rows] - panel.start_day).astype(np.int64)
+    age = np.arange(n_weeks * 7)
+    column = launch_column[:, None] + age[None, :]
+    ok = (column >= 0) & (column <= end_column)
+    values = np.full(column.shape, np.nan)
+    sku_rows = np.broadcast_to(rows[:, None], column.shape)
+    values[ok] = panel.quantity[sku_rows[ok], column[ok]]
+    observed = ~np.isnan(values)
+    filled = np.where(observed, values, 0.0)
+    total, count = filled.sum(), observed.sum()
+    overall = total / count if count else 0.0
+    week_total = filled.reshape(len(rows), n_weeks, 7).sum(axis=(0, 2))
+    week_count = observed.reshape(len(rows), n_weeks, 7).sum(axis=(0, 2))
+    if overall > 0:
+        ramp = (week_total + _RAMP_PRIOR_OBS * overall) / (week_count + _RAMP_PRIOR_OBS) / overall
+    else:
+        ramp = np.ones(n_weeks)
+    ramp_of_cell = np.where(observed, ramp[age // 7][None, :], 0.0)
+    sku_total = filled.sum(axis=1)
+    sku_ramp = ramp_of_cell.sum(axis=1)
+    global_level = sku_total.sum() / sku_ramp.sum() if sku_ramp.sum() > 0 else 0.0
+    frame = pd.DataFrame(
+        {"category": pd.Series(category[rows], dtype=object).astype(str), "y": sku_total, "r": sku_ramp}
+    )
+    grouped = frame.groupby("category", sort=True).agg(y=("y", "sum"), r=("r", "sum"), n=("y", "size"))
+    level = np.divide(
+        grouped["y"], grouped["r"], out=np.full(len(grouped), global_level), where=grouped["r"] > 0
+    )
+    shrunk = (grouped["n"] * level + config.cold_prior_skus * global_level) / (
+        grouped["n"] + config.cold_prior_skus
+    )
+    return ColdStartProfile(
+        categories=tuple(grouped.index),
+        category_level=shrunk.to_numpy(np.float64),
+        global_level=float(global_level),
+        ramp=ramp,
+        n_launches=len(rows),
+        prior_days=launch_prior_days(sku_total, sku_ramp, float(global_level), config.cold_prior_days),
+    )
+
+
+def launch_prior_days(total: np.ndarray, ramp_days: np.ndarray, level: float, max_days: float) -> float:
+    """Weight (in days) of the launch profile against a new SKU's own days: empirical-Bayes Gamma-Poisson.
+
+    With launch levels ``lambda_i ~ Gamma(mean mu, variance s2)``, the posterior mean after ``n`` (ramp-
+    weighted) days is ``(mu * b + sum y) / (b + n)`` with ``b = mu / s2``. ``s2`` is the spread of the
+    launches' own levels net of their Poisson noise. Homogeneous launches give a strong prior (capped at
+    ``max_days``); heterogeneous ones (Online Retail's wholesale lines) a weak one, so that weeks of zeros
+    since launch bring the forecast down instead of keeping the category's average launch level.
+
+    Args:
+        total: Units sold by each recent launch over its observed ages.
+        ramp_days: Ramp-weighted observed days of each launch.
+        level: The launches' pooled level ``mu``.
+        max_days: Upper bound (``TrainConfig.cold_prior_days``); also the value with fewer than
+            ``MIN_LAUNCHES_FOR_PRIOR`` launches observed for a week.
+    """
+    seen = ramp_days >= 7.0
+    if seen.sum() < MIN_LAUNCHES_FOR_PRIOR or level <= 0:
+        return max_days
+    own = total[seen] / ramp_days[seen]
+    between = float(np.var(own)) - level * float(np.mean(1.0 / ramp_days[seen]))
+    if between <= 0:
+        return max_days
+    return float(min(max_days, level / between))

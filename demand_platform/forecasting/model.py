@@ -1,0 +1,51 @@
+"""The trained model of one warehouse: everything serving needs."""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from demand_platform.forecasting.baselines import BaselineForecaster
+from demand_platform.forecasting.cold_start import ColdStartProfile
+from demand_platform.forecasting.config import TrainConfig
+from demand_platform.models.global_lgbm import GlobalLGBM
+
+
+@dataclass
+class WarehouseModel:
+    """Everything :func:`forecast_warehouse` needs for one warehouse (picklable).
+
+    Attributes:
+        warehouse_id: The warehouse.
+        train_date: Training date (no data after it was read).
+        config: The training settings.
+        lgbm: Global LightGBM band models (None when there was nothing to train on).
+        stat_choice: Statistical model name per SKU (index = SKU), chosen by backtest at ``train_date``.
+        ensemble_weights: LightGBM weights per ensembled tier and horizon band (``ENSEMBLE_COLUMNS``).
+        calibration: Calibrated quantile levels per segment x band x level (``CALIBRATION_COLUMNS``).
+        cold_start: Launch profiles.
+        validation_metrics: CV metrics per segment and model (see :func:`train_warehouse`).
+        cv_origin_dates: The CV origins.
+        dispersion: Negative-binomial dispersion per SKU (index = SKU) from its CV residuals, shrunk
+            towards the dispersion of its history; SKUs not in it use their history's.
+        baseline: The best baseline of the CV, for ``forecast_warehouse(..., baseline=True)``.
+    """
+
+    warehouse_id: object
+    train_date: pd.Timestamp
+    config: TrainConfig
+    lgbm: GlobalLGBM | None
+    stat_choice: pd.Series
+    ensemble_weights: pd.DataFrame
+    calibration: pd.DataFrame
+    cold_start: ColdStartProfile
+    validation_metrics: pd.DataFrame
+    cv_origin_dates: list[pd.Timestamp]
+    dispersion: pd.Series = field(default_factory=lambda: pd.Series(dtype=np.float64))
+    baseline: BaselineForecaster | None = None
+
+    def feature_importance(self) -> pd.DataFrame:
+        """Gain importance of the LightGBM band models (empty without LightGBM)."""
+        if self.lgbm is None:
+            return GlobalLGBM().feature_importance()
+        return self.lgbm.feature_importance()
