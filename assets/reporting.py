@@ -1,11 +1,12 @@
 """Reporting asset: ``accuracy_report`` (report day x warehouse).
 
 It scores the forecasts of the last :data:`EVAL_DAYS` origins against ``raw_sales``, checks drift, replays
-the replenishment policies and writes the replenishment recommendations (table
-:data:`REPLENISHMENT_TABLE`). Like the feature assets, it declares its windows as dependencies
-(lineage and staleness in the UI) but reads them with SQL through the DuckDB resource: ``forecasts`` and
-``raw_sales`` are keyed by different date columns and a window may be partly missing (the first days, a
-forecast origin not materialized), which the IO manager would not say.
+the replenishment policies and writes the replenishment recommendations (table ``replenishment_policy``).
+Like the feature assets, it declares every window it reads as a dependency (lineage and staleness in the
+UI: ``forecasts``, ``raw_sales``, ``feature_table`` and ``trained_models``) but reads them with the SQL of
+:mod:`demand_platform.store` through the DuckDB resource: ``forecasts`` and ``raw_sales`` are keyed by
+different date columns and a window may be partly missing (the first days, a forecast origin not
+materialized, a day without training), which the IO manager would not say.
 
 The per-partition metadata keys ``drift``, ``drift_reasons``, ``wmape`` and ``bias`` are read by the drift
 sensor (:mod:`assets.operations`).
@@ -17,9 +18,7 @@ import math
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pandas as pd
-import pyarrow as pa
 from dagster_duckdb import DuckDBResource
 
 from assets.partitions import (
@@ -33,155 +32,23 @@ from assets.partitions import (
 )
 from assets.types import AccuracyReportType
 from demand_platform import columns as C
-from demand_platform import inventory
+from demand_platform import inventory, store
 from demand_platform.reporting import (
     FORECAST_POLICY,
-    REPLENISHMENT_DTYPES,
     AccuracyReport,
     build_accuracy_report,
     empty_report_frame,
 )
-from demand_platform.store import load_history, table_exists
 from resources.source import SourceDataResource
 
 GROUP = "reporting"
-ACCURACY_REPORT = "accuracy_report"
-FORECASTS_TABLE = "forecasts"
-FEATURE_TABLE = "feature_table"
-REPLENISHMENT_TABLE = "replenishment_policy"
+ACCURACY_REPORT = C.ACCURACY_REPORT
 #: Forecast origins scored by the report of day D: D - EVAL_DAYS .. D (origin D has no due target yet,
 #: but it is the latest origin, the one the replenishment recommendations come from).
 EVAL_DAYS = 60
 #: raw_sales days read: the scored targets plus the MA28 baseline's window before the first origin.
 ACTUALS_DAYS = EVAL_DAYS + inventory.MA_WINDOW - 1
-#: Fallback reference origin of the feature drift check (D - this) when the features of the production
-#: model's training date are not stored.
-FEATURE_DRIFT_REFERENCE_DAYS = 28
-TRAINED_MODELS_TABLE = "trained_models"
 REPORT_PARTITION_EXPR = {DATE_DIM: C.ORIGIN_DATE, WAREHOUSE_DIM: C.WAREHOUSE_ID}
-
-
-#: Forecast columns read as SMALLINT (horizons 1..30, tiers 1..3).
-_SMALL_INT_COLUMNS = (C.HORIZON, C.TIER)
-_SQL_TYPES = {"datetime64[ns]": "TIMESTAMP", "object": "VARCHAR", "int64": "BIGINT", "float64": "DOUBLE"}
-
-
-# --- reading and writing DuckDB ------------------------------------------------------------------------------
-def read_forecasts(
-    con: duckdb.DuckDBPyConnection, warehouse_id: str, start: dt.date, end: dt.date
-) -> pd.DataFrame:
-    """Forecast rows (the columns accuracy needs) of one warehouse with origins in ``[start, end]``.
-
-    Args:
-        con: DuckDB connection.
-        warehouse_id: Warehouse.
-        start: First origin.
-        end: Last origin.
-
-    Returns:
-        :data:`demand_platform.columns.FORECAST_COLUMNS` (``sku``, ``warehouse_id`` and ``model`` as
-        categoricals, ``horizon`` and ``tier`` as int16); empty when the table does not exist yet.
-    """
-    columns = list(C.FORECAST_COLUMNS)
-    if not table_exists(con, FORECASTS_TABLE):
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
-    # Arrow with the strings as categoricals and small integers: 60 origins x 30 horizons x 10,000 SKUs
-    # are 18 M rows, ~1 GB this way against ~5 GB with DuckDB's .df() (one Python string per value).
-    selected = [f"CAST({c} AS SMALLINT) AS {c}" if c in _SMALL_INT_COLUMNS else c for c in columns]
-    # sql(), not execute(): DuckDB 2 copies the rows once more for Arrow output of a DB-API result. On a
-    # cursor, because a relation refuses a connection with an unconsumed execute() result.
-    with con.cursor() as cursor:
-        table = cursor.sql(
-            f"""
-            SELECT {", ".join(selected)} FROM {FORECASTS_TABLE}
-            WHERE {C.WAREHOUSE_ID} = $w
-              AND {C.ORIGIN_DATE} >= CAST($d0 AS TIMESTAMP) AND {C.ORIGIN_DATE} <= CAST($d1 AS TIMESTAMP)
-            """,
-            params={"w": warehouse_id, "d0": start, "d1": end},
-        ).to_arrow_table()
-    assert table is not None  # a SELECT always has a result
-    frame = table.to_pandas(strings_to_categorical=True, self_destruct=True)
-    del table
-    pa.default_memory_pool().release_unused()
-    for column in (C.ORIGIN_DATE, C.TARGET_DATE):
-        frame[column] = pd.to_datetime(frame[column]).astype("datetime64[ns]")
-    return frame
-
-
-def read_features(con: duckdb.DuckDBPyConnection, warehouse_id: str, origin: dt.date) -> pd.DataFrame | None:
-    """``feature_table`` rows of one origin and warehouse (None when there are none)."""
-    if not table_exists(con, FEATURE_TABLE):
-        return None
-    frame = con.execute(
-        f"SELECT * FROM {FEATURE_TABLE} WHERE {C.WAREHOUSE_ID} = $w AND CAST({C.ORIGIN_DATE} AS DATE) = $d",
-        {"w": warehouse_id, "d": origin},
-    ).df()
-    return None if frame.empty else frame
-
-
-def training_day(con: duckdb.DuckDBPyConnection, warehouse_id: str, day: dt.date) -> dt.date | None:
-    """Training date of the warehouse's latest promoted model trained on or before ``day``."""
-    if not table_exists(con, TRAINED_MODELS_TABLE):
-        return None
-    row = con.execute(
-        f"SELECT max(CAST({C.ORIGIN_DATE} AS DATE)) FROM {TRAINED_MODELS_TABLE} "
-        f"WHERE {C.WAREHOUSE_ID} = $w AND promoted AND CAST({C.ORIGIN_DATE} AS DATE) <= $d",
-        {"w": warehouse_id, "d": day},
-    ).fetchone()
-    return None if row is None or row[0] is None else row[0]
-
-
-def drift_reference(con: duckdb.DuckDBPyConnection, warehouse_id: str, day: dt.date) -> pd.DataFrame | None:
-    """Features the drift check compares against: those of the production model's training date
-    (the training window's end), else those of ``day - FEATURE_DRIFT_REFERENCE_DAYS``."""
-    trained = training_day(con, warehouse_id, day)
-    reference = read_features(con, warehouse_id, trained) if trained is not None and trained < day else None
-    if reference is None:
-        reference = read_features(con, warehouse_id, day - dt.timedelta(days=FEATURE_DRIFT_REFERENCE_DAYS))
-    return reference
-
-
-def write_recommendations(
-    con: duckdb.DuckDBPyConnection, recommendations: pd.DataFrame, day: dt.date, warehouse_id: str
-) -> None:
-    """Replace the ``(day, warehouse)`` rows of :data:`REPLENISHMENT_TABLE` (created when missing).
-
-    Args:
-        con: DuckDB connection (a writer).
-        recommendations: Rows of :data:`demand_platform.reporting.REPLENISHMENT_DTYPES`.
-        day: Report day (``origin_date`` of the rows).
-        warehouse_id: Warehouse.
-    """
-    ddl = ", ".join(f"{name} {_SQL_TYPES[dtype]}" for name, dtype in REPLENISHMENT_DTYPES.items())
-    con.execute(f"CREATE TABLE IF NOT EXISTS {REPLENISHMENT_TABLE} ({ddl})")
-    con.register("_recommendations", recommendations[list(REPLENISHMENT_DTYPES)])
-    try:
-        con.begin()
-        con.execute(
-            f"DELETE FROM {REPLENISHMENT_TABLE} WHERE {C.WAREHOUSE_ID} = $w "
-            f"AND CAST({C.ORIGIN_DATE} AS DATE) = $d",
-            {"w": warehouse_id, "d": day},
-        )
-        con.execute(f"INSERT INTO {REPLENISHMENT_TABLE} BY NAME SELECT * FROM _recommendations")
-        con.commit()
-    except Exception:
-        con.rollback()
-        raise
-    finally:
-        con.unregister("_recommendations")
-
-
-def clear_partition(con: duckdb.DuckDBPyConnection, table: str, day: dt.date, warehouse_id: str) -> None:
-    """Delete the ``(day, warehouse)`` rows of a table keyed by ``origin_date`` (no-op when it is missing).
-
-    The DuckDB IO manager skips an empty output altogether, without deleting the partition's earlier rows;
-    a report that becomes empty on re-materialization clears them with this.
-    """
-    if table_exists(con, table):
-        con.execute(
-            f"DELETE FROM {table} WHERE {C.WAREHOUSE_ID} = $w AND CAST({C.ORIGIN_DATE} AS DATE) = $d",
-            {"w": warehouse_id, "d": day},
-        )
 
 
 # --- metadata --------------------------------------------------------------------------------------------------
@@ -245,8 +112,16 @@ def build_reporting_assets(
         name=ACCURACY_REPORT,
         partitions_def=partitions_def,
         deps=[
-            dg.AssetDep(FORECASTS_TABLE, partition_mapping=window_mapping(EVAL_DAYS)),
-            dg.AssetDep("raw_sales", partition_mapping=window_mapping(ACTUALS_DAYS)),
+            dg.AssetDep(C.FORECASTS, partition_mapping=window_mapping(EVAL_DAYS)),
+            dg.AssetDep(C.RAW_SALES, partition_mapping=window_mapping(ACTUALS_DAYS)),
+            # The drift check: features at D against those of the production model's training date (read
+            # from the trained_models record), else D - 28.
+            dg.AssetDep(
+                C.FEATURE_TABLE, partition_mapping=window_mapping(store.FEATURE_DRIFT_REFERENCE_DAYS)
+            ),
+            dg.AssetDep(
+                C.TRAINED_MODELS, partition_mapping=window_mapping(store.FEATURE_DRIFT_REFERENCE_DAYS)
+            ),
         ],
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=50),
         pool=DUCKDB_POOL,
@@ -287,10 +162,10 @@ def build_reporting_assets(
         n_drift = 0
         for day, wh in keys:
             with duckdb.get_connection() as con:
-                forecasts = read_forecasts(con, wh, day - dt.timedelta(days=EVAL_DAYS), day)
-                actuals = load_history(con, [wh], day - dt.timedelta(days=ACTUALS_DAYS), day)
-                features_now = read_features(con, wh, day)
-                features_ref = drift_reference(con, wh, day)
+                forecasts = store.read_forecast_window(con, wh, day - dt.timedelta(days=EVAL_DAYS), day)
+                actuals = store.load_history(con, [wh], day - dt.timedelta(days=ACTUALS_DAYS), day)
+                features_now = store.read_features(con, wh, day)
+                features_ref = store.drift_reference(con, wh, day)
             out_dir = reports_dir / f"{day.isoformat()}_{wh}"
             report = build_accuracy_report(
                 forecasts,
@@ -303,9 +178,9 @@ def build_reporting_assets(
                 features_ref=features_ref,
             )
             with duckdb.get_connection() as con:
-                write_recommendations(con, report.recommendations, day, wh)
+                store.write_recommendations(con, report.recommendations, day, wh)
                 if report.frame.empty:
-                    clear_partition(con, ACCURACY_REPORT, day, wh)
+                    store.clear_partition(con, ACCURACY_REPORT, day, wh)
             context.add_asset_metadata(
                 report_metadata(report, out_dir), partition_key=str(partition_key(day, wh))
             )

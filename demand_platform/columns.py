@@ -16,6 +16,15 @@ REQUIRED_TABLES = (TRANSACTIONS, PRODUCTS, WAREHOUSES)
 OPTIONAL_TABLES = (MARKETING_CAMPAIGNS, CALENDAR, WEATHER, OVERRIDES)
 SOURCE_TABLES = REQUIRED_TABLES + OPTIONAL_TABLES
 
+# The platform's own tables in DuckDB (asset names where the table is an asset's output).
+RAW_SALES = "raw_sales"
+FEATURE_TABLE = "feature_table"
+TIER_ASSIGNMENTS = "tier_assignments"
+TRAINED_MODELS = "trained_models"
+FORECASTS = "forecasts"
+ACCURACY_REPORT = "accuracy_report"
+REPLENISHMENT_POLICY = "replenishment_policy"
+
 # --- shared keys -------------------------------------------------------------------------
 SKU = "sku"
 WAREHOUSE_ID = "warehouse_id"

@@ -12,12 +12,13 @@ import pytest
 from dagster_duckdb import DuckDBResource
 from dagster_duckdb_pandas import DuckDBPandasIOManager
 
-from assets.partitions import build_partitions, range_tags
-from assets.reporting import ACCURACY_REPORT, REPLENISHMENT_TABLE, build_reporting_assets, read_forecasts
+from assets.partitions import build_partitions, range_tags, window_mapping
+from assets.reporting import ACCURACY_REPORT, build_reporting_assets
 from demand_platform import columns as C
 from demand_platform.accuracy import BY_TIER, OVERALL
 from demand_platform.reporting import FORECAST_ORIGIN_DATE, GROUP, TABLE
 from demand_platform.settings import PlatformSettings
+from demand_platform.store import FEATURE_DRIFT_REFERENCE_DAYS, read_forecast_window
 from resources.source import SourceDataResource
 
 DAY = "2024-01-10"
@@ -128,7 +129,9 @@ class Env:
         return read(self.database, f"SELECT * FROM {ACCURACY_REPORT}")
 
     def policy(self) -> pd.DataFrame:
-        return read(self.database, f"SELECT * FROM {REPLENISHMENT_TABLE} ORDER BY {C.ORIGIN_DATE}, {C.SKU}")
+        return read(
+            self.database, f"SELECT * FROM {C.REPLENISHMENT_POLICY} ORDER BY {C.ORIGIN_DATE}, {C.SKU}"
+        )
 
 
 @pytest.fixture
@@ -224,7 +227,7 @@ def test_feature_drift_reference_is_the_training_date() -> None:
 
     import duckdb
 
-    from assets.reporting import drift_reference
+    from demand_platform.store import drift_reference
 
     con = duckdb.connect()
     feats = pd.DataFrame(
@@ -266,7 +269,7 @@ def test_read_forecasts_selects_the_warehouse_and_origins_without_an_extra_arrow
         con.execute("SELECT 1").fetchone()  # an execute() result left open, as table_exists leaves one
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            frame = read_forecasts(con, "W2", dt.date(2024, 1, 3), dt.date(2024, 1, 5))
+            frame = read_forecast_window(con, "W2", dt.date(2024, 1, 3), dt.date(2024, 1, 5))
     finally:
         con.close()
     assert set(frame[C.WAREHOUSE_ID]) == {"W2"}
@@ -274,3 +277,14 @@ def test_read_forecasts_selects_the_warehouse_and_origins_without_an_extra_arrow
     assert len(frame) == 3 * len(LEVELS) * 30
     assert isinstance(frame[C.SKU].dtype, pd.CategoricalDtype)
     assert frame[C.HORIZON].dtype == np.int16 and frame[C.TIER].dtype == np.int16
+
+
+def test_the_report_declares_every_table_it_reads(env: Env) -> None:
+    # The UI's lineage and staleness are only true if every read is a declared dependency.
+    spec = next(iter(env.asset.specs))
+    upstream = {dep.asset_key.to_user_string() for dep in spec.deps}
+    assert upstream == {C.FORECASTS, C.RAW_SALES, C.FEATURE_TABLE, C.TRAINED_MODELS}
+    mappings = {dep.asset_key.to_user_string(): dep.partition_mapping for dep in spec.deps}
+    # features at D and at the reference origin (the production model's training date, else D - 28)
+    assert mappings[C.FEATURE_TABLE] == window_mapping(FEATURE_DRIFT_REFERENCE_DAYS)
+    assert mappings[C.TRAINED_MODELS] == window_mapping(FEATURE_DRIFT_REFERENCE_DAYS)
