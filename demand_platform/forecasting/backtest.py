@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 
 from demand_platform import columns as C
-from demand_platform.features import DateLike, build_sales_panel
+from demand_platform.days import DateLike, to_day, to_timestamp
+from demand_platform.features import build_sales_panel
 from demand_platform.forecasting.baselines import BASELINES
 from demand_platform.forecasting.config import MODEL_TIERED, TrainConfig
-from demand_platform.forecasting.days import to_day, to_timestamp
 from demand_platform.forecasting.scoring import metrics_table
 from demand_platform.forecasting.serving import forecast_arrays
 from demand_platform.forecasting.state import history_window, warehouse_history

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 
 from demand_platform import columns as C
+from demand_platform.days import weekday
 from demand_platform.features import SalesPanel
 from demand_platform.forecasting.cold_start import ColdStartProfile
 from demand_platform.forecasting.config import WEEKLY_SEASONAL_MODELS, TrainConfig
-from demand_platform.forecasting.days import weekday
 from demand_platform.forecasting.state import OriginState
 from demand_platform.models.global_lgbm import FeatureKeys, GlobalLGBM, TargetDayLookup
 from demand_platform.models.statistical import (

@@ -4,7 +4,8 @@ import math
 from dataclasses import dataclass, field
 
 from demand_platform import columns as C
-from demand_platform.models.global_lgbm import HORIZON_BANDS, PANEL_LOOKBACK_DAYS, LGBMParams, SamplingConfig
+from demand_platform.days import HORIZON_BANDS
+from demand_platform.models.global_lgbm import PANEL_LOOKBACK_DAYS, LGBMParams, SamplingConfig
 from demand_platform.models.statistical import (
     STAT_MODELS,
     SeasonalNaive,

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 
 from demand_platform import columns as C
+from demand_platform.days import to_timestamp
 from demand_platform.features import SalesPanel
 from demand_platform.forecasting.config import CAP_WINDOW_DAYS, SEGMENT_TIERS, TrainConfig
-from demand_platform.forecasting.days import to_timestamp
 from demand_platform.tiering import ROUTE, ROUTE_COLD_START, ROUTE_GLOBAL_ML, ROUTE_STATISTICAL
 
 

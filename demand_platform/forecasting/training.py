@@ -4,12 +4,12 @@ import numpy as np
 import pandas as pd
 
 from demand_platform import columns as C
-from demand_platform.features import DateLike, build_sales_panel, build_training_features
+from demand_platform.days import DateLike, to_day, to_timestamp
+from demand_platform.features import build_sales_panel, build_training_features
 from demand_platform.forecasting.baselines import BASELINES, fit_baseline
 from demand_platform.forecasting.cold_start import fit_cold_start
 from demand_platform.forecasting.components import choose_stat, cold_components, lgbm_at, stat_components
 from demand_platform.forecasting.config import MODEL_LGBM, MODEL_STATISTICAL, MODEL_TIERED, TrainConfig
-from demand_platform.forecasting.days import to_day, to_timestamp
 from demand_platform.forecasting.ensemble import combine, ensemble_weights, needs_stat, weight_matrix
 from demand_platform.forecasting.model import WarehouseModel
 from demand_platform.forecasting.quantiles import (

@@ -38,6 +38,7 @@ import pandas as pd
 
 from demand_platform.calendar import build_calendar
 from demand_platform.columns import HORIZON, ORIGIN_DATE, SKU
+from demand_platform.days import HORIZON_BANDS, DateLike, to_day, to_timestamp
 from demand_platform.features import (
     CATEGORICAL_FEATURES,
     DEMAND_ROLL_MEAN_COLUMNS,
@@ -53,13 +54,9 @@ from demand_platform.features import (
     TARGET_PROMO_ACTIVE,
     TARGET_PROMO_DISCOUNT,
     TARGET_WEEK_OF_YEAR,
-    DateLike,
     SalesPanel,
     target_day_features,
 )
-
-#: Horizon bands (first, last day ahead, inclusive); one model each.
-HORIZON_BANDS: tuple[tuple[int, int], ...] = ((1, 7), (8, 14), (15, 30))
 
 # --- target-day features read from the sales panel (this module's own names) -------------------------------------------
 TARGET_DOW_LAST = "target_dow_last"
@@ -102,15 +99,9 @@ GAIN_SHARE = "gain_share"
 SPLITS = "splits"
 IMPORTANCE_COLUMNS = (BAND, FEATURE, GAIN, GAIN_SHARE, SPLITS)
 
-_NS_PER_DAY = 86_400 * 10**9
 _DOW_WEEKS = 8
 # Calendar days generated past the last target day when no calendar is given (days to the next holiday).
 _CALENDAR_LOOKAHEAD_DAYS = 366
-
-
-def _to_day(value: DateLike) -> int:
-    """Days since 1970-01-01 of a date-like value."""
-    return int(pd.Timestamp(value).normalize().value // _NS_PER_DAY)
 
 
 def band_label(band: tuple[int, int]) -> str:
@@ -267,11 +258,11 @@ class TargetDayLookup:
         Returns:
             The lookup.
         """
-        origin_days = np.array(sorted({_to_day(origin) for origin in origins}), dtype=np.int64)
+        origin_days = np.array(sorted({to_day(origin) for origin in origins}), dtype=np.int64)
         if calendar is None and len(origin_days):
             calendar = build_calendar(
-                pd.Timestamp(int(origin_days[0]) * _NS_PER_DAY),
-                pd.Timestamp(int(origin_days[-1] + max_horizon + _CALENDAR_LOOKAHEAD_DAYS) * _NS_PER_DAY),
+                to_timestamp(origin_days[0]),
+                to_timestamp(origin_days[-1] + max_horizon + _CALENDAR_LOOKAHEAD_DAYS),
             )
         sku_array = np.asarray(skus, dtype=object)
         sku_index = pd.Index(sku_array)
@@ -285,7 +276,7 @@ class TargetDayLookup:
                 calendar,
                 campaigns,
                 warehouses,
-                pd.Timestamp(int(day) * _NS_PER_DAY),
+                to_timestamp(day),
                 warehouse_id,
                 horizons=horizons,
                 skus=sku_array,
@@ -591,7 +582,7 @@ class DirectTrainingSet:
         """
         keys = keys or FeatureKeys.of(features, panel, lookup)
         categories = category_dtypes(features, lookup)
-        cutoff_day = _to_day(cutoff)
+        cutoff_day = to_day(cutoff)
         pairs: dict[str, TrainingPairs] = {}
         target_day: dict[str, np.ndarray] = {}
         datasets: dict[str, lgb.Dataset | None] = {}
@@ -690,7 +681,7 @@ class GlobalLGBM:
         Raises:
             ValueError: If ``cutoff`` is after the training set's cutoff or the bands differ.
         """
-        cutoff_day = _to_day(cutoff)
+        cutoff_day = to_day(cutoff)
         if cutoff_day > training_set.cutoff_day:
             raise ValueError("the training set was built at an earlier cutoff")
         if tuple(training_set.bands) != tuple(self.bands):
