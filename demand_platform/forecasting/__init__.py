@@ -179,15 +179,6 @@ from demand_platform.forecasting.scoring import (
 from demand_platform.forecasting.serving import (
     forecast_warehouse,
 )
-from demand_platform.forecasting.state import (
-    ml_history as _ml_history,
-)
-from demand_platform.forecasting.state import (
-    tiers_of as _tiers_of,
-)
-from demand_platform.forecasting.state import (
-    warehouse_history as _warehouse_history,
-)
 from demand_platform.forecasting.training import (
     train_warehouse,
 )
@@ -259,9 +250,6 @@ __all__ = [
     "WEIGHT_LGBM",
     "WEIGHT_STAT",
     "WarehouseModel",
-    "_ml_history",
-    "_tiers_of",
-    "_warehouse_history",
     "apply_overrides",
     "backtest_warehouse",
     "forecast_warehouse",

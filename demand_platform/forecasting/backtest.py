@@ -1,6 +1,7 @@
 """Rolling-origin backtest of one warehouse: train at each origin, forecast, score against the actuals."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,40 @@ from demand_platform.forecasting.serving import forecast_arrays
 from demand_platform.forecasting.state import history_window, warehouse_history
 from demand_platform.forecasting.training import train_warehouse
 from demand_platform.tiering import assign_tiers
+
+
+@dataclass(frozen=True)
+class _ScoredOrigin:
+    """Forecasts of one backtest origin (or of several pooled) with the actuals they are scored on.
+
+    Attributes:
+        actual: Actuals ``[n, H]`` (NaN = not scored).
+        forecasts: Point forecasts ``[n, H]`` by model name (the tiered model and the baselines).
+        segment: Segment of each row.
+        quantiles: The tiered model's quantiles ``[n_q, n, H]``.
+    """
+
+    actual: np.ndarray
+    forecasts: dict[str, np.ndarray]
+    segment: np.ndarray
+    quantiles: np.ndarray
+
+    @classmethod
+    def pool(cls, origins: Sequence["_ScoredOrigin"]) -> "_ScoredOrigin":
+        """The origins' rows stacked in order."""
+        return cls(
+            actual=np.concatenate([item.actual for item in origins]),
+            forecasts={
+                name: np.concatenate([item.forecasts[name] for item in origins])
+                for name in origins[0].forecasts
+            },
+            segment=np.concatenate([item.segment for item in origins]),
+            quantiles=np.concatenate([item.quantiles for item in origins], axis=1),
+        )
+
+    def metrics(self, config: TrainConfig) -> pd.DataFrame:
+        """The metrics table (see :func:`metrics_table`)."""
+        return metrics_table(self.actual, self.forecasts, self.segment, self.quantiles, config.quantiles)
 
 
 def backtest_warehouse(
@@ -49,7 +84,8 @@ def backtest_warehouse(
     """
     config = config or TrainConfig()
     horizon = config.horizon
-    tables, pooled = [], []
+    tables: list[pd.DataFrame] = []
+    pooled: list[_ScoredOrigin] = []
     for origin in origins:
         origin_day = to_day(origin)
         past = warehouse_history(history, warehouse_id, origin_day)
@@ -79,21 +115,21 @@ def backtest_warehouse(
         actual = history_window(
             panel, pd.Index(panel.skus).get_indexer(pd.Index(result.state.skus)), panel.n_days - 1, horizon
         )
-        forecasts = {
-            MODEL_TIERED: result.point,
-            **{name: forecast(result.state.history, horizon) for name, forecast in BASELINES.items()},
-        }
-        segment = result.state.segment
-        table = metrics_table(actual, forecasts, segment, result.quantiles, config.quantiles)
+        scored = _ScoredOrigin(
+            actual=actual,
+            forecasts={
+                MODEL_TIERED: result.point,
+                **{name: forecast(result.state.history, horizon) for name, forecast in BASELINES.items()},
+            },
+            segment=result.state.segment,
+            quantiles=result.quantiles,
+        )
+        table = scored.metrics(config)
         table.insert(0, C.ORIGIN_DATE, to_timestamp(origin_day))
         tables.append(table)
-        pooled.append((actual, forecasts, segment, result.quantiles))
+        pooled.append(scored)
     if not tables:
         return pd.DataFrame()
-    actual_all = np.concatenate([item[0] for item in pooled])
-    forecasts_all = {name: np.concatenate([item[1][name] for item in pooled]) for name in pooled[0][1]}
-    segment_all = np.concatenate([item[2] for item in pooled])
-    quantiles_all = np.concatenate([item[3] for item in pooled], axis=1)
-    total = metrics_table(actual_all, forecasts_all, segment_all, quantiles_all, config.quantiles)
+    total = _ScoredOrigin.pool(pooled).metrics(config)
     total.insert(0, C.ORIGIN_DATE, pd.Series(pd.NaT, index=total.index, dtype="datetime64[ns]"))
     return pd.concat([*tables, total], ignore_index=True)

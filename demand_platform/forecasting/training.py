@@ -1,13 +1,16 @@
 """Training of one warehouse: an expanding-window cross-validation, then the final models at the training date."""
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
 from demand_platform import columns as C
 from demand_platform.days import DateLike, to_day, to_timestamp
-from demand_platform.features import build_sales_panel, build_training_features
+from demand_platform.features import SalesPanel, build_sales_panel, build_training_features
 from demand_platform.forecasting.baselines import BASELINES, fit_baseline
-from demand_platform.forecasting.cold_start import fit_cold_start
+from demand_platform.forecasting.cold_start import ColdStartProfile, fit_cold_start
 from demand_platform.forecasting.components import choose_stat, cold_components, lgbm_at, stat_components
 from demand_platform.forecasting.config import MODEL_LGBM, MODEL_STATISTICAL, MODEL_TIERED, TrainConfig
 from demand_platform.forecasting.ensemble import combine, ensemble_weights, needs_stat, weight_matrix
@@ -35,7 +38,254 @@ from demand_platform.forecasting.state import (
     warehouse_history,
 )
 from demand_platform.models.global_lgbm import DirectTrainingSet, FeatureKeys, GlobalLGBM, TargetDayLookup
+from demand_platform.models.statistical import StatForecaster
 from demand_platform.tiering import ROUTE, ROUTE_COLD_START, ROUTE_GLOBAL_ML, assign_tiers, tiers_from_panel
+
+
+@dataclass(frozen=True)
+class SalesHistory:
+    """The warehouse's sales panel over the training window and each panel SKU's category and launch day.
+
+    Attributes:
+        panel: Daily demand of every SKU of the warehouse, from ``training_history_days`` before the
+            training date to it.
+        category: Category of each panel SKU.
+        launch: Effective launch epoch day of each panel SKU (see :func:`panel_attributes`).
+    """
+
+    panel: SalesPanel
+    category: np.ndarray
+    launch: np.ndarray
+
+    def state_at(self, tiers: pd.DataFrame, day: int, config: TrainConfig) -> OriginState:
+        """The SKUs of ``tiers`` at origin ``day`` with their history (see :func:`origin_state`)."""
+        return origin_state(
+            self.panel, tiers, day, self.category, self.launch, config.history_days, config.cold_start_max_age
+        )
+
+    def cold_start_at(self, day: int, config: TrainConfig) -> ColdStartProfile:
+        """Launch profiles as of ``day``."""
+        return fit_cold_start(self.panel, day - self.panel.start_day, self.category, self.launch, config)
+
+
+@dataclass(frozen=True)
+class LGBMTraining:
+    """The LightGBM's inputs: feature rows at every training and CV origin, and the training pairs sampled
+    once from them up to the training date (a CV model trains on the pairs whose target day is on or before
+    its origin, which is what an expanding window sees).
+
+    Attributes:
+        features: Feature rows (one per SKU x origin day); empty without LightGBM SKUs.
+        feature_skus: SKU of each feature row.
+        keys: Integer keys of the feature rows (None without feature rows).
+        lookup: Target-day features of the origin days (None without feature rows).
+        training_set: The sampled, binned training pairs (None without feature rows).
+        config: The settings.
+    """
+
+    features: pd.DataFrame
+    feature_skus: np.ndarray
+    keys: FeatureKeys | None
+    lookup: TargetDayLookup | None
+    training_set: DirectTrainingSet | None
+    config: TrainConfig
+
+    def fit(self, cutoff: int, skus: np.ndarray) -> GlobalLGBM | None:
+        """The band models trained on the pairs of ``skus`` with target days on or before ``cutoff``.
+
+        Returns:
+            The fitted model, or None when there is nothing to train on.
+        """
+        if self.training_set is None or len(skus) == 0:
+            return None
+        model = GlobalLGBM(self.config.lgbm_params(), self.config.sampling(), self.config.model_bands)
+        model.fit_training_set(
+            self.training_set,
+            to_timestamp(cutoff),
+            row_mask=pd.Index(skus).get_indexer(pd.Index(self.feature_skus)) >= 0,
+        )
+        return model if model.is_fitted else None
+
+    def forecast(self, model: GlobalLGBM | None, panel: SalesPanel, state: OriginState) -> np.ndarray:
+        """``model``'s forecasts ``[n, H]`` of the origin's global_ml SKUs (NaN for the others)."""
+        if self.keys is None or self.lookup is None:
+            return np.full((len(state.skus), self.config.horizon), np.nan)
+        return lgbm_at(model, self.features, self.keys, panel, self.lookup, state, self.config.horizon)
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    """One origin of the expanding-window cross-validation: component forecasts and what they are scored on.
+
+    Attributes:
+        state: The SKUs at the CV origin (tiers as of it) with their history.
+        components: LightGBM, statistical and launch-profile forecasts ``[n, H]``.
+        actual: Demand of the days ``origin + 1 .. origin + H`` (NaN where a SKU has no row).
+        cap: Per-SKU cap of every output.
+    """
+
+    state: OriginState
+    components: Components
+    actual: np.ndarray
+    cap: np.ndarray
+
+    @property
+    def ml_tier(self) -> np.ndarray:
+        """Tier of each LightGBM SKU (0 for the others): the rows the ensemble weights are fitted on."""
+        return np.where(self.state.is_ml, self.state.tier, 0)
+
+
+@dataclass(frozen=True)
+class PooledFolds:
+    """The folds stacked: row i of every array is one SKU at one CV origin (``[N, H]`` or ``[N]``).
+
+    Attributes:
+        actual: Actuals.
+        lgbm: LightGBM forecasts (NaN where not a LightGBM SKU).
+        stat: Statistical forecasts (NaN where not needed).
+        ml_tier: Tier of the LightGBM SKUs, 0 for the others.
+        skus: SKU of each row.
+        segment: Calibration segment of each row.
+        cap: Per-row cap.
+        history: Demand history up to the row's origin.
+        history_dispersion: Negative-binomial dispersion of each row's history.
+    """
+
+    actual: np.ndarray
+    lgbm: np.ndarray
+    stat: np.ndarray
+    ml_tier: np.ndarray
+    skus: np.ndarray
+    segment: np.ndarray
+    cap: np.ndarray
+    history: np.ndarray
+    history_dispersion: np.ndarray
+
+    @classmethod
+    def of(cls, folds: Sequence[FoldResult]) -> "PooledFolds":
+        """Stacks the folds in order."""
+        return cls(
+            actual=np.concatenate([fold.actual for fold in folds]),
+            lgbm=np.concatenate([fold.components.lgbm for fold in folds]),
+            stat=np.concatenate([fold.components.stat for fold in folds]),
+            ml_tier=np.concatenate([fold.ml_tier for fold in folds]),
+            skus=np.concatenate([fold.state.skus for fold in folds]),
+            segment=np.concatenate([fold.state.segment for fold in folds]),
+            cap=np.concatenate([fold.cap for fold in folds]),
+            history=np.concatenate([fold.state.history for fold in folds]),
+            history_dispersion=np.concatenate([history_dispersion(fold.state.history) for fold in folds]),
+        )
+
+
+def _tiers_at(
+    sales: SalesHistory,
+    history: pd.DataFrame,
+    products: pd.DataFrame,
+    warehouse_id: object,
+    day: int,
+    config: TrainConfig,
+) -> pd.DataFrame:
+    """Tiers of the warehouse's SKUs at ``day`` with ``config.tier_config``.
+
+    From the training panel cut at the day instead of scattering 745 days of rows into a new panel per CV
+    origin: the same tiers as :func:`assign_tiers` for raw_sales' one row per SKU and day (a test checks
+    it; duplicate rows before the panel's start would count as two selling days).
+    """
+    cut = sales.panel.until(day)
+    if cut.n_days < config.tier_config.panel_days:
+        return tiers_of(assign_tiers(history, products, to_timestamp(day), config.tier_config), warehouse_id)
+    return tiers_of(tiers_from_panel(cut, products, warehouse_id, config.tier_config), warehouse_id)
+
+
+def _lgbm_skus(tiers: pd.DataFrame, config: TrainConfig) -> np.ndarray:
+    """The SKUs the LightGBM trains on: routed global_ml (every SKU not in cold start with
+    ``train_on_all_routes``)."""
+    if config.train_on_all_routes:
+        return tiers.loc[tiers[ROUTE] != ROUTE_COLD_START, C.SKU].to_numpy(dtype=object)
+    return tiers.loc[tiers[ROUTE] == ROUTE_GLOBAL_ML, C.SKU].to_numpy(dtype=object)
+
+
+def _lgbm_training(
+    history: pd.DataFrame,
+    products: pd.DataFrame,
+    warehouses: pd.DataFrame,
+    calendar: pd.DataFrame | None,
+    campaigns: pd.DataFrame | None,
+    weather: pd.DataFrame | None,
+    warehouse_id: object,
+    panel: SalesPanel,
+    train_day: int,
+    feature_days: Sequence[int],
+    skus: np.ndarray,
+    config: TrainConfig,
+) -> LGBMTraining:
+    """Feature rows of ``skus`` at ``feature_days`` and the training pairs sampled from them up to ``train_day``."""
+    features = pd.DataFrame()
+    lookup = keys = None
+    if len(skus):
+        features = build_training_features(
+            ml_history(history, skus),
+            products,
+            warehouses,
+            calendar,
+            campaigns,
+            weather,
+            [to_timestamp(day) for day in feature_days],
+            warehouse_id,
+            horizon=config.horizon,
+        )
+        if not features.empty:
+            lookup = TargetDayLookup.build(
+                calendar,
+                campaigns,
+                warehouses,
+                warehouse_id,
+                [to_timestamp(d) for d in feature_days],
+                config.horizon,
+                panel.skus,
+            )
+            keys = FeatureKeys.of(features, panel, lookup)
+    feature_skus = features[C.SKU].to_numpy(dtype=object) if not features.empty else np.zeros(0, dtype=object)
+    training_set = None
+    if lookup is not None and keys is not None:
+        training_set = DirectTrainingSet.build(
+            features,
+            panel,
+            lookup,
+            to_timestamp(train_day),
+            config.lgbm_params(),
+            config.sampling(),
+            config.model_bands,
+            row_mask=pd.Index(skus).get_indexer(pd.Index(feature_skus)) >= 0,
+            keys=keys,
+        )
+    return LGBMTraining(features, feature_skus, keys, lookup, training_set, config)
+
+
+def _fold(
+    sales: SalesHistory,
+    tiers: pd.DataFrame,
+    day: int,
+    ml_skus: np.ndarray,
+    lgbm: LGBMTraining,
+    models: Sequence[StatForecaster],
+    config: TrainConfig,
+) -> FoldResult:
+    """The component forecasts at CV origin ``day``: a LightGBM trained on targets up to ``day``, the
+    statistical models selected on the history up to it, launch profiles as of it."""
+    panel, horizon = sales.panel, config.horizon
+    state = sales.state_at(tiers, day, config)
+    lgbm_fc = lgbm.forecast(lgbm.fit(day, ml_skus), panel, state)
+    stat_rows = np.flatnonzero(needs_stat(state, lgbm_fc))
+    choice = choose_stat(state, stat_rows, models, config)
+    stat_fc, stat_name = stat_components(state, stat_rows, choice, models, config)
+    cold_fc = cold_components(sales.cold_start_at(day, config), state, horizon)
+    return FoldResult(
+        state=state,
+        components=Components(lgbm_fc, stat_fc, stat_name, cold_fc),
+        actual=history_window(panel, state.codes, day - panel.start_day + horizon, horizon),
+        cap=output_cap(state, cold_fc, config),
+    )
 
 
 def train_warehouse(
@@ -92,160 +342,66 @@ def train_warehouse(
         warehouse_id=warehouse_id,
         start=to_timestamp(first_day),
     )
-    catalog = read_catalog(products)
-    category, launch = panel_attributes(panel, catalog)
+    sales = SalesHistory(panel, *panel_attributes(panel, read_catalog(products)))
     models = config.stat_forecasters()
     band_of_h = band_of_horizon(config)
 
-    def tiers_at(day: int) -> pd.DataFrame:
-        # From the training panel cut at the day instead of scattering 745 days of rows into a new panel
-        # per CV origin: the same tiers as assign_tiers for raw_sales' one row per SKU and day (a test
-        # checks it; duplicate rows before the panel's start would count as two selling days).
-        cut = panel.until(day)
-        if cut.n_days < config.tier_config.panel_days:
-            return tiers_of(
-                assign_tiers(history, products, to_timestamp(day), config.tier_config), warehouse_id
-            )
-        return tiers_of(tiers_from_panel(cut, products, warehouse_id, config.tier_config), warehouse_id)
-
-    final_tiers = tiers_of(tiers if tiers is not None else tiers_at(train_day), warehouse_id)
-    cv_tiers = [tiers_at(day) for day in cv_days]
-
-    def train_skus(frame: pd.DataFrame) -> np.ndarray:
-        if config.train_on_all_routes:
-            return frame.loc[frame[ROUTE] != ROUTE_COLD_START, C.SKU].to_numpy(dtype=object)
-        return frame.loc[frame[ROUTE] == ROUTE_GLOBAL_ML, C.SKU].to_numpy(dtype=object)
-
-    ml_sets = [train_skus(frame) for frame in [*cv_tiers, final_tiers]]
-    ml_union = np.unique(np.concatenate(ml_sets)) if ml_sets else np.zeros(0, dtype=object)
+    final_tiers = tiers_of(
+        tiers if tiers is not None else _tiers_at(sales, history, products, warehouse_id, train_day, config),
+        warehouse_id,
+    )
+    cv_tiers = [_tiers_at(sales, history, products, warehouse_id, day, config) for day in cv_days]
+    cv_ml_skus = [_lgbm_skus(frame, config) for frame in cv_tiers]
+    final_ml_skus = _lgbm_skus(final_tiers, config)
+    ml_union = np.unique(np.concatenate([*cv_ml_skus, final_ml_skus]))
     n_origins, origin_step = config.origin_grid(len(ml_union))
     grid = [train_day - origin_step * k for k in range(1, n_origins + 1)]
-    feature_days = sorted(set(grid) | set(cv_days))
-    features = pd.DataFrame()
-    lookup = keys = None
-    if len(ml_union):
-        features = build_training_features(
-            ml_history(history, ml_union),
-            products,
-            warehouses,
-            calendar,
-            campaigns,
-            weather,
-            [to_timestamp(day) for day in feature_days],
-            warehouse_id,
-            horizon=horizon,
-        )
-        if not features.empty:
-            lookup = TargetDayLookup.build(
-                calendar,
-                campaigns,
-                warehouses,
-                warehouse_id,
-                [to_timestamp(d) for d in feature_days],
-                horizon,
-                panel.skus,
-            )
-            keys = FeatureKeys.of(features, panel, lookup)
-    feature_skus = features[C.SKU].to_numpy(dtype=object) if not features.empty else np.zeros(0, dtype=object)
-
-    training_set = None
-    if lookup is not None and keys is not None:
-        # Pairs sampled once up to train_date; each CV model trains on the subset with targets <= its origin.
-        training_set = DirectTrainingSet.build(
-            features,
-            panel,
-            lookup,
-            to_timestamp(train_day),
-            config.lgbm_params(),
-            config.sampling(),
-            config.model_bands,
-            row_mask=pd.Index(ml_union).get_indexer(pd.Index(feature_skus)) >= 0,
-            keys=keys,
-        )
-
-    def fit_lgbm(cutoff: int, skus: np.ndarray) -> GlobalLGBM | None:
-        if training_set is None or len(skus) == 0:
-            return None
-        model = GlobalLGBM(config.lgbm_params(), config.sampling(), config.model_bands)
-        model.fit_training_set(
-            training_set,
-            to_timestamp(cutoff),
-            row_mask=pd.Index(skus).get_indexer(pd.Index(feature_skus)) >= 0,
-        )
-        return model if model.is_fitted else None
+    lgbm = _lgbm_training(
+        history,
+        products,
+        warehouses,
+        calendar,
+        campaigns,
+        weather,
+        warehouse_id,
+        panel,
+        train_day,
+        sorted(set(grid) | set(cv_days)),
+        ml_union,
+        config,
+    )
 
     # --- expanding-window CV -------------------------------------------------------------------------------------------------
-    cv: list[tuple[OriginState, Components, np.ndarray, np.ndarray]] = []
-    for day, frame, ml_skus in zip(cv_days, cv_tiers, ml_sets[:-1], strict=True):
-        state = origin_state(
-            panel, frame, day, category, launch, config.history_days, config.cold_start_max_age
-        )
-        lgbm = fit_lgbm(day, ml_skus)
-        lgbm_fc = (
-            lgbm_at(lgbm, features, keys, panel, lookup, state, horizon)
-            if keys is not None and lookup is not None
-            else np.full((len(state.skus), horizon), np.nan)
-        )
-        stat_rows = np.flatnonzero(needs_stat(state, lgbm_fc))
-        choice = choose_stat(state, stat_rows, models, config)
-        stat_fc, stat_name = stat_components(state, stat_rows, choice, models, config)
-        profile = fit_cold_start(panel, day - panel.start_day, category, launch, config)
-        cold_fc = cold_components(profile, state, horizon)
-        actual = history_window(panel, state.codes, day - panel.start_day + horizon, horizon)
-        cv.append(
-            (
-                state,
-                Components(lgbm_fc, stat_fc, stat_name, cold_fc),
-                actual,
-                output_cap(state, cold_fc, config),
-            )
-        )
-
-    actual_all = np.concatenate([item[2] for item in cv])
-    lgbm_all = np.concatenate([item[1].lgbm for item in cv])
-    stat_all = np.concatenate([item[1].stat for item in cv])
-    tier_all = np.concatenate([np.where(item[0].is_ml, item[0].tier, 0) for item in cv])
-    weights_table = ensemble_weights(actual_all, lgbm_all, stat_all, tier_all, config)
+    folds = [
+        _fold(sales, frame, day, ml_skus, lgbm, models, config)
+        for day, frame, ml_skus in zip(cv_days, cv_tiers, cv_ml_skus, strict=True)
+    ]
+    cv = PooledFolds.of(folds)
+    weights_table = ensemble_weights(cv.actual, cv.lgbm, cv.stat, cv.ml_tier, config)
     weights = weight_matrix(weights_table, config)
-
-    points, alphas, caps, segments, histories, cv_skus = [], [], [], [], [], []
-    for state, components, _, cap in cv:
-        point, _ = combine(state, components, weights, band_of_h, cap)
-        points.append(point)
-        alphas.append(history_dispersion(state.history))
-        cv_skus.append(state.skus)
-        caps.append(cap)
-        segments.append(state.segment)
-        histories.append(state.history)
-    point_all = np.concatenate(points)
-    cap_all = np.concatenate(caps)
-    segment_all = np.concatenate(segments)
-    sku_all = np.concatenate(cv_skus)
-    dispersion = residual_dispersion(
-        sku_all, actual_all, point_all, np.concatenate(alphas), DISPERSION_PRIOR_DAYS
+    point = np.concatenate(
+        [combine(fold.state, fold.components, weights, band_of_h, fold.cap)[0] for fold in folds]
     )
-    alpha_all = dispersion.reindex(pd.Index(sku_all)).to_numpy(np.float64)
-    calibration = calibrate(actual_all, point_all, alpha_all, segment_all, config)
+    dispersion = residual_dispersion(cv.skus, cv.actual, point, cv.history_dispersion, DISPERSION_PRIOR_DAYS)
+    alpha = dispersion.reindex(pd.Index(cv.skus)).to_numpy(np.float64)
+    calibration = calibrate(cv.actual, point, alpha, cv.segment, config)
     levels = level_matrix(calibration, config)
-    quantiles = nb_quantiles(point_all, alpha_all, segment_all, levels, band_of_h, cap_all)
-    history_all = np.concatenate(histories)
-    baseline_fc = {name: forecast(history_all, horizon) for name, forecast in BASELINES.items()}
+    quantiles = nb_quantiles(point, alpha, cv.segment, levels, band_of_h, cv.cap)
+    baseline_fc = {name: forecast(cv.history, horizon) for name, forecast in BASELINES.items()}
     validation = metrics_table(
-        actual_all,
-        {MODEL_TIERED: point_all, MODEL_LGBM: lgbm_all, MODEL_STATISTICAL: stat_all, **baseline_fc},
-        segment_all,
+        cv.actual,
+        {MODEL_TIERED: point, MODEL_LGBM: cv.lgbm, MODEL_STATISTICAL: cv.stat, **baseline_fc},
+        cv.segment,
         quantiles,
         config.quantiles,
     )
     baseline = fit_baseline(
-        baseline_fc, actual_all, cap_all, sku_all, np.concatenate(alphas), segment_all, config
+        baseline_fc, cv.actual, cv.cap, cv.skus, cv.history_dispersion, cv.segment, config
     )
 
     # --- final models at the training date -----------------------------------------------------------------------------------
     # Selected for every SKU not in cold start, so SKUs that change route after training have a choice.
-    final_state = origin_state(
-        panel, final_tiers, train_day, category, launch, config.history_days, config.cold_start_max_age
-    )
+    final_state = sales.state_at(final_tiers, train_day, config)
     choice_rows = np.flatnonzero(final_state.route != ROUTE_COLD_START)
     choice = choose_stat(final_state, choice_rows, models, config)
     stat_choice = pd.Series(
@@ -257,11 +413,11 @@ def train_warehouse(
         warehouse_id=warehouse_id,
         train_date=to_timestamp(train_day),
         config=config,
-        lgbm=fit_lgbm(train_day, ml_sets[-1]),
+        lgbm=lgbm.fit(train_day, final_ml_skus),
         stat_choice=stat_choice,
         ensemble_weights=weights_table,
         calibration=calibration,
-        cold_start=fit_cold_start(panel, train_day - panel.start_day, category, launch, config),
+        cold_start=sales.cold_start_at(train_day, config),
         validation_metrics=validation,
         cv_origin_dates=[to_timestamp(day) for day in cv_days],
         dispersion=dispersion,
