@@ -72,8 +72,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
-from dagster._core.storage.asset_check_execution_record import (
+
+# No public API: the check execution history the alert sensor reads (records and their status) exists only
+# as internal storage classes in Dagster 1.13 (instance.event_log_storage.get_asset_check_execution_history).
+from dagster._core.storage.asset_check_execution_record import (  # noqa: TID251
     AssetCheckExecutionRecord,
     AssetCheckExecutionRecordStatus,
 )
@@ -159,7 +161,8 @@ class Operations:
         asset_checks: ``forecasts_freshness``.
     """
 
-    jobs: list[UnresolvedAssetJobDefinition] = field(default_factory=list)
+    # What dg.define_asset_job returns (a class Dagster does not export).
+    jobs: list[Any] = field(default_factory=list)
     schedules: list[dg.ScheduleDefinition] = field(default_factory=list)
     sensors: list[dg.SensorDefinition] = field(default_factory=list)
     asset_checks: list[dg.AssetChecksDefinition] = field(default_factory=list)

@@ -23,7 +23,7 @@ from dagster_duckdb_pandas.duckdb_pandas_type_handler import DuckDBPandasTypeHan
 from demand_platform import alerts as A
 from demand_platform import dbfile
 from resources.alerts import AlertResource
-from resources.duckdb_io import PlatformDuckDBIOManager, PlatformDuckDBResource, PlatformPandasTypeHandler
+from resources.duckdb_io import LockedDuckDBIOManager, PlatformDuckDBIOManager, PlatformDuckDBResource
 
 REPO = Path(__file__).resolve().parents[2]
 PARTITIONS = dg.MultiPartitionsDefinition(
@@ -154,9 +154,10 @@ def test_failed_insert_rolls_back_the_delete(tmp_path: Path) -> None:
 
 
 # --- kill safety ----------------------------------------------------------------------------------------
-# The child process materializes one partition rewrite with a handler that SIGKILLs its own process after
-# the IO manager deleted the partition and before the insert: deterministic, no timing involved. Before
-# dying it writes how many rows of the partition its connection still sees (0: the delete ran).
+# The child process materializes one partition rewrite whose insert step (the platform IO manager's
+# ``write_rows``, the stock type handler's ``handle_output``) SIGKILLs its own process after the IO manager
+# deleted the partition and before the insert: deterministic, no timing involved. Before dying it writes
+# how many rows of the partition its connection still sees (0: the delete ran).
 
 KILL_REPORT_ENV = "TEST_DUCKDB_IO_KILL_REPORT"
 
@@ -173,10 +174,10 @@ def _die_between_delete_and_insert(table_slice, connection) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-class _KillingPlatformHandler(PlatformPandasTypeHandler):
-    def handle_output(self, context, table_slice, obj, connection):
-        _die_between_delete_and_insert(table_slice, connection)
-        return super().handle_output(context, table_slice, obj, connection)
+class _KillingLockedIOManager(LockedDuckDBIOManager):
+    def write_rows(self, context, table, obj, connection):
+        _die_between_delete_and_insert(table, connection)
+        return super().write_rows(context, table, obj, connection)
 
 
 class _KillingStockHandler(DuckDBPandasTypeHandler):
@@ -186,9 +187,10 @@ class _KillingStockHandler(DuckDBPandasTypeHandler):
 
 
 class _KillingPlatformIOManager(PlatformDuckDBIOManager):
-    @staticmethod
-    def type_handlers():
-        return [_KillingPlatformHandler()]
+    def create_io_manager(self, context):
+        return _KillingLockedIOManager(
+            self.database, self.schema_, self.connection_config, self.lock_timeout_s
+        )
 
 
 class _KillingStockIOManager(DuckDBPandasIOManager):
