@@ -1,37 +1,46 @@
 """Tiered forecasting pipeline of one warehouse: train, forecast D+1 .. D+horizon, override, backtest.
 
+Modules: :mod:`~demand_platform.forecasting.config` (:class:`TrainConfig`, the names of the output
+values), :mod:`~demand_platform.forecasting.state` (the SKUs at one origin), ``cold_start`` (launch
+profiles), ``components`` (LightGBM, statistical and launch-profile forecasts at an origin), ``ensemble``
+(the blend weights and the point forecast), ``quantiles`` (dispersion, negative-binomial quantiles and
+their calibration), ``scoring`` (validation and backtest tables), ``baselines`` (the fallback baselines
+and the promotion gate's scores), ``model`` (:class:`WarehouseModel`), ``training``
+(:func:`train_warehouse`), ``serving`` (:func:`forecast_warehouse`), ``overrides``
+(:func:`apply_overrides`) and ``backtest`` (:func:`backtest_warehouse`). Everything used outside the
+package is importable from ``demand_platform.forecasting``.
+
 Routing (from :func:`demand_platform.tiering.assign_tiers` at the origin):
 
-* route ``global_ml``, tier 1: ensemble of the global LightGBM
-  (:mod:`demand_platform.models.global_lgbm`) and the SKU's statistical model, model name ``"ensemble"``;
+* route ``global_ml``, tiers 1 and 2: the global LightGBM (:mod:`demand_platform.models.global_lgbm`)
+  blended with the SKU's statistical model at the tier's CV weight, model name ``"ensemble"`` (``"lgbm"``
+  for a tier-2 SKU whose weights are all 1);
 * route ``global_ml``, other tiers: the global LightGBM, ``"lgbm"``;
 * route ``statistical``: the statistical model chosen per SKU by backtest, named after the model;
 * route ``cold_start``: category launch profile, ``"cold_start"``.
 
 Training (:func:`train_warehouse`) at a training date T runs an expanding-window CV over ``cv_origins``
-origins ``c = T - cv_step * k`` (``cv_step`` = the 30-day horizon by default; tiers re-assigned at each
-``c``): at each ``c`` a LightGBM trained on targets dated on or before ``c``, statistical models selected on
-the history up to ``c`` and launch profiles as of ``c`` forecast ``c + 1 .. c + 30`` (all on or before T). The CV residuals give the ensemble weights (tiers 1-2), the
-quantile calibration and the validation metrics; the final models are then fitted at T. The LightGBM
-training pairs (SKUs routed ``global_ml``, origins every ``origin_step`` days plus the CV origins) are
-sampled and binned once at T (:class:`demand_platform.models.global_lgbm.DirectTrainingSet`); each CV model
-trains on the subset whose target day is on or before its origin, which is what an expanding window sees.
+origins ``c = T - cv_step * k`` (``cv_step`` = the horizon by default; tiers re-assigned at each ``c``): at
+each ``c`` a LightGBM trained on targets dated on or before ``c``, statistical models selected on the
+history up to ``c`` and launch profiles as of ``c`` forecast ``c + 1 .. c + horizon`` (all on or before
+T). The CV residuals give the ensemble weights (tiers 1-2), the quantile calibration and the validation
+metrics; the final models are then fitted at T. The LightGBM training pairs (SKUs routed ``global_ml``,
+origins every ``origin_step`` days plus the CV origins) are sampled and binned once at T
+(:class:`demand_platform.models.global_lgbm.DirectTrainingSet`); each CV model trains on the subset whose
+target day is on or before its origin, which is what an expanding window sees.
 
-Design decisions (see also the docstrings of the functions):
+Design decisions (see also the docstrings of the functions; the measurements behind them are in
+BENCHMARKS.md):
 
-* **LightGBM objective**: Tweedie (power 1.2) by default. On the synthetic benchmarks Tweedie (1.1, 1.2,
-  1.5) and Poisson were within noise of each other (WMAPE 0.386-0.388, bias within +-1%); Tweedie is kept
-  for its heavier zero mass and tail on the zero-inflated tier-2 SKUs.
-
-* **One LightGBM per warehouse, not pooled across warehouses.** ``bench/bench_pooling.py`` (synthetic,
-  1,000 SKUs, two held-out origins, raw LightGBM means) found a model pooled over the same training rows
-  better: WMAPE -4.6% (4 warehouses), -4.0% (8), -0.9% (4, another seed), losing in 7 of 32 warehouse x
-  origin cells; pooled rows capped at one warehouse's budget kept almost none of it at 8 warehouses
-  (-0.3%), so the gain is the extra data, at the same total boosting time. Kept per warehouse for now:
-  a pooled model makes one job of all 50 warehouses (3 M rows per band at full size, one design matrix
-  in memory, no warehouse trained or retrained alone by the drift sensor, one gate for all), while the
-  ensemble with the statistical partner already shrinks the LightGBM's share where it is weak. Worth
-  revisiting with more seeds and real multi-warehouse data.
+* **LightGBM objective**: Tweedie (power 1.2) by default. Tweedie and Poisson were within noise of each
+  other on the synthetic benchmarks; Tweedie is kept for its heavier zero mass and tail on the
+  zero-inflated tier-2 SKUs.
+* **One LightGBM per warehouse, not pooled across warehouses.** A model pooled over several warehouses'
+  training rows was more accurate on the synthetic benchmark, and the gain came from the extra data (capped
+  at one warehouse's rows it mostly went). Kept per warehouse for now: a pooled model makes one job of all
+  50 warehouses (one design matrix of every warehouse's rows in memory, no warehouse trained or retrained
+  alone by the drift sensor, one gate for all), while the ensemble with the statistical partner already
+  shrinks the LightGBM's share where it is weak. Worth revisiting with real multi-warehouse data.
 * **Statistical model selection** uses :func:`select_by_backtest` with ``error="rmse"`` over the last
   ``stat_windows`` windows of ``horizon`` days before the training date. MAE is minimised by the median,
   which is zero on intermittent data, so MAE selection picks models that forecast zero (and under-stocks);
@@ -39,33 +48,26 @@ Design decisions (see also the docstrings of the functions):
   around. A scaled error (RMSSE, MASE) would not change anything here: the selection is per series and a
   per-series scale does not change the ranking of the models of that series. The default model is the
   combination of SBA, TSB and SES; a SKU leaves it only for a model that wins its backtest by
-  ``selection_margin`` (10%), since a free choice on three windows mostly fits noise. Measured: M5
-  HOBBIES_2, six origins, WRMSSE 0.824 free vs 0.8145 with the 10% margin; on the synthetic weekly test
-  world the margin costs 0.2-0.8% WMAPE (three seeds), where the seasonal window average wins most SKUs.
+  ``selection_margin``, since a free choice on three windows mostly fits noise (the margin helped on M5
+  and cost little on the synthetic weekly world, where the seasonal window average wins most SKUs).
 * **Weekday profile of the statistical forecasts.** SBA, TSB, SES, the moving average and their
   combination forecast a flat level; the weekday is then put back with the warehouse's pooled weekday
   index (:func:`demand_platform.models.statistical.pooled_weekday_index`: the demand of every SKU at the
   origin over the last 364 days, shrunk towards 1 when there is little of it, mean 1 so every 7-day
   total stays), for every SKU whose model is not already weekly (seasonal naive, seasonal window
   average). A per-SKU index would fit the noise of sparse SKUs; the pooled one is what a warehouse's
-  week looks like. Measured: synthetic 500 SKUs, two origins (``bench/bench_synthetic_configs.py``),
-  point WRMSSE 0.6749 -> 0.6709 (tier 1: the partner of the
-  LightGBM was flat); M5 HOBBIES_2, six origins d_1801..d_1941 (``bench/bench_m5_configs.py``, every
-  origin promoted), 0.8165 -> 0.8164 (sparse items: parity). The statistical selection still backtests
-  the flat forecasts.
-* **Training origins** are ``origin_step`` (19) days apart over a year; a warehouse with few LightGBM
-  SKUs gets them closer together over the same span (:meth:`TrainConfig.origin_grid`: 3, 6 or 9 days,
-  while SKUs x origins stay within ``origin_budget`` = 100,000), so it learns from more weeks instead of
-  20 snapshots. A full-size warehouse (~5,000 LightGBM SKUs) keeps 20 origins, so its cost is unchanged.
-  Measured as above: M5 (75 LightGBM SKUs, step 3) 0.8165 -> 0.8109 (0.8164 -> 0.8115 with the
-  weekday profile on); synthetic (~260 SKUs, step 3) 0.6709 -> 0.6714 (no gain) at twice the training
-  time there.
+  week looks like. It matters most for tier 1, whose LightGBM partner was flat, and is neutral on sparse
+  items. The statistical selection still backtests the flat forecasts.
+* **Training origins** are ``origin_step`` days apart over a year; a warehouse with few LightGBM SKUs
+  gets them closer together over the same span (:meth:`TrainConfig.origin_grid`, while SKUs x origins
+  stay within ``origin_budget``), so it learns from more weeks instead of a few snapshots. A full-size
+  warehouse keeps ``n_origins`` origins, so its cost is unchanged; a small one pays more training time.
 * **Ensemble weights** are per tier (1 and 2) and horizon band: the convex weight of the LightGBM against
   the statistical partner that minimises the validation MSE pooled over the tier's SKU-days in all CV
   origins, ``w = sum((a - s)(l - s)) / sum((l - s)^2)`` clipped to [0, 1]. Tier 2 was LightGBM alone in the
-  first design; on M5 HOBBIES_2 its LightGBM lost to the statistical models and the CV had shown it, so
-  the CV now decides how much of it to keep (w = 1 keeps it alone). An inverse-MSE weight never drops a
-  component however bad it is. Per-SKU weights from 3 x 30 noisy days would mostly fit noise and would not
+  first design; on M5 its LightGBM lost to the statistical models and the CV had shown it, so the CV now
+  decides how much of it to keep (w = 1 keeps it alone). An inverse-MSE weight never drops a component
+  however bad it is. Per-SKU weights from a few noisy CV windows would mostly fit noise and would not
   exist for SKUs entering a tier after training.
 * **Quantiles** come from a negative binomial per SKU x horizon with the point forecast as its mean and
   the SKU's own dispersion ``alpha = (var - mean) / mean^2`` of the trailing 56 days (365 when it sold

@@ -150,8 +150,8 @@ def nb_ppf(levels: np.ndarray, n: np.ndarray, p: np.ndarray) -> np.ndarray:
 
     Vectorised by walking the pmf recursion ``P(k + 1) = P(k) (k + n) / (k + 1) (1 - p)`` for all rows at
     once, dropping each row as soon as all its levels are reached: most demand is a few units a day, so
-    this takes a few dozen steps where scipy's ppf inverts the incomplete beta per element (~3 us each,
-    seconds per warehouse). Rows with a large mean, or still open after ``NB_EXACT_STEPS`` steps, go to
+    this takes a few dozen steps where scipy's ppf inverts the incomplete beta per element (slow over the
+    millions of SKU x horizon x level cells of a warehouse). Rows with a large mean, or still open after ``NB_EXACT_STEPS`` steps, go to
     scipy.
 
     Args:

@@ -22,8 +22,8 @@ targets (weighted ``1 / zero_sample_rate`` so the mean stays unbiased under the 
 when more pairs than ``max_rows`` remain, a uniform sample of ``max_rows`` of them.
 
 Determinism. ``num_threads`` is always passed (default 1; LightGBM's default of one thread per core was
-measured 30x slower on a 2-core machine), with a fixed seed, ``deterministic=True`` and row-wise
-histograms (about 2x faster than column-wise on one thread here); the row sampling uses ``numpy.random.default_rng`` seeded per band. Categorical features are
+much slower on a 2-core machine), with a fixed seed, ``deterministic=True`` and row-wise histograms
+(faster than column-wise on one thread); the row sampling uses ``numpy.random.default_rng`` seeded per band. Categorical features are
 pandas categoricals whose category lists are fixed at fit time and stored in the model, so the codes
 LightGBM sees at prediction time are those it was trained with (unknown values become missing).
 """
