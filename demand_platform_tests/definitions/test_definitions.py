@@ -147,3 +147,37 @@ def test_daily_schedule_puts_every_forecast_run_before_the_reports(settings: Pla
     assert {"raw_sales:rejected_share_at_most_5pct", "feature_table:history_complete"} <= checks
     assert "forecasts:forecasts_freshness" not in checks
     assert all(r.asset_check_keys is not None for r in requests)
+
+
+# Known gap, listed exactly (the test fails when it closes, so the entry goes): AccuracyReportModel lives in
+# demand_platform/reporting.py and its fields have no descriptions yet.
+UNDESCRIBED_YET = {"accuracy_report"}
+
+
+def _column_schemas(defs: dg.Definitions) -> dict[str, list[dg.TableSchema]]:
+    """The column schemas of each asset that has one: its output type's and its ``dagster/column_schema``."""
+    found: dict[str, list[dg.TableSchema]] = {}
+    for assets_def in defs.resolve_asset_graph().assets_defs:
+        for key in assets_def.keys:
+            output = assets_def.node_def.output_def_named(assets_def.get_output_name_for_asset_key(key))
+            type_schema = output.dagster_type.metadata.get("schema")
+            declared = assets_def.specs_by_key[key].metadata.get("dagster/column_schema")
+            schemas = [
+                s.schema if isinstance(s, dg.TableSchemaMetadataValue) else s
+                for s in (type_schema, declared)
+                if s is not None
+            ]
+            if schemas:
+                found[key.to_user_string()] = schemas
+    return found
+
+
+def test_every_column_of_every_asset_schema_is_described(settings: PlatformSettings) -> None:
+    schemas = _column_schemas(build_definitions(settings))
+    pipeline = {C.RAW_SALES, C.FEATURE_TABLE, C.TIER_ASSIGNMENTS, C.TRAINED_MODELS, C.FORECASTS}
+    assert pipeline | UNDESCRIBED_YET <= schemas.keys()
+    undescribed = {
+        asset: [c.name for schema in found for c in schema.columns if not (c.description or "").strip()]
+        for asset, found in schemas.items()
+    }
+    assert {asset for asset, columns in undescribed.items() if columns} == UNDESCRIBED_YET, undescribed
