@@ -109,7 +109,6 @@ from demand_platform.forecasting.cold_start import (
     ColdStartProfile,
 )
 from demand_platform.forecasting.config import (
-    AVAILABLE_STAT_MODELS,
     BAND,
     BAND_END,
     BAND_START,
@@ -127,7 +126,6 @@ from demand_platform.forecasting.config import (
     SEGMENT_ALL,
     SEGMENT_COLD_START,
     SEGMENT_TIERS,
-    WEEKLY_SEASONAL_MODELS,
     TrainConfig,
     quantile_column,
 )
@@ -190,7 +188,6 @@ from demand_platform.models.statistical import (
 )
 
 __all__ = [
-    "AVAILABLE_STAT_MODELS",
     "BAND",
     "BAND_END",
     "BAND_START",
@@ -248,7 +245,6 @@ __all__ = [
     "SeasonalWindowAverage",
     "TrainConfig",
     "UNADJUSTED_SUFFIX",
-    "WEEKLY_SEASONAL_MODELS",
     "WEIGHT_LGBM",
     "WEIGHT_STAT",
     "WarehouseModel",

@@ -9,9 +9,10 @@ from demand_platform import columns as C
 from demand_platform.days import weekday
 from demand_platform.features import SalesPanel
 from demand_platform.forecasting.cold_start import ColdStartProfile
-from demand_platform.forecasting.config import WEEKLY_SEASONAL_MODELS, TrainConfig
+from demand_platform.forecasting.config import TrainConfig
 from demand_platform.forecasting.state import OriginState
 from demand_platform.models.global_lgbm import FeatureKeys, GlobalLGBM, TargetDayLookup
+from demand_platform.models.model_registry import weekly_stat_models
 from demand_platform.models.statistical import (
     StatForecaster,
     forecast_selected,
@@ -37,7 +38,7 @@ def stat_components(
         forecast[rows] = forecast_selected(history, config.horizon, models, choice)
         names[rows] = np.asarray([model.name for model in models], dtype=object)[choice]
         if config.weekday_profile:
-            flat = rows[~np.isin(names[rows], list(WEEKLY_SEASONAL_MODELS))]
+            flat = rows[~np.isin(names[rows], list(weekly_stat_models()))]
             origin_weekday = weekday(state.day)
             index = pooled_weekday_index(state.history, origin_weekday)
             forecast[flat] *= weekday_factors(index, origin_weekday, config.horizon)[None, :]

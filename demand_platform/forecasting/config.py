@@ -6,13 +6,8 @@ from dataclasses import dataclass, field
 from demand_platform import columns as C
 from demand_platform.days import HORIZON_BANDS
 from demand_platform.models.global_lgbm import PANEL_LOOKBACK_DAYS, LGBMParams, SamplingConfig
-from demand_platform.models.statistical import (
-    STAT_MODELS,
-    SeasonalNaive,
-    SeasonalWindowAverage,
-    StatCombination,
-    StatForecaster,
-)
+from demand_platform.models.model_registry import STAT_REGISTRY, stat_model
+from demand_platform.models.statistical import StatForecaster
 from demand_platform.tiering import TierConfig
 
 # --- model names (values of the ``model`` column) ----------------------------------------------------------------------
@@ -47,19 +42,6 @@ CAP_WINDOW_DAYS = 365
 def quantile_column(q: float) -> str:
     """Output column of quantile level ``q`` (0.9 -> ``"p90"``, matching ``columns.P90``)."""
     return f"p{round(q * 100):d}"
-
-
-#: Statistical models whose forecasts already follow the week; the weekday profile leaves them as they are.
-WEEKLY_SEASONAL_MODELS = frozenset({SeasonalWindowAverage().name, SeasonalNaive().name})
-
-
-#: The statistical models a :class:`TrainConfig` may name: ``STAT_MODELS``, the seasonal window average
-#: and the combination.
-AVAILABLE_STAT_MODELS: dict[str, StatForecaster] = {
-    **STAT_MODELS,
-    SeasonalWindowAverage().name: SeasonalWindowAverage(),
-    StatCombination().name: StatCombination(),
-}
 
 
 @dataclass(frozen=True)
@@ -98,8 +80,8 @@ class TrainConfig:
         cv_origins: Expanding-window CV origins ``train_date - cv_step * k``, k = cv_origins..1.
         cv_step: Days between CV origins (>= horizon so every CV target is on or before the training
             date); None = ``horizon``.
-        stat_models: Candidate statistical models (names in ``AVAILABLE_STAT_MODELS``); the first is the
-            default (SKUs without a backtest, and SKUs where no other model wins by ``selection_margin``).
+        stat_models: Candidate statistical models (names registered in
+            :mod:`demand_platform.models.model_registry`); the first is the default (SKUs without a backtest, and SKUs where no other model wins by ``selection_margin``).
         selection_margin: A SKU leaves the default statistical model only for a model whose backtest
             error is at least this share lower (0 = free per-SKU choice).
         stat_windows: Backtest windows of the statistical model selection.
@@ -116,8 +98,8 @@ class TrainConfig:
         min_calibration_rows: Residuals a segment x band needs for its own quantile offsets.
         tier_config: Tiering of the CV origins (and of the training date when no tiers are passed).
         train_on_all_routes: Train the LightGBM on every non-cold-start SKU instead of the global_ml ones.
-        weekday_profile: Multiply the flat statistical forecasts (all but ``WEEKLY_SEASONAL_MODELS``) by the
-            warehouse's pooled weekday index (:func:`pooled_weekday_index` of every SKU at the origin).
+        weekday_profile: Multiply the flat statistical forecasts (those of models not registered as weekly)
+            by the warehouse's pooled weekday index (:func:`pooled_weekday_index` of every SKU at the origin).
     """
 
     horizon: int = 30
@@ -186,11 +168,9 @@ class TrainConfig:
             raise ValueError(f"bands {self.bands} must be contiguous from horizon 1")
         if self.bands[-1][1] < self.horizon:
             raise ValueError(f"bands {self.bands} do not cover horizon {self.horizon}")
-        unknown = [name for name in self.stat_models if name not in AVAILABLE_STAT_MODELS]
+        unknown = [name for name in self.stat_models if name not in STAT_REGISTRY]
         if unknown or not self.stat_models:
-            raise ValueError(
-                f"unknown statistical models {unknown}; choose from {sorted(AVAILABLE_STAT_MODELS)}"
-            )
+            raise ValueError(f"unknown statistical models {unknown}; choose from {sorted(STAT_REGISTRY)}")
         if not 0.0 <= self.selection_margin < 1.0:
             raise ValueError("selection_margin must be in [0, 1)")
         if self.selection_error not in ("rmse", "mae"):
@@ -231,8 +211,8 @@ class TrainConfig:
         return SamplingConfig(zero_sample_rate=self.zero_sample_rate, max_rows=self.max_rows, seed=self.seed)
 
     def stat_forecasters(self) -> list[StatForecaster]:
-        """The candidate statistical models."""
-        return [AVAILABLE_STAT_MODELS[name] for name in self.stat_models]
+        """The candidate statistical models, from the registry."""
+        return [stat_model(name) for name in self.stat_models]
 
     @property
     def cold_start_max_age(self) -> int:

@@ -38,6 +38,7 @@ from demand_platform.forecasting.ensemble import ensemble_weights
 from demand_platform.forecasting.quantiles import nb_ppf
 from demand_platform.forecasting.state import OriginState
 from demand_platform.metrics import wmape
+from demand_platform.models.model_registry import weekly_stat_models
 from demand_platform.models.statistical import (
     STAT_MODELS,
     StatCombination,
@@ -674,7 +675,7 @@ def test_config_validation(changes: dict) -> None:
 
 # --- weekday profile of the statistical forecasts and density of the training origins ---------------------------------
 def _flat_statistical(forecasts: pd.DataFrame) -> pd.DataFrame:
-    seasonal = forecasts[C.MODEL].isin(list(FC.WEEKLY_SEASONAL_MODELS))
+    seasonal = forecasts[C.MODEL].isin(list(weekly_stat_models()))
     kind = forecasts[C.MODEL].map(_kind)
     return forecasts.loc[(kind == "statistical") & ~seasonal]
 
