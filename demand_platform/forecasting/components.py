@@ -1,4 +1,5 @@
-"""Component forecasts at one origin: the LightGBM, the statistical models (chosen per SKU) and launch profiles."""
+"""Component forecasts at one origin: the ML model (LightGBM), the statistical models (chosen per SKU) and launch
+profiles."""
 
 from collections.abc import Sequence
 
@@ -11,8 +12,8 @@ from demand_platform.features import SalesPanel
 from demand_platform.forecasting.cold_start import ColdStartProfile
 from demand_platform.forecasting.config import TrainConfig
 from demand_platform.forecasting.state import OriginState
-from demand_platform.models.global_lgbm import FeatureKeys, GlobalLGBM, TargetDayLookup
-from demand_platform.models.model_registry import weekly_stat_models
+from demand_platform.models.global_lgbm import FeatureKeys, TargetDayLookup
+from demand_platform.models.model_registry import MLForecaster, weekly_stat_models
 from demand_platform.models.statistical import (
     StatForecaster,
     forecast_selected,
@@ -80,7 +81,7 @@ def choose_stat(
 
 
 def lgbm_at(
-    lgbm: GlobalLGBM | None,
+    lgbm: MLForecaster | None,
     features: pd.DataFrame,
     keys: FeatureKeys,
     panel: SalesPanel,
@@ -88,7 +89,7 @@ def lgbm_at(
     state: OriginState,
     horizon: int,
 ) -> np.ndarray:
-    """LightGBM forecasts ``[n, H]`` of the origin's global_ml SKUs (NaN for the others)."""
+    """The ML model's (LightGBM's) forecasts ``[n, H]`` of the origin's global_ml SKUs (NaN for the others)."""
     out = np.full((len(state.skus), horizon), np.nan)
     if lgbm is None or not lgbm.is_fitted or not state.is_ml.any():
         return out

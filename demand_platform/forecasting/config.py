@@ -5,13 +5,18 @@ from dataclasses import dataclass, field
 
 from demand_platform import columns as C
 from demand_platform.days import HORIZON_BANDS
-from demand_platform.models.global_lgbm import PANEL_LOOKBACK_DAYS, LGBMParams, SamplingConfig
-from demand_platform.models.model_registry import STAT_REGISTRY, stat_model
+from demand_platform.models.global_lgbm import (
+    LGBM_MODEL_NAME,
+    PANEL_LOOKBACK_DAYS,
+    LGBMParams,
+    SamplingConfig,
+)
+from demand_platform.models.model_registry import ML_REGISTRY, STAT_REGISTRY, stat_model
 from demand_platform.models.statistical import StatForecaster
 from demand_platform.tiering import TierConfig
 
 # --- model names (values of the ``model`` column) ----------------------------------------------------------------------
-MODEL_LGBM = "lgbm"
+MODEL_LGBM = LGBM_MODEL_NAME
 MODEL_ENSEMBLE = "ensemble"
 MODEL_COLD_START = "cold_start"
 # names of the rows of the validation / backtest tables
@@ -100,6 +105,8 @@ class TrainConfig:
         train_on_all_routes: Train the LightGBM on every non-cold-start SKU instead of the global_ml ones.
         weekday_profile: Multiply the flat statistical forecasts (those of models not registered as weekly)
             by the warehouse's pooled weekday index (:func:`pooled_weekday_index` of every SKU at the origin).
+        ml_model: The ML model of the ``global_ml`` SKUs (a name registered in
+            :mod:`demand_platform.models.model_registry`); the LightGBM settings above are the default one's.
     """
 
     horizon: int = 30
@@ -145,6 +152,7 @@ class TrainConfig:
     tier_config: TierConfig = field(default_factory=TierConfig)
     train_on_all_routes: bool = False
     weekday_profile: bool = True
+    ml_model: str = MODEL_LGBM
 
     def __post_init__(self) -> None:
         """Validates the settings.
@@ -171,6 +179,8 @@ class TrainConfig:
         unknown = [name for name in self.stat_models if name not in STAT_REGISTRY]
         if unknown or not self.stat_models:
             raise ValueError(f"unknown statistical models {unknown}; choose from {sorted(STAT_REGISTRY)}")
+        if self.ml_model not in ML_REGISTRY:
+            raise ValueError(f"unknown ML model {self.ml_model!r}; choose from {sorted(ML_REGISTRY)}")
         if not 0.0 <= self.selection_margin < 1.0:
             raise ValueError("selection_margin must be in [0, 1)")
         if self.selection_error not in ("rmse", "mae"):

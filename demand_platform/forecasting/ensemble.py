@@ -1,4 +1,5 @@
-"""The blend of the LightGBM with the statistical partner: weights per tier x horizon band, and the point forecast."""
+"""The blend of the ML model (the LightGBM by default) with the statistical partner: weights per tier x horizon
+band, and the point forecast."""
 
 import numpy as np
 import pandas as pd
@@ -37,12 +38,18 @@ def needs_stat(state: OriginState, lgbm: np.ndarray) -> np.ndarray:
 
 
 def combine(
-    state: OriginState, components: Components, weights: np.ndarray, band_of_h: np.ndarray, cap: np.ndarray
+    state: OriginState,
+    components: Components,
+    weights: np.ndarray,
+    band_of_h: np.ndarray,
+    cap: np.ndarray,
+    ml_name: str = MODEL_LGBM,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Tiered point forecast ``[n, H]`` (capped, non-negative) and the model name of each SKU.
 
     ``weights`` is the ``[tier, band]`` LightGBM weight (:func:`weight_matrix`); a LightGBM SKU of an
     ensembled tier gets ``w * lgbm + (1 - w) * stat`` (named ensemble unless every weight of its tier is 1).
+    ``components.lgbm`` holds the ML model's forecasts, named ``ml_name`` when served alone.
     """
     has_lgbm = state.is_ml & ~np.isnan(components.lgbm).any(axis=1)
     tier_row = np.clip(state.tier.astype(np.int64), 0, len(weights) - 1)
@@ -54,7 +61,7 @@ def combine(
     is_cold = state.route == ROUTE_COLD_START
     point = np.where(is_cold[:, None], components.cold, point)
     mixed = (w < 1.0).any(axis=1) | (has_lgbm & (state.tier == 1))
-    names = np.where(has_lgbm, np.where(mixed, MODEL_ENSEMBLE, MODEL_LGBM), components.stat_name)
+    names = np.where(has_lgbm, np.where(mixed, MODEL_ENSEMBLE, ml_name), components.stat_name)
     names = np.where(is_cold, MODEL_COLD_START, names).astype(object)
     return np.clip(point, 0.0, cap[:, None]), names
 

@@ -9,6 +9,7 @@ from demand_platform.forecasting.baselines import BaselineForecaster
 from demand_platform.forecasting.cold_start import ColdStartProfile
 from demand_platform.forecasting.config import TrainConfig
 from demand_platform.models.global_lgbm import GlobalLGBM
+from demand_platform.models.model_registry import MLForecaster
 
 
 @dataclass
@@ -19,7 +20,8 @@ class WarehouseModel:
         warehouse_id: The warehouse.
         train_date: Training date (no data after it was read).
         config: The training settings.
-        lgbm: Global LightGBM band models (None when there was nothing to train on).
+        lgbm: The fitted ML model, by default the global LightGBM's band models (None when there was nothing
+            to train on); ``config.ml_model`` names it.
         stat_choice: Statistical model name per SKU (index = SKU), chosen by backtest at ``train_date``.
         ensemble_weights: LightGBM weights per ensembled tier and horizon band (``ENSEMBLE_COLUMNS``).
         calibration: Calibrated quantile levels per segment x band x level (``CALIBRATION_COLUMNS``).
@@ -34,7 +36,7 @@ class WarehouseModel:
     warehouse_id: object
     train_date: pd.Timestamp
     config: TrainConfig
-    lgbm: GlobalLGBM | None
+    lgbm: MLForecaster | None
     stat_choice: pd.Series
     ensemble_weights: pd.DataFrame
     calibration: pd.DataFrame
@@ -45,7 +47,7 @@ class WarehouseModel:
     baseline: BaselineForecaster | None = None
 
     def feature_importance(self) -> pd.DataFrame:
-        """Gain importance of the LightGBM band models (empty without LightGBM)."""
+        """Importance of the features in the ML model (the LightGBM's gain; empty without a model)."""
         if self.lgbm is None:
             return GlobalLGBM().feature_importance()
         return self.lgbm.feature_importance()

@@ -110,7 +110,7 @@ def forecast_arrays(
     cap = output_cap(state, cold_fc, config)
     weights = weight_matrix(model.ensemble_weights, config)
     point, model_names = combine(
-        state, Components(lgbm_fc, stat_fc, stat_name, cold_fc), weights, band_of_h, cap
+        state, Components(lgbm_fc, stat_fc, stat_name, cold_fc), weights, band_of_h, cap, config.ml_model
     )
     quantiles = _calibrated_quantiles(
         point, state, model.dispersion, model.calibration, config, band_of_h, cap

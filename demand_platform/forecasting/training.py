@@ -12,7 +12,7 @@ from demand_platform.features import SalesPanel, build_sales_panel, build_traini
 from demand_platform.forecasting.baselines import BASELINES, fit_baseline
 from demand_platform.forecasting.cold_start import ColdStartProfile, fit_cold_start
 from demand_platform.forecasting.components import choose_stat, cold_components, lgbm_at, stat_components
-from demand_platform.forecasting.config import MODEL_LGBM, MODEL_STATISTICAL, MODEL_TIERED, TrainConfig
+from demand_platform.forecasting.config import MODEL_STATISTICAL, MODEL_TIERED, TrainConfig
 from demand_platform.forecasting.ensemble import combine, ensemble_weights, needs_stat, weight_matrix
 from demand_platform.forecasting.model import WarehouseModel
 from demand_platform.forecasting.quantiles import (
@@ -37,7 +37,8 @@ from demand_platform.forecasting.state import (
     tiers_of,
     warehouse_history,
 )
-from demand_platform.models.global_lgbm import DirectTrainingSet, FeatureKeys, GlobalLGBM, TargetDayLookup
+from demand_platform.models.global_lgbm import FeatureKeys, TargetDayLookup
+from demand_platform.models.model_registry import MLForecaster, MLTrainer, MLTrainingData, ml_trainer_factory
 from demand_platform.models.statistical import StatForecaster
 from demand_platform.tiering import ROUTE, ROUTE_COLD_START, ROUTE_GLOBAL_ML, assign_tiers, tiers_from_panel
 
@@ -69,48 +70,38 @@ class SalesHistory:
 
 
 @dataclass(frozen=True)
-class LGBMTraining:
-    """The LightGBM's inputs: feature rows at every training and CV origin, and the training pairs sampled
-    once from them up to the training date (a CV model trains on the pairs whose target day is on or before
-    its origin, which is what an expanding window sees).
+class MLTraining:
+    """The ML model's inputs: feature rows at every training and CV origin, and the registered model's
+    trainer made once from them (the LightGBM's samples its training pairs once up to the training date, and
+    a CV model trains on the pairs whose target day is on or before its origin, which is what an expanding
+    window sees).
 
     Attributes:
-        features: Feature rows (one per SKU x origin day); empty without LightGBM SKUs.
-        feature_skus: SKU of each feature row.
+        features: Feature rows (one per SKU x origin day); empty without ML SKUs.
         keys: Integer keys of the feature rows (None without feature rows).
         lookup: Target-day features of the origin days (None without feature rows).
-        training_set: The sampled, binned training pairs (None without feature rows).
-        config: The settings.
+        trainer: The trainer of ``config.ml_model`` (None without feature rows).
+        horizon: Last horizon.
     """
 
     features: pd.DataFrame
-    feature_skus: np.ndarray
     keys: FeatureKeys | None
     lookup: TargetDayLookup | None
-    training_set: DirectTrainingSet | None
-    config: TrainConfig
+    trainer: MLTrainer | None
+    horizon: int
 
-    def fit(self, cutoff: int, skus: np.ndarray) -> GlobalLGBM | None:
-        """The band models trained on the pairs of ``skus`` with target days on or before ``cutoff``.
-
-        Returns:
-            The fitted model, or None when there is nothing to train on.
-        """
-        if self.training_set is None or len(skus) == 0:
+    def fit(self, cutoff: int, skus: np.ndarray) -> MLForecaster | None:
+        """The model trained on the rows of ``skus`` with target days on or before ``cutoff`` (None when
+        there is nothing to train on)."""
+        if self.trainer is None:
             return None
-        model = GlobalLGBM(self.config.lgbm_params(), self.config.sampling(), self.config.model_bands)
-        model.fit_training_set(
-            self.training_set,
-            to_timestamp(cutoff),
-            row_mask=pd.Index(skus).get_indexer(pd.Index(self.feature_skus)) >= 0,
-        )
-        return model if model.is_fitted else None
+        return self.trainer.fit(cutoff, skus)
 
-    def forecast(self, model: GlobalLGBM | None, panel: SalesPanel, state: OriginState) -> np.ndarray:
+    def forecast(self, model: MLForecaster | None, panel: SalesPanel, state: OriginState) -> np.ndarray:
         """``model``'s forecasts ``[n, H]`` of the origin's global_ml SKUs (NaN for the others)."""
         if self.keys is None or self.lookup is None:
-            return np.full((len(state.skus), self.config.horizon), np.nan)
-        return lgbm_at(model, self.features, self.keys, panel, self.lookup, state, self.config.horizon)
+            return np.full((len(state.skus), self.horizon), np.nan)
+        return lgbm_at(model, self.features, self.keys, panel, self.lookup, state, self.horizon)
 
 
 @dataclass(frozen=True)
@@ -119,7 +110,7 @@ class FoldResult:
 
     Attributes:
         state: The SKUs at the CV origin (tiers as of it) with their history.
-        components: LightGBM, statistical and launch-profile forecasts ``[n, H]``.
+        components: ML (LightGBM), statistical and launch-profile forecasts ``[n, H]``.
         actual: Demand of the days ``origin + 1 .. origin + H`` (NaN where a SKU has no row).
         cap: Per-SKU cap of every output.
     """
@@ -131,7 +122,7 @@ class FoldResult:
 
     @property
     def ml_tier(self) -> np.ndarray:
-        """Tier of each LightGBM SKU (0 for the others): the rows the ensemble weights are fitted on."""
+        """Tier of each ML SKU (0 for the others): the rows the ensemble weights are fitted on."""
         return np.where(self.state.is_ml, self.state.tier, 0)
 
 
@@ -141,9 +132,9 @@ class PooledFolds:
 
     Attributes:
         actual: Actuals.
-        lgbm: LightGBM forecasts (NaN where not a LightGBM SKU).
+        lgbm: The ML model's (LightGBM's) forecasts (NaN where not an ML SKU).
         stat: Statistical forecasts (NaN where not needed).
-        ml_tier: Tier of the LightGBM SKUs, 0 for the others.
+        ml_tier: Tier of the ML SKUs, 0 for the others.
         skus: SKU of each row.
         segment: Calibration segment of each row.
         cap: Per-row cap.
@@ -198,14 +189,14 @@ def _tiers_at(
 
 
 def _lgbm_skus(tiers: pd.DataFrame, config: TrainConfig) -> np.ndarray:
-    """The SKUs the LightGBM trains on: routed global_ml (every SKU not in cold start with
+    """The SKUs the ML model trains on: routed global_ml (every SKU not in cold start with
     ``train_on_all_routes``)."""
     if config.train_on_all_routes:
         return tiers.loc[tiers[ROUTE] != ROUTE_COLD_START, C.SKU].to_numpy(dtype=object)
     return tiers.loc[tiers[ROUTE] == ROUTE_GLOBAL_ML, C.SKU].to_numpy(dtype=object)
 
 
-def _lgbm_training(
+def _ml_training(
     history: pd.DataFrame,
     products: pd.DataFrame,
     warehouses: pd.DataFrame,
@@ -218,8 +209,8 @@ def _lgbm_training(
     feature_days: Sequence[int],
     skus: np.ndarray,
     config: TrainConfig,
-) -> LGBMTraining:
-    """Feature rows of ``skus`` at ``feature_days`` and the training pairs sampled from them up to ``train_day``."""
+) -> MLTraining:
+    """Feature rows of ``skus`` at ``feature_days`` and the trainer of ``config.ml_model`` made from them."""
     features = pd.DataFrame()
     lookup = keys = None
     if len(skus):
@@ -245,21 +236,19 @@ def _lgbm_training(
                 panel.skus,
             )
             keys = FeatureKeys.of(features, panel, lookup)
-    feature_skus = features[C.SKU].to_numpy(dtype=object) if not features.empty else np.zeros(0, dtype=object)
-    training_set = None
+    trainer = None
     if lookup is not None and keys is not None:
-        training_set = DirectTrainingSet.build(
-            features,
-            panel,
-            lookup,
-            to_timestamp(train_day),
-            config.lgbm_params(),
-            config.sampling(),
-            config.model_bands,
-            row_mask=pd.Index(skus).get_indexer(pd.Index(feature_skus)) >= 0,
+        data = MLTrainingData(
+            features=features,
+            feature_skus=features[C.SKU].to_numpy(dtype=object),
             keys=keys,
+            lookup=lookup,
+            panel=panel,
+            train_day=train_day,
+            skus=skus,
         )
-    return LGBMTraining(features, feature_skus, keys, lookup, training_set, config)
+        trainer = ml_trainer_factory(config.ml_model)(data, config)
+    return MLTraining(features, keys, lookup, trainer, config.horizon)
 
 
 def _fold(
@@ -267,15 +256,15 @@ def _fold(
     tiers: pd.DataFrame,
     day: int,
     ml_skus: np.ndarray,
-    lgbm: LGBMTraining,
+    ml: MLTraining,
     models: Sequence[StatForecaster],
     config: TrainConfig,
 ) -> FoldResult:
-    """The component forecasts at CV origin ``day``: a LightGBM trained on targets up to ``day``, the
+    """The component forecasts at CV origin ``day``: an ML model trained on targets up to ``day``, the
     statistical models selected on the history up to it, launch profiles as of it."""
     panel, horizon = sales.panel, config.horizon
     state = sales.state_at(tiers, day, config)
-    lgbm_fc = lgbm.forecast(lgbm.fit(day, ml_skus), panel, state)
+    lgbm_fc = ml.forecast(ml.fit(day, ml_skus), panel, state)
     stat_rows = np.flatnonzero(needs_stat(state, lgbm_fc))
     choice = choose_stat(state, stat_rows, models, config)
     stat_fc, stat_name = stat_components(state, stat_rows, choice, models, config)
@@ -303,10 +292,11 @@ def train_warehouse(
     """Trains the tiered forecaster of one warehouse on the data dated on or before ``train_date``.
 
     Steps: an expanding-window CV over ``cv_origins`` origins ``c = train_date - cv_step * k`` (tiers
-    re-assigned at each ``c`` with ``config.tier_config``; at each ``c`` a LightGBM trained on targets dated
-    on or before ``c``, statistical models selected on the history before ``c``, launch profiles as of ``c``,
-    scored on ``c + 1 .. c + horizon <= train_date``), from which the tier-1 ensemble weights, the quantile
-    calibration and the validation metrics come; then the final LightGBM (targets up to ``train_date``),
+    re-assigned at each ``c`` with ``config.tier_config``; at each ``c`` an ML model (``config.ml_model``,
+    the LightGBM by default) trained on targets dated on or before ``c``, statistical models selected on
+    the history before ``c``, launch profiles as of ``c``, scored on ``c + 1 .. c + horizon <=
+    train_date``), from which the ensemble weights of tiers 1-2, the quantile calibration and the
+    validation metrics come; then the final ML model (targets up to ``train_date``),
     statistical selection and launch profiles at ``train_date``.
 
     Args:
@@ -319,13 +309,13 @@ def train_warehouse(
         train_date: The training date.
         warehouse_id: The warehouse.
         tiers: :func:`assign_tiers` output at ``train_date`` (None = computed with ``config.tier_config``).
-            The LightGBM is trained on the SKUs routed ``global_ml`` in it.
+            The ML model is trained on the SKUs routed ``global_ml`` in it.
         config: Settings (default :class:`TrainConfig`).
 
     Returns:
         The :class:`WarehouseModel`. Its ``validation_metrics`` has one row per segment (tier_1, tier_2,
-        tier_3, cold_start, all; tiers as of each CV origin) and model (tiered, lgbm, statistical,
-        seasonal_naive, moving_average_28) with WMAPE, MAE, RMSE, bias, n_obs and, for the tiered model,
+        tier_3, cold_start, all; tiers as of each CV origin) and model (tiered, ``config.ml_model`` (lgbm),
+        statistical, seasonal_naive, moving_average_28) with WMAPE, MAE, RMSE, bias, n_obs and, for the tiered model,
         the in-sample coverage of the calibrated quantiles.
     """
     config = config or TrainConfig()
@@ -356,7 +346,7 @@ def train_warehouse(
     ml_union = np.unique(np.concatenate([*cv_ml_skus, final_ml_skus]))
     n_origins, origin_step = config.origin_grid(len(ml_union))
     grid = [train_day - origin_step * k for k in range(1, n_origins + 1)]
-    lgbm = _lgbm_training(
+    ml = _ml_training(
         history,
         products,
         warehouses,
@@ -373,14 +363,17 @@ def train_warehouse(
 
     # --- expanding-window CV -------------------------------------------------------------------------------------------------
     folds = [
-        _fold(sales, frame, day, ml_skus, lgbm, models, config)
+        _fold(sales, frame, day, ml_skus, ml, models, config)
         for day, frame, ml_skus in zip(cv_days, cv_tiers, cv_ml_skus, strict=True)
     ]
     cv = PooledFolds.of(folds)
     weights_table = ensemble_weights(cv.actual, cv.lgbm, cv.stat, cv.ml_tier, config)
     weights = weight_matrix(weights_table, config)
     point = np.concatenate(
-        [combine(fold.state, fold.components, weights, band_of_h, fold.cap)[0] for fold in folds]
+        [
+            combine(fold.state, fold.components, weights, band_of_h, fold.cap, config.ml_model)[0]
+            for fold in folds
+        ]
     )
     dispersion = residual_dispersion(cv.skus, cv.actual, point, cv.history_dispersion, DISPERSION_PRIOR_DAYS)
     alpha = dispersion.reindex(pd.Index(cv.skus)).to_numpy(np.float64)
@@ -390,7 +383,7 @@ def train_warehouse(
     baseline_fc = {name: forecast(cv.history, horizon) for name, forecast in BASELINES.items()}
     validation = metrics_table(
         cv.actual,
-        {MODEL_TIERED: point, MODEL_LGBM: cv.lgbm, MODEL_STATISTICAL: cv.stat, **baseline_fc},
+        {MODEL_TIERED: point, config.ml_model: cv.lgbm, MODEL_STATISTICAL: cv.stat, **baseline_fc},
         cv.segment,
         quantiles,
         config.quantiles,
@@ -413,7 +406,7 @@ def train_warehouse(
         warehouse_id=warehouse_id,
         train_date=to_timestamp(train_day),
         config=config,
-        lgbm=lgbm.fit(train_day, final_ml_skus),
+        lgbm=ml.fit(train_day, final_ml_skus),
         stat_choice=stat_choice,
         ensemble_weights=weights_table,
         calibration=calibration,

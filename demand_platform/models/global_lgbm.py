@@ -608,6 +608,10 @@ class DirectTrainingSet:
 
 
 # --- the model ----------------------------------------------------------------------------------------------------------------
+#: Name of the global LightGBM among the ML models (:mod:`demand_platform.models.model_registry`).
+LGBM_MODEL_NAME = "lgbm"
+
+
 @dataclass
 class GlobalLGBM:
     """Direct multi-horizon global LightGBM: one booster per horizon band.
@@ -770,3 +774,82 @@ class GlobalLGBM:
         if not frames:
             return pd.DataFrame({name: [] for name in IMPORTANCE_COLUMNS})
         return pd.concat(frames, ignore_index=True).loc[:, list(IMPORTANCE_COLUMNS)]
+
+
+@dataclass(frozen=True)
+class GlobalLGBMTrainer:
+    """Trains :class:`GlobalLGBM` models at several cutoffs from training pairs sampled and binned once.
+
+    The pairs are sampled at the latest cutoff (the training date); the model of an earlier cutoff (a CV
+    origin) trains on the subset whose target day is on or before it (see :class:`DirectTrainingSet`).
+
+    Attributes:
+        training_set: The pairs of every band up to the latest cutoff.
+        feature_skus: SKU of each feature row the pairs come from.
+        params: LightGBM settings.
+        sampling: Training-row sampling.
+        bands: Horizon bands.
+    """
+
+    training_set: DirectTrainingSet
+    feature_skus: np.ndarray
+    params: LGBMParams
+    sampling: SamplingConfig
+    bands: tuple[tuple[int, int], ...]
+
+    @classmethod
+    def build(
+        cls,
+        features: pd.DataFrame,
+        feature_skus: np.ndarray,
+        keys: FeatureKeys,
+        lookup: TargetDayLookup,
+        panel: SalesPanel,
+        cutoff_day: int,
+        skus: np.ndarray,
+        params: LGBMParams,
+        sampling: SamplingConfig,
+        bands: tuple[tuple[int, int], ...],
+    ) -> "GlobalLGBMTrainer":
+        """Samples the training pairs of the feature rows of ``skus`` up to ``cutoff_day``.
+
+        Args:
+            features: Stacked feature tables of the training origins.
+            feature_skus: SKU of each feature row.
+            keys: Keys of ``features``.
+            lookup: Target-day features of every origin of ``features``.
+            panel: Sales panel holding the targets.
+            cutoff_day: Epoch day of the latest cutoff.
+            skus: SKUs whose rows may be training rows (of any of the models to fit).
+            params: LightGBM settings.
+            sampling: Training-row sampling.
+            bands: Horizon bands.
+        """
+        training_set = DirectTrainingSet.build(
+            features,
+            panel,
+            lookup,
+            to_timestamp(cutoff_day),
+            params,
+            sampling,
+            bands,
+            row_mask=pd.Index(skus).get_indexer(pd.Index(feature_skus)) >= 0,
+            keys=keys,
+        )
+        return cls(training_set, feature_skus, params, sampling, bands)
+
+    def fit(self, cutoff_day: int, skus: np.ndarray) -> GlobalLGBM | None:
+        """The band models trained on the pairs of ``skus`` whose target day is on or before ``cutoff_day``.
+
+        Returns:
+            The fitted model, or None when there is nothing to train on.
+        """
+        if len(skus) == 0:
+            return None
+        model = GlobalLGBM(self.params, self.sampling, self.bands)
+        model.fit_training_set(
+            self.training_set,
+            to_timestamp(cutoff_day),
+            row_mask=pd.Index(skus).get_indexer(pd.Index(self.feature_skus)) >= 0,
+        )
+        return model if model.is_fitted else None

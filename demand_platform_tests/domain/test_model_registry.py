@@ -1,5 +1,5 @@
-"""Tests of the model registry: a statistical model added by one registration is cross-validated, selected,
-weighted in the ensemble and served, on the small world of ``test_forecasting``."""
+"""Tests of the model registry: a statistical or ML model added by one registration is cross-validated,
+selected, weighted in the ensemble and served, on the small world of ``test_forecasting``."""
 
 import dataclasses
 from collections.abc import Iterator
@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from demand_platform import columns as C
+from demand_platform.days import to_day
 from demand_platform.forecasting import (
     MODEL_ENSEMBLE,
     MODEL_STATISTICAL,
@@ -19,19 +20,26 @@ from demand_platform.forecasting import (
     forecast_warehouse,
     train_warehouse,
 )
+from demand_platform.models.global_lgbm import IMPORTANCE_COLUMNS, FeatureKeys, TargetDayLookup
 from demand_platform.models.model_registry import (
+    ML_REGISTRY,
     STAT_REGISTRY,
+    MLTrainingData,
+    register_ml_model,
     register_stat_model,
     stat_model,
+    unregister_ml_model,
     unregister_stat_model,
     weekly_stat_models,
 )
 from demand_platform.models.statistical import SeasonalWindowAverage, seasonal_window_average
-from demand_platform.tiering import ROUTE, ROUTE_COLD_START, ROUTE_STATISTICAL, assign_tiers
+from demand_platform.tiering import ROUTE, ROUTE_COLD_START, ROUTE_GLOBAL_ML, ROUTE_STATISTICAL, assign_tiers
 from demand_platform_tests.domain.test_forecasting import CONFIG, HORIZON, WAREHOUSE, make_world
 
 TOY = "toy_zero"
 TOY_WEEKLY = "toy_weekly"
+TOY_ML = "toy_ml"
+TOY_ML_LEVEL = 2.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,3 +176,116 @@ def test_a_registered_model_wins_the_selection_where_its_backtest_is_better(
     expected = seasonal_window_average(history.loc[skus].to_numpy(np.float64), HORIZON)
     point = served.set_index([C.SKU, C.HORIZON])[C.FORECAST].unstack().loc[skus].to_numpy()
     assert np.allclose(point, expected)
+
+
+# --- an ML model ----------------------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class ConstantML:
+    """A toy fitted ML model: forecasts ``TOY_ML_LEVEL`` for every feature row and horizon."""
+
+    cutoff_day: int
+
+    @property
+    def is_fitted(self) -> bool:
+        return True
+
+    @property
+    def boosters(self) -> dict[str, object]:
+        return {}
+
+    def predict(
+        self,
+        features: pd.DataFrame,
+        panel: object,
+        lookup: TargetDayLookup,
+        horizon: int,
+        keys: FeatureKeys | None = None,
+    ) -> np.ndarray:
+        return np.full((len(features), horizon), TOY_ML_LEVEL)
+
+    def feature_importance(self) -> pd.DataFrame:
+        return pd.DataFrame(columns=list(IMPORTANCE_COLUMNS))
+
+
+@dataclasses.dataclass
+class RecordingTrainer:
+    """A toy trainer that records what it was given and the fits asked of it."""
+
+    data: MLTrainingData
+    fits: list[tuple[int, frozenset]] = dataclasses.field(default_factory=list)
+
+    def fit(self, cutoff_day: int, skus: np.ndarray) -> ConstantML | None:
+        self.fits.append((cutoff_day, frozenset(skus)))
+        return ConstantML(cutoff_day) if len(skus) else None
+
+
+@pytest.fixture
+def toy_ml() -> Iterator[list[RecordingTrainer]]:
+    """The toy ML model, registered for the test only; yields the trainers made."""
+    trainers: list[RecordingTrainer] = []
+
+    def factory(data: MLTrainingData, config: TrainConfig) -> RecordingTrainer:
+        trainers.append(RecordingTrainer(data))
+        return trainers[-1]
+
+    register_ml_model(TOY_ML, factory)
+    yield trainers
+    unregister_ml_model(TOY_ML)
+
+
+def test_the_ml_model_is_a_registered_name() -> None:
+    assert TrainConfig().ml_model == "lgbm" and "lgbm" in ML_REGISTRY
+    with pytest.raises(ValueError, match=TOY_ML):
+        TrainConfig(ml_model=TOY_ML)
+    with pytest.raises(ValueError, match="already registered"):
+        register_ml_model("tsb", lambda data, config: None)
+
+
+def test_a_registered_ml_model_is_cross_validated_weighted_and_served(
+    world: dict, toy_ml: list[RecordingTrainer]
+) -> None:
+    """The toy ML model replaces the LightGBM: one trainer is made from the feature rows up to the training
+    date and fitted at every CV origin and at the training date; the CV scores it (its own validation rows)
+    and weighs it against the statistical partner; serving blends it at those weights (forecast = w x its
+    level + (1 - w) x the statistical partner alone) and names it where it is served alone."""
+    end = world["dates"][-1]
+    tiers = assign_tiers(world["history"], world["products"], end)
+    model, forecasts = _train(world, dataclasses.replace(CONFIG, ml_model=TOY_ML), tiers)
+
+    assert len(toy_ml) == 1
+    trainer = toy_ml[0]
+    assert trainer.data.train_day == to_day(end)
+    assert (pd.to_datetime(trainer.data.features[C.ORIGIN_DATE]) <= end).all()
+    cutoffs = [cutoff for cutoff, _ in trainer.fits]
+    assert cutoffs == [to_day(day) for day in model.cv_origin_dates] + [to_day(end)]
+    ml_skus = set(tiers.loc[tiers[ROUTE] == ROUTE_GLOBAL_ML, C.SKU])
+    assert trainer.fits[-1][1] == ml_skus and ml_skus
+    assert isinstance(model.lgbm, ConstantML) and model.lgbm.cutoff_day == to_day(end)
+    assert model.feature_importance().empty
+
+    scored = model.validation_metrics[model.validation_metrics[C.MODEL] == TOY_ML].set_index(SEGMENT)
+    assert scored.loc["all", "n_obs"] > 0 and np.isfinite(scored.loc["all", "rmse"])
+    assert "lgbm" not in set(model.validation_metrics[C.MODEL])
+
+    weights = model.ensemble_weights
+    assert (weights["n_obs"] > 0).all() and np.isfinite(weights["mse_lgbm"]).all()
+    statistical_alone = _forecast(
+        world, dataclasses.replace(model, ensemble_weights=weights.assign(**{WEIGHT_LGBM: 0.0})), tiers
+    )
+    ml_alone = _forecast(
+        world, dataclasses.replace(model, ensemble_weights=weights.assign(**{WEIGHT_LGBM: 1.0})), tiers
+    )
+    ml_rows = forecasts[C.SKU].isin(ml_skus).to_numpy()
+    band_start = np.select([forecasts[C.HORIZON] <= 7, forecasts[C.HORIZON] <= 14], [1, 8], 15)
+    w = (
+        weights.set_index([C.TIER, "band_start"])[WEIGHT_LGBM]
+        .reindex(pd.MultiIndex.from_arrays([forecasts[C.TIER], band_start]))
+        .to_numpy()
+    )
+    assert np.allclose(
+        forecasts[C.FORECAST].to_numpy()[ml_rows],
+        (w * TOY_ML_LEVEL + (1.0 - w) * statistical_alone[C.FORECAST].to_numpy())[ml_rows],
+    )
+    served_alone = ml_alone[ml_rows & (ml_alone[C.TIER] == 2).to_numpy()]
+    assert len(served_alone) and (served_alone[C.MODEL] == TOY_ML).all()
+    assert (served_alone[C.FORECAST] == TOY_ML_LEVEL).all()
