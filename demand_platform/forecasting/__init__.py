@@ -8,7 +8,8 @@ their calibration), ``scoring`` (validation and backtest tables), ``baselines`` 
 and the promotion gate's scores), ``model`` (:class:`WarehouseModel`), ``training``
 (:func:`train_warehouse`), ``serving`` (:func:`forecast_warehouse`), ``overrides``
 (:func:`apply_overrides`) and ``backtest`` (:func:`backtest_warehouse`). Everything used outside the
-package is importable from ``demand_platform.forecasting``.
+package is importable from ``demand_platform.forecasting``. The statistical and ML models it can use are
+those of :mod:`demand_platform.models.model_registry` (adding one is one registration).
 
 Routing (from :func:`demand_platform.tiering.assign_tiers` at the origin):
 

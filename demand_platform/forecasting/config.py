@@ -3,6 +3,8 @@
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from demand_platform import columns as C
 from demand_platform.days import HORIZON_BANDS
 from demand_platform.models.global_lgbm import (
@@ -252,3 +254,11 @@ class TrainConfig:
     def history_days(self) -> int:
         """Days of history (ending at an origin) read for the statistical models, scale, cap and profiles."""
         return max(self.stat_history_days, CAP_WINDOW_DAYS, PANEL_LOOKBACK_DAYS + 1)
+
+
+def band_of_horizon(config: TrainConfig) -> np.ndarray:
+    """Band index of each horizon 1..H."""
+    out = np.zeros(config.horizon, dtype=np.int64)
+    for index, (first, last) in enumerate(config.model_bands):
+        out[first - 1 : last] = index
+    return out

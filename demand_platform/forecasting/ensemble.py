@@ -13,8 +13,9 @@ from demand_platform.forecasting.config import (
     MODEL_ENSEMBLE,
     MODEL_LGBM,
     TrainConfig,
+    band_of_horizon,
 )
-from demand_platform.forecasting.state import Components, OriginState, band_of_horizon
+from demand_platform.forecasting.state import Components, OriginState
 from demand_platform.metrics import N_OBS
 from demand_platform.models.global_lgbm import band_label
 from demand_platform.tiering import ROUTE_COLD_START

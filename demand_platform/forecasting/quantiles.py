@@ -16,8 +16,8 @@ from demand_platform.forecasting.config import (
     SEGMENT,
     SEGMENT_ALL,
     TrainConfig,
+    band_of_horizon,
 )
-from demand_platform.forecasting.state import band_of_horizon
 from demand_platform.models.global_lgbm import band_label
 
 QUANTILE = "quantile"

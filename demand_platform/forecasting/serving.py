@@ -10,14 +10,13 @@ from demand_platform.days import NS_PER_DAY, DateLike, to_day, to_timestamp
 from demand_platform.features import build_features, build_sales_panel
 from demand_platform.forecasting.baselines import BASELINES
 from demand_platform.forecasting.components import cold_components, lgbm_at, stat_components
-from demand_platform.forecasting.config import MODEL_COLD_START, TrainConfig, quantile_column
+from demand_platform.forecasting.config import MODEL_COLD_START, TrainConfig, band_of_horizon, quantile_column
 from demand_platform.forecasting.ensemble import combine, needs_stat, weight_matrix
 from demand_platform.forecasting.model import WarehouseModel
 from demand_platform.forecasting.quantiles import dispersion_of, level_matrix, nb_quantiles
 from demand_platform.forecasting.state import (
     Components,
     OriginState,
-    band_of_horizon,
     ml_history,
     origin_state,
     output_cap,

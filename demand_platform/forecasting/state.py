@@ -154,14 +154,6 @@ def output_cap(state: OriginState, cold: np.ndarray, config: TrainConfig) -> np.
     return np.where(is_cold, np.maximum(cap, cold_cap), cap)
 
 
-def band_of_horizon(config: TrainConfig) -> np.ndarray:
-    """Band index of each horizon 1..H."""
-    out = np.zeros(config.horizon, dtype=np.int64)
-    for index, (first, last) in enumerate(config.model_bands):
-        out[first - 1 : last] = index
-    return out
-
-
 def ml_history(history: pd.DataFrame, skus: np.ndarray) -> pd.DataFrame:
     """The history rows of ``skus`` (the LightGBM's SKUs), for its features."""
     return history.loc[history[C.SKU].isin(skus)]

@@ -12,7 +12,7 @@ from demand_platform.features import SalesPanel, build_sales_panel, build_traini
 from demand_platform.forecasting.baselines import BASELINES, fit_baseline
 from demand_platform.forecasting.cold_start import ColdStartProfile, fit_cold_start
 from demand_platform.forecasting.components import choose_stat, cold_components, lgbm_at, stat_components
-from demand_platform.forecasting.config import MODEL_STATISTICAL, MODEL_TIERED, TrainConfig
+from demand_platform.forecasting.config import MODEL_STATISTICAL, MODEL_TIERED, TrainConfig, band_of_horizon
 from demand_platform.forecasting.ensemble import combine, ensemble_weights, needs_stat, weight_matrix
 from demand_platform.forecasting.model import WarehouseModel
 from demand_platform.forecasting.quantiles import (
@@ -27,7 +27,6 @@ from demand_platform.forecasting.scoring import metrics_table
 from demand_platform.forecasting.state import (
     Components,
     OriginState,
-    band_of_horizon,
     history_window,
     ml_history,
     origin_state,
