@@ -1,15 +1,17 @@
 """Model assets: ``trained_models`` and ``forecasts`` (origin date x warehouse).
 
-``trained_models`` trains the tiered forecaster of a warehouse as of day D, logs it to MLflow through
-dagster-mlflow (params, metrics, feature importance, the LightGBM band models with explicit pip
-requirements, the pickled bundle, the package code) and applies the promotion gate. The gate's decision
-is a row of the asset's own table, the record of promotions: registering moves no alias, so a failure
-before the IO manager stores the rows leaves an orphan version that nothing serves, and a re-run
-converges (``demand_platform.registry``). ``forecasts`` forecasts D+1..D+30 with the version in
-production *at origin D* (``registry.served_version``: the latest promotion at or before D, so a day
-without retraining still forecasts and re-materializing an old origin uses the model of that origin)
-and applies the planners' overrides. Both retry transient failures (:data:`RETRY_POLICY`); a retried
-``trained_models`` step reuses the versions its earlier attempt registered.
+The bodies read their inputs and call the domain: ``forecasting`` trains and forecasts, the model
+registry (``demand_platform.registry.ModelRegistry``, from :class:`ModelRegistryResource`) registers,
+gates, promotes and says which model serves. ``trained_models`` trains the tiered forecaster of a
+warehouse as of day D, registers it as a candidate (params, metrics, feature importance, the LightGBM band
+models with explicit pip requirements, the pickled bundle, the package code) and gates it. The gate's
+decision is a row of the asset's own table, the record of promotions: registering moves no alias, so a
+failure before the IO manager stores the rows leaves an orphan version that nothing serves, and a re-run
+converges. ``forecasts`` forecasts D+1..D+30 with the version in production *at origin D* (the latest
+promotion at or before D, so a day without retraining still forecasts and re-materializing an old origin
+uses the model of that origin; the version's baseline when none was promoted by D) and applies the
+planners' overrides. Both retry transient failures (:data:`RETRY_POLICY`); a retried ``trained_models``
+step reuses the versions its earlier attempt registered.
 """
 
 import datetime as dt
@@ -19,7 +21,6 @@ from typing import Any
 
 import dagster as dg
 import duckdb
-import mlflow
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
@@ -35,7 +36,7 @@ from assets.types import ForecastsType, TrainedModelsType
 from demand_platform import columns as C
 from demand_platform import features, forecasting
 from demand_platform import registry as model_registry
-from demand_platform.metrics import WMAPE
+from demand_platform.registry import ModelRegistry
 from demand_platform.store import load_history
 from resources.alerts import AlertResource
 from resources.registry import ModelRegistryResource
@@ -69,7 +70,7 @@ class TrainingConfig(dg.Config):
     Dagster, against 24-26 min on one thread (BENCHMARKS.md, "Full size through Dagster").
     """
 
-    promotion_margin: float = 0.01
+    promotion_margin: float = model_registry.DEFAULT_PROMOTION_MARGIN
     n_estimators: int = forecasting.TrainConfig().n_estimators
     num_threads: int = forecasting.TrainConfig().num_threads
 
@@ -108,22 +109,36 @@ def require_complete_history(
         )
 
 
-def sync_aliases(record: pd.DataFrame, warehouse_ids: Sequence[str], log: Any) -> None:
-    """Mirror the record of promotions on the MLflow ``production`` aliases (current tracking URI).
+def sync_aliases(
+    registry: ModelRegistry, record: pd.DataFrame, warehouse_ids: Sequence[str], log: Any
+) -> None:
+    """Mirror the record of promotions on the MLflow ``production`` aliases (``ModelRegistry.promote``).
 
     The alias is a convenience for MLflow users, never read by serving or the gate: a failure to move it
     (a locked store) is logged and healed by the next run's sync, not worth failing or retraining for.
     """
     for wh in warehouse_ids:
         try:
-            model_registry.sync_production_alias(record, wh)
+            registry.promote(record, wh)
         except Exception as error:  # the mirror only; the record is intact
             log.warning(
                 f"production alias of {wh} not synchronised with {model_registry.TRAINED_MODELS_TABLE}: {error}"
             )
 
 
+def static_tables(source: SourceDataResource) -> dict[str, pd.DataFrame | None]:
+    """The source's static tables the models train and forecast with (products and warehouses required)."""
+    return {
+        "products": source.required(C.PRODUCTS),
+        "warehouses": source.required(C.WAREHOUSES),
+        "calendar": source.valid(C.CALENDAR),
+        "campaigns": source.valid(C.MARKETING_CAMPAIGNS),
+        "weather": source.valid(C.WEATHER),
+    }
+
+
 def train_candidate(
+    registry: ModelRegistry,
     day: dt.date,
     wh: str,
     tags: dict[str, str],
@@ -135,12 +150,14 @@ def train_candidate(
     """Train one partition's model and register it as a candidate (no alias moves).
 
     Args:
+        registry: The model registry.
         day: The training origin.
         wh: The warehouse.
         tags: Version tags (the partition and the run id).
-        tables: The source's static tables (products, warehouses, calendar, campaigns, weather).
+        tables: The source's static tables (:func:`static_tables`).
         train_config: Training settings.
         duckdb: The platform database.
+        history_since: The platform's first day (the history may start there).
 
     Returns:
         The trained model, its registered version and the training seconds.
@@ -166,22 +183,17 @@ def train_candidate(
         train_config,
     )
     seconds = time.perf_counter() - started
-    score, _ = forecasting.gate_scores(model.validation_metrics)
-    metrics = {
-        f"{r[forecasting.SEGMENT]}_{r[C.MODEL]}_{m}": r[m]
-        for r in model.validation_metrics.to_dict("records")
-        for m in (WMAPE, "mae", "rmse", "bias")
-    }
-    version = model_registry.log_candidate(
+    scores = model_registry.CandidateScores.of(model.validation_metrics)
+    version = registry.register(
         model,
         wh,
         day.isoformat(),
+        score=scores.score,
+        score_metric=scores.score_metric,
         params={"train_config": train_config, "warehouse_id": wh},
-        metrics=metrics,
+        metrics=model_registry.logged_metrics(model.validation_metrics),
         importance=model.feature_importance(),
         boosters=model.lgbm.boosters if model.lgbm is not None else None,
-        score=score,
-        score_metric=forecasting.GATE_METRIC,
         tags={**tags, TRAIN_SECONDS_TAG: f"{seconds:.3f}"},
         tables=tables,
     )
@@ -194,6 +206,7 @@ def train_box(
     source: SourceDataResource,
     duckdb: DuckDBResource,
     alerts: AlertResource,
+    registry: ModelRegistry,
     run_id: str,
     log: Any,
     history_since: dt.date | None = None,
@@ -204,74 +217,33 @@ def train_box(
     The gate's reference is the record (the stored ``trained_models`` rows, with this run's earlier days
     in place of their stored rows), and the MLflow aliases are first re-synchronised from it.
     """
-    products, warehouses = source.required(C.PRODUCTS), source.required(C.WAREHOUSES)
-    calendar, campaigns, weather = (
-        source.valid(C.CALENDAR),
-        source.valid(C.MARKETING_CAMPAIGNS),
-        source.valid(C.WEATHER),
-    )
-    tables = {
-        "products": products,
-        "warehouses": warehouses,
-        "calendar": calendar,
-        "campaigns": campaigns,
-        "weather": weather,
-    }
+    tables = static_tables(source)
     train_config = forecasting.TrainConfig(n_estimators=config.n_estimators, num_threads=config.num_threads)
     with duckdb.get_connection() as con:
         stored = model_registry.read_record(con, box.warehouse_ids)
-    sync_aliases(stored, box.warehouse_ids, log)
+    sync_aliases(registry, stored, box.warehouse_ids, log)
     rows: list[dict[str, Any]] = []
     for day in pd.date_range(box.start, box.end, freq="D").date:
         for wh in box.warehouse_ids:
             tags = {PARTITION_TAG: f"{day}|{wh}", RUN_ID_TAG: run_id}
             # A retried step reuses what its earlier attempt registered instead of training again.
-            found = model_registry.find_version(wh, tags)
+            found = registry.find_version(wh, tags)
             if found is None:
                 model, version, seconds = train_candidate(
-                    day, wh, tags, tables, train_config, duckdb, history_since
+                    registry, day, wh, tags, tables, train_config, duckdb, history_since
                 )
             else:
                 version, version_tags = found
                 log.info(f"{day}|{wh}: reusing v{version}, registered by an earlier attempt of this run")
-                model = model_registry.load_bundle(wh, version)
+                model = registry.load(wh, version)
                 seconds = float(version_tags.get(TRAIN_SECONDS_TAG, "0"))
-            score, baseline = forecasting.gate_scores(model.validation_metrics)
-            wmape_of = {
-                m: forecasting.validation_score(model.validation_metrics, m, WMAPE)
-                for m in (forecasting.MODEL_TIERED, forecasting.MODEL_SEASONAL_NAIVE)
-            }
-            decision = model_registry.gate_candidate(
-                model_registry.with_rows(stored, pd.DataFrame(rows)),
-                wh,
-                day,
-                version,
-                score,
-                baseline,
-                config.promotion_margin,
-                score_metric=forecasting.GATE_METRIC,
-            )
+            scores = model_registry.CandidateScores.of(model.validation_metrics)
+            record = model_registry.with_rows(stored, pd.DataFrame(rows))
+            decision = registry.gate(record, wh, day, version, scores, config.promotion_margin)
             log.info(decision.reason)
             if not decision.promoted:
                 alerts.send("promotion_rejected", "warning", decision.reason, {"partition": f"{day}|{wh}"})
-            rows.append(
-                {
-                    C.ORIGIN_DATE: pd.Timestamp(day),
-                    C.WAREHOUSE_ID: wh,
-                    "model_name": decision.model_name,
-                    "version": version,
-                    "promoted": decision.promoted,
-                    "production_version": decision.production_version,
-                    # WMAPE for the planners; the gate's scores (RMSE) are in the reason.
-                    "validation_wmape": wmape_of[forecasting.MODEL_TIERED],
-                    "reference_wmape": wmape_of[forecasting.MODEL_SEASONAL_NAIVE]
-                    if decision.reference == "seasonal_naive"
-                    else float("nan"),
-                    "reference": decision.reference,
-                    "reason": decision.reason,
-                    "train_seconds": seconds,
-                }
-            )
+            rows.append(model_registry.record_row(day, wh, decision, scores, seconds))
     return pd.DataFrame(rows)
 
 
@@ -297,14 +269,17 @@ def build_model_assets(
         pool=DUCKDB_POOL,
         dagster_type=TrainedModelsType,
         metadata={"partition_expr": MODEL_PARTITION_EXPR},
-        # dagster-mlflow's resource is a legacy one: every resource of this asset comes by key.
-        required_resource_keys={"mlflow", "source", "duckdb", "alerts"},
         retry_policy=retry_policy,
         group_name=GROUP,
         kinds={"lightgbm", "mlflow", "duckdb"},
     )
     def trained_models(
-        context: dg.AssetExecutionContext, config: TrainingConfig
+        context: dg.AssetExecutionContext,
+        config: TrainingConfig,
+        source: SourceDataResource,
+        duckdb: DuckDBResource,
+        alerts: AlertResource,
+        registry: ModelRegistryResource,
     ) -> Iterator[dg.Output[pd.DataFrame]]:
         """The tiered forecaster of a warehouse trained as of day D, registered in MLflow.
 
@@ -318,19 +293,9 @@ def build_model_assets(
         promotions, and MLflow's ``production`` alias follows it once the rows are stored. Each
         version also carries the better CV baseline, served when a warehouse has no production model.
         """
-        source: SourceDataResource = context.resources.source
-        duckdb: DuckDBResource = context.resources.duckdb
-        alerts: AlertResource = context.resources.alerts
+        models = registry.get_registry()
         box = partition_box(context)
-        context.resources.mlflow.log_params(
-            {"n_estimators": config.n_estimators, "margin": config.promotion_margin}
-        )
-        try:
-            table = train_box(box, config, source, duckdb, alerts, context.run_id, context.log, first_day)
-        finally:
-            # Close the dagster-mlflow run here too: runs executed in one process (the CLI, tests, the
-            # UI's ad-hoc materializations lack the job hook) would otherwise log into the same run.
-            mlflow.end_run()
+        table = train_box(box, config, source, duckdb, alerts, models, context.run_id, context.log, first_day)
         yield dg.Output(
             table,
             metadata={
@@ -349,7 +314,7 @@ def build_model_assets(
         except Exception as error:
             context.log.warning(f"production aliases not synchronised after the write: {error}")
         else:
-            sync_aliases(record, box.warehouse_ids, context.log)
+            sync_aliases(models, record, box.warehouse_ids, context.log)
 
     @dg.asset(
         partitions_def=partitions_def,
@@ -385,50 +350,42 @@ def build_model_assets(
         of its latest version trained by D (seasonal naive or MA28; version suffixed "-baseline",
         metadata `baseline_fallback`). Due by 08:00 (company timezone) for yesterday's origin.
         """
+        models = registry.get_registry()
         box = partition_box(context)
         days = list(pd.date_range(box.start, box.end, freq="D").date)
         with duckdb.get_connection() as con:
             record = model_registry.read_record(con, box.warehouse_ids)
         try:
-            served = {
-                (day, wh): model_registry.resolve_served_version(record, wh, day)
-                for day in days
-                for wh in box.warehouse_ids
-            }
+            served = model_registry.resolve_served_versions(record, days, box.warehouse_ids)
         except ValueError as error:
             # Nothing trained by that origin: no retry can change it.
             raise dg.Failure(description=str(error), allow_retries=False) from error
-        mlflow.set_tracking_uri(registry.tracking_uri)
-        sync_aliases(record, box.warehouse_ids, context.log)
-        products, warehouses = source.required(C.PRODUCTS), source.required(C.WAREHOUSES)
-        calendar, campaigns, weather = (
-            source.valid(C.CALENDAR),
-            source.valid(C.MARKETING_CAMPAIGNS),
-            source.valid(C.WEATHER),
-        )
+        sync_aliases(models, record, box.warehouse_ids, context.log)
+        tables = static_tables(source)
         overrides = source.valid(C.OVERRIDES)
         frames = []
         # One bundle download per served version, not per day of a range run.
         bundles: dict[tuple[str, str], Any] = {}
         for (day, wh), version in served.items():
             if (wh, version.version) not in bundles:
-                bundles[(wh, version.version)] = registry.bundle(wh, version.version)
+                bundles[(wh, version.version)] = models.load(wh, version.version)
             with duckdb.get_connection() as con:
                 history = load_history(con, [wh], day - dt.timedelta(days=FORECAST_HISTORY_DAYS), day)
                 tiers = read_partition(con, "tier_assignments", day, wh)
-            since = features.history_start(first_day, warehouses, products, wh)
+            since = features.history_start(first_day, tables["warehouses"], tables["products"], wh)
             require_complete_history(history, day, FORECAST_HISTORY_DAYS, since, wh)
             raw = forecasting.forecast_warehouse(
                 bundles[(wh, version.version)],
                 history,
-                products,
-                warehouses,
-                calendar,
-                campaigns,
-                weather,
+                tables["products"],
+                tables["warehouses"],
+                tables["calendar"],
+                tables["campaigns"],
+                tables["weather"],
                 day,
                 wh,
                 tiers,
+                # The baseline fallback, decided by the registry: no version promoted by that origin.
                 baseline=version.baseline,
             )
             adjusted = forecasting.apply_overrides(raw, overrides)

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from demand_platform.registry import DEFAULT_EXPERIMENT
 from demand_platform.settings import PlatformSettings
 from resources.alerts import alert_resource_from_env
 from resources.duckdb_io import PlatformDuckDBIOManager, PlatformDuckDBResource
@@ -9,7 +10,7 @@ from resources.mlflow import platform_mlflow_tracking
 from resources.registry import ModelRegistryResource
 from resources.source import SourceDataResource
 
-MLFLOW_EXPERIMENT = "demand_platform"
+MLFLOW_EXPERIMENT = DEFAULT_EXPERIMENT
 
 ENVIRONMENTS = ("local", "test")
 
@@ -34,9 +35,11 @@ def build_resources(settings: PlatformSettings) -> dict[str, Any]:
         "duckdb": PlatformDuckDBResource(database=database),
         "source": SourceDataResource(path=str(settings.source), timezone=settings.timezone),
         "alerts": alert_resource_from_env(database),
-        "registry": ModelRegistryResource(tracking_uri=settings.mlflow_uri),
-        # dagster-mlflow's legacy resource (used through required_resource_keys={"mlflow"}), with the
-        # experiment's artifacts under the home.
+        "registry": ModelRegistryResource(
+            tracking_uri=settings.mlflow_uri, experiment_name=MLFLOW_EXPERIMENT
+        ),
+        # dagster-mlflow's legacy resource: no asset uses it, only the end_mlflow_on_run_finished hook of
+        # the daily and retrain jobs (assets/operations.py) requires the key. It goes with that hook.
         "mlflow": platform_mlflow_tracking.configured(
             {"experiment_name": MLFLOW_EXPERIMENT, "mlflow_tracking_uri": settings.mlflow_uri}
         ),

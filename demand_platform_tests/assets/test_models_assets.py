@@ -2,7 +2,9 @@
 
 One synthetic source is ingested once (``raw_sales`` and ``tier_assignments``); each test copies that
 database into a home of its own with an empty MLflow store, so the record of promotions
-(``trained_models``) and the registry of every test start empty and agree.
+(``trained_models``) and the registry of every test start empty and agree. MLflow's global tracking URI
+points elsewhere throughout: the assets work through the registry resource's own client, so it never
+changes and nothing is written there; the tests read each store through a ``ModelRegistry`` of its own.
 """
 
 import datetime as dt
@@ -11,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ import mlflow
 import pandas as pd
 import pytest
 
+import demand_platform
 from assets.features import build_feature_assets
 from assets.ingestion import build_ingestion_assets
 from assets.models import RETRY_POLICY, build_model_assets
@@ -28,6 +32,7 @@ from assets.partitions import build_partitions, range_tags
 from demand_platform import columns as C
 from demand_platform import registry
 from demand_platform.alerts import read_alerts
+from demand_platform.registry import ModelRegistry
 from demand_platform.settings import PlatformSettings
 from demand_platform.synthetic import GeneratorConfig, generate_source
 from resources import build_resources
@@ -67,9 +72,15 @@ class Home:
     resources: dict[str, Any]
     platform: Platform
 
+    @property
+    def store(self) -> ModelRegistry:
+        """The home's MLflow store, as the resource hands it to the assets."""
+        return self.resources["registry"].get_registry()
+
     def run(self, asset: str, day: dt.date, wh: str, **kwargs: Any) -> dg.ExecuteInProcessResult:
         """Materialize one partition of ``asset`` (``raise_on_error=False`` to see a failure)."""
         resources = {**self.resources, **kwargs.pop("resources", {})}
+        before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
         result = dg.materialize(
             [a for a in self.platform.assets if a.key == dg.AssetKey(asset)],
             resources=resources,
@@ -77,7 +88,8 @@ class Home:
             partition_key=dg.MultiPartitionKey({"date": day.isoformat(), "warehouse": wh}),
             **kwargs,
         )
-        mlflow.set_tracking_uri(self.settings.mlflow_uri)
+        assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == before
+        assert mlflow.active_run() is None
         return result
 
     def table(self, sql: str) -> pd.DataFrame:
@@ -92,9 +104,24 @@ class Home:
         """The serving function on the home's record."""
         con = duckdb.connect(str(self.settings.duckdb_path), read_only=True)
         try:
-            return registry.served_version(con, wh, origin)
+            return self.store.served_version(con, wh, origin)
         finally:
             con.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def elsewhere(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """MLflow's global URIs point to a directory nothing may write to while the module runs."""
+    path = tmp_path_factory.mktemp("elsewhere") / "mlruns"
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(path.as_uri())
+    mlflow.set_registry_uri(path.as_uri())
+    try:
+        yield path
+        assert not path.exists(), "something used MLflow's global tracking URI"
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +157,6 @@ def new_home(platform: Platform, path: Path) -> Home:
     )
     path.mkdir(parents=True)
     shutil.copy(platform.settings.duckdb_path, settings.duckdb_path)
-    mlflow.set_tracking_uri(settings.mlflow_uri)
     return Home(settings, build_resources(settings), platform)
 
 
@@ -168,9 +194,9 @@ def flaky_io(home: Home, failures: int) -> FlakyIOManager:
     return FlakyIOManager(database=str(home.settings.duckdb_path), schema="main", failures_file=str(counter))
 
 
-def _versions(wh: str) -> list[str]:
-    """Every registered version of a warehouse's model, oldest first."""
-    found = mlflow.MlflowClient().search_model_versions(f"name = '{registry.model_name(wh)}'")
+def _versions(home: Home, wh: str) -> list[str]:
+    """Every registered version of a warehouse's model in a home's store, oldest first."""
+    found = home.store.client.search_model_versions(f"name = '{registry.model_name(wh)}'")
     return sorted((str(v.version) for v in found), key=int)
 
 
@@ -201,14 +227,17 @@ def test_train_registers_and_promotes_then_forecasts(trained_home: Home) -> None
     assert home.served("WH001", ORIGIN) == registry.ServedVersion(
         "WH001", ORIGIN, row["version"], False, ORIGIN
     )
-    assert registry.alias_version("WH001") == row["version"]
+    assert home.store.alias_version("WH001") == row["version"]
     # The MLflow run carries the partition tag, metrics, importance and the pip-pinned model.
-    runs = mlflow.search_runs(
-        experiment_names=["demand_platform"], filter_string="tags.warehouse_id = 'WH001'"
-    )
-    assert set(runs["tags.dagster_partition"]) == {f"{ORIGIN}|WH001"}
-    assert "metrics.all_tiered_wmape" in runs.columns
-    assert all(str(home.settings.home / "mlartifacts") in uri for uri in runs["artifact_uri"])
+    client = home.store.client
+    experiment = client.get_experiment_by_name("demand_platform")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id], "tags.warehouse_id = 'WH001'")
+    assert {run.data.tags["dagster_partition"] for run in runs} == {f"{ORIGIN}|WH001"}
+    assert all("all_tiered_wmape" in run.data.metrics for run in runs)
+    assert all(str(home.settings.home / "mlartifacts") in run.info.artifact_uri for run in runs)
+    artifacts = {a.path for a in client.list_artifacts(runs[0].info.run_id)}
+    assert {"bundle", "feature_importance.csv"} <= artifacts
 
     forecasts = home.table("SELECT * FROM forecasts WHERE warehouse_id = 'WH001'")
     n_skus = forecasts[C.SKU].nunique()
@@ -217,8 +246,10 @@ def test_train_registers_and_promotes_then_forecasts(trained_home: Home) -> None
     assert set(forecasts[C.MODEL_VERSION]) == {row["version"]}
     assert (pd.to_datetime(forecasts[C.TARGET_DATE]) > pd.Timestamp(ORIGIN)).all()
 
-    # The registered pyfunc model forecasts on its own from the history, like the asset did.
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{registry.model_name('WH001')}@production")
+    # The registered pyfunc model behind the alias forecasts on its own from the history, like the asset
+    # did. Its source loads without a tracking URI (MLflow's own models:/ resolution would use the
+    # global one even when given explicit URIs).
+    pyfunc = mlflow.pyfunc.load_model(home.store.model_uri("WH001", row["version"]))
     history = home.table("SELECT * FROM raw_sales WHERE warehouse_id = 'WH001'")
     alone = pyfunc.predict(history)
     merged = forecasts.merge(alone, on=[C.SKU, C.HORIZON], suffixes=("", "_pyfunc"))
@@ -267,9 +298,9 @@ def test_registered_model_runs_without_the_platform_installed(trained_home: Home
     """The logged pyfunc ships the package code and pins third-party packages only: it loads and
     forecasts in an interpreter that cannot import demand_platform otherwise."""
     home = trained_home
-    version = registry.alias_version("WH001")
+    version = home.store.alias_version("WH001")
     assert version is not None
-    mv = mlflow.MlflowClient().get_model_version(registry.model_name("WH001"), version)
+    mv = home.store.client.get_model_version(registry.model_name("WH001"), version)
     local = Path(
         mlflow.artifacts.download_artifacts(artifact_uri=mv.source, dst_path=str(tmp_path / "model"))
     )
@@ -277,7 +308,12 @@ def test_registered_model_runs_without_the_platform_installed(trained_home: Home
     assert not [r for r in requirements if "demand" in r.lower()]
     names = {r.split("==")[0].lower() for r in requirements}
     assert {"lightgbm", "numpy", "pandas"} <= names
-    assert (local / "code" / "demand_platform" / "forecasting.py").is_file()
+    # The whole package's code ships, whatever its layout.
+    package = Path(demand_platform.__file__).parent
+    shipped = local / "code" / "demand_platform"
+    assert {f.relative_to(shipped) for f in shipped.rglob("*.py")} == {
+        f.relative_to(package) for f in package.rglob("*.py")
+    }
 
     history = home.table("SELECT * FROM raw_sales WHERE warehouse_id = 'WH001'")
     history.to_parquet(tmp_path / "history.parquet")
@@ -330,7 +366,7 @@ def test_rejected_candidate_keeps_production_and_alerts(platform: Platform, tmp_
         assert not row["promoted"].iloc[0] and row["reference"].iloc[0] == "production"
         assert row["production_version"].iloc[0] == first["version"]
         assert home.served("WH002", D2).version == first["version"]
-        assert registry.alias_version("WH002") == first["version"]
+        assert home.store.alias_version("WH002") == first["version"]
     con = duckdb.connect(str(home.settings.duckdb_path), read_only=True)
     alerts = read_alerts(con)
     con.close()
@@ -348,7 +384,7 @@ def test_forecasts_use_the_version_in_production_at_their_origin(platform: Platf
 
     assert home.run("trained_models", D2, "WH001", run_config=ALWAYS).success
     v2 = home.served("WH001", D2).version
-    assert v2 != v1 and registry.alias_version("WH001") == v2
+    assert v2 != v1 and home.store.alias_version("WH001") == v2
     again = home.run("forecasts", MID, "WH001")
     assert again.success
     after = home.table(f"SELECT * FROM forecasts WHERE origin_date = '{MID}' ORDER BY sku, horizon")
@@ -395,28 +431,28 @@ def test_failure_before_the_rows_are_stored_leaves_an_orphan_never_served(
         "trained_models", D2, "WH001", run_config=ALWAYS, resources=broken, raise_on_error=False
     )
     assert not failed.success and _retries(failed) == QUICK_RETRY.max_retries
-    registered = _versions("WH001")
+    registered = _versions(home, "WH001")
     assert len(registered) == 2  # the retries reused the version the first attempt registered
     orphan = registered[-1]
     record = home.table("SELECT * FROM trained_models")
     assert list(record[C.ORIGIN_DATE].dt.date) == [D1] and orphan not in set(record["version"])
-    assert home.served("WH001", D2).version == v1 and registry.alias_version("WH001") == v1
+    assert home.served("WH001", D2).version == v1 and home.store.alias_version("WH001") == v1
     assert home.run("forecasts", D2, "WH001").success
     assert set(home.table("SELECT model_version FROM forecasts")[C.MODEL_VERSION]) == {v1}
 
     # An alias moved outside the record (as the old asset's promotion before its write did) is put
     # back by the next run.
-    mlflow.MlflowClient().set_registered_model_alias(registry.model_name("WH001"), "production", orphan)
+    home.store.client.set_registered_model_alias(registry.model_name("WH001"), "production", orphan)
     assert home.run("forecasts", D2, "WH001").success
-    assert registry.alias_version("WH001") == v1
+    assert home.store.alias_version("WH001") == v1
 
     # The re-run (a new run) supersedes: a new version, recorded, served and mirrored; the orphan never.
     assert home.run("trained_models", D2, "WH001", run_config=ALWAYS).success
-    v3 = _versions("WH001")[-1]
+    v3 = _versions(home, "WH001")[-1]
     assert v3 not in (v1, orphan)
     record = home.table("SELECT * FROM trained_models ORDER BY origin_date")
     assert list(record["version"]) == [v1, v3] and record["promoted"].all()
-    assert home.served("WH001", D2).version == v3 and registry.alias_version("WH001") == v3
+    assert home.served("WH001", D2).version == v3 and home.store.alias_version("WH001") == v3
     assert home.served("WH001", MID).version == v1
 
 
@@ -425,11 +461,11 @@ def test_a_retried_step_reuses_its_version(platform: Platform, tmp_path: Path) -
     home = new_home(platform, tmp_path / "home")
     result = home.run("trained_models", D2, "WH002", resources={"io_manager": flaky_io(home, failures=1)})
     assert result.success and _retries(result) == 1
-    registered = _versions("WH002")
+    registered = _versions(home, "WH002")
     record = home.table("SELECT * FROM trained_models")
     assert len(registered) == 1 and list(record["version"]) == registered
     expected = registered[0] if record["promoted"].iloc[0] else None
-    assert registry.alias_version("WH002") == expected
+    assert home.store.alias_version("WH002") == expected
     assert home.served("WH002", D2) == registry.ServedVersion(
         "WH002", D2, registered[0], not record["promoted"].iloc[0], D2
     )
@@ -453,8 +489,8 @@ def test_refused_first_model_serves_its_baseline(platform: Platform, tmp_path: P
     better CV baseline inside the latest version, and say so in model_version and metadata."""
     home = new_home(platform, tmp_path / "home")
     assert home.run("trained_models", ORIGIN, "WH002", run_config=NEVER).success
-    assert registry.alias_version("WH002") is None
-    version = _versions("WH002")[-1]
+    assert home.store.alias_version("WH002") is None
+    version = _versions(home, "WH002")[-1]
     assert home.served("WH002", ORIGIN) == registry.ServedVersion("WH002", ORIGIN, version, True, ORIGIN)
     result = home.run("forecasts", ORIGIN, "WH002")
     assert result.success
