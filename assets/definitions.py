@@ -1,7 +1,6 @@
 """The one ``Definitions`` of the platform, built from the settings in the environment."""
 
 import dagster as dg
-from dagster_mlflow import end_mlflow_on_run_finished
 
 from assets.features import build_feature_assets
 from assets.ingestion import build_ingestion_assets
@@ -42,12 +41,7 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
         dg.define_asset_job(
             FEATURES_JOB, selection=["feature_table", "tier_assignments"], partitions_def=partitions_def
         ),
-        dg.define_asset_job(
-            TRAIN_JOB,
-            selection=["trained_models"],
-            partitions_def=partitions_def,
-            hooks={end_mlflow_on_run_finished},
-        ),
+        dg.define_asset_job(TRAIN_JOB, selection=["trained_models"], partitions_def=partitions_def),
         # The freshness check judges "now" against the 08:00 deadline: its own schedule runs it, not a
         # catch-up's forecast runs (which would fail it for every historical origin).
         dg.define_asset_job(
