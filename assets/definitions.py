@@ -8,6 +8,7 @@ from assets.models import build_model_assets
 from assets.operations import build_operations
 from assets.partitions import build_partitions
 from assets.reporting import build_reporting_assets
+from assets.side_tables import build_side_table_specs
 from demand_platform.settings import PlatformSettings
 from resources import build_resources
 
@@ -54,7 +55,7 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
         *operations.jobs,
     ]
     return dg.Definitions(
-        assets=assets,
+        assets=[*assets, *build_side_table_specs(partitions_def)],
         asset_checks=operations.asset_checks,
         jobs=jobs,
         schedules=operations.schedules,

@@ -1,5 +1,7 @@
 """Ingestion assets: ``raw_sales`` (date x warehouse) and the unpartitioned ``source_audit``."""
 
+import datetime as dt
+
 import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
@@ -32,6 +34,26 @@ def rejected_by_partition(lines_per_date: pd.DataFrame, box_index: pd.MultiIndex
     counts = counts.reindex(box_index, fill_value=0)
     counts["rejected_share"] = (counts["rejected"] / counts["lines"].where(counts["lines"] > 0)).fillna(0.0)
     return counts
+
+
+def quarantine_written(
+    rows: int,
+    writer: str,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    warehouse_ids: list[str] | None = None,
+) -> dg.AssetMaterialization:
+    """The materialization event of the ``quarantine`` side table for one writer's scope."""
+    metadata: dict[str, object] = {"dagster/row_count": rows, "detected_by": writer}
+    if start is not None and end is not None:
+        metadata["days"] = f"{start} .. {end}"
+    if warehouse_ids is not None:
+        metadata["warehouses"] = len(warehouse_ids)
+    return dg.AssetMaterialization(
+        asset_key=C.QUARANTINE,
+        description=f"{rows} rows kept aside by {writer}",
+        metadata=metadata,
+    )
 
 
 def build_ingestion_assets(partitions_def: dg.MultiPartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -81,7 +103,9 @@ def build_ingestion_assets(partitions_def: dg.MultiPartitionsDefinition) -> list
             sales.lines_per_date, sales.raw_sales, box.warehouse_ids, box.start, box.end, context.run_id
         )
         with duckdb.get_connection() as con:
-            replace_quarantine(con, sales.quarantine, "raw_sales", box.warehouse_ids, box.start, box.end)
+            n_quarantined = replace_quarantine(
+                con, sales.quarantine, "raw_sales", box.warehouse_ids, box.start, box.end
+            )
             # Written before the rows (the IO manager commits them after this body): a run killed in
             # between leaves a log whose row counts differ from the table's, which the catch-up repairs.
             ingest_log.replace_log(con, entries, box.warehouse_ids, box.start, box.end)
@@ -106,6 +130,9 @@ def build_ingestion_assets(partitions_def: dg.MultiPartitionsDefinition) -> list
                 },
                 partition_key=str(partition_key(day.date(), wh)),
             )
+        context.log_event(
+            quarantine_written(n_quarantined, "raw_sales", box.start, box.end, box.warehouse_ids)
+        )
         over = counts[counts["rejected_share"] > MAX_REJECTED_SHARE]
         yield dg.Output(
             ingest_log.stamp_source(sales.raw_sales, sales.lines_per_date),
@@ -163,7 +190,8 @@ def build_ingestion_assets(partitions_def: dg.MultiPartitionsDefinition) -> list
         frames.append(orphans)
         rejected = pd.concat(frames, ignore_index=True)
         with duckdb.get_connection() as con:
-            replace_quarantine(con, rejected, "source_audit")
+            n_quarantined = replace_quarantine(con, rejected, "source_audit")
+        context.log_event(quarantine_written(n_quarantined, "source_audit"))
         summary = (
             rejected.groupby([C.SOURCE_TABLE, C.REASON]).size().rename("rows").reset_index()
             if len(rejected)

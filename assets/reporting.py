@@ -179,6 +179,14 @@ def build_reporting_assets(
             )
             with duckdb.get_connection() as con:
                 store.write_recommendations(con, report.recommendations, day, wh)
+            context.log_event(
+                dg.AssetMaterialization(
+                    asset_key=C.REPLENISHMENT_POLICY,
+                    partition=str(partition_key(day, wh)),
+                    metadata={"dagster/row_count": len(report.recommendations)},
+                )
+            )
+            with duckdb.get_connection() as con:
                 if report.frame.empty:
                     store.clear_partition(con, ACCURACY_REPORT, day, wh)
             context.add_asset_metadata(

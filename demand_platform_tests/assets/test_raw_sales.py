@@ -43,8 +43,12 @@ def test_single_partition_materializes_its_rows(settings: PlatformSettings) -> N
     rows = _table(settings, "SELECT * FROM raw_sales ORDER BY sku")
     assert list(rows[C.SKU]) == ["A", "B"]  # C launches on Jan 3
     assert list(rows[C.QUANTITY]) == [1.0, 0.0]  # 2 sold, 1 returned
-    event = result.get_asset_materialization_events()[0].materialization
+    events = result.get_asset_materialization_events()
+    event = next(e for e in events if e.asset_key == dg.AssetKey(C.RAW_SALES)).materialization
     assert event.partition == "2024-01-02|W1"
+    # the quarantine side table reports its write too (nothing rejected that day)
+    quarantine = next(e for e in events if e.asset_key == dg.AssetKey(C.QUARANTINE)).materialization
+    assert quarantine.metadata["dagster/row_count"].value == 0
     assert event.metadata["transaction_lines"].value == 2
     assert event.metadata["rejected_lines"].value == 0
 
@@ -65,14 +69,14 @@ def test_range_run_covers_every_day_of_one_warehouse(settings: PlatformSettings)
         settings, "raw_sales", tags=range_tags(dt.date(2024, 1, 1), dt.date(2024, 1, 10), "W1")
     )
     assert result.success
-    partitions = sorted(e.materialization.partition for e in result.get_asset_materialization_events())
+    events = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(C.RAW_SALES)]
+    partitions = sorted(e.materialization.partition for e in events)
     assert len(partitions) == 10 and all(p.endswith("|W1") for p in partitions)
     rows = _table(settings, "SELECT date, count(*) AS n FROM raw_sales GROUP BY 1 ORDER BY 1")
     assert list(rows["n"]) == [2, 2] + [3] * 8
     # Each partition carries its own counts (per-partition metadata in a range run).
     by_partition = {
-        e.materialization.partition: e.materialization.metadata["transaction_lines"].value
-        for e in result.get_asset_materialization_events()
+        e.materialization.partition: e.materialization.metadata["transaction_lines"].value for e in events
     }
     assert by_partition["2024-01-02|W1"] == 2 and by_partition["2024-01-03|W1"] == 1
 

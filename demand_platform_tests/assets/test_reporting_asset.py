@@ -122,8 +122,19 @@ class Env:
         return result
 
     def metadata(self, result: dg.ExecuteInProcessResult) -> dict:
-        (event,) = result.get_asset_materialization_events()
-        return {k: v.value for k, v in event.materialization.metadata.items()}
+        events = {e.asset_key.to_user_string(): e for e in result.get_asset_materialization_events()}
+        # The report and its side table, replenishment_policy, each report a materialization.
+        assert set(events) == {ACCURACY_REPORT, C.REPLENISHMENT_POLICY}
+        policy = events[C.REPLENISHMENT_POLICY].materialization
+        assert policy.partition == events[ACCURACY_REPORT].materialization.partition
+        assert policy.metadata["dagster/row_count"].value == len(self.policy_of(policy.partition))
+        return {k: v.value for k, v in events[ACCURACY_REPORT].materialization.metadata.items()}
+
+    def policy_of(self, partition: str | None) -> pd.DataFrame:
+        frame = self.policy()
+        day, wh = str(partition).split("|")
+        dates = pd.to_datetime(frame[C.ORIGIN_DATE]).dt.date.astype(str)
+        return frame[(dates == day) & (frame[C.WAREHOUSE_ID] == wh)]
 
     def report(self) -> pd.DataFrame:
         return read(self.database, f"SELECT * FROM {ACCURACY_REPORT}")
