@@ -1,3 +1,3 @@
-"""Demand forecasting platform: the domain core (no Dagster imports outside ``cli``)."""
+"""Demand forecasting platform: the domain core (no imports of Dagster, `assets` or `resources`)."""
 
 __version__ = "0.1.0"
