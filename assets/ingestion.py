@@ -44,7 +44,7 @@ def quarantine_written(
     warehouse_ids: list[str] | None = None,
 ) -> dg.AssetMaterialization:
     """The materialization event of the ``quarantine`` side table for one writer's scope."""
-    metadata: dict[str, object] = {"dagster/row_count": rows, "detected_by": writer}
+    metadata: dict[str, dg.RawMetadataValue] = {"dagster/row_count": rows, "detected_by": writer}
     if start is not None and end is not None:
         metadata["days"] = f"{start} .. {end}"
     if warehouse_ids is not None:

@@ -37,6 +37,7 @@ from demand_platform import columns as C
 from demand_platform import features, forecasting
 from demand_platform import registry as model_registry
 from demand_platform.registry import ModelRegistry
+from demand_platform.source import SourceTables
 from demand_platform.store import load_history
 from resources.alerts import AlertResource
 from resources.registry import ModelRegistryResource
@@ -126,14 +127,19 @@ def sync_aliases(
             )
 
 
-def static_tables(source: SourceDataResource) -> dict[str, pd.DataFrame | None]:
-    """The source's static tables the models train and forecast with (products and warehouses required)."""
+def static_tables(source: SourceDataResource) -> SourceTables:
+    """The source's small tables the models train and forecast with, loaded once per file version."""
+    return source.tables()
+
+
+def pyfunc_tables(tables: SourceTables) -> dict[str, pd.DataFrame | None]:
+    """The tables stored with a registered pyfunc version, by the names its ``predict`` reads."""
     return {
-        "products": source.required(C.PRODUCTS),
-        "warehouses": source.required(C.WAREHOUSES),
-        "calendar": source.valid(C.CALENDAR),
-        "campaigns": source.valid(C.MARKETING_CAMPAIGNS),
-        "weather": source.valid(C.WEATHER),
+        "products": tables.products,
+        "warehouses": tables.warehouses,
+        "calendar": tables.calendar,
+        "campaigns": tables.campaigns,
+        "weather": tables.weather,
     }
 
 
@@ -142,7 +148,7 @@ def train_candidate(
     day: dt.date,
     wh: str,
     tags: dict[str, str],
-    tables: dict[str, pd.DataFrame | None],
+    tables: SourceTables,
     train_config: forecasting.TrainConfig,
     duckdb: DuckDBResource,
     history_since: dt.date | None = None,
@@ -165,8 +171,7 @@ def train_candidate(
     with duckdb.get_connection() as con:
         history = load_history(con, [wh], day - dt.timedelta(days=TRAIN_HISTORY_DAYS), day)
         tiers = read_partition(con, "tier_assignments", day, wh)
-    products, warehouses = tables["products"], tables["warehouses"]
-    assert products is not None and warehouses is not None  # source.required's
+    products, warehouses = tables.products, tables.warehouses
     since = None if history_since is None else features.history_start(history_since, warehouses, products, wh)
     require_complete_history(history, day, TRAIN_HISTORY_DAYS, since, wh)
     started = time.perf_counter()
@@ -174,9 +179,9 @@ def train_candidate(
         history,
         products,
         warehouses,
-        tables["calendar"],
-        tables["campaigns"],
-        tables["weather"],
+        tables.calendar,
+        tables.campaigns,
+        tables.weather,
         day,
         wh,
         tiers,
@@ -195,7 +200,7 @@ def train_candidate(
         importance=model.feature_importance(),
         boosters=model.lgbm.boosters if model.lgbm is not None else None,
         tags={**tags, TRAIN_SECONDS_TAG: f"{seconds:.3f}"},
-        tables=tables,
+        tables=pyfunc_tables(tables),
     )
     return model, version, seconds
 
@@ -372,16 +377,16 @@ def build_model_assets(
             with duckdb.get_connection() as con:
                 history = load_history(con, [wh], day - dt.timedelta(days=FORECAST_HISTORY_DAYS), day)
                 tiers = read_partition(con, "tier_assignments", day, wh)
-            since = features.history_start(first_day, tables["warehouses"], tables["products"], wh)
+            since = features.history_start(first_day, tables.warehouses, tables.products, wh)
             require_complete_history(history, day, FORECAST_HISTORY_DAYS, since, wh)
             raw = forecasting.forecast_warehouse(
                 bundles[(wh, version.version)],
                 history,
-                tables["products"],
-                tables["warehouses"],
-                tables["calendar"],
-                tables["campaigns"],
-                tables["weather"],
+                tables.products,
+                tables.warehouses,
+                tables.calendar,
+                tables.campaigns,
+                tables.weather,
                 day,
                 wh,
                 tiers,

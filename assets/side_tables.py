@@ -16,7 +16,7 @@ from demand_platform.schemas import QuarantineModel
 
 GROUP = "side_tables"
 
-QUARANTINE_SCHEMA: dg.TableSchema = pandera_schema_to_dagster_type(QuarantineModel).metadata["schema"].value
+QUARANTINE_SCHEMA = pandera_schema_to_dagster_type(QuarantineModel).metadata["schema"].value
 """The quarantine table's columns, from its pandera model (as the other assets' Dagster types carry them)."""
 
 
