@@ -79,7 +79,6 @@ from dagster._core.storage.asset_check_execution_record import (  # noqa: TID251
     AssetCheckExecutionRecord,
     AssetCheckExecutionRecordStatus,
 )
-from dagster_mlflow import end_mlflow_on_run_finished
 from pydantic import Field
 
 from assets.partitions import DATE_DIM, WAREHOUSE_DIM, date_dimension, warehouse_keys
@@ -463,7 +462,6 @@ def build_operations(
         DAILY_JOB,
         selection=dg.AssetSelection.assets(*PIPELINE_ASSETS) - not_freshness,
         partitions_def=partitions_def,
-        hooks={end_mlflow_on_run_finished},
         description="One date x warehouse partition of the whole pipeline, training included.",
     )
     no_train_job = dg.define_asset_job(
@@ -476,7 +474,6 @@ def build_operations(
         RETRAIN_JOB,
         selection=dg.AssetSelection.assets(*RETRAIN_ASSETS) - not_freshness,
         partitions_def=partitions_def,
-        hooks={end_mlflow_on_run_finished},
         description="Retrain the models of a partition and forecast again (requested on drift).",
     )
 

@@ -1,6 +1,8 @@
 """Shared fixtures: a tiny hand-made source with known good and bad rows, and platform settings."""
 
 import datetime as dt
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -78,3 +80,15 @@ def settings(tmp_path: Path, tiny_source: Path) -> PlatformSettings:
         end_date=START + dt.timedelta(days=DAYS - 1),
         env="test",
     )
+
+
+@pytest.fixture(autouse=True)
+def _reset_dagster_defs_state_storage() -> Iterator[None]:
+    """Evaluating a schedule with ``build_schedule_context`` leaves Dagster's current defs-state storage
+    (a context variable) bound to that test's instance; a later test that loads a repository would then
+    resolve the dead instance. Reset it after every test so tests stay independent of their order."""
+    yield
+    if "dagster" in sys.modules:  # domain tests never import Dagster; this does not make them
+        from dagster._core.storage.defs_state.base import _current_storage
+
+        _current_storage.set(None)

@@ -6,7 +6,6 @@ from demand_platform.registry import DEFAULT_EXPERIMENT
 from demand_platform.settings import PlatformSettings
 from resources.alerts import alert_resource_from_env
 from resources.duckdb_io import PlatformDuckDBIOManager, PlatformDuckDBResource
-from resources.mlflow import platform_mlflow_tracking
 from resources.registry import ModelRegistryResource
 from resources.source import SourceDataResource
 
@@ -37,10 +36,5 @@ def build_resources(settings: PlatformSettings) -> dict[str, Any]:
         "alerts": alert_resource_from_env(database),
         "registry": ModelRegistryResource(
             tracking_uri=settings.mlflow_uri, experiment_name=MLFLOW_EXPERIMENT
-        ),
-        # dagster-mlflow's legacy resource: no asset uses it, only the end_mlflow_on_run_finished hook of
-        # the daily and retrain jobs (assets/operations.py) requires the key. It goes with that hook.
-        "mlflow": platform_mlflow_tracking.configured(
-            {"experiment_name": MLFLOW_EXPERIMENT, "mlflow_tracking_uri": settings.mlflow_uri}
         ),
     }

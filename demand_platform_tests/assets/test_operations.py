@@ -23,7 +23,6 @@ import duckdb
 import pandas as pd
 import pytest
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
-from dagster_mlflow import mlflow_tracking
 
 from assets.operations import (
     ACCURACY_REPORT,
@@ -74,13 +73,6 @@ class TrainConfig(dg.Config):
 
 class AccuracyConfig(dg.Config):
     drifting: list[str] = []
-
-
-def _mlflow(tmp_path: Path) -> dg.ResourceDefinition:
-    """The jobs that train close their MLflow run with a hook, which needs the mlflow resource."""
-    return mlflow_tracking.configured(
-        {"experiment_name": "test", "mlflow_tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    )
 
 
 def _partitions() -> dg.MultiPartitionsDefinition:
@@ -250,7 +242,6 @@ def env(tmp_path: Path, webhook: tuple[str, list[dict]]) -> Iterator[Env]:
         resources={
             "alerts": AlertResource(database=str(database), webhook_url=webhook[0], delivery_timeout_s=5),
             "io_manager": dg.FilesystemIOManager(base_dir=str(tmp_path / "io")),
-            "mlflow": _mlflow(tmp_path),
         },
     )
     with _instance(tmp_path) as instance:
@@ -493,7 +484,7 @@ def test_daily_schedule_skips_training_on_off_days(tmp_path: Path) -> None:
         asset_checks=ops.asset_checks,
         jobs=ops.jobs,
         schedules=ops.schedules,
-        resources={"io_manager": dg.FilesystemIOManager(base_dir=str(tmp_path)), "mlflow": _mlflow(tmp_path)},
+        resources={"io_manager": dg.FilesystemIOManager(base_dir=str(tmp_path))},
     )
     schedule = defs.resolve_schedule_def(DAILY_SCHEDULE)
     with _instance(tmp_path) as instance:
