@@ -73,12 +73,9 @@ def build_feature_assets(partitions_def: dg.MultiPartitionsDefinition) -> list[d
         observable by D is used (calendar and planned campaigns run ahead by design).
         """
         box = partition_box(context)
-        products, warehouses = source.required(C.PRODUCTS), source.required(C.WAREHOUSES)
-        campaigns, weather, calendar = (
-            source.valid(C.MARKETING_CAMPAIGNS),
-            source.valid(C.WEATHER),
-            source.valid(C.CALENDAR),
-        )
+        tables = source.tables()
+        products, warehouses = tables.products, tables.warehouses
+        campaigns, weather, calendar = tables.campaigns, tables.weather, tables.calendar
         origins = list(pd.date_range(box.start, box.end, freq="D").date)
         frames, holes = [], {}
         with duckdb.get_connection() as con:
@@ -137,7 +134,7 @@ def build_feature_assets(partitions_def: dg.MultiPartitionsDefinition) -> list[d
         cold-start fallback.
         """
         box = partition_box(context)
-        products = source.required(C.PRODUCTS)
+        products = source.tables().products
         frames = []
         with duckdb.get_connection() as con:
             for wh in box.warehouse_ids:

@@ -127,11 +127,6 @@ def sync_aliases(
             )
 
 
-def static_tables(source: SourceDataResource) -> SourceTables:
-    """The source's small tables the models train and forecast with, loaded once per file version."""
-    return source.tables()
-
-
 def pyfunc_tables(tables: SourceTables) -> dict[str, pd.DataFrame | None]:
     """The tables stored with a registered pyfunc version, by the names its ``predict`` reads."""
     return {
@@ -160,7 +155,7 @@ def train_candidate(
         day: The training origin.
         wh: The warehouse.
         tags: Version tags (the partition and the run id).
-        tables: The source's static tables (:func:`static_tables`).
+        tables: The source's small tables (``SourceDataResource.tables``).
         train_config: Training settings.
         duckdb: The platform database.
         history_since: The platform's first day (the history may start there).
@@ -222,7 +217,7 @@ def train_box(
     The gate's reference is the record (the stored ``trained_models`` rows, with this run's earlier days
     in place of their stored rows), and the MLflow aliases are first re-synchronised from it.
     """
-    tables = static_tables(source)
+    tables = source.tables()
     train_config = forecasting.TrainConfig(n_estimators=config.n_estimators, num_threads=config.num_threads)
     with duckdb.get_connection() as con:
         stored = model_registry.read_record(con, box.warehouse_ids)
@@ -366,8 +361,8 @@ def build_model_assets(
             # Nothing trained by that origin: no retry can change it.
             raise dg.Failure(description=str(error), allow_retries=False) from error
         sync_aliases(models, record, box.warehouse_ids, context.log)
-        tables = static_tables(source)
-        overrides = source.valid(C.OVERRIDES)
+        tables = source.tables()
+        overrides = tables.overrides
         frames = []
         # One bundle download per served version, not per day of a range run.
         bundles: dict[tuple[str, str], Any] = {}

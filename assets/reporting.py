@@ -157,7 +157,7 @@ def build_reporting_assets(
             (dt.date.fromisoformat(k.keys_by_dimension[DATE_DIM]), k.keys_by_dimension[WAREHOUSE_DIM])
             for k in parsed
         )
-        products = source.required(C.PRODUCTS)
+        products = source.tables().products
         frames = []
         n_drift = 0
         for day, wh in keys:
