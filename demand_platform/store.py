@@ -10,8 +10,10 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from demand_platform import accuracy
 from demand_platform import columns as C
-from demand_platform.reporting import REPLENISHMENT_DTYPES
+from demand_platform.metrics import BIAS, N_OBS, WMAPE
+from demand_platform.reporting import GROUP, REPLENISHMENT_DTYPES, TABLE
 
 #: Forecast columns read as SMALLINT (horizons 1..30, tiers 1..3).
 _SMALL_INT_COLUMNS = (C.HORIZON, C.TIER)
@@ -28,6 +30,33 @@ def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
         "SELECT count(*) FROM information_schema.tables WHERE table_name = $t", {"t": table}
     ).fetchall()
     return bool(rows and rows[0][0])
+
+
+def read_partition(
+    con: duckdb.DuckDBPyConnection, table: str, origin: dt.date, warehouse_id: str
+) -> pd.DataFrame:
+    """The rows of one (origin, warehouse) partition of a table keyed by ``origin_date``.
+
+    Args:
+        con: DuckDB connection.
+        table: Table keyed by ``origin_date`` and ``warehouse_id`` (e.g. ``tier_assignments``).
+        origin: Origin day of the partition.
+        warehouse_id: Warehouse of the partition.
+
+    Returns:
+        Every column of the partition's rows, as DuckDB's ``.df()`` gives them.
+
+    Raises:
+        ValueError: Naming the table and the partition when it has no rows.
+        duckdb.CatalogException: When the table does not exist.
+    """
+    frame = con.execute(
+        f"SELECT * FROM {table} WHERE {C.WAREHOUSE_ID} = $w AND CAST({C.ORIGIN_DATE} AS DATE) = $d",
+        {"w": warehouse_id, "d": origin},
+    ).df()
+    if frame.empty:
+        raise ValueError(f"{table} has no rows for partition {origin}|{warehouse_id}: materialize it first")
+    return frame
 
 
 def load_history(
@@ -195,3 +224,73 @@ def clear_partition(con: duckdb.DuckDBPyConnection, table: str, day: dt.date, wa
             f"DELETE FROM {table} WHERE {C.WAREHOUSE_ID} = $w AND CAST({C.ORIGIN_DATE} AS DATE) = $d",
             {"w": warehouse_id, "d": day},
         )
+
+
+#: Columns of :func:`accuracy_summary`, in this order.
+ACCURACY_SUMMARY_COLUMNS = (
+    C.WAREHOUSE_ID,
+    TABLE,
+    GROUP,
+    WMAPE,
+    BIAS,
+    accuracy.COVERAGE_P90,
+    accuracy.COVERAGE_P95,
+    N_OBS,
+)
+#: Accuracy tables :func:`accuracy_summary` keeps.
+ACCURACY_SUMMARY_TABLES = (accuracy.OVERALL, accuracy.BY_TIER)
+#: Row count column of :func:`quarantine_summary`.
+QUARANTINE_ROWS = "rows"
+
+
+def accuracy_summary(con: duckdb.DuckDBPyConnection, day: dt.date) -> pd.DataFrame:
+    """The overall and per-tier rows of every warehouse's accuracy report of one day.
+
+    Args:
+        con: DuckDB connection.
+        day: Report day (``origin_date`` of the rows).
+
+    Returns:
+        :data:`ACCURACY_SUMMARY_COLUMNS`, sorted by warehouse, table and group; an empty frame without
+        columns when ``accuracy_report`` does not exist yet.
+    """
+    if not table_exists(con, C.ACCURACY_REPORT):
+        return pd.DataFrame()
+    selected = ", ".join(f'"{c}"' for c in ACCURACY_SUMMARY_COLUMNS)
+    kept = ", ".join(f"'{t}'" for t in ACCURACY_SUMMARY_TABLES)
+    return con.execute(
+        f"SELECT {selected} FROM {C.ACCURACY_REPORT} "
+        f'WHERE CAST({C.ORIGIN_DATE} AS DATE) = $d AND "{TABLE}" IN ({kept}) ORDER BY 1, 2, 3',
+        {"d": day},
+    ).df()
+
+
+def table_row_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Row count of every table (and view) in the database, by name in sorted order.
+
+    Args:
+        con: DuckDB connection.
+
+    Returns:
+        ``{table name: rows}``; empty for an empty database.
+    """
+    names = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()]
+    return {n: int((con.execute(f'SELECT count(*) FROM "{n}"').fetchone() or (0,))[0]) for n in sorted(names)}
+
+
+def quarantine_summary(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Quarantined rows per source table and reason, the most frequent first.
+
+    Args:
+        con: DuckDB connection.
+
+    Returns:
+        ``source_table``, ``reason`` and :data:`QUARANTINE_ROWS` (ties ordered by source table and
+        reason); an empty frame without columns when the quarantine table does not exist yet.
+    """
+    if not table_exists(con, C.QUARANTINE):
+        return pd.DataFrame()
+    return con.execute(
+        f"SELECT {C.SOURCE_TABLE}, {C.REASON}, count(*) AS {QUARANTINE_ROWS} FROM {C.QUARANTINE} "
+        f"GROUP BY ALL ORDER BY {QUARANTINE_ROWS} DESC, {C.SOURCE_TABLE}, {C.REASON}"
+    ).df()

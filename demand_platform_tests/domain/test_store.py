@@ -1,21 +1,28 @@
-"""``demand_platform.store``: history reads from DuckDB (no Dagster)."""
+"""``demand_platform.store``: reads of the platform's tables from DuckDB (no Dagster)."""
 
 import datetime as dt
+from pathlib import Path
 
 import duckdb
-import numpy as np
 import pandas as pd
 import pytest
 
 from demand_platform import columns as C
-from demand_platform.store import load_history
+from demand_platform.reporting import REPORT_COLUMNS
+from demand_platform.store import (
+    accuracy_summary,
+    load_history,
+    quarantine_summary,
+    read_partition,
+    table_row_counts,
+)
 
 
 @pytest.fixture
 def con() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with a small raw_sales table: 2 warehouses x 3 SKUs x 10 days, one NULL SKU."""
     days = pd.date_range("2024-01-01", periods=10)
-    rows = [
+    rows: list[tuple[str | None, str, pd.Timestamp, float, float, int]] = [
         (sku, wh, day, float(i), 2.0 * i, i % 3)
         for wh in ("W1", "W2")
         for sku in ("A", "B", "C")
@@ -52,4 +59,131 @@ def test_load_history_of_several_warehouses_and_of_nothing(con: duckdb.DuckDBPyC
     assert none.empty and list(none.columns) == list(C.RAW_SALES_COLUMNS)
     missing = load_history(duckdb.connect(), ["W1"], dt.date(2024, 1, 1), dt.date(2024, 1, 10))
     assert missing.empty and list(missing.columns) == list(C.RAW_SALES_COLUMNS)
-    assert np.issubdtype(both[C.QUANTITY].dtype, np.floating)
+    assert pd.api.types.is_float_dtype(both[C.QUANTITY])
+
+
+def _store(path: Path, tables: dict[str, pd.DataFrame]) -> duckdb.DuckDBPyConnection:
+    """A DuckDB file at ``path`` holding each frame as a table of its name."""
+    connection = duckdb.connect(str(path))
+    for name, frame in tables.items():
+        connection.register("_frame", frame)
+        connection.execute(f'CREATE TABLE "{name}" AS SELECT * FROM _frame')
+        connection.unregister("_frame")
+    return connection
+
+
+def _tiers() -> pd.DataFrame:
+    """tier_assignments-like rows: 2 origins x 2 warehouses, 2 SKUs each (W2 on the 2nd origin has 1)."""
+    rows = [
+        (sku, wh, pd.Timestamp(day), tier)
+        for day in ("2024-01-05", "2024-01-06")
+        for wh in ("W1", "W2")
+        for tier, sku in enumerate(("A", "B"), start=1)
+        if not (day == "2024-01-06" and wh == "W2" and sku == "B")
+    ]
+    return pd.DataFrame(rows, columns=[C.SKU, C.WAREHOUSE_ID, C.ORIGIN_DATE, C.TIER])
+
+
+def test_read_partition_returns_the_rows_of_one_origin_and_warehouse(tmp_path: Path) -> None:
+    con = _store(tmp_path / "w.duckdb", {C.TIER_ASSIGNMENTS: _tiers()})
+    got = read_partition(con, C.TIER_ASSIGNMENTS, dt.date(2024, 1, 6), "W2")
+    assert got[[C.SKU, C.WAREHOUSE_ID, C.TIER]].values.tolist() == [["A", "W2", 1]]
+    assert list(got[C.ORIGIN_DATE]) == [pd.Timestamp("2024-01-06")]
+    both = read_partition(con, C.TIER_ASSIGNMENTS, dt.date(2024, 1, 5), "W1")
+    assert list(both.columns) == [C.SKU, C.WAREHOUSE_ID, C.ORIGIN_DATE, C.TIER]
+    assert sorted(both[C.SKU]) == ["A", "B"] and set(both[C.WAREHOUSE_ID]) == {"W1"}
+
+
+def test_read_partition_of_an_empty_partition_names_table_and_partition(tmp_path: Path) -> None:
+    con = _store(tmp_path / "w.duckdb", {C.TIER_ASSIGNMENTS: _tiers()})
+    with pytest.raises(ValueError, match=r"^tier_assignments has no rows for partition 2024-01-07\|W1: "):
+        read_partition(con, C.TIER_ASSIGNMENTS, dt.date(2024, 1, 7), "W1")
+    with pytest.raises(ValueError, match=r"partition 2024-01-05\|W9"):
+        read_partition(con, C.TIER_ASSIGNMENTS, dt.date(2024, 1, 5), "W9")
+    # A table never materialized is DuckDB's own error, naming the table.
+    with pytest.raises(duckdb.CatalogException, match=C.FORECASTS):
+        read_partition(con, C.FORECASTS, dt.date(2024, 1, 5), "W1")
+
+
+def _report_rows() -> pd.DataFrame:
+    """accuracy_report rows of 2 days x 2 warehouses: overall, two tiers and one category row each."""
+    rows = []
+    for day in ("2024-01-05", "2024-01-06"):
+        for w, wh in enumerate(("W2", "W1")):  # stored out of order
+            for table, group in (("tier", "2"), ("category", "toys"), ("overall", "all"), ("tier", "1")):
+                value = 0.1 * (w + 1) + (0.5 if day == "2024-01-06" else 0.0)
+                rows.append((pd.Timestamp(day), wh, table, group, value, 1.0, 2.0, -value, 0.9, 0.95, 10 + w))
+    return pd.DataFrame(rows, columns=list(REPORT_COLUMNS))
+
+
+def test_accuracy_summary_is_the_overall_and_tier_rows_of_the_day(tmp_path: Path) -> None:
+    con = _store(tmp_path / "w.duckdb", {C.ACCURACY_REPORT: _report_rows()})
+    got = accuracy_summary(con, dt.date(2024, 1, 5))
+    assert list(got.columns) == [
+        "warehouse_id",
+        "table",
+        "group",
+        "wmape",
+        "bias",
+        "coverage_p90",
+        "coverage_p95",
+        "n_obs",
+    ]
+    assert got[["warehouse_id", "table", "group"]].values.tolist() == [
+        ["W1", "overall", "all"],
+        ["W1", "tier", "1"],
+        ["W1", "tier", "2"],
+        ["W2", "overall", "all"],
+        ["W2", "tier", "1"],
+        ["W2", "tier", "2"],
+    ]
+    assert got["wmape"].tolist() == pytest.approx([0.2] * 3 + [0.1] * 3)  # the 5th's, not the 6th's
+    assert got["bias"].tolist() == pytest.approx([-0.2] * 3 + [-0.1] * 3)
+    assert got["n_obs"].tolist() == [11] * 3 + [10] * 3
+    assert accuracy_summary(con, dt.date(2024, 1, 7)).empty
+
+
+def test_accuracy_summary_without_a_report_table_is_empty(tmp_path: Path) -> None:
+    con = _store(tmp_path / "w.duckdb", {C.TIER_ASSIGNMENTS: _tiers()})
+    got = accuracy_summary(con, dt.date(2024, 1, 5))
+    assert got.empty and list(got.columns) == []
+
+
+def _quarantine() -> pd.DataFrame:
+    """Quarantined rows: 3 x (transactions, bad date), 2 x (transactions, bad qty), 2 x (products, dup)."""
+    reasons = (
+        [("transactions", "bad date")] * 3 + [("products", "dup")] * 2 + [("transactions", "bad qty")] * 2
+    )
+    return pd.DataFrame(
+        [(table, "W1", pd.Timestamp("2024-01-05"), reason, "{}", "audit") for table, reason in reasons],
+        columns=list(C.QUARANTINE_COLUMNS),
+    )
+
+
+def test_quarantine_summary_counts_rows_by_table_and_reason(tmp_path: Path) -> None:
+    con = _store(tmp_path / "w.duckdb", {C.QUARANTINE: _quarantine()})
+    got = quarantine_summary(con)
+    assert list(got.columns) == [C.SOURCE_TABLE, C.REASON, "rows"]
+    assert got.values.tolist() == [
+        ["transactions", "bad date", 3],
+        ["products", "dup", 2],
+        ["transactions", "bad qty", 2],
+    ]
+    empty = quarantine_summary(_store(tmp_path / "empty.duckdb", {}))
+    assert empty.empty and list(empty.columns) == []
+
+
+def test_table_row_counts_counts_every_table_by_sorted_name(tmp_path: Path) -> None:
+    con = _store(
+        tmp_path / "w.duckdb",
+        {C.TIER_ASSIGNMENTS: _tiers(), C.QUARANTINE: _quarantine(), C.ACCURACY_REPORT: _report_rows()},
+    )
+    con.execute("CREATE TABLE forecasts (sku VARCHAR)")
+    got = table_row_counts(con)
+    assert list(got.items()) == [
+        (C.ACCURACY_REPORT, 16),
+        (C.FORECASTS, 0),
+        (C.QUARANTINE, 7),
+        (C.TIER_ASSIGNMENTS, 7),
+    ]
+    assert table_row_counts(_store(tmp_path / "empty.duckdb", {})) == {}
