@@ -48,7 +48,7 @@ from assets.definitions import (
 from assets.partitions import DATE_DIM, DUCKDB_POOL, partition_key, range_tags, warehouse_keys
 from assets.recovery import OWNER_HOST_TAG, OWNER_PID_TAG, fail_dead_runs
 from demand_platform import columns as C
-from demand_platform import dbfile, ingest_log, ingestion
+from demand_platform import dbfile, ingest_log, ingestion, store
 from demand_platform.settings import PlatformSettings
 
 # Keep the CLI's output to progress bars and the summary; the runs' logs stay in the instance.
@@ -330,15 +330,7 @@ def run_platform(
 def accuracy_summary(settings: PlatformSettings, day: dt.date) -> pd.DataFrame:
     """The overall and per-tier rows of the accuracy report of ``day`` (empty when there is none)."""
     with dbfile.connect(settings.duckdb_path) as con:
-        names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        if "accuracy_report" not in names:
-            return pd.DataFrame()
-        return con.execute(
-            'SELECT warehouse_id, "table", "group", wmape, bias, coverage_p90, coverage_p95, n_obs '
-            "FROM accuracy_report WHERE CAST(origin_date AS DATE) = $d AND \"table\" IN ('overall', 'tier') "
-            "ORDER BY 1, 2, 3",
-            {"d": day},
-        ).df()
+        return store.accuracy_summary(con, day)
 
 
 def day_boxes(day: dt.date, chosen: list[str], all_warehouses: list[str]) -> list[dict[str, str]]:
@@ -366,16 +358,4 @@ def day_boxes(day: dt.date, chosen: list[str], all_warehouses: list[str]) -> lis
 def table_summary(settings: PlatformSettings) -> tuple[dict[str, int], pd.DataFrame]:
     """Row counts of the platform's tables and the quarantine summary."""
     with dbfile.connect(settings.duckdb_path) as con:
-        names = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()]
-        tables = {
-            n: int((con.execute(f'SELECT count(*) FROM "{n}"').fetchone() or (0,))[0]) for n in sorted(names)
-        }
-        quarantine = (
-            con.execute(
-                f"SELECT {C.SOURCE_TABLE}, {C.REASON}, count(*) AS rows FROM {C.QUARANTINE} "
-                "GROUP BY ALL ORDER BY rows DESC"
-            ).df()
-            if C.QUARANTINE in names
-            else pd.DataFrame()
-        )
-    return tables, quarantine
+        return store.table_row_counts(con), store.quarantine_summary(con)
