@@ -109,19 +109,96 @@ NOTE_NO_POLICY = "Inventory replay skipped: not enough matured origins (need mor
 
 
 class AccuracyReportModel(pa.DataFrameModel):
-    """``accuracy_report``: one row per group of each accuracy table of a report day and warehouse."""
+    """``accuracy_report``: one row per group of each accuracy table of a report day and warehouse.
 
-    origin_date: Series[pd.Timestamp] = pa.Field(nullable=False)
-    warehouse_id: Series[str] = pa.Field(nullable=False)
-    table: Series[str] = pa.Field(isin=list(accuracy.TABLE_NAMES))
-    group: Series[str] = pa.Field(nullable=False)
-    wmape: Series[float] = pa.Field(nullable=True, ge=0)
-    mae: Series[float] = pa.Field(nullable=True, ge=0)
-    rmse: Series[float] = pa.Field(nullable=True, ge=0)
-    bias: Series[float] = pa.Field(nullable=True)
-    coverage_p90: Series[float] = pa.Field(nullable=True, ge=0, le=1)
-    coverage_p95: Series[float] = pa.Field(nullable=True, ge=0, le=1)
-    n_obs: Series[int] = pa.Field(ge=0)
+    The report of day D scores the forecasts of a window of origins up to D whose target day is on or before
+    D against the realised demand in ``raw_sales`` (returns clipped at zero). The daily tables score each forecast day
+    by itself; ``lead_time`` and ``weekly`` score sums of days, the levels replenishment orders on.
+    """
+
+    origin_date: Series[pd.Timestamp] = pa.Field(
+        nullable=False,
+        description=(
+            "Report day D (partition dimension): forecasts whose target day is on or before D are scored."
+        ),
+    )
+    warehouse_id: Series[str] = pa.Field(nullable=False, description="Warehouse (partition dimension).")
+    table: Series[str] = pa.Field(
+        isin=list(accuracy.TABLE_NAMES),
+        description=(
+            f"Accuracy table the row belongs to: {accuracy.OVERALL} (everything), {accuracy.BY_TIER}, "
+            f"{accuracy.BY_CATEGORY}, {accuracy.BY_HORIZON_BAND}, {accuracy.BY_MODEL} and "
+            f"{accuracy.BY_TIER_AND_ORIGIN} score each forecast day by itself; {accuracy.LEAD_TIME} and "
+            f"{accuracy.WEEKLY} (per tier and over all tiers) score demand summed over horizons "
+            f"1-{accuracy.DEFAULT_LEAD_TIME} (the lead time) of each origin and over each complete "
+            "Monday-Sunday week of target days."
+        ),
+    )
+    group: Series[str] = pa.Field(
+        nullable=False,
+        description=(
+            f"Group within the table: '{GROUP_ALL}' for the {accuracy.OVERALL} row and the all-tier rows, else "
+            f"the tier (1-3), category, horizon band ({', '.join(accuracy.HORIZON_BAND_LABELS)} days ahead), "
+            f"model name, or origin day and tier joined by '{GROUP_SEPARATOR}' (e.g. 2024-01-05"
+            f"{GROUP_SEPARATOR}1); '{GROUP_UNKNOWN}' when the key is missing."
+        ),
+    )
+    wmape: Series[float] = pa.Field(
+        nullable=True,
+        ge=0,
+        description=(
+            "Weighted mean absolute percentage error of the point forecast, sum|forecast - actual| / sum(actual), "
+            "as a fraction (0.25 = 25%); empty when the actuals sum to zero."
+        ),
+    )
+    mae: Series[float] = pa.Field(
+        nullable=True,
+        ge=0,
+        description=(
+            "Mean absolute error of the point forecast, in units per forecast SKU-day (per lead-time window "
+            "or week in those tables)."
+        ),
+    )
+    rmse: Series[float] = pa.Field(
+        nullable=True,
+        ge=0,
+        description=(
+            "Root mean squared error of the point forecast, in units per forecast SKU-day (per lead-time "
+            "window or week in those tables)."
+        ),
+    )
+    bias: Series[float] = pa.Field(
+        nullable=True,
+        description=(
+            "Relative bias sum(forecast - actual) / sum(actual), as a fraction: positive when forecasts are "
+            "too high, negative when too low; empty when the actuals sum to zero."
+        ),
+    )
+    coverage_p90: Series[float] = pa.Field(
+        nullable=True,
+        ge=0,
+        le=1,
+        description=(
+            "Share of scored days whose actual demand was at or below the P90 forecast (0.90 when "
+            "calibrated); daily tables only, empty in lead_time and weekly."
+        ),
+    )
+    coverage_p95: Series[float] = pa.Field(
+        nullable=True,
+        ge=0,
+        le=1,
+        description=(
+            "Share of scored days whose actual demand was at or below the P95 forecast (0.95 when "
+            "calibrated); daily tables only, empty in lead_time and weekly."
+        ),
+    )
+    n_obs: Series[int] = pa.Field(
+        ge=0,
+        description=(
+            "Forecast-actual pairs scored: forecast rows (SKU x origin x horizon) in the daily tables, "
+            "complete lead-time windows or weeks in those tables."
+        ),
+    )
 
     class Config:
         strict = True
