@@ -171,15 +171,9 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from demand_platform.store import load_history
 
     settings = settings_for(Path(args.home), None)
-    products = source.load_table(settings.source, C.PRODUCTS)
-    warehouses = source.load_table(settings.source, C.WAREHOUSES)
-    assert products is not None and warehouses is not None
-    optional = {
-        t: source.load_table(settings.source, t) for t in (C.CALENDAR, C.MARKETING_CAMPAIGNS, C.WEATHER)
-    }
-    valid = {t: (split.valid if split is not None else None) for t, split in optional.items()}
+    tables = source.load_source_tables(settings.source)
     origins = [args.last_origin - dt.timedelta(days=args.step * k) for k in reversed(range(args.origins))]
-    chosen = args.warehouses or sorted(warehouses.valid[C.WAREHOUSE_ID])
+    chosen = args.warehouses or tables.warehouse_ids()
     frames = []
     for wh in chosen:
         # The platform lock is held while reading only, not through the backtest's computation.
@@ -187,16 +181,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             history = load_history(
                 con, [wh], origins[0] - dt.timedelta(days=730), args.last_origin + dt.timedelta(days=30)
             )
-        table = forecasting.backtest_warehouse(
-            history,
-            products.valid,
-            warehouses.valid,
-            valid[C.CALENDAR],
-            valid[C.MARKETING_CAMPAIGNS],
-            valid[C.WEATHER],
-            wh,
-            origins,
-        )
+        table = forecasting.backtest_warehouse(history, tables, wh, origins)
         frames.append(table.assign(**{C.WAREHOUSE_ID: wh}))
     result = pd.concat(frames, ignore_index=True)
     pooled = result[result[C.ORIGIN_DATE].isna()].drop(columns=[C.ORIGIN_DATE])

@@ -74,20 +74,14 @@ def build_feature_assets(partitions_def: dg.MultiPartitionsDefinition) -> list[d
         """
         box = partition_box(context)
         tables = source.tables()
-        products, warehouses = tables.products, tables.warehouses
-        campaigns, weather, calendar = tables.campaigns, tables.weather, tables.calendar
         origins = list(pd.date_range(box.start, box.end, freq="D").date)
         frames, holes = [], {}
         with duckdb.get_connection() as con:
             for wh in box.warehouse_ids:  # one vectorised pass per warehouse, all its SKUs at once
                 history = load_history(con, [wh], box.start - dt.timedelta(days=LOOKBACK), box.end)
-                frames.append(
-                    features.build_training_features(
-                        history, products, warehouses, calendar, campaigns, weather, origins, wh
-                    )
-                )
+                frames.append(features.build_training_features(history, tables, origins, wh))
+                since = features.history_start(first_day, tables.warehouses, tables.products, wh)
                 for origin in origins:
-                    since = features.history_start(first_day, warehouses, products, wh)
                     missing = features.missing_days(history, origin, LOOKBACK, since=since)
                     holes[(wh, origin)] = missing
         table = pd.concat(frames, ignore_index=True)

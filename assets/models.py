@@ -20,7 +20,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import dagster as dg
-import duckdb
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
@@ -37,8 +36,8 @@ from demand_platform import columns as C
 from demand_platform import features, forecasting
 from demand_platform import registry as model_registry
 from demand_platform.registry import ModelRegistry
-from demand_platform.source import SourceTables
-from demand_platform.store import load_history
+from demand_platform.store import load_history, read_partition
+from demand_platform.tables import SourceTables
 from resources.alerts import AlertResource
 from resources.registry import ModelRegistryResource
 from resources.source import SourceDataResource
@@ -74,19 +73,6 @@ class TrainingConfig(dg.Config):
     promotion_margin: float = model_registry.DEFAULT_PROMOTION_MARGIN
     n_estimators: int = forecasting.TrainConfig().n_estimators
     num_threads: int = forecasting.TrainConfig().num_threads
-
-
-def read_partition(
-    con: duckdb.DuckDBPyConnection, table: str, origin: dt.date, warehouse_id: str
-) -> pd.DataFrame:
-    """The rows of one (origin, warehouse) partition of a table keyed by ``origin_date``."""
-    frame = con.execute(
-        f"SELECT * FROM {table} WHERE {C.WAREHOUSE_ID} = $w AND CAST({C.ORIGIN_DATE} AS DATE) = $d",
-        {"w": warehouse_id, "d": origin},
-    ).df()
-    if frame.empty:
-        raise ValueError(f"{table} has no rows for partition {origin}|{warehouse_id}: materialize it first")
-    return frame
 
 
 def require_complete_history(
@@ -127,17 +113,6 @@ def sync_aliases(
             )
 
 
-def pyfunc_tables(tables: SourceTables) -> dict[str, pd.DataFrame | None]:
-    """The tables stored with a registered pyfunc version, by the names its ``predict`` reads."""
-    return {
-        "products": tables.products,
-        "warehouses": tables.warehouses,
-        "calendar": tables.calendar,
-        "campaigns": tables.campaigns,
-        "weather": tables.weather,
-    }
-
-
 def train_candidate(
     registry: ModelRegistry,
     day: dt.date,
@@ -165,23 +140,15 @@ def train_candidate(
     """
     with duckdb.get_connection() as con:
         history = load_history(con, [wh], day - dt.timedelta(days=TRAIN_HISTORY_DAYS), day)
-        tiers = read_partition(con, "tier_assignments", day, wh)
-    products, warehouses = tables.products, tables.warehouses
-    since = None if history_since is None else features.history_start(history_since, warehouses, products, wh)
+        tiers = read_partition(con, C.TIER_ASSIGNMENTS, day, wh)
+    since = (
+        None
+        if history_since is None
+        else features.history_start(history_since, tables.warehouses, tables.products, wh)
+    )
     require_complete_history(history, day, TRAIN_HISTORY_DAYS, since, wh)
     started = time.perf_counter()
-    model = forecasting.train_warehouse(
-        history,
-        products,
-        warehouses,
-        tables.calendar,
-        tables.campaigns,
-        tables.weather,
-        day,
-        wh,
-        tiers,
-        train_config,
-    )
+    model = forecasting.train_warehouse(history, tables, day, wh, tiers, train_config)
     seconds = time.perf_counter() - started
     scores = model_registry.CandidateScores.of(model.validation_metrics)
     version = registry.register(
@@ -195,7 +162,7 @@ def train_candidate(
         importance=model.feature_importance(),
         boosters=model.lgbm.boosters if model.lgbm is not None else None,
         tags={**tags, TRAIN_SECONDS_TAG: f"{seconds:.3f}"},
-        tables=pyfunc_tables(tables),
+        tables=tables,
     )
     return model, version, seconds
 
@@ -288,6 +255,8 @@ def build_model_assets(
         minimises the validation error; statistical models for the intermittent tier 3 (an SBA/TSB/SES
         combination unless another model wins the SKU's backtest by 10%); launch profiles for new
         SKUs; negative-binomial quantiles calibrated on an expanding-window CV (3 origins). The
+        features of its training origins are built from the declared ``raw_sales`` window with the
+        function that builds ``feature_table`` (the same rows for the same origin). The
         version is promoted (serves from D on) only if its validation RMSE beats the version in
         production before D (or seasonal naive's) by the configured margin; this table is the record of
         promotions, and MLflow's ``production`` alias follows it once the rows are stored. Each
@@ -320,6 +289,7 @@ def build_model_assets(
         partitions_def=partitions_def,
         deps=[
             dg.AssetDep("raw_sales", partition_mapping=window_mapping(FORECAST_HISTORY_DAYS)),
+            dg.AssetDep(C.FEATURE_TABLE),
             dg.AssetDep("tier_assignments"),
             dg.AssetDep("trained_models"),
         ],
@@ -342,7 +312,9 @@ def build_model_assets(
     ) -> dg.Output[pd.DataFrame]:
         """Daily forecasts D+1..D+30 for every SKU active in the warehouse at origin D.
 
-        Point forecast and calibrated p50/p90/p95 from the version in production at origin D (the
+        The ML model is served with the partition's ``feature_table`` rows; tiers come from its
+        ``tier_assignments``, the statistical models read the ``raw_sales`` window. Point forecast and
+        calibrated p50/p90/p95 from the version in production at origin D (the
         latest promotion of an origin <= D in ``trained_models``; tier, model and model version per
         row, the served versions in the metadata), non-negative and capped at a multiple of the SKU's
         history; planner overrides from the source's ``overrides`` table applied on top, with the
@@ -371,22 +343,21 @@ def build_model_assets(
                 bundles[(wh, version.version)] = models.load(wh, version.version)
             with duckdb.get_connection() as con:
                 history = load_history(con, [wh], day - dt.timedelta(days=FORECAST_HISTORY_DAYS), day)
-                tiers = read_partition(con, "tier_assignments", day, wh)
+                tiers = read_partition(con, C.TIER_ASSIGNMENTS, day, wh)
+                feature_rows = read_partition(con, C.FEATURE_TABLE, day, wh)
             since = features.history_start(first_day, tables.warehouses, tables.products, wh)
             require_complete_history(history, day, FORECAST_HISTORY_DAYS, since, wh)
             raw = forecasting.forecast_warehouse(
                 bundles[(wh, version.version)],
                 history,
-                tables.products,
-                tables.warehouses,
-                tables.calendar,
-                tables.campaigns,
-                tables.weather,
+                tables,
                 day,
                 wh,
                 tiers,
                 # The baseline fallback, decided by the registry: no version promoted by that origin.
                 baseline=version.baseline,
+                # The ML model is served with the materialized features of the partition.
+                features=feature_rows,
             )
             adjusted = forecasting.apply_overrides(raw, overrides)
             frames.append(adjusted.assign(**{C.MODEL_VERSION: version.model_version}))

@@ -466,7 +466,7 @@ class ModelInputs:
     train_history: pd.DataFrame  # raw_sales over TrainConfig.training_history_days
     history: pd.DataFrame  # raw_sales over FORECAST_HISTORY_DAYS
     tiers: pd.DataFrame  # tier_assignments of the origin
-    tables: Any  # demand_platform.source.SourceTables
+    tables: Any  # demand_platform.tables.SourceTables
 
 
 @dataclass
@@ -480,9 +480,9 @@ class DomainForecast:
 
 
 def _source_tables(source_dir: Path) -> Any:
-    from demand_platform.source import SourceTables
+    from demand_platform.source import load_source_tables
 
-    return SourceTables.load(source_dir)
+    return load_source_tables(source_dir)
 
 
 def home_inputs(home: Path, source_dir: Path, day: dt.date, warehouse_id: str, config: Any) -> ModelInputs:
@@ -544,8 +544,7 @@ def train_and_forecast(inputs: ModelInputs, day: dt.date, warehouse_id: str, con
     from demand_platform import registry
     from demand_platform.forecasting import forecast_warehouse, train_warehouse
 
-    t = inputs.tables
-    args = (t.products, t.warehouses, t.calendar, t.campaigns, t.weather, day, warehouse_id, inputs.tiers)
+    args = (inputs.tables, day, warehouse_id, inputs.tiers)
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -197,19 +197,17 @@ def synth_history(
 def stage_features(args: argparse.Namespace) -> dict[str, Any]:
     """``build_features`` of one partition, and of W warehouses one after the other."""
     from demand_platform.features import build_features
+    from demand_platform.tables import SourceTables
 
     rng = np.random.default_rng(args.seed)
     start = END - pd.Timedelta(days=args.days - 1)
     static = synth_static(args.skus, args.warehouses, start, END, rng)
     warehouse_ids = static["warehouses"][C.WAREHOUSE_ID].tolist()
 
+    tables = SourceTables(**static)
+
     def run(history: pd.DataFrame, wh: str) -> tuple[float, float, Any]:
-        s = static
-        return timed(
-            lambda: build_features(
-                history, s["products"], s["warehouses"], s["calendar"], s["campaigns"], s["weather"], END, wh
-            )
-        )
+        return timed(lambda: build_features(history, tables, END, wh))
 
     history = synth_history(static["products"], warehouse_ids[0], start, END, rng)
     runs = [run(history, warehouse_ids[0]) for _ in range(args.repeats)]
@@ -232,6 +230,7 @@ def stage_features(args: argparse.Namespace) -> dict[str, Any]:
 def stage_models(args: argparse.Namespace) -> dict[str, Any]:
     """``assign_tiers``, ``train_warehouse`` and ``forecast_warehouse`` per warehouse."""
     from demand_platform.forecasting import SEGMENT, TrainConfig, forecast_warehouse, train_warehouse
+    from demand_platform.tables import SourceTables
     from demand_platform.tiering import assign_tiers
 
     config = TrainConfig(num_threads=args.threads, seed=args.seed, **json.loads(args.config))
@@ -245,7 +244,7 @@ def stage_models(args: argparse.Namespace) -> dict[str, Any]:
     for wh in s["warehouses"][C.WAREHOUSE_ID]:
         history = synth_history(s["products"], wh, start, END, rng)
         tier_s, _, tiers = timed(lambda h=history: assign_tiers(h, s["products"], train_date))
-        tables = (s["products"], s["warehouses"], s["calendar"], s["campaigns"], None, train_date, wh, tiers)
+        tables = (SourceTables(**{**s, "weather": None}), train_date, wh, tiers)
         train_s, train_cpu, model = timed(lambda h=history, t=tables: train_warehouse(h, *t, config))
         fc_s, fc_cpu, fc = timed(lambda h=history, t=tables, m=model: forecast_warehouse(m, h, *t))
         per.append(

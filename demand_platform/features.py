@@ -14,8 +14,9 @@ Implementation. The long ``raw_sales`` rows are scattered once into a dense ``[n
 :class:`SalesPanel`): NaN before a SKU's first row, NaN on days with no row at all (holes), and the clipped
 quantity (``max(quantity, 0)``) elsewhere, so zero-sale days are 0. All statistics are nan-aware reductions
 over column slices of that matrix that end at the origin column, vectorised over SKUs (no per-series
-Python loop). Expanding ("since launch") statistics add the rows older than the matrix window through
-``np.bincount``.
+Python loop). Every feature of origin D reads only the window [D - ``FEATURE_LOOKBACK_DAYS``, D] of the
+matrix, so the rows of (D, W) are the same whatever history they are built from, alone or in a batch of
+origins: ``feature_table``, training and serving see the same values.
 
 Conventions worth knowing:
 
@@ -25,8 +26,10 @@ Conventions worth knowing:
   before the SKU's first row, is a hole, or lies before the history window.
 * rolling windows over ``w`` days cover D-w+1 .. D and ignore NaN days; std is the sample std (ddof=1),
   NaN with fewer than 2 observed days; min/max/mean are NaN with no observed day.
-* "since launch" means since the SKU's first row in the history passed in: pass the history from launch
-  (or at least ``FEATURE_LOOKBACK_DAYS``) for the expanding features to be what their name says.
+* "since launch" (the expanding mean, std and zero share, days active) means since the SKU's first row
+  within the feature window: a SKU older than the window counts ``FEATURE_LOOKBACK_DAYS`` days.
+  ``days_since_last_sale`` is NaN without a sale in the window. A row exists for every SKU with at least
+  one row in the window.
 * ADI = observed days / days with positive demand over the trailing ``ADI_WINDOW_DAYS`` days; CV^2 is the
   squared coefficient of variation (ddof=0) of the positive demand sizes (see :func:`intermittency_stats`,
   shared with ``demand_platform.tiering``).
@@ -43,6 +46,7 @@ origins only (the loop body is the same code as :func:`build_features`), which i
 """
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -82,6 +86,7 @@ from demand_platform.columns import (
     WEIGHT_KG,
 )
 from demand_platform.days import DateLike, to_day, to_timestamp
+from demand_platform.tables import SourceTables
 
 # --- window sizes ---------------------------------------------------------------------------------------
 DEMAND_LAGS = (1, 7, 14, 28, 364)
@@ -326,11 +331,7 @@ class SalesPanel:
         day_present: ``[n_days]`` True where at least one row exists for that day.
         first_day: ``[n]`` epoch day of each SKU's first row (possibly before ``start_day``).
         history_first_day: Epoch day of the earliest row in the history passed in, None if empty.
-        pre_count: ``[n]`` number of rows before ``start_day``.
-        pre_sum: ``[n]`` clipped demand summed over rows before ``start_day``.
-        pre_zero: ``[n]`` rows before ``start_day`` with zero clipped demand.
-        pre_last_sale_day: ``[n]`` epoch day of the last positive demand before ``start_day`` (NaN none).
-        pre_codes: SKU index of each row before ``start_day`` (for two-pass expanding variance).
+        pre_codes: SKU index of each row before ``start_day`` (tiering's selling days before the panel).
         pre_quantity: Clipped demand of each row before ``start_day``.
     """
 
@@ -341,10 +342,6 @@ class SalesPanel:
     day_present: np.ndarray
     first_day: np.ndarray
     history_first_day: int | None
-    pre_count: np.ndarray
-    pre_sum: np.ndarray
-    pre_zero: np.ndarray
-    pre_last_sale_day: np.ndarray
     pre_codes: np.ndarray
     pre_quantity: np.ndarray
 
@@ -382,10 +379,6 @@ class SalesPanel:
             day_present=self.day_present[:columns],
             first_day=self.first_day[keep],
             history_first_day=history_first_day,
-            pre_count=self.pre_count[keep],
-            pre_sum=self.pre_sum[keep],
-            pre_zero=self.pre_zero[keep],
-            pre_last_sale_day=self.pre_last_sale_day[keep],
             pre_codes=remap[self.pre_codes],  # rows before the start belong to kept SKUs only
             pre_quantity=self.pre_quantity,
         )
@@ -472,10 +465,6 @@ def build_sales_panel(
     pre = ~in_window
     pre_codes = codes[pre]
     pre_quantity = np.maximum(np.nan_to_num(quantity_raw[pre]), 0.0)
-    pre_last_sale_day = np.full(n_sku, -np.inf)
-    positive = pre_quantity > 0
-    np.maximum.at(pre_last_sale_day, pre_codes[positive], row_day[pre][positive].astype(np.float64))
-    pre_last_sale_day[np.isinf(pre_last_sale_day)] = np.nan
     return SalesPanel(
         skus=skus,
         start_day=start_day,
@@ -484,10 +473,6 @@ def build_sales_panel(
         day_present=day_present,
         first_day=first_day,
         history_first_day=int(row_day.min()) if len(row_day) else None,
-        pre_count=np.bincount(pre_codes, minlength=n_sku).astype(np.float64),
-        pre_sum=np.bincount(pre_codes, weights=pre_quantity, minlength=n_sku),
-        pre_zero=np.bincount(pre_codes, weights=(pre_quantity == 0).astype(np.float64), minlength=n_sku),
-        pre_last_sale_day=pre_last_sale_day,
         pre_codes=pre_codes,
         pre_quantity=pre_quantity,
     )
@@ -878,24 +863,16 @@ def _weather_features(ctx: _Context, origin_day: int) -> dict[str, float]:
     }
 
 
-def _expanding_stats(panel: SalesPanel, rows: np.ndarray, column: int) -> tuple[np.ndarray, ...]:
-    """Count, mean, sample std and zero count of clipped demand since each SKU's first row."""
-    window = panel.quantity[rows, : column + 1]
+def _expanding_stats(window: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Count, mean, sample std and zero count of clipped demand over the observed days of ``window``."""
     observed = ~np.isnan(window)
-    count = panel.pre_count[rows] + observed.sum(axis=1)
-    total = panel.pre_sum[rows] + np.where(observed, window, 0.0).sum(axis=1)
-    mean = _safe_divide(total, count)
-    mean_all = np.full(len(panel.skus), np.nan)
-    mean_all[rows] = mean
-    pre_dev = np.bincount(
-        panel.pre_codes,
-        weights=(panel.pre_quantity - mean_all[panel.pre_codes]) ** 2,
-        minlength=len(panel.skus),
-    )[rows]
-    squared_dev = pre_dev + np.where(observed, (window - mean[:, None]) ** 2, 0.0).sum(axis=1)
+    count = observed.sum(axis=1).astype(np.float64)
+    filled = np.where(observed, window, 0.0)
+    mean = _safe_divide(filled.sum(axis=1), count)
+    squared_dev = np.where(observed, (window - mean[:, None]) ** 2, 0.0).sum(axis=1)
     std = np.sqrt(_safe_divide(squared_dev, count - 1.0))
     std[count < 2] = np.nan
-    zeros = panel.pre_zero[rows] + (window == 0).sum(axis=1)
+    zeros = (window == 0).sum(axis=1)
     return count, mean, std, zeros
 
 
@@ -904,7 +881,13 @@ def _features_at(
 ) -> pd.DataFrame:
     """The feature table of one origin (which must be a column of ``panel``)."""
     column = panel.column(origin_day)
-    rows = np.flatnonzero(panel.first_day <= origin_day)
+    # The feature window [D - FEATURE_LOOKBACK_DAYS, D]: every feature reads these columns only, so an
+    # origin's rows are the same whatever history window (or batch of origins) they are built from.
+    first = column - FEATURE_LOOKBACK_DAYS
+    if first < 0:
+        raise ValueError("the sales panel does not cover the feature window of the origin")
+    observed_in_window = ~np.isnan(panel.quantity[:, first : column + 1])
+    rows = np.flatnonzero(observed_in_window.any(axis=1))
     quantity = panel.quantity[rows, : column + 1]  # nothing after the origin from here on
     revenue = panel.revenue[rows, : column + 1]
     n = len(rows)
@@ -934,22 +917,24 @@ def _features_at(
     age = np.arange(recent.shape[1] - 1, -1, -1, dtype=np.float64)
     for halflife, name in DEMAND_EWM_COLUMNS.items():
         weights = 0.5 ** (age / halflife)
-        out[name] = _safe_divide(filled @ weights, observed @ weights)
+        # Row sums, not a matrix product: BLAS blocks by matrix shape, so a SKU's value would change in the
+        # last bit with the other SKUs in the batch (feature_table and serving batch them differently).
+        out[name] = _safe_divide((filled * weights).sum(axis=1), (observed * weights).sum(axis=1))
 
     zero_window = _window_stats(_trailing(quantity, column, ZERO_SHARE_WINDOW_DAYS))
     out[DEMAND_ZERO_SHARE_28] = _safe_divide(zero_window.zeros, zero_window.n_observed)
     out[DEMAND_OBSERVED_DAYS_28] = zero_window.n_observed
-    count, mean, std, zeros = _expanding_stats(panel, rows, column)
+    lookback = quantity[:, first:]
+    count, mean, std, zeros = _expanding_stats(lookback)
     out[DEMAND_EXPANDING_MEAN] = mean
     out[DEMAND_EXPANDING_STD] = std
     out[DEMAND_ZERO_SHARE_SINCE_LAUNCH] = _safe_divide(zeros, count)
 
-    positive = quantity > 0
-    has_sale = positive.any(axis=1)
-    last_in_window = column - np.argmax(positive[:, ::-1], axis=1)
-    last_sale = np.where(has_sale, panel.start_day + last_in_window, panel.pre_last_sale_day[rows])
-    out[DAYS_SINCE_LAST_SALE] = origin_day - last_sale
-    out[DAYS_ACTIVE_IN_WAREHOUSE] = (origin_day - panel.first_day[rows]).astype(np.float64)
+    positive = lookback > 0
+    days_since_sale = np.argmax(positive[:, ::-1], axis=1).astype(np.float64)
+    out[DAYS_SINCE_LAST_SALE] = np.where(positive.any(axis=1), days_since_sale, np.nan)
+    first_row = np.argmax(observed_in_window[rows], axis=1)  # every row has one (see ``rows``)
+    out[DAYS_ACTIVE_IN_WAREHOUSE] = (FEATURE_LOOKBACK_DAYS - first_row).astype(np.float64)
     intermittency = intermittency_stats(_trailing(quantity, column, ADI_WINDOW_DAYS))
     out[DEMAND_ADI] = intermittency.adi
     out[DEMAND_CV2] = intermittency.cv2
@@ -1027,11 +1012,7 @@ def _missing_count(panel: SalesPanel, origin_day: int, lookback: int) -> int:
 # --- public entry points ---------------------------------------------------------------------------------------------------
 def build_features(
     history: pd.DataFrame,
-    products: pd.DataFrame,
-    warehouses: pd.DataFrame,
-    calendar: pd.DataFrame | None,
-    campaigns: pd.DataFrame | None,
-    weather: pd.DataFrame | None,
+    tables: SourceTables,
     origin: DateLike,
     warehouse_id: object,
     horizon: int = DEFAULT_HORIZON,
@@ -1040,12 +1021,10 @@ def build_features(
 
     Args:
         history: ``raw_sales`` rows of the warehouse (rows of other warehouses and rows after ``origin``
-            are ignored). Pass at least ``FEATURE_LOOKBACK_DAYS`` days, ideally from launch.
-        products: The ``products`` table.
-        warehouses: The ``warehouses`` table.
-        calendar: The ``calendar`` table (may run ahead of the sales); None generates the US calendar.
-        campaigns: The ``marketing_campaigns`` table (planned campaigns may run ahead), or None.
-        weather: The ``weather`` table, or None (weather features are then NaN).
+            are ignored). Only the days in [D - ``FEATURE_LOOKBACK_DAYS``, D] are read.
+        tables: The source tables: ``products``, ``warehouses``, the ``calendar`` (may run ahead of the
+            sales; None generates the US calendar), planned ``marketing_campaigns`` (may run ahead) and
+            ``weather`` (None makes the weather features NaN).
         origin: The origin day D; the features describe the end of D.
         warehouse_id: The warehouse W.
         horizon: Last horizon (days after D) of the look-ahead promotion and holiday windows.
@@ -1056,19 +1035,13 @@ def build_features(
         ``CATEGORICAL_FEATURES`` (object) and ``missing_history_days`` (holes in
         [D - FEATURE_LOOKBACK_DAYS, D] counted from the history's first day).
     """
-    return build_training_features(
-        history, products, warehouses, calendar, campaigns, weather, [origin], warehouse_id, horizon
-    )
+    return build_training_features(history, tables, [origin], warehouse_id, horizon)
 
 
 def build_training_features(
     history: pd.DataFrame,
-    products: pd.DataFrame,
-    warehouses: pd.DataFrame,
-    calendar: pd.DataFrame | None,
-    campaigns: pd.DataFrame | None,
-    weather: pd.DataFrame | None,
-    origins: list[DateLike],
+    tables: SourceTables,
+    origins: Sequence[DateLike],
     warehouse_id: object,
     horizon: int = DEFAULT_HORIZON,
 ) -> pd.DataFrame:
@@ -1080,11 +1053,7 @@ def build_training_features(
 
     Args:
         history: ``raw_sales`` rows of the warehouse.
-        products: The ``products`` table.
-        warehouses: The ``warehouses`` table.
-        calendar: The ``calendar`` table, or None to generate one.
-        campaigns: The ``marketing_campaigns`` table, or None.
-        weather: The ``weather`` table, or None.
+        tables: The source tables (see :func:`build_features`).
         origins: Origin days (any order; duplicates are dropped).
         warehouse_id: The warehouse W.
         horizon: Last horizon of the look-ahead windows.
@@ -1104,11 +1073,11 @@ def build_training_features(
     )
     ctx = _prepare_context(
         panel.skus,
-        products,
-        warehouses,
-        calendar,
-        campaigns,
-        weather,
+        tables.products,
+        tables.warehouses,
+        tables.calendar,
+        tables.campaigns,
+        tables.weather,
         warehouse_id,
         origin_days[0],
         origin_days[-1],
@@ -1164,9 +1133,7 @@ class TargetDayFeatures:
 
 
 def target_day_features(
-    calendar: pd.DataFrame | None,
-    campaigns: pd.DataFrame | None,
-    warehouses: pd.DataFrame,
+    tables: SourceTables,
     origin: DateLike,
     warehouse_id: object,
     horizons: range | list[int] = range(1, DEFAULT_HORIZON + 1),
@@ -1177,9 +1144,9 @@ def target_day_features(
     Everything here is known at the origin (calendar and planned campaigns run ahead).
 
     Args:
-        calendar: The ``calendar`` table, or None to generate the US calendar.
-        campaigns: The ``marketing_campaigns`` table, or None.
-        warehouses: The ``warehouses`` table (the warehouse's state selects region-targeted campaigns).
+        tables: The source tables: the ``calendar`` (None generates the US calendar), the
+            ``marketing_campaigns`` (or None) and the ``warehouses`` (the warehouse's state selects
+            region-targeted campaigns).
         origin: The origin day D.
         warehouse_id: The warehouse W.
         horizons: Horizons h >= 1 (target day D+h).
@@ -1193,6 +1160,7 @@ def target_day_features(
     if len(horizon_array) == 0 or horizon_array.min() < 1:
         raise ValueError("horizons must be a non-empty list of integers >= 1")
     max_horizon = int(horizon_array.max())
+    calendar, campaigns, warehouses = tables.calendar, tables.campaigns, tables.warehouses
     if calendar is None:
         calendar = build_calendar(
             to_timestamp(origin_day),

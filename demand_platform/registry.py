@@ -63,6 +63,7 @@ import demand_platform
 from demand_platform import columns as C
 from demand_platform import forecasting
 from demand_platform.metrics import BIAS, MAE, RMSE, WMAPE
+from demand_platform.tables import SourceTables
 
 #: The MLflow experiment of the platform's training runs.
 DEFAULT_EXPERIMENT = "demand_platform"
@@ -253,24 +254,28 @@ class TieredForecaster(PythonModel):
     def load_context(self, context: Any) -> None:
         """Unpickle the bundle and the static tables."""
         self.bundle = pickle.loads(Path(context.artifacts[BUNDLE_FILE]).read_bytes())
-        self.tables = pickle.loads(Path(context.artifacts[TABLES_FILE]).read_bytes())
+        tables = pickle.loads(Path(context.artifacts[TABLES_FILE]).read_bytes())
+        if isinstance(tables, dict) and tables:  # versions registered before SourceTables: a dict of frames
+            tables = SourceTables(
+                products=tables["products"],
+                warehouses=tables["warehouses"],
+                calendar=tables.get("calendar"),
+                campaigns=tables.get("campaigns"),
+                weather=tables.get("weather"),
+            )
+        self.tables: SourceTables | None = tables or None
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
         """Forecast from ``model_input`` (raw_sales history) at its last day."""
+        if self.tables is None:
+            raise ValueError(
+                "this model version was registered without its source tables: it cannot forecast"
+            )
         origin = pd.Timestamp(pd.to_datetime(model_input[C.DATE]).max())
-        t = self.tables
         return forecasting.forecast_warehouse(
-            self.bundle,
-            model_input,
-            t["products"],
-            t["warehouses"],
-            t.get("calendar"),
-            t.get("campaigns"),
-            t.get("weather"),
-            origin,
-            self.bundle.warehouse_id,
+            self.bundle, model_input, self.tables, origin, self.bundle.warehouse_id
         )
 
 
@@ -563,7 +568,7 @@ class ModelRegistry:
         importance: pd.DataFrame | None = None,
         boosters: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
-        tables: Mapping[str, pd.DataFrame | None] | None = None,
+        tables: SourceTables | None = None,
     ) -> str:
         """Log one warehouse's trained model in a run of its own and register a version (a candidate).
 
@@ -582,8 +587,8 @@ class ModelRegistry:
             importance: Feature importance table, logged as a CSV artifact.
             boosters: LightGBM boosters by band label, logged as MLflow LightGBM models.
             tags: Extra tags of the run and of the version (e.g. the Dagster partition and run id).
-            tables: Static tables (products, warehouses, calendar, campaigns, weather) stored with the
-                registered pyfunc model so it can forecast on its own.
+            tables: The source tables stored with the registered pyfunc model so it can forecast on its
+                own (required to load it as a pyfunc model; the platform itself passes current tables).
 
         Returns:
             The registered model version.
@@ -614,7 +619,7 @@ class ModelRegistry:
                 path = work / BUNDLE_FILE
                 path.write_bytes(pickle.dumps(bundle))
                 table_path = work / TABLES_FILE
-                table_path.write_bytes(pickle.dumps(dict(tables or {})))
+                table_path.write_bytes(pickle.dumps(tables))
                 if importance is not None and len(importance):
                     importance.to_csv(work / IMPORTANCE_FILE, index=False)
                     client.log_artifact(run_id, str(work / IMPORTANCE_FILE))

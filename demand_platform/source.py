@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 
 from demand_platform import columns as C
 from demand_platform.schemas import SOURCE_MODELS
+from demand_platform.tables import SOURCE_TABLE_NAMES, SourceTables
 
 SUFFIXES = (".parquet", ".csv")
 
@@ -540,69 +541,29 @@ def load_table(source_dir: str | Path, table: str, required: bool | None = None)
     return split_valid(table, _read_frame(path, table), path)
 
 
-@dataclass(frozen=True)
-class SourceTables:
-    """The small source tables, validated and loaded once, handed to features, training and serving.
+def load_source_tables(source_dir: str | Path) -> SourceTables:
+    """Read and validate every small table of a source directory (:data:`SOURCE_TABLE_NAMES`).
 
-    One object instead of the five positional frames (products, warehouses, calendar, campaigns,
-    weather) that every training, serving and feature function used to take; ``transactions`` is not
-    here (it is ingested by day into ``raw_sales``).
-
-    Attributes:
-        products: Valid ``products`` rows.
-        warehouses: Valid ``warehouses`` rows.
-        calendar: Valid ``calendar`` rows, or None (the national calendar is derived where needed).
-        campaigns: Valid ``marketing_campaigns`` rows, or None.
-        weather: Valid ``weather`` rows, or None.
-        overrides: Valid planner ``overrides`` rows, or None.
-        rejected_products: ``sku`` and ``reason`` of the rejected product rows (see
-            :meth:`TableSplit.rejected_keys`), so their transaction lines are quarantined with it.
+    Raises:
+        SourceError: A required table is missing or a table is malformed.
     """
+    splits = {table: load_table(source_dir, table) for table in SOURCE_TABLE_NAMES}
+    products, warehouses = splits[C.PRODUCTS], splits[C.WAREHOUSES]
+    assert products is not None and warehouses is not None  # required tables raise when absent
 
-    products: pd.DataFrame
-    warehouses: pd.DataFrame
-    calendar: pd.DataFrame | None = None
-    campaigns: pd.DataFrame | None = None
-    weather: pd.DataFrame | None = None
-    overrides: pd.DataFrame | None = None
-    rejected_products: pd.DataFrame = field(
-        default_factory=lambda: pd.DataFrame(
-            {C.SKU: pd.Series(dtype=object), C.REASON: pd.Series(dtype=object)}
-        )
+    def valid(table: str) -> pd.DataFrame | None:
+        split = splits[table]
+        return None if split is None else split.valid
+
+    return SourceTables(
+        products=products.valid,
+        warehouses=warehouses.valid,
+        calendar=valid(C.CALENDAR),
+        campaigns=valid(C.MARKETING_CAMPAIGNS),
+        weather=valid(C.WEATHER),
+        overrides=valid(C.OVERRIDES),
+        rejected_products=products.rejected_keys(C.SKU),
     )
-
-    @classmethod
-    def load(cls, source_dir: str | Path) -> "SourceTables":
-        """Read and validate every small table of a source directory.
-
-        Raises:
-            SourceError: A required table is missing or a table is malformed.
-        """
-        splits = {table: load_table(source_dir, table) for table in SOURCE_TABLE_NAMES}
-        products, warehouses = splits[C.PRODUCTS], splits[C.WAREHOUSES]
-        assert products is not None and warehouses is not None  # required tables raise when absent
-
-        def valid(table: str) -> pd.DataFrame | None:
-            split = splits[table]
-            return None if split is None else split.valid
-
-        return cls(
-            products=products.valid,
-            warehouses=warehouses.valid,
-            calendar=valid(C.CALENDAR),
-            campaigns=valid(C.MARKETING_CAMPAIGNS),
-            weather=valid(C.WEATHER),
-            overrides=valid(C.OVERRIDES),
-            rejected_products=products.rejected_keys(C.SKU),
-        )
-
-    def warehouse_ids(self) -> list[str]:
-        """The valid warehouse ids, sorted (the ``warehouse`` partition keys)."""
-        return sorted(self.warehouses[C.WAREHOUSE_ID].astype(str).unique().tolist())
-
-
-SOURCE_TABLE_NAMES = (C.PRODUCTS, C.WAREHOUSES, C.CALENDAR, C.MARKETING_CAMPAIGNS, C.WEATHER, C.OVERRIDES)
-"""The small tables :class:`SourceTables` holds (``transactions`` is read by day, never whole)."""
 
 
 def warehouse_ids(source_dir: str | Path) -> list[str]:

@@ -11,12 +11,13 @@ import pandas as pd
 from demand_platform import columns as C
 from demand_platform import ingestion, source
 from demand_platform.calendar import build_calendar
+from demand_platform.tables import SOURCE_TABLE_NAMES, SourceTables
 
 
 def _table_stamps(path: str) -> tuple[tuple[str, int, int], ...]:
     """Name, size and modification time of every small table file (the cache key of its contents)."""
     stamps = []
-    for table in source.SOURCE_TABLE_NAMES:
+    for table in SOURCE_TABLE_NAMES:
         file = source.table_path(path, table)
         if file is not None:
             stat = Path(file).stat()
@@ -25,10 +26,10 @@ def _table_stamps(path: str) -> tuple[tuple[str, int, int], ...]:
 
 
 @functools.lru_cache(maxsize=4)
-def _load_tables(path: str, stamps: tuple[tuple[str, int, int], ...]) -> source.SourceTables:
+def _load_tables(path: str, stamps: tuple[tuple[str, int, int], ...]) -> SourceTables:
     """Load once per process and per version of the files (``stamps`` keys the cache)."""
     del stamps
-    return source.SourceTables.load(path)
+    return source.load_source_tables(path)
 
 
 class SourceDataResource(dg.ConfigurableResource):
@@ -43,7 +44,7 @@ class SourceDataResource(dg.ConfigurableResource):
     path: str
     timezone: str = "UTC"
 
-    def tables(self) -> source.SourceTables:
+    def tables(self) -> SourceTables:
         """The validated small tables, loaded once per process while their files are unchanged."""
         return _load_tables(self.path, _table_stamps(self.path))
 

@@ -15,6 +15,7 @@ from demand_platform.forecasting.scoring import metrics_table
 from demand_platform.forecasting.serving import forecast_arrays
 from demand_platform.forecasting.state import history_window, warehouse_history
 from demand_platform.forecasting.training import train_warehouse
+from demand_platform.tables import SourceTables
 from demand_platform.tiering import assign_tiers
 
 
@@ -54,11 +55,7 @@ class _ScoredOrigin:
 
 def backtest_warehouse(
     history: pd.DataFrame,
-    products: pd.DataFrame,
-    warehouses: pd.DataFrame,
-    calendar: pd.DataFrame | None,
-    campaigns: pd.DataFrame | None,
-    weather: pd.DataFrame | None,
+    tables: SourceTables,
     warehouse_id: object,
     origins: Sequence[DateLike],
     config: TrainConfig | None = None,
@@ -67,11 +64,7 @@ def backtest_warehouse(
 
     Args:
         history: ``raw_sales`` rows, including the days after the origins (the actuals).
-        products: The ``products`` table.
-        warehouses: The ``warehouses`` table.
-        calendar: The ``calendar`` table, or None.
-        campaigns: The ``marketing_campaigns`` table, or None.
-        weather: The ``weather`` table, or None.
+        tables: The source tables (products, warehouses, calendar, campaigns, weather).
         warehouse_id: The warehouse.
         origins: Origin days.
         config: Settings (default :class:`TrainConfig`).
@@ -84,27 +77,14 @@ def backtest_warehouse(
     """
     config = config or TrainConfig()
     horizon = config.horizon
-    tables: list[pd.DataFrame] = []
+    per_origin: list[pd.DataFrame] = []
     pooled: list[_ScoredOrigin] = []
     for origin in origins:
         origin_day = to_day(origin)
         past = warehouse_history(history, warehouse_id, origin_day)
-        tiers = assign_tiers(past, products, to_timestamp(origin_day), config.tier_config)
-        model = train_warehouse(
-            past,
-            products,
-            warehouses,
-            calendar,
-            campaigns,
-            weather,
-            to_timestamp(origin_day),
-            warehouse_id,
-            tiers,
-            config,
-        )
-        result = forecast_arrays(
-            model, past, products, warehouses, calendar, campaigns, weather, origin_day, warehouse_id, tiers
-        )
+        tiers = assign_tiers(past, tables.products, to_timestamp(origin_day), config.tier_config)
+        model = train_warehouse(past, tables, to_timestamp(origin_day), warehouse_id, tiers, config)
+        result = forecast_arrays(model, past, tables, origin_day, warehouse_id, tiers)
         future = warehouse_history(history, warehouse_id, origin_day + horizon)
         panel = build_sales_panel(
             future,
@@ -126,10 +106,10 @@ def backtest_warehouse(
         )
         table = scored.metrics(config)
         table.insert(0, C.ORIGIN_DATE, to_timestamp(origin_day))
-        tables.append(table)
+        per_origin.append(table)
         pooled.append(scored)
-    if not tables:
+    if not per_origin:
         return pd.DataFrame()
     total = _ScoredOrigin.pool(pooled).metrics(config)
     total.insert(0, C.ORIGIN_DATE, pd.Series(pd.NaT, index=total.index, dtype="datetime64[ns]"))
-    return pd.concat([*tables, total], ignore_index=True)
+    return pd.concat([*per_origin, total], ignore_index=True)

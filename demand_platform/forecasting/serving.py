@@ -26,6 +26,7 @@ from demand_platform.forecasting.state import (
     warehouse_history,
 )
 from demand_platform.models.global_lgbm import FeatureKeys, TargetDayLookup
+from demand_platform.tables import SourceTables
 from demand_platform.tiering import ROUTE_COLD_START, assign_tiers
 
 
@@ -42,15 +43,12 @@ class OriginForecast:
 def forecast_arrays(
     model: WarehouseModel,
     history: pd.DataFrame,
-    products: pd.DataFrame,
-    warehouses: pd.DataFrame,
-    calendar: pd.DataFrame | None,
-    campaigns: pd.DataFrame | None,
-    weather: pd.DataFrame | None,
+    tables: SourceTables,
     origin_day: int,
     warehouse_id: object,
     tiers: pd.DataFrame | None,
     baseline: bool = False,
+    features: pd.DataFrame | None = None,
 ) -> OriginForecast:
     """Forecast arrays of the tiered model (or of its baseline) at ``origin_day``; see :func:`forecast_warehouse`."""
     config = model.config
@@ -63,8 +61,8 @@ def forecast_arrays(
         warehouse_id=warehouse_id,
     )
     if tiers is None:
-        tiers = assign_tiers(history, products, to_timestamp(origin_day), config.tier_config)
-    catalog = read_catalog(products)
+        tiers = assign_tiers(history, tables.products, to_timestamp(origin_day), config.tier_config)
+    catalog = read_catalog(tables.products)
     category, launch = panel_attributes(panel, catalog)
     state = origin_state(
         panel,
@@ -82,20 +80,16 @@ def forecast_arrays(
 
     lgbm_fc = np.full((len(state.skus), horizon), np.nan)
     if model.lgbm is not None and state.is_ml.any():
-        features = build_features(
-            ml_history(history, state.skus[state.is_ml]),
-            products,
-            warehouses,
-            calendar,
-            campaigns,
-            weather,
-            to_timestamp(origin_day),
-            warehouse_id,
-            horizon=horizon,
-        )
+        ml_skus = state.skus[state.is_ml]
+        if features is None:
+            features = build_features(
+                ml_history(history, ml_skus), tables, to_timestamp(origin_day), warehouse_id, horizon=horizon
+            )
+        else:
+            features = served_features(features, ml_skus, origin_day, warehouse_id)
         if not features.empty:
             lookup = TargetDayLookup.build(
-                calendar, campaigns, warehouses, warehouse_id, [to_timestamp(origin_day)], horizon, panel.skus
+                tables, warehouse_id, [to_timestamp(origin_day)], horizon, panel.skus
             )
             keys = FeatureKeys.of(features, panel, lookup)
             lgbm_fc = lgbm_at(model.lgbm, features, keys, panel, lookup, state, horizon)
@@ -115,6 +109,30 @@ def forecast_arrays(
         point, state, model.dispersion, model.calibration, config, band_of_h, cap
     )
     return OriginForecast(state=state, point=point, quantiles=quantiles, names=model_names)
+
+
+def served_features(
+    features: pd.DataFrame, skus: np.ndarray, origin_day: int, warehouse_id: object
+) -> pd.DataFrame:
+    """The rows of ``skus`` in a warehouse's materialized feature table at the origin, as
+    :func:`build_features` returns them (sorted by SKU, index reset).
+
+    Raises:
+        ValueError: If a SKU has no row at the origin (the feature table is older than the tiers).
+    """
+    at_origin = features.loc[
+        (pd.to_datetime(features[C.ORIGIN_DATE]).dt.normalize() == to_timestamp(origin_day))
+        & (features[C.WAREHOUSE_ID].astype(str) == str(warehouse_id))
+        & features[C.SKU].isin(skus)
+    ]
+    missing = np.setdiff1d(np.asarray(skus, dtype=object), at_origin[C.SKU].to_numpy(dtype=object))
+    if len(missing):
+        raise ValueError(
+            f"feature_table has no row for {len(missing)} SKU(s) of warehouse {warehouse_id} at origin "
+            f"{to_timestamp(origin_day).date()} (first: {', '.join(map(str, missing[:5]))}): "
+            "materialize feature_table for that partition again"
+        )
+    return at_origin.sort_values(C.SKU, kind="stable").reset_index(drop=True)
 
 
 def _calibrated_quantiles(
@@ -151,15 +169,12 @@ def _baseline_arrays(model: WarehouseModel, state: OriginState, band_of_h: np.nd
 def forecast_warehouse(
     model: WarehouseModel,
     history: pd.DataFrame,
-    products: pd.DataFrame,
-    warehouses: pd.DataFrame,
-    calendar: pd.DataFrame | None,
-    campaigns: pd.DataFrame | None,
-    weather: pd.DataFrame | None,
+    tables: SourceTables,
     origin: DateLike,
     warehouse_id: object,
     tiers: pd.DataFrame | None = None,
     baseline: bool = False,
+    features: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Forecasts D+1 .. D+horizon of every SKU active in the warehouse at ``origin``.
 
@@ -170,17 +185,15 @@ def forecast_warehouse(
     Args:
         model: The trained :class:`WarehouseModel` (``train_date <= origin``).
         history: ``raw_sales`` rows.
-        products: The ``products`` table.
-        warehouses: The ``warehouses`` table.
-        calendar: The ``calendar`` table, or None.
-        campaigns: The ``marketing_campaigns`` table, or None.
-        weather: The ``weather`` table, or None.
+        tables: The source tables (products, warehouses, calendar, campaigns, weather).
         origin: The origin day D.
         warehouse_id: The warehouse.
         tiers: :func:`assign_tiers` output at ``origin`` (None = computed with the model's tier config); its
             SKUs are the SKUs forecast.
         baseline: Serve the model's :class:`BaselineForecaster` instead of the tiered model (a warehouse
             whose first model the promotion gate refused); cold-start SKUs keep their launch profiles.
+        features: The warehouse's materialized ``feature_table`` rows at ``origin`` (the ML model is served
+            with them); None builds them from ``history`` with :func:`build_features` (the same values).
 
     Returns:
         ``FORECAST_COLUMNS``, one row per SKU x horizon, sorted by SKU then horizon: non-negative point
@@ -200,15 +213,12 @@ def forecast_warehouse(
     result = forecast_arrays(
         model,
         history,
-        products,
-        warehouses,
-        calendar,
-        campaigns,
-        weather,
+        tables,
         origin_day,
         warehouse_id,
         tiers,
         baseline,
+        features,
     )
     return _long_frame(result, model.config, warehouse_id)
 

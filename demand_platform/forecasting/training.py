@@ -39,6 +39,7 @@ from demand_platform.forecasting.state import (
 from demand_platform.models.global_lgbm import FeatureKeys, TargetDayLookup
 from demand_platform.models.model_registry import MLForecaster, MLTrainer, MLTrainingData, ml_trainer_factory
 from demand_platform.models.statistical import StatForecaster
+from demand_platform.tables import SourceTables
 from demand_platform.tiering import ROUTE, ROUTE_COLD_START, ROUTE_GLOBAL_ML, assign_tiers, tiers_from_panel
 
 
@@ -197,11 +198,7 @@ def _lgbm_skus(tiers: pd.DataFrame, config: TrainConfig) -> np.ndarray:
 
 def _ml_training(
     history: pd.DataFrame,
-    products: pd.DataFrame,
-    warehouses: pd.DataFrame,
-    calendar: pd.DataFrame | None,
-    campaigns: pd.DataFrame | None,
-    weather: pd.DataFrame | None,
+    tables: SourceTables,
     warehouse_id: object,
     panel: SalesPanel,
     train_day: int,
@@ -215,20 +212,14 @@ def _ml_training(
     if len(skus):
         features = build_training_features(
             ml_history(history, skus),
-            products,
-            warehouses,
-            calendar,
-            campaigns,
-            weather,
+            tables,
             [to_timestamp(day) for day in feature_days],
             warehouse_id,
             horizon=config.horizon,
         )
         if not features.empty:
             lookup = TargetDayLookup.build(
-                calendar,
-                campaigns,
-                warehouses,
+                tables,
                 warehouse_id,
                 [to_timestamp(d) for d in feature_days],
                 config.horizon,
@@ -278,11 +269,7 @@ def _fold(
 
 def train_warehouse(
     history: pd.DataFrame,
-    products: pd.DataFrame,
-    warehouses: pd.DataFrame,
-    calendar: pd.DataFrame | None,
-    campaigns: pd.DataFrame | None,
-    weather: pd.DataFrame | None,
+    tables: SourceTables,
     train_date: DateLike,
     warehouse_id: object,
     tiers: pd.DataFrame | None = None,
@@ -300,11 +287,7 @@ def train_warehouse(
 
     Args:
         history: ``raw_sales`` rows (rows of other warehouses and after ``train_date`` are dropped first).
-        products: The ``products`` table.
-        warehouses: The ``warehouses`` table.
-        calendar: The ``calendar`` table, or None to generate it.
-        campaigns: The ``marketing_campaigns`` table, or None.
-        weather: The ``weather`` table, or None.
+        tables: The source tables (products, warehouses, calendar, campaigns, weather).
         train_date: The training date.
         warehouse_id: The warehouse.
         tiers: :func:`assign_tiers` output at ``train_date`` (None = computed with ``config.tier_config``).
@@ -331,15 +314,17 @@ def train_warehouse(
         warehouse_id=warehouse_id,
         start=to_timestamp(first_day),
     )
-    sales = SalesHistory(panel, *panel_attributes(panel, read_catalog(products)))
+    sales = SalesHistory(panel, *panel_attributes(panel, read_catalog(tables.products)))
     models = config.stat_forecasters()
     band_of_h = band_of_horizon(config)
 
     final_tiers = tiers_of(
-        tiers if tiers is not None else _tiers_at(sales, history, products, warehouse_id, train_day, config),
+        tiers
+        if tiers is not None
+        else _tiers_at(sales, history, tables.products, warehouse_id, train_day, config),
         warehouse_id,
     )
-    cv_tiers = [_tiers_at(sales, history, products, warehouse_id, day, config) for day in cv_days]
+    cv_tiers = [_tiers_at(sales, history, tables.products, warehouse_id, day, config) for day in cv_days]
     cv_ml_skus = [_lgbm_skus(frame, config) for frame in cv_tiers]
     final_ml_skus = _lgbm_skus(final_tiers, config)
     ml_union = np.unique(np.concatenate([*cv_ml_skus, final_ml_skus]))
@@ -347,11 +332,7 @@ def train_warehouse(
     grid = [train_day - origin_step * k for k in range(1, n_origins + 1)]
     ml = _ml_training(
         history,
-        products,
-        warehouses,
-        calendar,
-        campaigns,
-        weather,
+        tables,
         warehouse_id,
         panel,
         train_day,

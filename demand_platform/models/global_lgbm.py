@@ -28,6 +28,7 @@ pandas categoricals whose category lists are fixed at fit time and stored in the
 LightGBM sees at prediction time are those it was trained with (unknown values become missing).
 """
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -57,6 +58,7 @@ from demand_platform.features import (
     SalesPanel,
     target_day_features,
 )
+from demand_platform.tables import SourceTables
 
 # --- target-day features read from the sales panel (this module's own names) -------------------------------------------
 TARGET_DOW_LAST = "target_dow_last"
@@ -236,9 +238,7 @@ class TargetDayLookup:
     @classmethod
     def build(
         cls,
-        calendar: pd.DataFrame | None,
-        campaigns: pd.DataFrame | None,
-        warehouses: pd.DataFrame,
+        tables: SourceTables,
         warehouse_id: object,
         origins: Sequence[DateLike],
         max_horizon: int,
@@ -247,9 +247,8 @@ class TargetDayLookup:
         """Computes the target-day features of every origin (one ``target_day_features`` call each).
 
         Args:
-            calendar: The ``calendar`` table, or None to generate the US calendar once for all origins.
-            campaigns: The ``marketing_campaigns`` table, or None.
-            warehouses: The ``warehouses`` table.
+            tables: The source tables (calendar, campaigns, warehouses); a missing calendar is generated
+                once for all origins.
             warehouse_id: The warehouse.
             origins: Origin days.
             max_horizon: Horizons 1 .. max_horizon are covered.
@@ -259,11 +258,12 @@ class TargetDayLookup:
             The lookup.
         """
         origin_days = np.array(sorted({to_day(origin) for origin in origins}), dtype=np.int64)
-        if calendar is None and len(origin_days):
+        if tables.calendar is None and len(origin_days):
             calendar = build_calendar(
                 to_timestamp(origin_days[0]),
                 to_timestamp(origin_days[-1] + max_horizon + _CALENDAR_LOOKAHEAD_DAYS),
             )
+            tables = dataclasses.replace(tables, calendar=calendar)
         sku_array = np.asarray(skus, dtype=object)
         sku_index = pd.Index(sku_array)
         n_skus = len(sku_array)
@@ -273,9 +273,7 @@ class TargetDayLookup:
         keys, active, discount = [], [], []
         for i, day in enumerate(origin_days):
             target = target_day_features(
-                calendar,
-                campaigns,
-                warehouses,
+                tables,
                 to_timestamp(day),
                 warehouse_id,
                 horizons=horizons,

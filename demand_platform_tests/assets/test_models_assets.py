@@ -30,11 +30,15 @@ from assets.ingestion import build_ingestion_assets
 from assets.models import RETRY_POLICY, build_model_assets
 from assets.partitions import build_partitions, range_tags
 from demand_platform import columns as C
-from demand_platform import registry
+from demand_platform import features, registry
 from demand_platform.alerts import read_alerts
+from demand_platform.days import to_day
+from demand_platform.forecasting.serving import served_features
 from demand_platform.registry import ModelRegistry
 from demand_platform.settings import PlatformSettings
+from demand_platform.source import load_source_tables
 from demand_platform.synthetic import GeneratorConfig, generate_source
+from demand_platform.tiering import ROUTE, ROUTE_GLOBAL_ML
 from resources import build_resources
 from resources.duckdb_io import PlatformDuckDBIOManager
 
@@ -56,7 +60,8 @@ NEVER = {"ops": {"trained_models": {"config": {"promotion_margin": 0.99}}}}
 
 @dataclass
 class Platform:
-    """The shared source and database: ``raw_sales`` START..ORIGIN, ``tier_assignments`` D1..ORIGIN."""
+    """The shared source and database: ``raw_sales`` START..ORIGIN, ``feature_table`` and
+    ``tier_assignments`` D1..ORIGIN."""
 
     root: Path
     settings: PlatformSettings
@@ -126,7 +131,8 @@ def elsewhere(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Platform:
-    """A small synthetic source ingested once, with tier assignments of the origins the tests train at."""
+    """A small synthetic source ingested once, with the features and tiers of the origins the tests
+    train and forecast at."""
     root = tmp_path_factory.mktemp("models")
     generate_source(
         root / "source", GeneratorConfig(n_skus=30, n_warehouses=2, start=START, days=DAYS, seed=3)
@@ -137,7 +143,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Platform:
     partitions_def = build_partitions(settings)
     upstream = build_ingestion_assets(partitions_def)
     assets = [*upstream, *build_model_assets(partitions_def, settings.timezone, retry_policy=QUICK_RETRY)]
-    tiers = [a for a in build_feature_assets(partitions_def) if a.key == dg.AssetKey("tier_assignments")]
+    # Forecasts read the origin's tier_assignments and feature_table partitions.
+    tiers = build_feature_assets(partitions_def)
     assets += tiers
     resources = build_resources(settings)
     instance = dg.DagsterInstance.ephemeral()
@@ -482,6 +489,45 @@ def test_model_assets_retry_transient_failures() -> None:
     for asset in build_model_assets(partitions_def, "UTC"):
         assert asset.op.retry_policy == RETRY_POLICY
     assert RETRY_POLICY.max_retries >= 2 and RETRY_POLICY.backoff == dg.Backoff.EXPONENTIAL
+
+
+def test_forecasts_serve_the_materialized_feature_table(platform: Platform, tmp_path: Path) -> None:
+    """The ML model is served with the partition's feature_table rows: they equal, value and dtype, the
+    features the domain builds from raw_sales, and changing them changes the ML SKUs' forecasts only."""
+    home = new_home(platform, tmp_path / "home")
+    assert home.run("trained_models", ORIGIN, "WH001", run_config=ALWAYS).success
+    assert home.run("forecasts", ORIGIN, "WH001").success
+    partition = f"warehouse_id = 'WH001' AND CAST(origin_date AS DATE) = DATE '{ORIGIN}'"
+    feature_rows = home.table(f"SELECT * FROM {C.FEATURE_TABLE} WHERE {partition}")
+    tiers = home.table(f"SELECT * FROM {C.TIER_ASSIGNMENTS} WHERE {partition}")
+    ml_skus = tiers.loc[tiers[ROUTE] == ROUTE_GLOBAL_ML, C.SKU].to_numpy(dtype=object)
+    assert 0 < len(ml_skus) < len(tiers)
+    history = home.table(
+        f"SELECT * FROM {C.RAW_SALES} WHERE warehouse_id = 'WH001' AND date <= DATE '{ORIGIN}'"
+    )
+    rebuilt = features.build_features(
+        history.loc[history[C.SKU].isin(ml_skus)],
+        load_source_tables(platform.settings.source),
+        ORIGIN,
+        "WH001",
+    )
+    served = served_features(feature_rows, ml_skus, to_day(ORIGIN), "WH001")
+    pd.testing.assert_frame_equal(served, rebuilt, check_exact=True)
+
+    before = home.table(f"SELECT * FROM {C.FORECASTS} WHERE {partition}")
+    con = duckdb.connect(str(home.settings.duckdb_path))
+    try:
+        lags = ", ".join(f"{column} = {column} * 20 + 5" for column in features.DEMAND_LAG_COLUMNS.values())
+        con.execute(f"UPDATE {C.FEATURE_TABLE} SET {lags} WHERE {partition}")
+    finally:
+        con.close()
+    assert home.run("forecasts", ORIGIN, "WH001").success
+    after = home.table(f"SELECT * FROM {C.FORECASTS} WHERE {partition}")
+    merged = before.merge(after, on=[C.SKU, C.HORIZON], suffixes=("", "_after"))
+    assert len(merged) == len(before) == len(after)
+    changed = merged.loc[merged[C.FORECAST] != merged[f"{C.FORECAST}_after"], C.SKU].unique()
+    assert len(changed) > 0
+    assert set(changed) <= set(ml_skus)
 
 
 def test_refused_first_model_serves_its_baseline(platform: Platform, tmp_path: Path) -> None:

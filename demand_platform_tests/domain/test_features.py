@@ -10,6 +10,7 @@ show), in two warehouses W1 (Austin, TX) and W2 (Fresno, CA), for
 * ``F``: in the catalog (toys, price 100) but launched 2024-04-01, after the origin.
 """
 
+import dataclasses
 import datetime as dt
 import math
 
@@ -51,6 +52,7 @@ from demand_platform.columns import (
     WAREHOUSE_ID,
     WEIGHT_KG,
 )
+from demand_platform.tables import SourceTables
 from demand_platform.tiering import TierConfig, assign_tiers
 
 START = pd.Timestamp("2023-01-01")
@@ -165,6 +167,17 @@ def world() -> dict[str, pd.DataFrame]:
     }
 
 
+def _tables(world: dict[str, pd.DataFrame]) -> SourceTables:
+    """The world's source tables."""
+    return SourceTables(
+        world["products"],
+        world["warehouses"],
+        calendar=world["calendar"],
+        campaigns=world["campaigns"],
+        weather=world["weather"],
+    )
+
+
 def _build(
     world: dict[str, pd.DataFrame],
     warehouse_id: str = "W1",
@@ -175,11 +188,13 @@ def _build(
 ) -> pd.DataFrame:
     return F.build_features(
         world[f"history_{warehouse_id.lower()}"] if history is None else history,
-        world["products"],
-        world["warehouses"],
-        world["calendar"],
-        world["campaigns"],
-        (world["weather"] if weather is None else weather) if use_weather else None,
+        SourceTables(
+            world["products"],
+            world["warehouses"],
+            calendar=world["calendar"],
+            campaigns=world["campaigns"],
+            weather=(world["weather"] if weather is None else weather) if use_weather else None,
+        ),
         origin=origin,
         warehouse_id=warehouse_id,
     )
@@ -227,11 +242,14 @@ def test_lags_and_windows_of_a_linear_series(at_origin: pd.DataFrame) -> None:
         assert row[F.DEMAND_ROLL_STD_COLUMNS[w]] == pytest.approx(math.sqrt(w * (w + 1) / 12))
         assert row[F.DEMAND_ROLL_MIN_COLUMNS[w]] == T0 - w + 1
         assert row[F.DEMAND_ROLL_MAX_COLUMNS[w]] == T0
-    n = T0 + 1  # days 0 .. T0, partly older than the panel window
-    assert row[F.DEMAND_EXPANDING_MEAN] == pytest.approx(T0 / 2)
+    # "Since launch" stops at the feature window: days T0 - 392 .. T0 (the zero of day 0 is older).
+    n = F.FEATURE_LOOKBACK_DAYS + 1
+    assert T0 > F.FEATURE_LOOKBACK_DAYS
+    assert row[F.DEMAND_EXPANDING_MEAN] == pytest.approx(T0 - F.FEATURE_LOOKBACK_DAYS / 2)
     assert row[F.DEMAND_EXPANDING_STD] == pytest.approx(math.sqrt(n * (n + 1) / 12))
     assert row[F.DEMAND_ZERO_SHARE_28] == 0
-    assert row[F.DEMAND_ZERO_SHARE_SINCE_LAUNCH] == pytest.approx(1 / n)
+    assert row[F.DEMAND_ZERO_SHARE_SINCE_LAUNCH] == 0
+    assert row[F.DAYS_ACTIVE_IN_WAREHOUSE] == F.FEATURE_LOOKBACK_DAYS
     assert row[F.DAYS_SINCE_LAST_SALE] == 0
     assert row[F.DEMAND_OBSERVED_DAYS_28] == 28
     assert row[F.DEMAND_ADI] == 1.0
@@ -340,7 +358,8 @@ def test_against_pandas_rolling_on_random_series_with_holes_and_launches(
     for lag in F.DEMAND_LAGS:
         expected = dense.shift(lag - 1).loc[ORIGIN, features.index].to_numpy()
         np.testing.assert_array_equal(features[F.DEMAND_LAG_COLUMNS[lag]].to_numpy(), expected)
-    expanding = dense.expanding(min_periods=1)
+    # The expanding statistics cover the feature window (D - FEATURE_LOOKBACK_DAYS .. D).
+    expanding = dense.rolling(F.FEATURE_LOOKBACK_DAYS + 1, min_periods=1)
     np.testing.assert_allclose(
         features[F.DEMAND_EXPANDING_MEAN], expanding.mean().loc[ORIGIN, features.index], rtol=1e-9
     )
@@ -416,11 +435,7 @@ def test_training_features_equal_per_origin_features(world: dict[str, pd.DataFra
     origins = [ORIGIN - pd.Timedelta(days=30), ORIGIN, C_LAUNCH]
     stacked = F.build_training_features(
         world["history_w1"],
-        world["products"],
-        world["warehouses"],
-        world["calendar"],
-        world["campaigns"],
-        world["weather"],
+        _tables(world),
         origins=origins,
         warehouse_id="W1",
     )
@@ -429,6 +444,40 @@ def test_training_features_equal_per_origin_features(world: dict[str, pd.DataFra
         expected = _build(world, origin=origin)
         got = stacked.loc[stacked[ORIGIN_DATE] == origin].reset_index(drop=True)
         pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-12)
+
+
+def test_rows_of_an_origin_depend_only_on_its_feature_window(world: dict[str, pd.DataFrame]) -> None:
+    """feature_table, training and serving load different history windows and batches of origins: the
+    rows of (D, W) must not depend on them (no expanding statistic reaching past the window)."""
+    rng = np.random.default_rng(7)
+    series = dict(_series())
+    for i in range(12):
+        quantity = rng.poisson(rng.gamma(0.5, 3.0), len(DATES)).astype(np.float64)
+        quantity[rng.random(len(DATES)) < 0.5] = 0.0
+        quantity[: rng.integers(0, len(DATES) - 60)] = np.nan  # launches, some older than the window
+        series[f"R{i:02d}"] = quantity
+    history = _history("W1", series)
+    window_start = ORIGIN - pd.Timedelta(days=F.FEATURE_LOOKBACK_DAYS)
+    assert history[DATE].min() < window_start  # the full history reaches past the window
+    tables = _tables(world)
+
+    def at(frame: pd.DataFrame, origin: pd.Timestamp) -> pd.DataFrame:
+        return frame.loc[frame[ORIGIN_DATE] == origin].reset_index(drop=True)
+
+    from_window = F.build_features(history.loc[history[DATE] >= window_start], tables, ORIGIN, "W1")
+    from_all = F.build_features(history, tables, ORIGIN, "W1")
+    in_batch = F.build_training_features(history, tables, [ORIGIN - pd.Timedelta(days=60), ORIGIN], "W1")
+    assert len(from_window) > 10
+    pd.testing.assert_frame_equal(from_all, from_window, check_exact=True)
+    pd.testing.assert_frame_equal(at(in_batch, ORIGIN), from_window, check_exact=True)
+    # Serving builds the ML SKUs' rows only: the same values as in the warehouse's whole table.
+    some = ["A", "R00", "R03", "R07"]
+    alone = F.build_features(history.loc[history[SKU].isin(some)], tables, ORIGIN, "W1")
+    in_table = from_all.loc[from_all[SKU].isin(some)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(alone, in_table, check_exact=True)
+    # An older SKU counts the window's days, not its whole life.
+    a_row = from_all.set_index(SKU).loc["A"]
+    assert a_row[F.DAYS_ACTIVE_IN_WAREHOUSE] == F.FEATURE_LOOKBACK_DAYS
 
 
 # --- holidays ------------------------------------------------------------------------------------------------------
@@ -458,11 +507,7 @@ def test_holiday_distances(world: dict[str, pd.DataFrame], at_origin: pd.DataFra
 def test_generated_calendar_when_none_given(world: dict[str, pd.DataFrame], at_origin: pd.DataFrame) -> None:
     frame = F.build_features(
         world["history_w1"],
-        world["products"],
-        world["warehouses"],
-        None,
-        world["campaigns"],
-        world["weather"],
+        dataclasses.replace(_tables(world), calendar=None),
         origin=ORIGIN,
         warehouse_id="W1",
     )
@@ -493,9 +538,7 @@ def test_region_and_sku_targeted_promotions(world: dict[str, pd.DataFrame], at_o
 
 
 def test_target_day_features(world: dict[str, pd.DataFrame]) -> None:
-    target = F.target_day_features(
-        world["calendar"], world["campaigns"], world["warehouses"], ORIGIN, "W1", horizons=range(1, 31)
-    )
+    target = F.target_day_features(_tables(world), ORIGIN, "W1", horizons=range(1, 31))
     by_horizon = target.by_horizon.set_index(HORIZON)
     assert len(by_horizon) == 30
     assert by_horizon.loc[1, F.TARGET_DAY_OF_WEEK] == 6  # Saturday 2024-03-02
@@ -514,7 +557,7 @@ def test_target_day_features(world: dict[str, pd.DataFrame]) -> None:
     assert expanded.loc[("A", 5), F.TARGET_PROMO_DISCOUNT] == 25
     assert expanded.loc[("B", 5), F.TARGET_PROMO_DISCOUNT] == 0
     assert expanded.loc[("B", 2), F.TARGET_PROMO_DISCOUNT] == 10
-    california = F.target_day_features(None, world["campaigns"], world["warehouses"], ORIGIN, "W2")
+    california = F.target_day_features(dataclasses.replace(_tables(world), calendar=None), ORIGIN, "W2")
     assert california.by_sku.empty
     assert california.by_horizon.set_index(HORIZON).loc[25, F.TARGET_PROMO_DISCOUNT] == 50
 

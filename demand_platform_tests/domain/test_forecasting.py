@@ -45,6 +45,7 @@ from demand_platform.models.statistical import (
     moving_average,
     select_by_backtest,
 )
+from demand_platform.tables import SourceTables
 from demand_platform.tiering import ROUTE, ROUTE_COLD_START, assign_tiers
 
 WAREHOUSE = "W1"
@@ -133,11 +134,7 @@ def _train(world: dict, train_date: pd.Timestamp, history: pd.DataFrame | None =
     tiers = assign_tiers(history, world["products"], train_date)
     model = train_warehouse(
         history,
-        world["products"],
-        world["warehouses"],
-        world["calendar"],
-        None,
-        None,
+        SourceTables(world["products"], world["warehouses"], calendar=world["calendar"]),
         train_date,
         WAREHOUSE,
         tiers,
@@ -151,11 +148,7 @@ def _forecast(world: dict, model: WarehouseModel, origin: pd.Timestamp, history=
     return forecast_warehouse(
         model,
         history,
-        world["products"],
-        world["warehouses"],
-        world["calendar"],
-        None,
-        None,
+        SourceTables(world["products"], world["warehouses"], calendar=world["calendar"]),
         origin,
         WAREHOUSE,
         tiers,
@@ -356,11 +349,7 @@ def test_baseline_fallback_serves_the_better_cv_baseline(world: dict, at_end: di
     served = forecast_warehouse(
         model,
         world["history"],
-        world["products"],
-        world["warehouses"],
-        world["calendar"],
-        None,
-        None,
+        SourceTables(world["products"], world["warehouses"], calendar=world["calendar"]),
         origin,
         WAREHOUSE,
         at_end["tiers"],
@@ -449,11 +438,7 @@ def test_backtest_coverage_close_to_nominal_on_a_stationary_world() -> None:
     origin = world["dates"][-31]
     table = backtest_warehouse(
         world["history"],
-        world["products"],
-        world["warehouses"],
-        world["calendar"],
-        None,
-        None,
+        SourceTables(world["products"], world["warehouses"], calendar=world["calendar"]),
         WAREHOUSE,
         [origin],
         TrainConfig(min_data_in_leaf=20, n_estimators=60),

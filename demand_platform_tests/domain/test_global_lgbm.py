@@ -19,6 +19,7 @@ from demand_platform.models.global_lgbm import (
     direct_design,
     sample_training_pairs,
 )
+from demand_platform.tables import SourceTables
 from demand_platform_tests.domain.test_forecasting import WAREHOUSE, make_world
 
 PARAMS = LGBMParams(n_estimators=30, min_data_in_leaf=20)
@@ -36,11 +37,7 @@ def setup() -> dict:
     origins = [cutoff - pd.Timedelta(days=9 * k) for k in range(0, 12)]
     features = build_training_features(
         world["history"],
-        world["products"],
-        world["warehouses"],
-        world["calendar"],
-        None,
-        None,
+        SourceTables(world["products"], world["warehouses"], calendar=world["calendar"]),
         origins,
         WAREHOUSE,
     )
@@ -63,7 +60,11 @@ def setup() -> dict:
         }
     )
     lookup = TargetDayLookup.build(
-        world["calendar"], campaigns, world["warehouses"], WAREHOUSE, origins, 30, panel.skus
+        SourceTables(world["products"], world["warehouses"], calendar=world["calendar"], campaigns=campaigns),
+        WAREHOUSE,
+        origins,
+        30,
+        panel.skus,
     )
     keys = FeatureKeys.of(features, panel, lookup)
     return {

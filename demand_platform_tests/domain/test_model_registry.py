@@ -33,6 +33,7 @@ from demand_platform.models.model_registry import (
     weekly_stat_models,
 )
 from demand_platform.models.statistical import SeasonalWindowAverage, seasonal_window_average
+from demand_platform.tables import SourceTables
 from demand_platform.tiering import ROUTE, ROUTE_COLD_START, ROUTE_GLOBAL_ML, ROUTE_STATISTICAL, assign_tiers
 from demand_platform_tests.domain.test_forecasting import CONFIG, HORIZON, WAREHOUSE, make_world
 
@@ -72,11 +73,7 @@ def _forecast(world: dict, model: WarehouseModel, tiers: pd.DataFrame) -> pd.Dat
     return forecast_warehouse(
         model,
         world["history"],
-        world["products"],
-        world["warehouses"],
-        world["calendar"],
-        None,
-        None,
+        SourceTables(world["products"], world["warehouses"], calendar=world["calendar"]),
         world["dates"][-1],
         WAREHOUSE,
         tiers,
@@ -87,11 +84,7 @@ def _train(world: dict, config: TrainConfig, tiers: pd.DataFrame) -> tuple[Wareh
     """The model trained on the last day with ``config`` and its forecasts at that day."""
     model = train_warehouse(
         world["history"],
-        world["products"],
-        world["warehouses"],
-        world["calendar"],
-        None,
-        None,
+        SourceTables(world["products"], world["warehouses"], calendar=world["calendar"]),
         world["dates"][-1],
         WAREHOUSE,
         tiers,

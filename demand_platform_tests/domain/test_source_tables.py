@@ -18,7 +18,7 @@ SYNTHETIC = GeneratorConfig(n_skus=20, n_warehouses=2, days=40, seed=5, bad_rows
 def test_source_tables_hold_the_valid_rows_of_every_table(tmp_path: Path) -> None:
     src = tmp_path / "src"
     generate_source(src, SYNTHETIC)
-    tables = source.SourceTables.load(src)
+    tables = source.load_source_tables(src)
     for table, frame in (
         (C.PRODUCTS, tables.products),
         (C.WAREHOUSES, tables.warehouses),
@@ -42,7 +42,7 @@ def test_rejected_products_are_kept_with_their_reason(tmp_path: Path) -> None:
     products = pd.read_parquet(src / "products.parquet")
     products.loc[0, C.PRICE] = -1.0
     products.to_parquet(src / "products.parquet", index=False)
-    tables = source.SourceTables.load(src)
+    tables = source.load_source_tables(src)
     bad_sku = str(products.loc[0, C.SKU])
     assert bad_sku not in set(tables.products[C.SKU])
     assert bad_sku in set(tables.rejected_products[C.SKU])
@@ -56,8 +56,8 @@ def test_absent_optional_tables_are_none_and_missing_required_raise(tmp_path: Pa
         path = source.table_path(src, table)
         if path is not None:
             os.remove(path)
-    tables = source.SourceTables.load(src)
+    tables = source.load_source_tables(src)
     assert tables.calendar is None and tables.campaigns is None and tables.weather is None
     os.remove(source.require_table_path(src, C.WAREHOUSES))
     with pytest.raises(source.SourceError, match=C.WAREHOUSES):
-        source.SourceTables.load(src)
+        source.load_source_tables(src)
