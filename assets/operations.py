@@ -84,15 +84,17 @@ from pydantic import Field
 from assets.partitions import DATE_DIM, WAREHOUSE_DIM, date_dimension, warehouse_keys
 from assets.recovery import fail_dead_runs
 from demand_platform import alerts as A
+from demand_platform.columns import (
+    ACCURACY_REPORT,
+    FEATURE_TABLE,
+    FORECASTS,
+    RAW_SALES,
+    TIER_ASSIGNMENTS,
+    TRAINED_MODELS,
+)
 from resources.alerts import AlertResource
 
 # --- names -----------------------------------------------------------------------------------------------
-RAW_SALES = "raw_sales"
-FEATURE_TABLE = "feature_table"
-TIER_ASSIGNMENTS = "tier_assignments"
-TRAINED_MODELS = "trained_models"
-FORECASTS = "forecasts"
-ACCURACY_REPORT = "accuracy_report"
 PIPELINE_ASSETS = (RAW_SALES, FEATURE_TABLE, TIER_ASSIGNMENTS, TRAINED_MODELS, FORECASTS, ACCURACY_REPORT)
 NO_TRAIN_ASSETS = tuple(a for a in PIPELINE_ASSETS if a != TRAINED_MODELS)
 RETRAIN_ASSETS = (TRAINED_MODELS, FORECASTS)
