@@ -10,7 +10,7 @@ from assets.partitions import build_partitions
 from assets.reporting import build_reporting_assets
 from assets.side_tables import build_side_table_specs
 from demand_platform.settings import PlatformSettings
-from resources import build_resources
+from resources import build_executor, build_resources
 
 INGEST_JOB = "ingest"
 FEATURES_JOB = "features"
@@ -61,6 +61,7 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
         schedules=operations.schedules,
         sensors=operations.sensors,
         resources=build_resources(settings),
+        executor=build_executor(settings),
     )
 
 

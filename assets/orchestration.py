@@ -58,12 +58,18 @@ LATE_DAYS = 35
 #: Run tag saying why a raw_sales range is ingested again.
 REINGEST_TAG = "demand_platform/reingest"
 
-INSTANCE_YAML = f"""\
+
+def instance_yaml(database_runs: int) -> str:
+    """The ``dagster.yaml`` of a platform home whose ``duckdb`` pool admits ``database_runs`` runs."""
+    return f"""\
 # Written by demand-platform: the Dagster instance of one platform home.
-# Embedded DuckDB allows one writer. Every asset that touches it is in the `{DUCKDB_POOL}` pool
-# (limit 1). Run granularity makes the run queue (the daemon, one process) admit one such run at a
-# time. Op granularity would let steps claim slots themselves, which races on this SQLite storage
-# (two steps starting in the same instant both got the single slot when we measured it).
+# Embedded DuckDB allows one writer process: every connection takes the platform's file lock first
+# (demand_platform.dbfile), held only while the connection is open. Every asset that touches the
+# database is in the `{DUCKDB_POOL}` pool (limit {database_runs}, DEMAND_PLATFORM_DATABASE_RUNS): run
+# granularity makes the run queue (the daemon, one process) admit that many such runs at a time, whose
+# computations overlap between their connections. Op granularity would let steps claim slots themselves,
+# which races on this SQLite storage (two steps starting in the same instant both got a single slot
+# when we measured it).
 run_coordinator:
   module: dagster.core.run_coordinator
   class: QueuedRunCoordinator
@@ -71,7 +77,7 @@ run_coordinator:
     dequeue_interval_seconds: 2
 concurrency:
   pools:
-    default_limit: 1
+    default_limit: {database_runs}
     granularity: run
   runs:
     max_concurrent_runs: 4
@@ -104,10 +110,11 @@ def prepare_instance(settings: PlatformSettings) -> dg.DagsterInstance:
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists() or config.read_text() != INSTANCE_YAML:
-        config.write_text(INSTANCE_YAML)
+    wanted = instance_yaml(settings.database_runs)
+    if not config.exists() or config.read_text() != wanted:
+        config.write_text(wanted)
     instance = dg.DagsterInstance.from_config(str(home))
-    instance.event_log_storage.set_concurrency_slots(DUCKDB_POOL, 1)
+    instance.event_log_storage.set_concurrency_slots(DUCKDB_POOL, settings.database_runs)
     return instance
 
 

@@ -14,6 +14,9 @@ workers (separate processes) all agree:
 * ``DEMAND_PLATFORM_ENV``: ``local`` (default, embedded DuckDB) or ``test``.
 * ``DEMAND_PLATFORM_RETRAIN_EVERY_DAYS``: retraining cadence of the daily schedule (default 1: every day;
   ``n``: days whose offset from the first partition is a multiple of ``n``).
+* ``DEMAND_PLATFORM_DATABASE_RUNS``: how many runs touching the platform database the run queue admits at
+  once (the ``duckdb`` pool's limit; default 2, one per core of the development box). Their connections
+  still take turns on the database file lock (``demand_platform.dbfile``), so their computations overlap.
 
 What the CLI saves in ``$HOME/settings.json`` (so that ``dagster dev`` and the run workers on a home
 agree with it) is only what cannot make a later day unreachable: the source, the timezone, the
@@ -36,6 +39,9 @@ END_ENV = "DEMAND_PLATFORM_END_DATE"
 TIMEZONE_ENV = "DEMAND_PLATFORM_TIMEZONE"
 ENV_ENV = "DEMAND_PLATFORM_ENV"
 RETRAIN_ENV = "DEMAND_PLATFORM_RETRAIN_EVERY_DAYS"
+DATABASE_RUNS_ENV = "DEMAND_PLATFORM_DATABASE_RUNS"
+#: Runs on the platform database admitted at once by default.
+DEFAULT_DATABASE_RUNS = 2
 
 DEFAULT_HOME = Path("~/.demand-platform").expanduser()
 SETTINGS_FILE = "settings.json"
@@ -60,6 +66,7 @@ class PlatformSettings:
         timezone: Company timezone of the daily partitions, schedules and the 08:00 deadline.
         env: Environment name selecting the resources (``local`` or ``test``).
         retrain_every_days: Retraining cadence of the daily schedule.
+        database_runs: Runs on the platform database the run queue admits at once (the pool limit).
     """
 
     home: Path
@@ -69,6 +76,7 @@ class PlatformSettings:
     timezone: str = "UTC"
     env: str = "local"
     retrain_every_days: int = 1
+    database_runs: int = DEFAULT_DATABASE_RUNS
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "PlatformSettings":
@@ -94,6 +102,7 @@ class PlatformSettings:
             timezone=env.get(TIMEZONE_ENV) or "UTC",
             env=env.get(ENV_ENV) or "local",
             retrain_every_days=int(env.get(RETRAIN_ENV) or 1),
+            database_runs=int(env.get(DATABASE_RUNS_ENV) or DEFAULT_DATABASE_RUNS),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -104,6 +113,7 @@ class PlatformSettings:
             TIMEZONE_ENV: self.timezone,
             ENV_ENV: self.env,
             RETRAIN_ENV: str(self.retrain_every_days),
+            DATABASE_RUNS_ENV: str(self.database_runs),
             "DAGSTER_HOME": str(self.dagster_home),
         }
         if self.start_date:

@@ -432,7 +432,7 @@ def test_run_queue_dequeues_forecasts_before_earlier_queued_reports(tmp_path: Pa
     from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
     from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
 
-    from assets.orchestration import INSTANCE_YAML
+    from assets.orchestration import instance_yaml
     from assets.partitions import DUCKDB_POOL
 
     @dg.asset(pool=DUCKDB_POOL)
@@ -448,7 +448,7 @@ def test_run_queue_dequeues_forecasts_before_earlier_queued_reports(tmp_path: Pa
     )
     home = tmp_path / "dagster"
     home.mkdir()
-    (home / "dagster.yaml").write_text(INSTANCE_YAML)
+    (home / "dagster.yaml").write_text(instance_yaml(1))
     with dg.DagsterInstance.from_config(str(home)) as instance:
         instance.event_log_storage.set_concurrency_slots(DUCKDB_POOL, 1)
 

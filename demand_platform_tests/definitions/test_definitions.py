@@ -93,8 +93,19 @@ def test_the_six_assets_share_the_date_by_warehouse_partitions(settings: Platfor
     partitions = {defs.get_assets_def(name).partitions_def for name in PIPELINE}
     assert len(partitions) == 1 and isinstance(partitions.pop(), dg.MultiPartitionsDefinition)
     graph = defs.resolve_asset_graph()
-    assert graph.get(dg.AssetKey("forecasts")).parent_keys >= {dg.AssetKey("trained_models")}
+    # forecasts reads the partition's features and tiers and the model that serves its origin.
+    assert graph.get(dg.AssetKey("forecasts")).parent_keys == {
+        dg.AssetKey(name) for name in ("raw_sales", "feature_table", "tier_assignments", "trained_models")
+    }
     assert graph.get(dg.AssetKey("accuracy_report")).parent_keys >= {dg.AssetKey("forecasts")}
+
+
+def test_every_job_runs_its_steps_in_the_run_worker(settings: PlatformSettings) -> None:
+    """Local and test runs execute their steps in-process (no process per step)."""
+    defs = build_definitions(settings)
+    names = [job.name for job in defs.resolve_all_job_defs()]
+    assert {"daily", "daily_no_train", "retrain", INGEST_JOB} <= set(names)
+    assert {defs.resolve_job_def(name).executor_def.name for name in names} == {"in_process"}
 
 
 def test_operations_are_on_by_default(settings: PlatformSettings) -> None:
