@@ -15,6 +15,7 @@ import pytest
 from demand_platform import columns as C
 from demand_platform import forecasting as FC
 from demand_platform.calendar import build_calendar
+from demand_platform.features import build_training_features
 from demand_platform.forecasting import (
     FORECAST_COLUMNS,
     MODEL_COLD_START,
@@ -46,7 +47,7 @@ from demand_platform.models.statistical import (
     select_by_backtest,
 )
 from demand_platform.tables import SourceTables
-from demand_platform.tiering import ROUTE, ROUTE_COLD_START, assign_tiers
+from demand_platform.tiering import ROUTE, ROUTE_COLD_START, ROUTE_GLOBAL_ML, assign_tiers
 
 WAREHOUSE = "W1"
 WEEKLY = np.array([0.6, 0.7, 0.8, 1.0, 1.2, 1.7, 2.0])  # Monday .. Sunday
@@ -374,6 +375,29 @@ def test_baseline_fallback_serves_the_better_cv_baseline(world: dict, at_end: di
         cap = 3.0 * peak[sku]
         assert np.allclose(point, np.minimum(reference, cap))
     assert not np.allclose(served[C.FORECAST], at_end["forecasts"][C.FORECAST])
+
+
+def test_served_with_the_feature_table_rows_forecasts_the_same(world: dict, at_end: dict) -> None:
+    """Serving with a warehouse's feature table (all SKUs, another origin too) equals serving with the
+    features rebuilt from the history; a table missing a served SKU's row is refused, naming the SKU."""
+    origin, tables = (
+        at_end["origin"],
+        SourceTables(world["products"], world["warehouses"], calendar=world["calendar"]),
+    )
+    table = build_training_features(
+        world["history"], tables, [origin - pd.Timedelta(days=1), origin], WAREHOUSE
+    )
+    served = forecast_warehouse(
+        at_end["model"], world["history"], tables, origin, WAREHOUSE, at_end["tiers"], features=table
+    )
+    pd.testing.assert_frame_equal(served, at_end["forecasts"], check_exact=True)
+
+    ml_sku = at_end["tiers"].loc[at_end["tiers"][ROUTE] == ROUTE_GLOBAL_ML, C.SKU].iloc[0]
+    gap = table.loc[~((table[C.SKU] == ml_sku) & (table[C.ORIGIN_DATE] == origin))]
+    with pytest.raises(ValueError, match=f"feature_table has no row for 1 SKU.*{ml_sku}"):
+        forecast_warehouse(
+            at_end["model"], world["history"], tables, origin, WAREHOUSE, at_end["tiers"], features=gap
+        )
 
 
 def test_origin_before_training_date_is_refused(world: dict, at_end: dict) -> None:
