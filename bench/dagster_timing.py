@@ -14,6 +14,10 @@ Modes (``--mode``):
   report``), the same way (in-process runs recorded in the home's instance: one run per warehouse for
   features and forecasts, one run over the day's warehouses for training and the report), on a home
   whose raw_sales is ingested through ``--day``; ``--threads`` sets trained_models' LightGBM threads.
+* ``ui``: ``dagster-webserver`` on a home (as ``demand-platform ui`` starts it): seconds from its start to
+  the code location loaded, the GraphQL of the UI's asset graph, asset pages (partition counts and health
+  bar) and partitions pages per pipeline asset (median of ``--repeats``), and launching a backfill of one
+  day x every warehouse (cancelled at once).
 
 Each prints its figures and writes them with the peak memory of this process (runs are in-process) to
 ``--out``.
@@ -23,6 +27,7 @@ Usage (from the repository root):
     python -m bench.dagster_timing --mode backfill --source /tmp/synth/src_full --warehouses 3 --out /tmp/backfill.json
     python -m bench.dagster_timing --mode pipeline --home /tmp/full/home --day 2024-12-30 --jobs train \\
         --warehouses 5 --threads 2 --out /tmp/pipeline.json
+    python -m bench.dagster_timing --mode ui --home /tmp/full/home --repeats 3 --out /tmp/full/ui.json
 """
 
 import argparse
@@ -239,7 +244,139 @@ def mode_pipeline(args: argparse.Namespace) -> dict[str, Any]:
     return {"day": args.day, "warehouses": len(chosen), "jobs": jobs}
 
 
-MODES = {"runs": mode_runs, "backfill": mode_backfill, "pipeline": mode_pipeline}
+#: GraphQL the UI's pages issue (trimmed to the fields that cost): the asset graph, an asset page's
+#: partition health bar and counts, and its partitions page's keys.
+UI_QUERIES = {
+    "asset graph": "{ assetNodes { id assetKey { path } dependencyKeys { path } } }",
+    "asset page: partition stats": (
+        "{ assetNodeOrError(assetKey: {path: [ASSET]}) { ... on AssetNode { partitionStats { "
+        "numMaterialized numPartitions numFailed numMaterializing } } } }"
+    ),
+    "asset page: partition health": (
+        "{ assetNodeOrError(assetKey: {path: [ASSET]}) { ... on AssetNode { assetPartitionStatuses { "
+        "... on MultiPartitionStatuses { ranges { primaryDimStartKey primaryDimEndKey secondaryDim { "
+        "... on DefaultPartitionStatuses { materializedPartitions failedPartitions } } } } } } } }"
+    ),
+    "partitions page: keys": (
+        "{ assetNodeOrError(assetKey: {path: [ASSET]}) { ... on AssetNode { partitionKeysByDimension "
+        "{ name partitionKeys } } } }"
+    ),
+}
+LOCATION_QUERY = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+BACKFILL_MUTATION = (
+    "mutation($names: [String!], $assets: [AssetKeyInput!]) { launchPartitionBackfill(backfillParams: "
+    "{partitionNames: $names, assetSelection: $assets, fromFailure: false}) { __typename "
+    "... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }"
+)
+CANCEL_MUTATION = "mutation($id: String!) { cancelPartitionBackfill(backfillId: $id) { __typename } }"
+
+
+def _graphql(port: int, query: str, variables: dict[str, Any] | None = None) -> tuple[dict[str, Any], float]:
+    """POST a GraphQL query to the webserver; the response and its wall seconds."""
+    import json
+    import urllib.request
+
+    body = json.dumps({"query": query, "variables": variables or {}}).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql", data=body, headers={"Content-Type": "application/json"}
+    )
+    started = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=600) as response:
+        payload = json.loads(response.read())
+    seconds = time.perf_counter() - started
+    if payload.get("errors"):
+        raise RuntimeError(f"GraphQL errors: {payload['errors']}")
+    return payload["data"], seconds
+
+
+def mode_ui(args: argparse.Namespace) -> dict[str, Any]:
+    """``dagster-webserver`` on a home: code location load, the UI's page queries, a one-day backfill launch.
+
+    The webserver is started as ``demand-platform ui`` starts it (the project's ``workspace.yaml``, the
+    home's settings in the environment). Timed: from the process start to the code location ``LOADED``;
+    each query of :data:`UI_QUERIES` per pipeline asset ``--repeats`` times (median and max); launching a
+    backfill of the last day of the date dimension x every warehouse for raw_sales .. forecasts (the
+    mutation the UI's launch dialog sends), cancelled at once so that no daemon runs it later.
+    """
+    import os
+    import signal
+    import subprocess
+
+    from assets.operations import NO_TRAIN_ASSETS
+
+    settings = PlatformSettings.from_env({HOME_ENV: str(args.home)})
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, **settings.to_env()}
+    started = time.perf_counter()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("dagster-webserver")), "-w", "workspace.yaml"]
+        + ["-h", "127.0.0.1", "-p", str(args.port)],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        load_s = None
+        while time.perf_counter() - started < 600:
+            try:
+                data, _ = _graphql(args.port, LOCATION_QUERY)
+            except OSError:
+                time.sleep(0.25)
+                continue
+            statuses = [e["loadStatus"] for e in data["workspaceOrError"]["locationEntries"]]
+            if statuses and all(s == "LOADED" for s in statuses):
+                load_s = time.perf_counter() - started
+                break
+            time.sleep(0.25)
+        if load_s is None:
+            raise RuntimeError("the code location did not load in 600 s")
+        print(f"webserver start -> code location loaded: {load_s:.1f} s", flush=True)
+        queries: list[dict[str, Any]] = []
+        partitions: dict[str, int] = {}
+        assets = [a for a in NO_TRAIN_ASSETS if a != "accuracy_report"] + ["accuracy_report"]
+        for name, template in UI_QUERIES.items():
+            for asset in assets if "ASSET" in template else [None]:
+                query = template.replace("ASSET", f'"{asset}"') if asset else template
+                seconds = []
+                for _ in range(args.repeats):
+                    data, s = _graphql(args.port, query)
+                    seconds.append(s)
+                if name == "asset page: partition stats" and asset:
+                    partitions[asset] = data["assetNodeOrError"]["partitionStats"]["numPartitions"]
+                queries.append(
+                    {
+                        "query": name,
+                        "asset": asset,
+                        "median_s": statistics.median(seconds),
+                        "max_s": max(seconds),
+                    }
+                )
+                print(f"{name} {asset or ''}: median {statistics.median(seconds):.3f} s", flush=True)
+        keys, _ = _graphql(args.port, UI_QUERIES["partitions page: keys"].replace("ASSET", '"raw_sales"'))
+        dims = {d["name"]: d["partitionKeys"] for d in keys["assetNodeOrError"]["partitionKeysByDimension"]}
+        day = dims["date"][-1]
+        names = [f"{day}|{wh}" for wh in dims["warehouse"]]
+        selection = [{"path": [a]} for a in NO_TRAIN_ASSETS if a != "accuracy_report"]
+        data, launch_s = _graphql(args.port, BACKFILL_MUTATION, {"names": names, "assets": selection})
+        launched = data["launchPartitionBackfill"]
+        if launched["__typename"] != "LaunchBackfillSuccess":
+            raise RuntimeError(f"backfill launch failed: {launched}")
+        _graphql(args.port, CANCEL_MUTATION, {"id": launched["backfillId"]})
+        print(f"backfill of {day} x {len(names)} warehouses launched in {launch_s:.3f} s", flush=True)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+    return {
+        "partitions": partitions,
+        "code_location_load_s": load_s,
+        "queries": queries,
+        "backfill": {"day": day, "warehouses": len(names), "launch_s": launch_s},
+    }
+
+
+MODES = {"runs": mode_runs, "backfill": mode_backfill, "pipeline": mode_pipeline, "ui": mode_ui}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -266,10 +403,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--threads", type=int, default=None, help="pipeline: LightGBM threads of trained_models"
     )
-    parser.add_argument("--repeats", type=int, default=1, help="pipeline: runs of each job")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="pipeline: runs of each job; ui: of each query"
+    )
+    parser.add_argument("--port", type=int, default=3399, help="ui: the webserver's port on 127.0.0.1")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON results here")
     args = parser.parse_args(argv)
-    if args.mode in ("runs", "pipeline") and args.home is None:
+    if args.mode in ("runs", "pipeline", "ui") and args.home is None:
         parser.error(f"--mode {args.mode} needs --home")
     if args.mode == "pipeline" and args.day is None:
         parser.error("--mode pipeline needs --day")

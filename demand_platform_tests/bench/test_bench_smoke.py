@@ -250,7 +250,7 @@ def test_speed_report_caches_then_times(tmp_path: Path) -> None:
     assert results["n_scored"] > 0 and results["median_s"] > 0
 
 
-def test_dagster_timing_backfill_runs_and_pipeline(tmp_path: Path) -> None:
+def test_dagster_timing_backfill_runs_pipeline_and_ui(tmp_path: Path) -> None:
     home = tmp_path / "home"
     backfill = [
         "--mode",
@@ -282,6 +282,13 @@ def test_dagster_timing_backfill_runs_and_pipeline(tmp_path: Path) -> None:
     pipeline = ["--mode", "pipeline", "--home", str(home), "--day", day, "--jobs", "features"]
     assert dagster_timing.main([*pipeline, "--out", str(tmp_path / "pipeline.json")]) == 0
     assert read(tmp_path / "pipeline.json", "dagster_timing")["jobs"][0]["failed"] == 0
+
+    ui = ["--mode", "ui", "--home", str(home), "--port", "3397", "--out", str(tmp_path / "ui.json")]
+    assert dagster_timing.main(ui) == 0
+    served = read(tmp_path / "ui.json", "dagster_timing")
+    assert served["code_location_load_s"] > 0 and served["backfill"]["warehouses"] == 1
+    assert {q["query"] for q in served["queries"]} == set(dagster_timing.UI_QUERIES)
+    assert served["partitions"]["raw_sales"] >= 30  # the date dimension runs to yesterday
 
     doc = tmp_path / "BENCHMARKS.md"
     before = "# Title\n\nhand text\n\n<!-- bench:runs -->\nold table\n<!-- /bench:runs -->\n\nafter\n"
