@@ -348,7 +348,9 @@ def ingest_sales(
         agg AS (
             SELECT {C.WAREHOUSE_ID}, {C.SKU}, _date AS {C.DATE},
                 sum(_qty) AS {C.QUANTITY},
-                coalesce(sum(_rev), 0) AS {C.REVENUE},
+                -- Summed as a decimal: a float sum over a parallel GROUP BY adds in a varying order, so
+                -- the same source gave revenues differing in the last bits from run to run.
+                CAST(coalesce(sum(CAST(_rev AS DECIMAL(38, 10))), 0) AS DOUBLE) AS {C.REVENUE},
                 count(DISTINCT coalesce({C.ORDER_ID}, {C.TRANSACTION_ID})) FILTER (WHERE _qty > 0)
                     AS {C.N_ORDERS}
             FROM valid GROUP BY ALL

@@ -59,6 +59,25 @@ def test_returns_net_against_sales_of_their_day(tiny_source: Path) -> None:
     assert sales.loc[("A", "W1", pd.Timestamp("2024-01-02")), C.N_ORDERS] == 1
 
 
+def test_revenue_of_a_day_does_not_depend_on_the_order_of_its_lines(tmp_path: Path) -> None:
+    """A day's revenue is the exact sum of its lines in any order (a float sum over DuckDB's parallel
+    GROUP BY depends on the order it meets them: the same source gave different revenues from run to run)."""
+    day = pd.Timestamp(START) + pd.Timedelta(days=4)
+    cents = [0.1, 0.2, 0.3]  # (0.1 + 0.2) + 0.3 != 0.1 + (0.2 + 0.3) in floating point
+    extra = pd.DataFrame(
+        [(f"x{i}", "C", "W1", day, 1, value, "c3", f"x{i}") for i, value in enumerate(cents)],
+        columns=list(C.TRANSACTION_COLUMNS),
+    )
+    revenues = []
+    for name, order in (("forward", [0, 1, 2]), ("backward", [2, 1, 0])):
+        lines = pd.concat([good_transactions(), extra.iloc[order]], ignore_index=True)
+        sales = _ingest(write_tiny_source(tmp_path / name, lines)).raw_sales.set_index(
+            [C.SKU, C.WAREHOUSE_ID, C.DATE]
+        )
+        revenues.append(sales.loc[("C", "W1", day), C.REVENUE])
+    assert revenues[0] == revenues[1] == 0.6
+
+
 def test_slice_reads_only_its_box(tiny_source: Path) -> None:
     sales = _ingest(tiny_source, dt.date(2024, 1, 4), dt.date(2024, 1, 5), ["W2"]).raw_sales
     assert set(sales[C.WAREHOUSE_ID]) == {"W2"}
