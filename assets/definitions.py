@@ -34,6 +34,7 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
         partitions_def,
         settings.timezone,
         retrain_every_days=settings.retrain_every_days,
+        warehouses_per_run=settings.warehouses_per_run,
         pipeline_checks=[key for asset in assets for key in asset.check_keys],
     )
     jobs = [

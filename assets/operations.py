@@ -99,6 +99,10 @@ PIPELINE_ASSETS = (RAW_SALES, FEATURE_TABLE, TIER_ASSIGNMENTS, TRAINED_MODELS, F
 NO_TRAIN_ASSETS = tuple(a for a in PIPELINE_ASSETS if a != TRAINED_MODELS)
 RETRAIN_ASSETS = (TRAINED_MODELS, FORECASTS)
 
+#: Dagster's run tags of a single-run partition range.
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
 DAILY_JOB = "daily"
 DAILY_NO_TRAIN_JOB = "daily_no_train"
 RETRAIN_JOB = "retrain"
@@ -419,6 +423,24 @@ def _freshness_check(
     return forecasts_freshness
 
 
+def _box_target(day: dt.date, box: list[str]) -> dict[str, Any]:
+    """The ``partition_key`` of a one-warehouse run request (none for a box: its range is in the tags)."""
+    if len(box) == 1:
+        return {"partition_key": dg.MultiPartitionKey({DATE_DIM: day.isoformat(), WAREHOUSE_DIM: box[0]})}
+    return {}
+
+
+def _box_tags(day: dt.date, box: list[str]) -> dict[str, str]:
+    """Range tags of a run over one day x several warehouses (the single-run backfill range a run of the
+    CLI's catch-up also uses); none for one warehouse."""
+    if len(box) == 1:
+        return {}
+    start, end = (
+        str(dg.MultiPartitionKey({DATE_DIM: day.isoformat(), WAREHOUSE_DIM: wh})) for wh in (box[0], box[-1])
+    )
+    return {RANGE_START_TAG: start, RANGE_END_TAG: end}
+
+
 def build_operations(
     partitions_def: dg.MultiPartitionsDefinition,
     timezone: str,
@@ -426,6 +448,7 @@ def build_operations(
     retrain_every_days: int = 1,
     watched_checks: Sequence[dg.AssetCheckKey] | None = None,
     pipeline_checks: Sequence[dg.AssetCheckKey] = (),
+    warehouses_per_run: int = 1,
 ) -> Operations:
     """Jobs, schedules, sensors and the freshness check of the platform (see the module docstring).
 
@@ -439,6 +462,10 @@ def build_operations(
         pipeline_checks: The checks defined with the pipeline assets. The schedule's run requests name
             the ones of their assets: a run request selecting assets would otherwise also run every check
             on them, the freshness check included, judged at run time against the deadline.
+        warehouses_per_run: Warehouses one scheduled run covers (one day x that many warehouses, in
+            partition order). 1 isolates every warehouse in its own runs; more launch fewer runs (each
+            launch costs a Python start and a definitions load) at the price of a box failing or retrying
+            as a whole.
 
     Returns:
         The operations to add to ``dg.Definitions`` (with the ``alerts`` resource).
@@ -450,6 +477,8 @@ def build_operations(
         raise ValueError(f"deadline_hour must be in 0..23, got {deadline_hour}")
     if retrain_every_days < 1:
         raise ValueError(f"retrain_every_days must be at least 1, got {retrain_every_days}")
+    if warehouses_per_run < 1:
+        raise ValueError(f"warehouses_per_run must be at least 1, got {warehouses_per_run}")
     ZoneInfo(timezone)  # fail at load time on an unknown timezone
     date_def = date_dimension(partitions_def)
     warehouses = warehouse_keys(partitions_def)
@@ -508,23 +537,22 @@ def build_operations(
         train = is_training_day(day, first_day, retrain_every_days)
         forecast_path = [dg.AssetKey(a) for a in (PIPELINE_ASSETS if train else NO_TRAIN_ASSETS)]
         forecast_path.remove(dg.AssetKey(ACCURACY_REPORT))
-        for wh in warehouses:
-            partition = dg.MultiPartitionKey({DATE_DIM: day.isoformat(), WAREHOUSE_DIM: wh})
-            yield dg.RunRequest(
-                run_key=f"daily-{day.isoformat()}-{wh}",
-                partition_key=partition,
-                asset_selection=forecast_path,
-                asset_check_keys=[k for k in pipeline_checks if k.asset_key in forecast_path],
-                tags={RETRAIN_TAG: str(train).lower()},
-            )
-        for wh in warehouses:
-            yield dg.RunRequest(
-                run_key=f"report-{day.isoformat()}-{wh}",
-                partition_key=dg.MultiPartitionKey({DATE_DIM: day.isoformat(), WAREHOUSE_DIM: wh}),
-                asset_selection=[dg.AssetKey(ACCURACY_REPORT)],
-                asset_check_keys=[k for k in pipeline_checks if k.asset_key == dg.AssetKey(ACCURACY_REPORT)],
-                tags={RETRAIN_TAG: str(train).lower(), PRIORITY_TAG: str(REPORT_RUN_PRIORITY)},
-            )
+        boxes = [
+            warehouses[i : i + warehouses_per_run] for i in range(0, len(warehouses), warehouses_per_run)
+        ]
+        report_path = [dg.AssetKey(ACCURACY_REPORT)]
+        for kind, selection, extra in (
+            ("daily", forecast_path, {}),
+            ("report", report_path, {PRIORITY_TAG: str(REPORT_RUN_PRIORITY)}),
+        ):
+            for box in boxes:
+                yield dg.RunRequest(
+                    run_key=f"{kind}-{day.isoformat()}-{box[0]}" + (f"-{box[-1]}" if len(box) > 1 else ""),
+                    asset_selection=selection,
+                    asset_check_keys=[k for k in pipeline_checks if k.asset_key in selection],
+                    **_box_target(day, box),
+                    tags={RETRAIN_TAG: str(train).lower(), **extra, **_box_tags(day, box)},
+                )
 
     @dg.sensor(
         name=DRIFT_SENSOR,

@@ -7,7 +7,9 @@ is submitted with the scheduler's own ``_submit_run_request`` (a ``dagster._sche
 a past day cannot be had otherwise; libfaketime was tried and breaks the daemon's sleeps). A real
 ``dagster-daemon run`` then dequeues and launches them, each a subprocess started through the code server:
 one forecast run per warehouse (raw_sales .. forecasts, training only on the cadence's training days), then
-one accuracy_report run per warehouse at a lower priority. Nothing is executed in this process.
+one accuracy_report run per warehouse at a lower priority (with ``--warehouses-per-run N``, the
+``DEMAND_PLATFORM_WAREHOUSES_PER_RUN`` setting, one of each per box of N warehouses). Nothing is executed in
+this process.
 
 Printed (and written to ``--out`` as JSON): wall seconds from the tick to the last run's end, per kind of
 run (count, failures, total / median / max seconds), the peak resident memory of any process (sampled
@@ -31,9 +33,15 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.operations import DAILY_SCHEDULE, PRIORITY_TAG
+from assets.operations import DAILY_SCHEDULE, PRIORITY_TAG, RANGE_START_TAG
 from assets.orchestration import prepare_instance
-from demand_platform.settings import HOME_ENV, RETRAIN_ENV, TIMEZONE_ENV, PlatformSettings
+from demand_platform.settings import (
+    HOME_ENV,
+    RETRAIN_ENV,
+    TIMEZONE_ENV,
+    WAREHOUSES_PER_RUN_ENV,
+    PlatformSettings,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -113,6 +121,11 @@ def submit_tick(instance: dg.DagsterInstance, env: dict[str, str], tick: dt.date
     return len(requests)
 
 
+def _run_day(tags: dict[str, str]) -> str:
+    """The partition a run covers (one warehouse) or the first of its box (several warehouses)."""
+    return tags.get("dagster/partition") or tags.get(RANGE_START_TAG, "")
+
+
 def main() -> None:
     """Run the tick and print the figures."""
     parser = argparse.ArgumentParser(
@@ -121,6 +134,9 @@ def main() -> None:
     parser.add_argument("--home", required=True)
     parser.add_argument("--day", type=dt.date.fromisoformat, required=True, help="the partition day to run")
     parser.add_argument("--retrain-every", type=int, default=1, help="the schedule's retraining cadence")
+    parser.add_argument(
+        "--warehouses-per-run", type=int, default=1, help="warehouses one scheduled run covers (the setting)"
+    )
     parser.add_argument("--timeout", type=float, default=7200)
     parser.add_argument("--out", default=None, help="JSON file for the figures")
     args = parser.parse_args()
@@ -134,6 +150,7 @@ def main() -> None:
         **settings.to_env(),
         TIMEZONE_ENV: "UTC",
         RETRAIN_ENV: str(args.retrain_every),
+        WAREHOUSES_PER_RUN_ENV: str(args.warehouses_per_run),
     }
     memory = PeakMemory(str(settings.dagster_home))
     memory.start()
@@ -162,7 +179,7 @@ def main() -> None:
                 for r in instance.get_run_records(
                     filters=dg.RunsFilter(tags={"dagster/schedule_name": DAILY_SCHEDULE})
                 )
-                if r.dagster_run.tags.get("dagster/partition", "").startswith(args.day.isoformat())
+                if _run_day(r.dagster_run.tags).startswith(args.day.isoformat())
             ]
             reports = [r for r in records if r.dagster_run.tags.get(PRIORITY_TAG)]
             if (
@@ -193,6 +210,7 @@ def main() -> None:
     figures = {
         "day": args.day.isoformat(),
         "retrain_every_days": args.retrain_every,
+        "warehouses_per_run": args.warehouses_per_run,
         "runs": len(records),
         "failed": sum(r.dagster_run.status != dg.DagsterRunStatus.SUCCESS for r in records),
         "wall_first_run_created_to_last_end_s": round(last_end - first_create, 1),

@@ -17,6 +17,8 @@ workers (separate processes) all agree:
 * ``DEMAND_PLATFORM_DATABASE_RUNS``: how many runs touching the platform database the run queue admits at
   once (the ``duckdb`` pool's limit; default 2, one per core of the development box). Their connections
   still take turns on the database file lock (``demand_platform.dbfile``), so their computations overlap.
+* ``DEMAND_PLATFORM_WAREHOUSES_PER_RUN``: warehouses one run of the daily schedule covers (default 1: every
+  warehouse in runs of its own; more launch fewer runs, and a box fails or retries as a whole).
 
 What the CLI saves in ``$HOME/settings.json`` (so that ``dagster dev`` and the run workers on a home
 agree with it) is only what cannot make a later day unreachable: the source, the timezone, the
@@ -40,6 +42,7 @@ TIMEZONE_ENV = "DEMAND_PLATFORM_TIMEZONE"
 ENV_ENV = "DEMAND_PLATFORM_ENV"
 RETRAIN_ENV = "DEMAND_PLATFORM_RETRAIN_EVERY_DAYS"
 DATABASE_RUNS_ENV = "DEMAND_PLATFORM_DATABASE_RUNS"
+WAREHOUSES_PER_RUN_ENV = "DEMAND_PLATFORM_WAREHOUSES_PER_RUN"
 #: Runs on the platform database admitted at once by default.
 DEFAULT_DATABASE_RUNS = 2
 
@@ -67,6 +70,7 @@ class PlatformSettings:
         env: Environment name selecting the resources (``local`` or ``test``).
         retrain_every_days: Retraining cadence of the daily schedule.
         database_runs: Runs on the platform database the run queue admits at once (the pool limit).
+        warehouses_per_run: Warehouses one run of the daily schedule covers.
     """
 
     home: Path
@@ -77,6 +81,7 @@ class PlatformSettings:
     env: str = "local"
     retrain_every_days: int = 1
     database_runs: int = DEFAULT_DATABASE_RUNS
+    warehouses_per_run: int = 1
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "PlatformSettings":
@@ -103,6 +108,7 @@ class PlatformSettings:
             env=env.get(ENV_ENV) or "local",
             retrain_every_days=int(env.get(RETRAIN_ENV) or 1),
             database_runs=int(env.get(DATABASE_RUNS_ENV) or DEFAULT_DATABASE_RUNS),
+            warehouses_per_run=int(env.get(WAREHOUSES_PER_RUN_ENV) or 1),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -114,6 +120,7 @@ class PlatformSettings:
             ENV_ENV: self.env,
             RETRAIN_ENV: str(self.retrain_every_days),
             DATABASE_RUNS_ENV: str(self.database_runs),
+            WAREHOUSES_PER_RUN_ENV: str(self.warehouses_per_run),
             "DAGSTER_HOME": str(self.dagster_home),
         }
         if self.start_date:

@@ -161,6 +161,45 @@ def test_daily_schedule_puts_every_forecast_run_before_the_reports(settings: Pla
     assert all(r.asset_check_keys is not None for r in requests)
 
 
+def test_daily_schedule_boxes_warehouses_into_fewer_runs(settings: PlatformSettings) -> None:
+    """With DEMAND_PLATFORM_WAREHOUSES_PER_RUN = 2 one forecast run and one report run cover yesterday x
+    both warehouses (a partition range in the tags); a run made from that request materializes both."""
+    import dataclasses
+
+    from assets.operations import DAILY_JOB, DAILY_SCHEDULE, PRIORITY_TAG, RANGE_END_TAG, RANGE_START_TAG
+
+    boxed = dataclasses.replace(settings, warehouses_per_run=2)
+    defs = build_definitions(boxed)
+    assert boxed.start_date is not None
+    today = boxed.start_date + dt.timedelta(days=3)
+    yesterday = (today - dt.timedelta(days=1)).isoformat()
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=dt.datetime.combine(today, dt.time(6), tzinfo=dt.UTC),
+            repository_def=defs.get_repository_def(),
+        )
+        forecast_run, report_run = list(
+            defs.resolve_schedule_def(DAILY_SCHEDULE).evaluate_tick(context).run_requests or []
+        )
+        for request in (forecast_run, report_run):
+            assert request.partition_key is None
+            assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == (
+                f"{yesterday}|W1",
+                f"{yesterday}|W2",
+            )
+        assert PRIORITY_TAG in report_run.tags and PRIORITY_TAG not in forecast_run.tags
+        assert len({forecast_run.run_key, report_run.run_key}) == 2
+        result = defs.resolve_job_def(DAILY_JOB).execute_in_process(
+            instance=instance, tags=forecast_run.tags, asset_selection=[dg.AssetKey("raw_sales")]
+        )
+        assert result.success
+        assert instance.get_materialized_partitions(dg.AssetKey("raw_sales")) == {
+            f"{yesterday}|W1",
+            f"{yesterday}|W2",
+        }
+
+
 def _column_schemas(defs: dg.Definitions) -> dict[str, list[dg.TableSchema]]:
     """The column schemas of each asset that has one: its output type's and its ``dagster/column_schema``."""
     found: dict[str, list[dg.TableSchema]] = {}
