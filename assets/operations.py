@@ -68,17 +68,11 @@ import datetime as dt
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from enum import Enum
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import dagster as dg
-
-# No public API: the check execution history the alert sensor reads (records and their status) exists only
-# as internal storage classes in Dagster 1.13 (instance.event_log_storage.get_asset_check_execution_history).
-from dagster._core.storage.asset_check_execution_record import (  # noqa: TID251
-    AssetCheckExecutionRecord,
-    AssetCheckExecutionRecordStatus,
-)
 from pydantic import Field
 
 from assets.partitions import DATE_DIM, WAREHOUSE_DIM, date_dimension, warehouse_keys
@@ -93,6 +87,37 @@ from demand_platform.columns import (
     TRAINED_MODELS,
 )
 from resources.alerts import AlertResource
+
+
+class CheckExecution(Protocol):
+    """The fields the alert sensor reads of a check execution record.
+
+    Dagster 1.13 exports no type for the records of ``instance.event_log_storage
+    .get_asset_check_execution_history`` (their class lives in ``dagster._core``): this protocol names
+    what is read, and the status is compared by its value (``PLANNED``, ``SUCCEEDED``, ``FAILED``).
+    """
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def key(self) -> dg.AssetCheckKey: ...
+
+    @property
+    def status(self) -> Enum: ...
+
+    @property
+    def partition(self) -> str | None: ...
+
+    @property
+    def evaluation(self) -> dg.AssetCheckEvaluation | None: ...
+
+
+PLANNED = "PLANNED"
+FAILED = "FAILED"
 
 # --- names -----------------------------------------------------------------------------------------------
 PIPELINE_ASSETS = (RAW_SALES, FEATURE_TABLE, TIER_ASSIGNMENTS, TRAINED_MODELS, FORECASTS, ACCURACY_REPORT)
@@ -263,15 +288,13 @@ def _truthy(value: Any) -> bool:
     return bool(raw)
 
 
-def _new_check_executions(
-    storage: Any, key: dg.AssetCheckKey, after_id: int | None
-) -> list[AssetCheckExecutionRecord]:
+def _new_check_executions(storage: Any, key: dg.AssetCheckKey, after_id: int | None) -> list[CheckExecution]:
     """Executions of one check with an id above ``after_id``, oldest first.
 
     Pages back through the history (newest first) until ``after_id``; with no ``after_id`` only the
     latest page is read.
     """
-    out: list[AssetCheckExecutionRecord] = []
+    out: list[CheckExecution] = []
     before: int | None = None
     while True:
         page = storage.get_asset_check_execution_history(key, limit=CHECK_HISTORY_PAGE, cursor=before)
@@ -284,8 +307,8 @@ def _new_check_executions(
 
 
 def failed_executions(
-    records: Sequence[AssetCheckExecutionRecord], in_progress: Callable[[str], bool]
-) -> tuple[list[AssetCheckExecutionRecord], int | None]:
+    records: Sequence[CheckExecution], in_progress: Callable[[str], bool]
+) -> tuple[list[CheckExecution], int | None]:
     """The failed executions to alert among new ones, and how far the cursor may move.
 
     An execution row is created ``PLANNED`` when its run starts and updated in place (same id) with
@@ -301,12 +324,12 @@ def failed_executions(
         The ``FAILED`` executions before the stop, and the id of the last execution passed (None when
         none was).
     """
-    failed: list[AssetCheckExecutionRecord] = []
+    failed: list[CheckExecution] = []
     watermark: int | None = None
     for record in records:
-        if record.status == AssetCheckExecutionRecordStatus.PLANNED and in_progress(record.run_id):
+        if record.status.value == PLANNED and in_progress(record.run_id):
             break
-        if record.status == AssetCheckExecutionRecordStatus.FAILED:
+        if record.status.value == FAILED:
             failed.append(record)
         watermark = record.id
     return failed, watermark
@@ -334,7 +357,7 @@ def _partition_of(tags: Mapping[str, str]) -> str | None:
 
 
 def _check_alert(
-    record: AssetCheckExecutionRecord, run_partition: str | None = None
+    record: CheckExecution, run_partition: str | None = None
 ) -> tuple[str, str, str, dict[str, Any]]:
     """Kind, severity, subject and details of the alert for a failed check execution."""
     evaluation = record.evaluation
