@@ -13,12 +13,13 @@ the sensors and the run failure sensor need the ``alerts`` resource (:class:`res
   materializes ``forecasts``); that exclusion names the check, so the ``Definitions`` must hold
   ``Operations.asset_checks`` as well as the jobs.
 * **daily_schedule** (06:00 in the company timezone) materializes the whole graph for the previous day
-  in two runs per warehouse: a **forecast run** (``raw_sales .. forecasts``) and an **accuracy_report
-  run** tagged ``dagster/priority = -1`` (:data:`REPORT_RUN_PRIORITY`). Every run is in the ``duckdb``
-  pool (limit 1, run granularity), so the queue admits one at a time, and the QueuedRunCoordinator
-  dequeues the highest priority first (FIFO among equals) before it checks the pool: all forecast runs
-  go before any report, and warehouse 50's forecasts no longer wait behind 49 reports for the 08:00
-  deadline. A report run reads whatever forecasts exist when it starts (its forecast run failed: the
+  in two runs per warehouse (or per box of ``warehouses_per_run`` warehouses, a partition range in the
+  run's tags): a **forecast run** (``raw_sales .. forecasts``) and an **accuracy_report run** tagged
+  ``dagster/priority = -1`` (:data:`REPORT_RUN_PRIORITY`). Every run is in the ``duckdb`` pool (limit
+  ``DEMAND_PLATFORM_DATABASE_RUNS``, run granularity), so the queue admits that many at a time, and the
+  QueuedRunCoordinator dequeues the highest priority first (FIFO among equals) before it checks the pool:
+  every forecast run starts before any report, and warehouse 50's forecasts no longer wait behind 49
+  reports for the 08:00 deadline. A report run reads whatever forecasts exist when it starts (its forecast run failed: the
   earlier origins are scored, the recommendations come from the latest origin stored). Retraining
   cadence: with ``retrain_every_days = n``, days whose offset from the first partition is a multiple of
   ``n`` train; on the other days the forecast run leaves out ``trained_models`` (the assets of
