@@ -76,7 +76,15 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 from pydantic import Field
 
-from assets.partitions import DATE_DIM, WAREHOUSE_DIM, date_dimension, warehouse_keys
+from assets.partitions import (
+    DATE_DIM,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    WAREHOUSE_DIM,
+    date_dimension,
+    day_box_tags,
+    warehouse_keys,
+)
 from assets.recovery import fail_dead_runs
 from demand_platform import alerts as A
 from demand_platform.columns import (
@@ -124,10 +132,6 @@ FAILED = "FAILED"
 PIPELINE_ASSETS = (RAW_SALES, FEATURE_TABLE, TIER_ASSIGNMENTS, TRAINED_MODELS, FORECASTS, ACCURACY_REPORT)
 NO_TRAIN_ASSETS = tuple(a for a in PIPELINE_ASSETS if a != TRAINED_MODELS)
 RETRAIN_ASSETS = (TRAINED_MODELS, FORECASTS)
-
-#: Dagster's run tags of a single-run partition range.
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 DAILY_JOB = "daily"
 DAILY_NO_TRAIN_JOB = "daily_no_train"
@@ -351,8 +355,8 @@ def _partition_of(tags: Mapping[str, str]) -> str | None:
     if "dagster/partition" in tags:
         return tags["dagster/partition"]
     start, end = (
-        tags.get("dagster/asset_partition_range_start"),
-        tags.get("dagster/asset_partition_range_end"),
+        tags.get(RANGE_START_TAG),
+        tags.get(RANGE_END_TAG),
     )
     return f"{start}..{end}" if start and end else None
 
@@ -447,22 +451,12 @@ def _freshness_check(
     return forecasts_freshness
 
 
-def _box_target(day: dt.date, box: list[str]) -> dict[str, Any]:
-    """The ``partition_key`` of a one-warehouse run request (none for a box: its range is in the tags)."""
+def _box_request(day: dt.date, box: list[str]) -> dict[str, Any]:
+    """How a run request names its partitions: the ``partition_key`` of one warehouse, else the range
+    tags of one day x the box (a single-run range)."""
     if len(box) == 1:
         return {"partition_key": dg.MultiPartitionKey({DATE_DIM: day.isoformat(), WAREHOUSE_DIM: box[0]})}
-    return {}
-
-
-def _box_tags(day: dt.date, box: list[str]) -> dict[str, str]:
-    """Range tags of a run over one day x several warehouses (the single-run backfill range a run of the
-    CLI's catch-up also uses); none for one warehouse."""
-    if len(box) == 1:
-        return {}
-    start, end = (
-        str(dg.MultiPartitionKey({DATE_DIM: day.isoformat(), WAREHOUSE_DIM: wh})) for wh in (box[0], box[-1])
-    )
-    return {RANGE_START_TAG: start, RANGE_END_TAG: end}
+    return {"tags": day_box_tags(day, box)}
 
 
 def build_operations(
@@ -570,12 +564,13 @@ def build_operations(
             ("report", report_path, {PRIORITY_TAG: str(REPORT_RUN_PRIORITY)}),
         ):
             for box in boxes:
+                target = _box_request(day, box)
                 yield dg.RunRequest(
                     run_key=f"{kind}-{day.isoformat()}-{box[0]}" + (f"-{box[-1]}" if len(box) > 1 else ""),
                     asset_selection=selection,
                     asset_check_keys=[k for k in pipeline_checks if k.asset_key in selection],
-                    **_box_target(day, box),
-                    tags={RETRAIN_TAG: str(train).lower(), **extra, **_box_tags(day, box)},
+                    partition_key=target.get("partition_key"),
+                    tags={RETRAIN_TAG: str(train).lower(), **extra, **target.get("tags", {})},
                 )
 
     @dg.sensor(

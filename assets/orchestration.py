@@ -45,7 +45,15 @@ from assets.definitions import (
     TRAIN_JOB,
     build_definitions,
 )
-from assets.partitions import DATE_DIM, DUCKDB_POOL, partition_key, range_tags, warehouse_keys
+from assets.partitions import (
+    DATE_DIM,
+    DUCKDB_POOL,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    day_box_tags,
+    range_tags,
+    warehouse_keys,
+)
 from assets.recovery import OWNER_HOST_TAG, OWNER_PID_TAG, fail_dead_runs
 from demand_platform import columns as C
 from demand_platform import dbfile, ingest_log, ingestion, store
@@ -326,8 +334,7 @@ def run_platform(
             launch(
                 job_name,
                 tags,
-                f"{job_name} {tags['dagster/asset_partition_range_start']}.."
-                f"{tags['dagster/asset_partition_range_end']}",
+                f"{job_name} {tags[RANGE_START_TAG]}..{tags[RANGE_END_TAG]}",
             )
     report.tables, report.quarantine = table_summary(settings)
     report.accuracy = accuracy_summary(settings, through)
@@ -352,14 +359,7 @@ def day_boxes(day: dt.date, chosen: list[str], all_warehouses: list[str]) -> lis
         if not boxes:
             boxes.append([])
         boxes[-1].append(wh)
-    return [
-        {
-            "dagster/asset_partition_range_start": str(partition_key(day, box[0])),
-            "dagster/asset_partition_range_end": str(partition_key(day, box[-1])),
-        }
-        for box in boxes
-        if box
-    ]
+    return [day_box_tags(day, box) for box in boxes if box]
 
 
 def table_summary(settings: PlatformSettings) -> tuple[dict[str, int], pd.DataFrame]:

@@ -8,6 +8,7 @@ dagster 1.13.27). A new warehouse in the source appears after the code location 
 import datetime as dt
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import dagster as dg
@@ -131,11 +132,24 @@ def partition_box(context: dg.AssetExecutionContext) -> PartitionBox:
     )
 
 
+#: Dagster's run tags of a single-run partition range.
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
 def range_tags(start: dt.date, end: dt.date, warehouse_id: str) -> dict[str, str]:
     """Run tags for one run over ``[start, end]`` of one warehouse (a single-run backfill range)."""
     return {
-        "dagster/asset_partition_range_start": str(partition_key(start, warehouse_id)),
-        "dagster/asset_partition_range_end": str(partition_key(end, warehouse_id)),
+        RANGE_START_TAG: str(partition_key(start, warehouse_id)),
+        RANGE_END_TAG: str(partition_key(end, warehouse_id)),
+    }
+
+
+def day_box_tags(day: dt.date, warehouse_ids: Sequence[str]) -> dict[str, str]:
+    """Run tags for one run over ``day`` x a contiguous run of warehouses (first to last, in key order)."""
+    return {
+        RANGE_START_TAG: str(partition_key(day, warehouse_ids[0])),
+        RANGE_END_TAG: str(partition_key(day, warehouse_ids[-1])),
     }
 
 

@@ -33,8 +33,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.operations import DAILY_SCHEDULE, PRIORITY_TAG, RANGE_START_TAG
+from assets.operations import DAILY_SCHEDULE, PRIORITY_TAG
 from assets.orchestration import prepare_instance
+from assets.partitions import RANGE_START_TAG
 from demand_platform.settings import (
     HOME_ENV,
     RETRAIN_ENV,

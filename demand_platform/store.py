@@ -50,13 +50,20 @@ def read_partition(
         ValueError: Naming the table and the partition when it has no rows.
         duckdb.CatalogException: When the table does not exist.
     """
-    frame = con.execute(
-        f"SELECT * FROM {table} WHERE {C.WAREHOUSE_ID} = $w AND CAST({C.ORIGIN_DATE} AS DATE) = $d",
-        {"w": warehouse_id, "d": origin},
-    ).df()
+    frame = _partition_rows(con, table, origin, warehouse_id)
     if frame.empty:
         raise ValueError(f"{table} has no rows for partition {origin}|{warehouse_id}: materialize it first")
     return frame
+
+
+def _partition_rows(
+    con: duckdb.DuckDBPyConnection, table: str, origin: dt.date, warehouse_id: str
+) -> pd.DataFrame:
+    """Every row of one (origin, warehouse) partition of a table keyed by ``origin_date`` (maybe none)."""
+    return con.execute(
+        f"SELECT * FROM {table} WHERE {C.WAREHOUSE_ID} = $w AND CAST({C.ORIGIN_DATE} AS DATE) = $d",
+        {"w": warehouse_id, "d": origin},
+    ).df()
 
 
 def load_history(
@@ -154,10 +161,7 @@ def read_features(con: duckdb.DuckDBPyConnection, warehouse_id: str, origin: dt.
     """``feature_table`` rows of one origin and warehouse (None when there are none)."""
     if not table_exists(con, C.FEATURE_TABLE):
         return None
-    frame = con.execute(
-        f"SELECT * FROM {C.FEATURE_TABLE} WHERE {C.WAREHOUSE_ID} = $w AND CAST({C.ORIGIN_DATE} AS DATE) = $d",
-        {"w": warehouse_id, "d": origin},
-    ).df()
+    frame = _partition_rows(con, C.FEATURE_TABLE, origin, warehouse_id)
     return None if frame.empty else frame
 
 

@@ -166,7 +166,8 @@ def test_daily_schedule_boxes_warehouses_into_fewer_runs(settings: PlatformSetti
     both warehouses (a partition range in the tags); a run made from that request materializes both."""
     import dataclasses
 
-    from assets.operations import DAILY_JOB, DAILY_SCHEDULE, PRIORITY_TAG, RANGE_END_TAG, RANGE_START_TAG
+    from assets.operations import DAILY_JOB, DAILY_SCHEDULE, PRIORITY_TAG
+    from assets.partitions import RANGE_END_TAG, RANGE_START_TAG
 
     boxed = dataclasses.replace(settings, warehouses_per_run=2)
     defs = build_definitions(boxed)
