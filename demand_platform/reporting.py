@@ -35,6 +35,7 @@ from demand_platform import columns as C
 from demand_platform import features as F
 from demand_platform.days import NS_PER_DAY, DateLike
 from demand_platform.metrics import BIAS, MAE, N_OBS, RMSE, WMAPE
+from demand_platform.schemas import Text
 
 # --- columns of the long report frame ------------------------------------------------------------------------
 TABLE = "table"
@@ -122,8 +123,8 @@ class AccuracyReportModel(pa.DataFrameModel):
             "Report day D (partition dimension): forecasts whose target day is on or before D are scored."
         ),
     )
-    warehouse_id: Series[str] = pa.Field(nullable=False, description="Warehouse (partition dimension).")
-    table: Series[str] = pa.Field(
+    warehouse_id: Series[Text] = pa.Field(nullable=False, description="Warehouse (partition dimension).")
+    table: Series[Text] = pa.Field(
         isin=list(accuracy.TABLE_NAMES),
         description=(
             f"Accuracy table the row belongs to: {accuracy.OVERALL} (everything), {accuracy.BY_TIER}, "
@@ -134,7 +135,7 @@ class AccuracyReportModel(pa.DataFrameModel):
             "Monday-Sunday week of target days."
         ),
     )
-    group: Series[str] = pa.Field(
+    group: Series[Text] = pa.Field(
         nullable=False,
         description=(
             f"Group within the table: '{GROUP_ALL}' for the {accuracy.OVERALL} row and the all-tier rows, else "
