@@ -6,7 +6,9 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pandas as pd
+import pytest
 
+from assets import ingestion as ingestion_assets
 from assets.definitions import build_definitions
 from assets.ingestion import AUDIT_CHECK, REJECTED_CHECK
 from assets.partitions import range_tags
@@ -79,6 +81,25 @@ def test_range_run_covers_every_day_of_one_warehouse(settings: PlatformSettings)
         e.materialization.partition: e.materialization.metadata["transaction_lines"].value for e in events
     }
     assert by_partition["2024-01-02|W1"] == 2 and by_partition["2024-01-03|W1"] == 1
+
+
+def test_a_run_over_the_metadata_limit_carries_run_totals(
+    settings: PlatformSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingestion_assets, "PER_PARTITION_METADATA_MAX", 5)
+    result = _materialize(
+        settings, "raw_sales", tags=range_tags(dt.date(2024, 1, 1), dt.date(2024, 1, 10), "W1")
+    )
+    assert result.success
+    events = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(C.RAW_SALES)]
+    assert len(events) == 10
+    for event in events:
+        metadata = event.materialization.metadata
+        assert "transaction_lines" not in metadata
+        assert metadata["run_rows"].value == 28  # the run's totals on every partition
+    # The per-day counts stay in the ingest log.
+    logged = _table(settings, "SELECT date, lines FROM ingest_log ORDER BY date")
+    assert len(logged) == 10 and logged.set_index(C.DATE).loc["2024-01-03", "lines"] == 1
 
 
 def test_one_day_of_all_warehouses_in_one_run(settings: PlatformSettings) -> None:
