@@ -1,19 +1,24 @@
 """The CLI's catch-up logic: which runs bring the platform up to date."""
 
 import datetime as dt
+import os
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
 
 from assets.cli import EXPORT_COLUMNS, main
-from assets.orchestration import day_boxes, missing_ranges, run_platform
+from assets.definitions import INGEST_JOB
+from assets.orchestration import PLANNED_SUBSET_ENV, day_boxes, missing_ranges, prepare_instance, run_platform
+from assets.partitions import RANGE_START_TAG
 from demand_platform import columns as C
 from demand_platform.settings import PlatformSettings
 from demand_platform.synthetic import GeneratorConfig, generate_source
 
 D = dt.date
+PLANNED = dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
 
 
 def test_missing_ranges_are_contiguous_per_warehouse() -> None:
@@ -59,6 +64,20 @@ def test_run_platform_end_to_end_and_incremental(tmp_path: Path, capsys: pytest.
     # of last - 14 was trained by the first run, and it serves every origin since.
     assert second.runs == 1 + 2 + 2 + 2 + 1
     assert second.ok and not second.reingested_changed
+    # The first catch-up's raw_sales ranges (226 days) were created with one planned event per run, the
+    # second's (14 days) with one per partition; the switch does not outlive the runs.
+    instance = prepare_instance(settings)
+    planned = sorted(
+        (run.tags[RANGE_START_TAG], len(instance.get_records_for_run(run.run_id, of_type=PLANNED).records))
+        for run in instance.get_runs(filters=dg.RunsFilter(job_name=INGEST_JOB))
+    )
+    assert planned == [
+        (f"{start}|WH001", 1),
+        (f"{start}|WH002", 1),
+        (f"{last - dt.timedelta(days=13)}|WH001", 14),
+        (f"{last - dt.timedelta(days=13)}|WH002", 14),
+    ]
+    assert PLANNED_SUBSET_ENV not in os.environ
 
     # Nothing new: only the audit and the report run again.
     third = run_platform(settings, last, evaluate_days=14)
