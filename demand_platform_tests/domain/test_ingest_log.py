@@ -3,6 +3,7 @@
 import datetime as dt
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from demand_platform import columns as C
@@ -99,6 +100,25 @@ def test_stamp_source_puts_each_days_record_on_its_rows() -> None:
     stamped = L.stamp_source(raw, lines)
     assert list(stamped[L.SOURCE_LINES]) == [2, 1, 0] and list(stamped[L.SOURCE_FINGERPRINT]) == [5, 6, 0]
     assert list(stamped[C.SKU]) == list("ABC")
+
+
+def test_stamp_source_over_a_grid_with_gaps_matches_a_join() -> None:
+    lines = _source([("W2", "2024-01-03", 4, 40), ("W1", "2024-01-01", 2, 10), ("W1", "2024-01-03", 3, 30)])
+    rng = np.random.default_rng(0)
+    raw = pd.DataFrame(
+        {
+            C.WAREHOUSE_ID: rng.choice(["W1", "W2", "W3"], 200),
+            C.SKU: "A",
+            C.DATE: pd.Timestamp("2023-12-31") + pd.to_timedelta(rng.integers(0, 6, 200), unit="D"),
+        }
+    )
+    stamped = L.stamp_source(raw, lines)
+    expected = raw.merge(
+        lines.assign(**{C.DATE: pd.to_datetime(lines[C.DATE])}), on=[C.WAREHOUSE_ID, C.DATE], how="left"
+    )
+    assert (stamped[L.SOURCE_LINES].to_numpy() == expected[L.LINES].fillna(0).to_numpy()).all()
+    assert (stamped[L.SOURCE_FINGERPRINT].to_numpy() == expected[L.FINGERPRINT].fillna(0).to_numpy()).all()
+    assert stamped[L.SOURCE_LINES].sum() > 0
 
 
 def test_unlogged_partition_is_a_hole_only_when_empty() -> None:
