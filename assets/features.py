@@ -25,6 +25,7 @@ from assets.partitions import (
 from assets.types import FeatureTableType, TierAssignmentsType
 from demand_platform import columns as C
 from demand_platform import features, tiering
+from demand_platform.frames import stack_rows
 from demand_platform.store import load_history
 from resources.source import SourceDataResource
 
@@ -76,15 +77,17 @@ def build_feature_assets(partitions_def: dg.MultiPartitionsDefinition) -> list[d
         tables = source.tables()
         origins = list(pd.date_range(box.start, box.end, freq="D").date)
         frames, holes = [], {}
-        with duckdb.get_connection() as con:
-            for wh in box.warehouse_ids:  # one vectorised pass per warehouse, all its SKUs at once
+        for wh in box.warehouse_ids:  # one vectorised pass per warehouse, all its SKUs at once
+            # The database file's lock is held for the read only, not the computation, so that
+            # another run of the pool reads and writes meanwhile.
+            with duckdb.get_connection() as con:
                 history = load_history(con, [wh], box.start - dt.timedelta(days=LOOKBACK), box.end)
-                frames.append(features.build_training_features(history, tables, origins, wh))
-                since = features.history_start(first_day, tables.warehouses, tables.products, wh)
-                for origin in origins:
-                    missing = features.missing_days(history, origin, LOOKBACK, since=since)
-                    holes[(wh, origin)] = missing
-        table = pd.concat(frames, ignore_index=True)
+            frames.append(features.build_training_features(history, tables, origins, wh))
+            since = features.history_start(first_day, tables.warehouses, tables.products, wh)
+            for origin in origins:
+                missing = features.missing_days(history, origin, LOOKBACK, since=since)
+                holes[(wh, origin)] = missing
+        table = stack_rows(frames)
         rows = table.groupby([C.WAREHOUSE_ID, features.ORIGIN_DATE]).size()
         for (wh, origin), missing in holes.items():
             context.add_asset_metadata(
@@ -130,12 +133,12 @@ def build_feature_assets(partitions_def: dg.MultiPartitionsDefinition) -> list[d
         box = partition_box(context)
         products = source.tables().products
         frames = []
-        with duckdb.get_connection() as con:
-            for wh in box.warehouse_ids:
+        for wh in box.warehouse_ids:
+            with duckdb.get_connection() as con:  # held for the read only (see feature_table)
                 history = load_history(con, [wh], box.start - dt.timedelta(days=LOOKBACK), box.end)
-                for origin in pd.date_range(box.start, box.end, freq="D").date:
-                    frames.append(tiering.assign_tiers(history, products, origin))
-        tiers = pd.concat(frames, ignore_index=True)
+            for origin in pd.date_range(box.start, box.end, freq="D").date:
+                frames.append(tiering.assign_tiers(history, products, origin))
+        tiers = stack_rows(frames)
         summary = tiering.tier_summary(tiers)
         yield dg.Output(
             tiers,

@@ -35,6 +35,7 @@ from assets.types import ForecastsType, TrainedModelsType
 from demand_platform import columns as C
 from demand_platform import features, forecasting
 from demand_platform import registry as model_registry
+from demand_platform.frames import stack_rows
 from demand_platform.registry import ModelRegistry
 from demand_platform.store import load_history, read_partition
 from demand_platform.tables import SourceTables
@@ -366,7 +367,7 @@ def build_model_assets(
             context.log.warning(
                 f"no production model for {fallbacks} at some origin: served the baseline of the latest version"
             )
-        table = pd.concat(frames, ignore_index=True)
+        table = stack_rows(frames)
         return dg.Output(
             table,
             metadata={

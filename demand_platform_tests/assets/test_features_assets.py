@@ -1,16 +1,19 @@
 """feature_table and tier_assignments materialized through Dagster on a temporary DuckDB."""
 
 import datetime as dt
+from collections.abc import Callable
 
 import dagster as dg
 import duckdb
 import pandas as pd
+import pytest
 
+from assets import features as features_assets
 from assets.definitions import build_definitions
 from assets.features import HISTORY_CHECK
 from assets.partitions import range_tags
 from demand_platform import columns as C
-from demand_platform import features
+from demand_platform import dbfile, features, tiering
 from demand_platform.settings import PlatformSettings
 
 
@@ -111,3 +114,30 @@ def test_a_text_column_null_in_the_first_partition_takes_values_later(settings: 
     assert _run(settings, "feature_table", instance, partition_key=_key("2024-01-01", "W1")).success
     names = _read(settings, "feature_table").groupby(features.ORIGIN_DATE)["origin_holiday_name"].first()
     assert names.isna().tolist() == [False, True] and "New Year" in names.iloc[0]
+
+
+def test_the_database_lock_is_not_held_while_computing(
+    settings: PlatformSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two runs of the duckdb pool overlap only if each holds the file's lock for its reads and
+    # writes, not for the computation in between.
+    held: list[tuple[str, bool]] = []
+
+    def spy(name: str, module: object, function: Callable) -> None:
+        def wrapped(*args, **kwargs):
+            held.append((name, dbfile.holds_lock(settings.duckdb_path)))
+            return function(*args, **kwargs)
+
+        monkeypatch.setattr(module, function.__name__, wrapped)
+
+    spy("features", features_assets.features, features.build_training_features)
+    spy("tiers", features_assets.tiering, tiering.assign_tiers)
+    instance = dg.DagsterInstance.ephemeral()
+    _ingest(settings, instance, dt.date(2024, 1, 1), dt.date(2024, 1, 10))
+    box = {
+        "dagster/asset_partition_range_start": str(_key("2024-01-10", "W1")),
+        "dagster/asset_partition_range_end": str(_key("2024-01-10", "W2")),
+    }
+    for asset in ("feature_table", "tier_assignments"):
+        assert _run(settings, asset, instance, tags=box).success
+    assert sorted(held) == [("features", False)] * 2 + [("tiers", False)] * 2
