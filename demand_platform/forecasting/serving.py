@@ -125,7 +125,8 @@ def served_features(
         & (features[C.WAREHOUSE_ID].astype(str) == str(warehouse_id))
         & features[C.SKU].isin(skus)
     ]
-    missing = np.setdiff1d(np.asarray(skus, dtype=object), at_origin[C.SKU].to_numpy(dtype=object))
+    wanted = pd.Index(np.asarray(skus, dtype=object))
+    missing = np.sort(wanted[~wanted.isin(at_origin[C.SKU].to_numpy(dtype=object))].unique().to_numpy())
     if len(missing):
         raise ValueError(
             f"feature_table has no row for {len(missing)} SKU(s) of warehouse {warehouse_id} at origin "

@@ -48,11 +48,19 @@ class Components:
 
 
 def warehouse_history(history: pd.DataFrame, warehouse_id: object, end_day: int) -> pd.DataFrame:
-    """Rows of the warehouse dated on or before ``end_day`` (nothing later is ever read)."""
-    keep = pd.to_datetime(history[C.DATE]) <= to_timestamp(end_day)
+    """Rows of the warehouse dated on or before ``end_day`` (nothing later is ever read).
+
+    ``history`` itself when every row qualifies (what the assets pass: one warehouse's window), a
+    filtered copy otherwise; the callers only read it. Copying a year of a warehouse's rows cost
+    0.6 s of each forecast.
+    """
+    dates = history[C.DATE]
+    if not pd.api.types.is_datetime64_any_dtype(dates.dtype):
+        dates = pd.to_datetime(dates)
+    keep = (dates <= to_timestamp(end_day)).to_numpy()
     if C.WAREHOUSE_ID in history.columns:
-        keep &= history[C.WAREHOUSE_ID] == warehouse_id
-    return history.loc[keep]
+        keep &= (history[C.WAREHOUSE_ID] == warehouse_id).to_numpy()
+    return history if keep.all() else history.loc[keep]
 
 
 def read_catalog(products: pd.DataFrame) -> pd.DataFrame:

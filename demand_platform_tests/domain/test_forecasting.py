@@ -15,6 +15,7 @@ import pytest
 from demand_platform import columns as C
 from demand_platform import forecasting as FC
 from demand_platform.calendar import build_calendar
+from demand_platform.days import to_day
 from demand_platform.features import build_training_features
 from demand_platform.forecasting import (
     FORECAST_COLUMNS,
@@ -37,7 +38,8 @@ from demand_platform.forecasting.cold_start import launch_prior_days
 from demand_platform.forecasting.components import choose_stat
 from demand_platform.forecasting.ensemble import ensemble_weights
 from demand_platform.forecasting.quantiles import nb_ppf
-from demand_platform.forecasting.state import OriginState
+from demand_platform.forecasting.serving import served_features
+from demand_platform.forecasting.state import OriginState, warehouse_history
 from demand_platform.metrics import wmape
 from demand_platform.models.model_registry import weekly_stat_models
 from demand_platform.models.statistical import (
@@ -784,3 +786,38 @@ def test_a_model_pickled_before_the_new_settings_still_forecasts(world: dict, at
     old = pickle.loads(pickle.dumps(model))
     assert "weekday_profile" not in old.config.__dict__ and old.config.weekday_profile is True
     pd.testing.assert_frame_equal(_forecast(world, old, at_end["origin"]), at_end["forecasts"])
+
+
+def test_warehouse_history_keeps_the_warehouse_up_to_the_day() -> None:
+    rows = pd.DataFrame(
+        {
+            C.SKU: ["A"] * 4,
+            C.WAREHOUSE_ID: ["W1", "W1", "W2", "W1"],
+            C.DATE: pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-02", "2024-01-03"]),
+            C.QUANTITY: [1.0, 2.0, 3.0, 4.0],
+        }
+    )
+    day = to_day(pd.Timestamp("2024-01-02"))
+    kept = warehouse_history(rows, "W1", day)
+    assert kept[C.QUANTITY].tolist() == [1.0, 2.0]
+    # A window that already is one warehouse's rows up to the day comes back as it is, not copied.
+    window = rows.iloc[:2]
+    assert warehouse_history(window, "W1", day) is window
+    as_text = rows.assign(**{C.DATE: rows[C.DATE].dt.strftime("%Y-%m-%d")})
+    assert warehouse_history(as_text, "W1", day)[C.QUANTITY].tolist() == [1.0, 2.0]
+
+
+def test_served_features_name_the_skus_without_a_row() -> None:
+    rows = pd.DataFrame(
+        {
+            C.SKU: ["B", "A", "C"],
+            C.WAREHOUSE_ID: "W1",
+            C.ORIGIN_DATE: pd.Timestamp("2024-01-02"),
+            "demand_lag_1": [2.0, 1.0, 3.0],
+        }
+    )
+    day = to_day(pd.Timestamp("2024-01-02"))
+    served = served_features(rows, np.array(["A", "B"], dtype=object), day, "W1")
+    assert served[C.SKU].tolist() == ["A", "B"] and served["demand_lag_1"].tolist() == [1.0, 2.0]
+    with pytest.raises(ValueError, match=r"no row for 2 SKU\(s\).*first: D, E"):
+        served_features(rows, np.array(["E", "A", "D", "D"], dtype=object), day, "W1")
