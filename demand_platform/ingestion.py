@@ -37,6 +37,7 @@ import duckdb
 import pandas as pd
 
 from demand_platform import columns as C
+from demand_platform.frames import fetch_frame
 from demand_platform.schemas import MAX_LINE_QUANTITY
 from demand_platform.source import (
     canonical_ids,
@@ -342,8 +343,9 @@ def ingest_sales(
         ).df(),
         with_rejected=True,
     )
-    raw_sales = con.execute(
-        f"""
+    raw_sales = fetch_frame(
+        con.sql(
+            f"""
         WITH valid AS (SELECT * FROM _checked WHERE _reason = ''),
         agg AS (
             SELECT {C.WAREHOUSE_ID}, {C.SKU}, _date AS {C.DATE},
@@ -376,8 +378,9 @@ def ingest_sales(
             ON a.{C.WAREHOUSE_ID} = g.{C.WAREHOUSE_ID} AND a.{C.SKU} = g.{C.SKU} AND a.{C.DATE} = g.{C.DATE}
         ORDER BY 2, 3, 1
         """,
-        {"d0": start, "d1": end},
-    ).df()
+            params={"d0": start, "d1": end},
+        )
+    )
     raw_sales[C.WAREHOUSE_ID] = raw_sales[C.WAREHOUSE_ID].astype(object)
     raw_sales[C.N_ORDERS] = raw_sales[C.N_ORDERS].astype("int64")
     for name in ("_products", "_wh", "_rejected_products"):
