@@ -1038,12 +1038,31 @@ def build_features(
     return build_training_features(history, tables, [origin], warehouse_id, horizon)
 
 
+def origins_panel(history: pd.DataFrame, origins: Sequence[DateLike], warehouse_id: object) -> SalesPanel:
+    """The sales panel the features of ``origins`` read: [min(origins) - FEATURE_LOOKBACK_DAYS, max(origins)].
+
+    Raises:
+        ValueError: If no origin is given.
+    """
+    origin_days = sorted({to_day(origin) for origin in origins})
+    if not origin_days:
+        raise ValueError("no origin given")
+    return build_sales_panel(
+        history,
+        end=to_timestamp(origin_days[-1]),
+        lookback_days=0,
+        warehouse_id=warehouse_id,
+        start=to_timestamp(origin_days[0] - FEATURE_LOOKBACK_DAYS),
+    )
+
+
 def build_training_features(
     history: pd.DataFrame,
     tables: SourceTables,
     origins: Sequence[DateLike],
     warehouse_id: object,
     horizon: int = DEFAULT_HORIZON,
+    panel: SalesPanel | None = None,
 ) -> pd.DataFrame:
     """Builds the feature tables of one warehouse for several origins, stacked.
 
@@ -1057,20 +1076,14 @@ def build_training_features(
         origins: Origin days (any order; duplicates are dropped).
         warehouse_id: The warehouse W.
         horizon: Last horizon of the look-ahead windows.
+        panel: ``origins_panel(history, origins, warehouse_id)`` when the caller built it already.
 
     Returns:
         The stacked feature tables (``FEATURE_TABLE_COLUMNS``), sorted by origin then SKU.
     """
     origin_days = sorted({to_day(origin) for origin in origins})
-    if not origin_days:
-        raise ValueError("no origin given")
-    panel = build_sales_panel(
-        history,
-        end=to_timestamp(origin_days[-1]),
-        lookback_days=0,
-        warehouse_id=warehouse_id,
-        start=to_timestamp(origin_days[0] - FEATURE_LOOKBACK_DAYS),
-    )
+    if panel is None:
+        panel = origins_panel(history, origins, warehouse_id)
     ctx = _prepare_context(
         panel.skus,
         tables.products,

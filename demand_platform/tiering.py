@@ -20,14 +20,23 @@ Only history rows dated on or before D are read.
 """
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from demand_platform.columns import LAUNCH_DATE, ORIGIN_DATE, SKU, TIER, WAREHOUSE_ID
-from demand_platform.days import DateLike
-from demand_platform.features import SalesPanel, build_sales_panel, intermittency_stats
+from demand_platform.days import DateLike, to_day, to_timestamp
+from demand_platform.features import (
+    DEFAULT_HORIZON,
+    SalesPanel,
+    build_sales_panel,
+    build_training_features,
+    intermittency_stats,
+    origins_panel,
+)
+from demand_platform.tables import SourceTables
 
 TRAILING_VOLUME = "trailing_volume"
 TRAILING_REVENUE = "trailing_revenue"
@@ -279,6 +288,46 @@ def assign_tiers(
         return pd.DataFrame({name: [] for name in TIER_COLUMNS})
     tiers = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
     return tiers.loc[:, list(TIER_COLUMNS)]
+
+
+def features_and_tiers(
+    history: pd.DataFrame,
+    tables: SourceTables,
+    origins: Sequence[DateLike],
+    warehouse_id: object,
+    horizon: int = DEFAULT_HORIZON,
+    config: TierConfig | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`build_training_features` and :func:`assign_tiers` of one warehouse at ``origins``, one panel.
+
+    The history is scattered into a sales panel once, for both: the tiers of each origin come from the
+    features' panel cut at the origin (:meth:`SalesPanel.until`, equal to :func:`assign_tiers` of the same
+    history). Each is what the separate functions return for the same rows.
+
+    Args:
+        history: ``raw_sales`` rows of the warehouse, from ``min(origins) - FEATURE_LOOKBACK_DAYS`` on.
+        tables: The source tables.
+        origins: Origin days.
+        warehouse_id: The warehouse.
+        horizon: Last horizon of the features' look-ahead windows.
+        config: Tier settings; the default :class:`TierConfig` when None.
+
+    Returns:
+        The stacked feature rows (by origin then SKU) and the stacked tiers (by origin then SKU).
+    """
+    config = config or TierConfig()
+    origin_days = sorted({to_day(origin) for origin in origins})
+    panel = origins_panel(history, origins, warehouse_id)
+    features = build_training_features(history, tables, origins, warehouse_id, horizon, panel=panel)
+    frames = []
+    for day in origin_days:
+        cut = panel.until(day)
+        if cut.n_days < config.panel_days or len(cut.skus) == 0:
+            frames.append(assign_tiers(history, tables.products, to_timestamp(day), config))
+        else:
+            frames.append(tiers_from_panel(cut, tables.products, warehouse_id, config))
+    tiers = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    return features, tiers
 
 
 def tier_summary(tiers: pd.DataFrame) -> pd.DataFrame:

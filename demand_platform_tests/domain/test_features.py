@@ -53,7 +53,7 @@ from demand_platform.columns import (
     WEIGHT_KG,
 )
 from demand_platform.tables import SourceTables
-from demand_platform.tiering import TierConfig, assign_tiers
+from demand_platform.tiering import TierConfig, assign_tiers, features_and_tiers
 
 START = pd.Timestamp("2023-01-01")
 ORIGIN = pd.Timestamp("2024-03-01")  # a Friday
@@ -478,6 +478,34 @@ def test_rows_of_an_origin_depend_only_on_its_feature_window(world: dict[str, pd
     # An older SKU counts the window's days, not its whole life.
     a_row = from_all.set_index(SKU).loc["A"]
     assert a_row[F.DAYS_ACTIVE_IN_WAREHOUSE] == F.FEATURE_LOOKBACK_DAYS
+
+
+def test_features_and_tiers_from_one_panel_equal_the_separate_functions(
+    world: dict[str, pd.DataFrame],
+) -> None:
+    """The feature assets scatter a warehouse's history once for both tables: the same rows as
+    build_training_features and assign_tiers at each origin, SKUs launched inside the window included."""
+    rng = np.random.default_rng(11)
+    series = dict(_series())
+    for i in range(15):
+        quantity = rng.poisson(rng.gamma(0.5, 3.0), len(DATES)).astype(np.float64)
+        quantity[rng.random(len(DATES)) < 0.4] = 0.0
+        quantity[: rng.integers(0, len(DATES) - 20)] = np.nan  # launches, some after the first origin
+        series[f"R{i:02d}"] = quantity
+    history = _history("W1", series)
+    origins = [ORIGIN - pd.Timedelta(days=k) for k in (40, 10, 0)]
+    window = history.loc[history[DATE] >= origins[0] - pd.Timedelta(days=F.FEATURE_LOOKBACK_DAYS)]
+    tables = _tables(world)
+    features, tiers = features_and_tiers(window, tables, origins, "W1")
+    pd.testing.assert_frame_equal(
+        features, F.build_training_features(window, tables, origins, "W1"), check_exact=True
+    )
+    expected = pd.concat(
+        [assign_tiers(window, tables.products, origin) for origin in origins], ignore_index=True
+    )
+    pd.testing.assert_frame_equal(tiers, expected, check_exact=True)
+    assert tiers.groupby(ORIGIN_DATE).size().is_monotonic_increasing  # SKUs launched in between
+    assert tiers.groupby(ORIGIN_DATE).size().iloc[-1] > tiers.groupby(ORIGIN_DATE).size().iloc[0]
 
 
 # --- holidays ------------------------------------------------------------------------------------------------------
