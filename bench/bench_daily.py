@@ -135,8 +135,9 @@ def skip_drift_backlog(instance: dg.DagsterInstance, env: dict[str, str]) -> Non
     partition of those old reports, which run beside the tick and are not part of it. In a live home
     the sensor read them right after they were written, a day before this tick.
     """
-    latest = instance.fetch_materializations(dg.AssetKey(ACCURACY_REPORT), limit=1, ascending=False).records
-    if not latest:
+    records = instance.get_asset_records([dg.AssetKey(ACCURACY_REPORT)])
+    latest = records[0].asset_entry.last_materialization_record if records else None
+    if latest is None:
         return
     subprocess.run(
         [
@@ -145,7 +146,7 @@ def skip_drift_backlog(instance: dg.DagsterInstance, env: dict[str, str]) -> Non
             "cursor",
             DRIFT_SENSOR,
             "--set",
-            str(latest[0].storage_id),
+            str(latest.storage_id),
             "-w",
             "workspace.yaml",
         ],
