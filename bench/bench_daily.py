@@ -33,7 +33,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.operations import ACCURACY_REPORT, DAILY_SCHEDULE, DRIFT_SENSOR, PRIORITY_TAG
+from assets.operations import DAILY_SCHEDULE, DRIFT_SENSOR, PRIORITY_TAG
 from assets.orchestration import prepare_instance
 from assets.partitions import RANGE_START_TAG
 from demand_platform.settings import (
@@ -127,29 +127,16 @@ def _run_day(tags: dict[str, str]) -> str:
     return tags.get("dagster/partition") or tags.get(RANGE_START_TAG, "")
 
 
-def skip_drift_backlog(instance: dg.DagsterInstance, env: dict[str, str]) -> None:
-    """Move the drift sensor's cursor past the reports already in the home.
+def drift_sensor(command: str, env: dict[str, str]) -> None:
+    """``dagster sensor stop|start drift_sensor`` on the benchmark's home.
 
-    The daemon of an earlier benchmark (or of the catch-up's home) stopped before its drift sensor read
-    the last reports; started again, the sensor would first request a retrain run per drifting
-    partition of those old reports, which run beside the tick and are not part of it. In a live home
-    the sensor read them right after they were written, a day before this tick.
+    The drift sensor is stopped while the tick runs: the daemon of an earlier benchmark (or of the
+    catch-up's home) was stopped in the middle of a sensor tick, and a daemon started again resumes
+    that tick first, submitting its remaining retrain runs (25 at full size) beside this tick. In a live
+    home those retrains ran the day before. It is started again afterwards.
     """
-    records = instance.get_asset_records([dg.AssetKey(ACCURACY_REPORT)])
-    latest = records[0].asset_entry.last_materialization_record if records else None
-    if latest is None:
-        return
     subprocess.run(
-        [
-            "dagster",
-            "sensor",
-            "cursor",
-            DRIFT_SENSOR,
-            "--set",
-            str(latest.storage_id),
-            "-w",
-            "workspace.yaml",
-        ],
+        ["dagster", "sensor", command, DRIFT_SENSOR, "-w", "workspace.yaml"],
         cwd=REPO,
         env=env,
         check=True,
@@ -183,7 +170,7 @@ def main() -> None:
         RETRAIN_ENV: str(args.retrain_every),
         WAREHOUSES_PER_RUN_ENV: str(args.warehouses_per_run),
     }
-    skip_drift_backlog(instance, env)
+    drift_sensor("stop", env)
     memory = PeakMemory(str(settings.dagster_home))
     memory.start()
     log = open(home / "bench_daily_daemon.log", "w")  # noqa: SIM115 - closed below
@@ -229,6 +216,7 @@ def main() -> None:
             daemon.kill()
         log.close()
         memory.stop.set()
+        drift_sensor("start", env)
     wall_real = time.perf_counter() - started
 
     kinds: dict[str, list[dg.RunRecord]] = {
