@@ -22,6 +22,7 @@ import duckdb
 import pytest
 
 from assets.operations import DAILY_SCHEDULE
+from assets.partitions import RANGE_END_TAG, RANGE_START_TAG
 from demand_platform import columns as C
 from demand_platform.synthetic import GeneratorConfig, generate_source
 from demand_platform_tests.assets.test_soak import cli_env
@@ -76,7 +77,12 @@ def _start_schedule_before(tick: dt.datetime, env: dict[str, str]) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1500)
-def test_daemon_runs_the_daily_tick_after_a_killed_run_beside_the_cli(tmp_path: Path) -> None:
+@pytest.mark.parametrize("warehouses_per_run", [1, 2])
+def test_daemon_runs_the_daily_tick_after_a_killed_run_beside_the_cli(
+    tmp_path: Path, warehouses_per_run: int
+) -> None:
+    """One run per warehouse, and (2) one run per box of warehouses: the schedule's run requests cover
+    the day x both warehouses, a partition range in their tags."""
     now = dt.datetime.now(dt.UTC)
     tick = _last_tick(now)
     day = tick.date() - dt.timedelta(days=1)  # what the tick forecasts: its yesterday
@@ -90,8 +96,10 @@ def test_daemon_runs_the_daily_tick_after_a_killed_run_beside_the_cli(tmp_path: 
         DEMAND_PLATFORM_SOURCE=str(src),
         DEMAND_PLATFORM_TIMEZONE=TZ,
         DAGSTER_HOME=str(home / "dagster"),
+        DEMAND_PLATFORM_WAREHOUSES_PER_RUN=str(warehouses_per_run),
     )
     base = ["run", "--source", str(src), "--home", str(home)]
+    n_scheduled = 2 * (2 // warehouses_per_run)  # a forecast run and a report run per box
 
     # Yesterday's home: everything through the day before, by the CLI.
     cold = _cli([*base, "--through", (day - dt.timedelta(days=1)).isoformat()], env)
@@ -134,7 +142,12 @@ def test_daemon_runs_the_daily_tick_after_a_killed_run_beside_the_cli(tmp_path: 
                 # The daemon freed the pool itself; now the CLI on the same home while its runs go on.
                 cli = _cli([*base, "--through", day.isoformat()], env)
             finished = [r for r in scheduled if r.dagster_run.is_finished]
-            if len(scheduled) == 4 and len(finished) == 4 and cli is not None and cli.poll() is not None:
+            if (
+                len(scheduled) == n_scheduled
+                and len(finished) == n_scheduled
+                and cli is not None
+                and cli.poll() is not None
+            ):
                 break
             time.sleep(2)
         cli_out, _ = cli.communicate(timeout=60)
@@ -158,8 +171,12 @@ def test_daemon_runs_the_daily_tick_after_a_killed_run_beside_the_cli(tmp_path: 
     assert cli.returncode == 0, cli_out[-4000:]
     statuses = {r.dagster_run.run_id: r.dagster_run.status for r in scheduled}
     assert set(statuses.values()) == {dg.DagsterRunStatus.SUCCESS}, statuses
-    partitions = {r.dagster_run.tags.get("dagster/partition") for r in scheduled}
-    assert partitions == {f"{day.isoformat()}|WH001", f"{day.isoformat()}|WH002"}
+    if warehouses_per_run == 1:
+        partitions = {r.dagster_run.tags.get("dagster/partition") for r in scheduled}
+        assert partitions == {f"{day.isoformat()}|WH001", f"{day.isoformat()}|WH002"}
+    else:
+        ranges = {(r.dagster_run.tags[RANGE_START_TAG], r.dagster_run.tags[RANGE_END_TAG]) for r in scheduled}
+        assert ranges == {(f"{day.isoformat()}|WH001", f"{day.isoformat()}|WH002")}
     assert instance.get_run_by_id(stuck.dagster_run.run_id).status == dg.DagsterRunStatus.FAILURE
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
         rows = con.execute(
