@@ -7,7 +7,7 @@ Modes (``--mode``):
   start to the last end; the per-warehouse ``train_warehouse`` seconds ``trained_models`` keeps (the
   domain call alone); the row counts of the platform's tables.
 * ``backfill``: the CLI's path for a 2-year raw_sales backfill, one run per warehouse over all its days
-  (the shape of a single-run backfill) recorded in a real instance under a fresh (or ``--home``) home,
+  (the shape of a single-run backfill, created as the CLI creates it) recorded in a real instance under a fresh (or ``--home``) home,
   then feature_table and tier_assignments for the last day (or ``--feature-days`` origins per warehouse,
   the shape of a feature backfill run). On ``--source``, or on a source generated first.
 * ``pipeline``: the jobs ``demand-platform run`` launches after ingestion (``--jobs features train forecast
@@ -112,7 +112,14 @@ def mode_runs(args: argparse.Namespace) -> dict[str, Any]:
 def mode_backfill(args: argparse.Namespace) -> dict[str, Any]:
     """raw_sales one run per warehouse over all its days, then the features of the last day(s)."""
     from assets.definitions import FEATURES_JOB, INGEST_JOB, build_definitions
-    from assets.orchestration import QUIET, day_boxes, missing_ranges, prepare_instance
+    from assets.orchestration import (
+        PLANNED_PER_RUN_MIN_DAYS,
+        QUIET,
+        day_boxes,
+        missing_ranges,
+        one_planned_event_per_run,
+        prepare_instance,
+    )
     from assets.partitions import range_tags, warehouse_keys
     from demand_platform import source
     from demand_platform.synthetic import GeneratorConfig, generate_source
@@ -142,18 +149,20 @@ def mode_backfill(args: argparse.Namespace) -> dict[str, Any]:
     done = set(instance.get_materialized_partitions(dg.AssetKey("raw_sales")))
     for wh, start, end in missing_ranges(done, chosen, first, last):
         t0 = time.perf_counter()
-        result = ingest.execute_in_process(
-            instance=instance, tags=range_tags(start, end, wh), run_config=QUIET
-        )
+        # As the CLI creates them: a long range with one planned event per run.
+        with one_planned_event_per_run((end - start).days + 1 > PLANNED_PER_RUN_MIN_DAYS):
+            result = ingest.execute_in_process(
+                instance=instance, tags=range_tags(start, end, wh), run_config=QUIET
+            )
         per_run.append(time.perf_counter() - t0)
-        # One materialization per raw_sales partition with its rows (the quarantine's events have none).
+        # One materialization per raw_sales partition (the quarantine's events are not raw_sales'); each
+        # carries the run's row count.
         events = [
-            e.materialization.metadata["rows"].value
+            e.materialization
             for e in result.get_asset_materialization_events()
             if e.materialization.asset_key == dg.AssetKey("raw_sales")
-            and "rows" in e.materialization.metadata
         ]
-        rows += sum(int(n) for n in events)  # type: ignore[arg-type]
+        rows += int(events[0].metadata["run_rows"].value) if events else 0  # type: ignore[arg-type]
         print(f"  raw_sales {wh}: {per_run[-1]:.1f} s, {len(events)} partitions", flush=True)
     ingest_s = time.perf_counter() - started
     features = defs.resolve_job_def(FEATURES_JOB)
