@@ -49,6 +49,17 @@ class by ADI (1.32) and CV^2 (0.49); cold start when launched within 56 days or 
 days. Routes: global ML (tiers 1-2), statistical (tier 3), cold-start fallback."""
 
 
+def _table_out(dagster_type: dg.DagsterType, description: str) -> dg.AssetOut:
+    """An output of the feature step: a DuckDB table partitioned by origin and warehouse."""
+    return dg.AssetOut(
+        dagster_type=dagster_type,
+        metadata={"partition_expr": FEATURE_PARTITION_EXPR},
+        group_name=GROUP,
+        kinds={"duckdb", "pandas"},
+        description=description,
+    )
+
+
 def build_feature_assets(partitions_def: dg.MultiPartitionsDefinition) -> list[dg.AssetsDefinition]:
     """The feature assets for the platform's partitions."""
     first_day = dt.date.fromisoformat(date_dimension(partitions_def).get_first_partition_key() or "")
@@ -57,20 +68,8 @@ def build_feature_assets(partitions_def: dg.MultiPartitionsDefinition) -> list[d
     @dg.multi_asset(
         name="features_and_tiers",
         outs={
-            C.FEATURE_TABLE: dg.AssetOut(
-                dagster_type=FeatureTableType,
-                metadata={"partition_expr": FEATURE_PARTITION_EXPR},
-                group_name=GROUP,
-                kinds={"duckdb", "pandas"},
-                description=FEATURE_TABLE_DESCRIPTION,
-            ),
-            C.TIER_ASSIGNMENTS: dg.AssetOut(
-                dagster_type=TierAssignmentsType,
-                metadata={"partition_expr": FEATURE_PARTITION_EXPR},
-                group_name=GROUP,
-                kinds={"duckdb", "pandas"},
-                description=TIER_ASSIGNMENTS_DESCRIPTION,
-            ),
+            C.FEATURE_TABLE: _table_out(FeatureTableType, FEATURE_TABLE_DESCRIPTION),
+            C.TIER_ASSIGNMENTS: _table_out(TierAssignmentsType, TIER_ASSIGNMENTS_DESCRIPTION),
         },
         partitions_def=partitions_def,
         deps=[history_dep],

@@ -446,17 +446,24 @@ def test_training_features_equal_per_origin_features(world: dict[str, pd.DataFra
         pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-12)
 
 
+def _with_random_series(seed: int, n: int, zero_share: float, last_launch_back: int) -> dict[str, np.ndarray]:
+    """``_series()`` plus ``n`` random series R00.. with zeros and launches up to ``last_launch_back``
+    days before the last day (NaN before the launch)."""
+    rng = np.random.default_rng(seed)
+    series = dict(_series())
+    for i in range(n):
+        quantity = rng.poisson(rng.gamma(0.5, 3.0), len(DATES)).astype(np.float64)
+        quantity[rng.random(len(DATES)) < zero_share] = 0.0
+        quantity[: rng.integers(0, len(DATES) - last_launch_back)] = np.nan
+        series[f"R{i:02d}"] = quantity
+    return series
+
+
 def test_rows_of_an_origin_depend_only_on_its_feature_window(world: dict[str, pd.DataFrame]) -> None:
     """feature_table, training and serving load different history windows and batches of origins: the
     rows of (D, W) must not depend on them (no expanding statistic reaching past the window)."""
-    rng = np.random.default_rng(7)
-    series = dict(_series())
-    for i in range(12):
-        quantity = rng.poisson(rng.gamma(0.5, 3.0), len(DATES)).astype(np.float64)
-        quantity[rng.random(len(DATES)) < 0.5] = 0.0
-        quantity[: rng.integers(0, len(DATES) - 60)] = np.nan  # launches, some older than the window
-        series[f"R{i:02d}"] = quantity
-    history = _history("W1", series)
+    # Launches, some older than the window.
+    history = _history("W1", _with_random_series(seed=7, n=12, zero_share=0.5, last_launch_back=60))
     window_start = ORIGIN - pd.Timedelta(days=F.FEATURE_LOOKBACK_DAYS)
     assert history[DATE].min() < window_start  # the full history reaches past the window
     tables = _tables(world)
@@ -485,14 +492,8 @@ def test_features_and_tiers_from_one_panel_equal_the_separate_functions(
 ) -> None:
     """The feature assets scatter a warehouse's history once for both tables: the same rows as
     build_training_features and assign_tiers at each origin, SKUs launched inside the window included."""
-    rng = np.random.default_rng(11)
-    series = dict(_series())
-    for i in range(15):
-        quantity = rng.poisson(rng.gamma(0.5, 3.0), len(DATES)).astype(np.float64)
-        quantity[rng.random(len(DATES)) < 0.4] = 0.0
-        quantity[: rng.integers(0, len(DATES) - 20)] = np.nan  # launches, some after the first origin
-        series[f"R{i:02d}"] = quantity
-    history = _history("W1", series)
+    # Launches, some after the first origin.
+    history = _history("W1", _with_random_series(seed=11, n=15, zero_share=0.4, last_launch_back=20))
     origins = [ORIGIN - pd.Timedelta(days=k) for k in (40, 10, 0)]
     window = history.loc[history[DATE] >= origins[0] - pd.Timedelta(days=F.FEATURE_LOOKBACK_DAYS)]
     tables = _tables(world)
