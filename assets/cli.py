@@ -79,6 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         evaluate_days=args.evaluate_days,
         late_days=args.late_days,
         retrain_every_days=args.retrain_every,
+        launch=args.launch,
     )
     print(report.render())
     return 0 if report.ok else 1
@@ -98,7 +99,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         generate_source(source_dir, config, progress=True)
     through = config.start + dt.timedelta(days=config.days - 1)
     settings = settings_for(home, source_dir, through, config.start)
-    report = run_platform(settings, through, progress=True, evaluate_days=args.evaluate_days)
+    report = run_platform(
+        settings, through, progress=True, evaluate_days=args.evaluate_days, launch=args.launch
+    )
     print(report.render())
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s")
     print(f"Open the UI on this home:  demand-platform ui --home {home}")
@@ -197,6 +200,17 @@ def cmd_contract(_: argparse.Namespace) -> int:
     return 0
 
 
+def _launch_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--launch",
+        choices=["queue", "in-process"],
+        default="queue",
+        help="queue (default): submit the runs to the instance's run queue, which runs as many at once as "
+        "the duckdb pool admits (a running daemon dequeues them, else this command does); in-process: "
+        "one after the other in this process",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``demand-platform``."""
     parser = argparse.ArgumentParser(prog="demand-platform", description=__doc__)
@@ -236,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="train only when a warehouse's latest model is N or more days old (1: every run)",
     )
+    _launch_argument(run)
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser("demo", help="generate the default source and run the platform end to end")
@@ -243,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=42)
     demo.add_argument("--bad-rows", type=int, default=25)
     demo.add_argument("--evaluate-days", type=int, default=28, help="days of forecasts the report scores")
+    _launch_argument(demo)
     demo.set_defaults(func=cmd_demo)
 
     ui = sub.add_parser("ui", help="open the Dagster UI on a platform home")

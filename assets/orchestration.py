@@ -31,13 +31,12 @@ A catch-up:
 import contextlib
 import datetime as dt
 import os
-import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Literal, overload
 
 import dagster as dg
 import pandas as pd
-from tqdm import tqdm
 
 from assets.definitions import (
     AUDIT_JOB,
@@ -54,13 +53,23 @@ from assets.partitions import (
     DUCKDB_POOL,
     RANGE_END_TAG,
     RANGE_START_TAG,
+    box_tags,
     day_box_tags,
     range_tags,
     warehouse_keys,
 )
-from assets.recovery import OWNER_HOST_TAG, OWNER_PID_TAG, fail_dead_runs
+from assets.recovery import fail_dead_runs
+from assets.run_queue import (
+    PLANNED_SUBSET_ENV,
+    InProcessRuns,
+    QueuedRuns,
+    RunExecutor,
+    RunSpec,
+    cancel_orphaned_queued_runs,
+    one_planned_event_per_run,
+)
 from demand_platform import columns as C
-from demand_platform import dbfile, ingest_log, ingestion, store
+from demand_platform import dbfile, ingest_log, ingestion, registry, store
 from demand_platform.settings import PlatformSettings
 
 # Keep the CLI's output to progress bars and the summary; the runs' logs stay in the instance.
@@ -69,35 +78,16 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 LATE_DAYS = 35
 #: Run tag saying why a raw_sales range is ingested again.
 REINGEST_TAG = "demand_platform/reingest"
-#: Dagster's switch (read when a run is created) for one ``ASSET_MATERIALIZATION_PLANNED`` event per asset
-#: of a range run, naming its partition subset, instead of one event per partition.
-PLANNED_SUBSET_ENV = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
 #: raw_sales ranges of more days than this are created with one planned event per run.
 PLANNED_PER_RUN_MIN_DAYS = PER_PARTITION_METADATA_MAX
-
-
-@contextlib.contextmanager
-def one_planned_event_per_run(enabled: bool = True) -> Iterator[None]:
-    """Create runs, inside the block, with one planned event per asset instead of one per partition.
-
-    On the SQLite instance every event costs ~10 ms: the 36,500 planned events of a two-year cold start
-    cost 6 min. The price: Dagster marks a failed run's partitions failed (and a running one's in
-    progress) from the per-partition planned events, so a long backfill range created this way shows
-    as missing, not failed, in the UI's partition bar while the run itself shows its failure. The
-    catch-up finds missing partitions by what is materialized, so it repairs them either way.
-    """
-    if not enabled:
-        yield
-        return
-    before = os.environ.get(PLANNED_SUBSET_ENV)
-    os.environ[PLANNED_SUBSET_ENV] = "true"
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ[PLANNED_SUBSET_ENV]
-        else:
-            os.environ[PLANNED_SUBSET_ENV] = before
+#: How the CLI executes its runs: through the instance's run queue (default) or in its own process.
+LAUNCH_QUEUE = "queue"
+LAUNCH_IN_PROCESS = "in-process"
+LAUNCH_MODES = (LAUNCH_QUEUE, LAUNCH_IN_PROCESS)
+#: Partitions (warehouse-days) one features, forecast or report run covers at most: the tick's runs of 25
+#: warehouses peaked at 5.9 GiB with 500,000 series (BENCHMARKS.md).
+BOX_PARTITIONS_MAX = 25
+__all__ = ["PLANNED_SUBSET_ENV", "one_planned_event_per_run", "run_platform"]
 
 
 def instance_yaml(database_runs: int) -> str:
@@ -143,9 +133,9 @@ telemetry:
 
 
 def prepare_instance(settings: PlatformSettings) -> dg.DagsterInstance:
-    """Create (or open) the Dagster instance of a home, with its ``dagster.yaml``.
+    """Create (or open) the Dagster instance of a home, with its ``dagster.yaml``, and its MLflow store.
 
-    Opening it once here creates the SQLite storages before any parallel run can race on them.
+    Opening both once here creates their SQLite storages before any parallel run can race on them.
     """
     settings.save()
     home = settings.dagster_home
@@ -156,6 +146,9 @@ def prepare_instance(settings: PlatformSettings) -> dg.DagsterInstance:
         config.write_text(wanted)
     instance = dg.DagsterInstance.from_config(str(home))
     instance.event_log_storage.set_concurrency_slots(DUCKDB_POOL, settings.database_runs)
+    # The MLflow store's tables and experiment too: two training runs creating them at once race on the
+    # SQLite migration ("table _alembic_tmp_experiments already exists").
+    registry.ModelRegistry(tracking_uri=settings.mlflow_uri).ensure_experiment()
     return instance
 
 
@@ -242,25 +235,6 @@ class PlatformReport:
         return "\n".join(lines)
 
 
-def owner_tags() -> dict[str, str]:
-    """Tags naming the process that executes a CLI run, so a later start can tell it died.
-
-    ``dagster/max_retries = 0``: an in-process run is not launched again by the daemon's run retries
-    (its job lives in this process); the next catch-up redoes what it left.
-    """
-    return {OWNER_PID_TAG: str(os.getpid()), OWNER_HOST_TAG: socket.gethostname(), "dagster/max_retries": "0"}
-
-
-def failed_error_checks(result: dg.ExecuteInProcessResult) -> list[str]:
-    """The ERROR-severity checks of a run that did not pass, as ``check (partition)`` labels."""
-    out = []
-    for evaluation in result.get_asset_check_evaluations():
-        if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
-            where = evaluation.partition if getattr(evaluation, "partition", None) else result.run_id
-            out.append(f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name} ({where})")
-    return out
-
-
 def run_platform(
     settings: PlatformSettings,
     through: dt.date,
@@ -269,6 +243,7 @@ def run_platform(
     evaluate_days: int = 0,
     late_days: int = LATE_DAYS,
     retrain_every_days: int = 1,
+    launch: str = LAUNCH_QUEUE,
 ) -> PlatformReport:
     """Bring the platform up to date through ``through`` (inclusive) on the configured source.
 
@@ -276,13 +251,17 @@ def run_platform(
     ``through`` is trained; with ``evaluate_days=N`` the model of ``through - N`` serves every origin
     since, so the report of ``through`` has matured forecasts to score. ``retrain_every_days = n`` trains
     only when the warehouse's latest model is ``n`` or more days older than the training day (the daily
-    schedule's cadence; 1 trains every day).
+    schedule's cadence; 1 trains every day). ``launch`` is ``"queue"`` (the runs go through the
+    instance's run queue, as many at a time as the ``duckdb`` pool admits) or ``"in-process"`` (one
+    after the other in this process); see :mod:`assets.run_queue`.
     """
     if retrain_every_days < 1:
         raise ValueError(f"retrain_every_days must be at least 1, got {retrain_every_days}")
+    if launch not in LAUNCH_MODES:
+        raise ValueError(f"launch must be one of {LAUNCH_MODES}, got {launch!r}")
     settings = settings.covering(through)
     instance = prepare_instance(settings)
-    report = PlatformReport(recovered=fail_dead_runs(instance))
+    report = PlatformReport(recovered=fail_dead_runs(instance) + cancel_orphaned_queued_runs(instance))
     defs = build_definitions(settings)
     ingest = defs.resolve_job_def(INGEST_JOB)
     partitions_def = ingest.partitions_def
@@ -297,83 +276,139 @@ def run_platform(
     )
     if through < first:
         raise ValueError(f"--through {through} is before the first partition day {first}")
+    # Runs of one stage at a time: as many as the queue admits at once (one in process).
+    parallel = settings.database_runs if launch == LAUNCH_QUEUE else 1
 
-    def launch(job_name: str, tags: dict[str, str], label: str, planned_per_run: bool = False) -> None:
-        with one_planned_event_per_run(planned_per_run):
-            result = defs.resolve_job_def(job_name).execute_in_process(
-                instance=instance, tags={**tags, **owner_tags()}, raise_on_error=False, run_config=QUIET
+    with _executor(launch, settings, defs, instance) as runner:
+
+        def stage(specs: list[RunSpec], desc: str) -> None:
+            for outcome in runner.execute(specs, desc, progress):
+                report.runs += 1
+                if not outcome.success:
+                    report.failed.append(outcome.spec.label)
+                report.failed_checks.extend(outcome.failed_checks)
+
+        def materialized(asset: str) -> set[tuple[str, dt.date]]:
+            return parse_partitions(instance.get_materialized_partitions(dg.AssetKey(asset)))
+
+        stage([RunSpec(AUDIT_JOB, {}, "source_audit")], "source audit")
+
+        # --- raw_sales: missing, damaged and changed days ----------------------------------------------
+        late_from = max(first, through - dt.timedelta(days=late_days))
+        with dbfile.connect(settings.duckdb_path) as con:
+            state = ingest_log.read_state(con, chosen, first, through)
+        source_now = ingestion.day_fingerprints(settings.source, chosen, late_from, through)
+        redo = ingest_log.days_to_reingest(
+            materialized("raw_sales"), state, source_now, chosen, first, through, changed_since=late_from
+        )
+        report.reingested = list(redo.itertuples(index=False, name=None))
+        ingest_specs = []
+        for wh, start, end in ingest_log.contiguous_ranges(redo):
+            reasons = sorted(
+                set(redo.loc[(redo[C.WAREHOUSE_ID] == wh) & redo[C.DATE].between(start, end), "reason"])
             )
-        report.runs += 1
-        if not result.success:
-            report.failed.append(label)
-        report.failed_checks.extend(failed_error_checks(result))
+            ingest_specs.append(
+                RunSpec(
+                    INGEST_JOB,
+                    {**range_tags(start, end, wh), REINGEST_TAG: "; ".join(reasons)},
+                    f"raw_sales {wh} {start}..{end}",
+                    planned_per_run=(end - start).days + 1 > PLANNED_PER_RUN_MIN_DAYS,
+                )
+            )
+        stage(ingest_specs, "raw_sales")
+        # What was built on these days is built again; a day only re-recorded (an upgraded home) is not.
+        changed = redo[~redo["reason"].isin([ingest_log.REASON_MISSING, ingest_log.REASON_UNRECORDED])]
 
-    def materialized(asset: str) -> set[tuple[str, dt.date]]:
-        return parse_partitions(instance.get_materialized_partitions(dg.AssetKey(asset)))
-
-    launch(AUDIT_JOB, {}, "source_audit")
-
-    # --- raw_sales: missing, damaged and changed days --------------------------------------------------
-    late_from = max(first, through - dt.timedelta(days=late_days))
-    with dbfile.connect(settings.duckdb_path) as con:
-        state = ingest_log.read_state(con, chosen, first, through)
-    source_now = ingestion.day_fingerprints(settings.source, chosen, late_from, through)
-    redo = ingest_log.days_to_reingest(
-        materialized("raw_sales"), state, source_now, chosen, first, through, changed_since=late_from
-    )
-    report.reingested = list(redo.itertuples(index=False, name=None))
-    for wh, start, end in tqdm(
-        ingest_log.contiguous_ranges(redo), desc="raw_sales", unit="run", disable=not progress
-    ):
-        reasons = sorted(
-            set(redo.loc[(redo[C.WAREHOUSE_ID] == wh) & redo[C.DATE].between(start, end), "reason"])
+        # --- origins to (re)build ---------------------------------------------------------------------
+        train_day = max(first, through - dt.timedelta(days=evaluate_days))
+        forecast_done = materialized("forecasts")
+        trained = materialized("trained_models")
+        origins: dict[str, set[dt.date]] = {}
+        for wh in chosen:
+            done_days = sorted(d for w, d in forecast_done if w == wh)
+            trained_days = sorted(d for w, d in trained if w == wh)
+            begin = min([train_day, *done_days[:1], *trained_days[:1]])
+            wanted = {d for d in pd.date_range(begin, through, freq="D").date if (wh, d) not in forecast_done}
+            # Late or repaired history: every materialized origin from the first changed day on reads it.
+            changed_days = changed.loc[changed[C.WAREHOUSE_ID] == wh, C.DATE]
+            if len(changed_days):
+                wanted |= {d for d in done_days if d >= min(changed_days)}
+            origins[wh] = {d for d in wanted if d >= begin}
+        boxes = pd.DataFrame(
+            [(wh, d) for wh, days in origins.items() for d in sorted(days)], columns=[C.WAREHOUSE_ID, C.DATE]
         )
-        launch(
-            INGEST_JOB,
-            {**range_tags(start, end, wh), REINGEST_TAG: "; ".join(reasons)},
-            f"raw_sales {wh} {start}..{end}",
-            planned_per_run=(end - start).days + 1 > PLANNED_PER_RUN_MIN_DAYS,
-        )
-    # What was built on these days is built again; a day only re-recorded (an upgraded home) is not.
-    changed = redo[~redo["reason"].isin([ingest_log.REASON_MISSING, ingest_log.REASON_UNRECORDED])]
-
-    # --- origins to (re)build -------------------------------------------------------------------------
-    train_day = max(first, through - dt.timedelta(days=evaluate_days))
-    forecast_done = materialized("forecasts")
-    trained = materialized("trained_models")
-    origins: dict[str, set[dt.date]] = {}
-    for wh in chosen:
-        done_days = sorted(d for w, d in forecast_done if w == wh)
-        trained_days = sorted(d for w, d in trained if w == wh)
-        begin = min([train_day, *done_days[:1], *trained_days[:1]])
-        wanted = {d for d in pd.date_range(begin, through, freq="D").date if (wh, d) not in forecast_done}
-        # Late or repaired history: every materialized origin from the first changed day on reads it.
-        changed_days = changed.loc[changed[C.WAREHOUSE_ID] == wh, C.DATE]
-        if len(changed_days):
-            wanted |= {d for d in done_days if d >= min(changed_days)}
-        origins[wh] = {d for d in wanted if d >= begin}
-    boxes = pd.DataFrame(
-        [(wh, d) for wh, days in origins.items() for d in sorted(days)], columns=[C.WAREHOUSE_ID, C.DATE]
-    )
-    ranges = ingest_log.contiguous_ranges(boxes) if len(boxes) else []
-    recent = train_day - dt.timedelta(days=retrain_every_days)
-    to_train = [wh for wh in chosen if not any(w == wh and recent < d <= train_day for w, d in trained)]
-    steps: list[tuple[str, list[dict[str, str]]]] = [
-        (FEATURES_JOB, [range_tags(start, end, wh) for wh, start, end in ranges]),
-        (TRAIN_JOB, day_boxes(train_day, to_train, all_warehouses)),
-        (FORECAST_JOB, [range_tags(start, end, wh) for wh, start, end in ranges]),
-        (REPORT_JOB, day_boxes(through, chosen, all_warehouses)),
-    ]
-    for job_name, job_boxes in tqdm(steps, desc="pipeline", unit="step", disable=not progress):
-        for tags in job_boxes:
-            launch(
+        ranges = ingest_log.contiguous_ranges(boxes) if len(boxes) else []
+        recent = train_day - dt.timedelta(days=retrain_every_days)
+        to_train = [wh for wh in chosen if not any(w == wh and recent < d <= train_day for w, d in trained)]
+        origin_boxes = run_boxes(ranges, all_warehouses, parallel)
+        steps: list[tuple[str, list[dict[str, str]]]] = [
+            (FEATURES_JOB, origin_boxes),
+            (TRAIN_JOB, run_boxes([(wh, train_day, train_day) for wh in to_train], all_warehouses, parallel)),
+            (FORECAST_JOB, origin_boxes),
+            (REPORT_JOB, run_boxes([(wh, through, through) for wh in chosen], all_warehouses, parallel)),
+        ]
+        for job_name, job_boxes in steps:
+            stage(
+                [
+                    RunSpec(job_name, tags, f"{job_name} {tags[RANGE_START_TAG]}..{tags[RANGE_END_TAG]}")
+                    for tags in job_boxes
+                ],
                 job_name,
-                tags,
-                f"{job_name} {tags[RANGE_START_TAG]}..{tags[RANGE_END_TAG]}",
             )
     report.tables, report.quarantine = table_summary(settings)
     report.accuracy = accuracy_summary(settings, through)
     return report
+
+
+@contextlib.contextmanager
+def _executor(
+    launch: str, settings: PlatformSettings, defs: dg.Definitions, instance: dg.DagsterInstance
+) -> Iterator[RunExecutor]:
+    """The executor of a catch-up's runs; the queue's code server sees the settings through its environment."""
+    if launch == LAUNCH_IN_PROCESS:
+        yield InProcessRuns(defs, instance, QUIET)
+        return
+    wanted = {**settings.to_env(), "DAGSTER_HOME": str(settings.dagster_home)}
+    before = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
+    try:
+        with QueuedRuns(instance, QUIET) as runner:
+            yield runner
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def run_boxes(
+    ranges: Iterable[tuple[str, dt.date, dt.date]],
+    all_warehouses: list[str],
+    parallel: int = 1,
+    max_partitions: int = BOX_PARTITIONS_MAX,
+) -> list[dict[str, str]]:
+    """Run tags covering ``(warehouse, start, end)`` ranges in as few runs as the bounds allow.
+
+    Warehouses whose range is the same single day and that are contiguous in key order share a run (one
+    day x many warehouses, the daily schedule's shape); such a run covers at most ``max_partitions``
+    warehouses (memory: the forecasts of a run are held at once) and at most ``ceil(n / parallel)`` of
+    the ``n`` warehouses of that day, so the stage spreads over ``parallel`` runs at once. A range of
+    several days is one run of its warehouse: Dagster gives a box of several days x several warehouses
+    to an output as two key ranges, which its ``asset_partition_key_range`` refuses.
+    """
+    by_range: dict[tuple[dt.date, dt.date], list[str]] = {}
+    for wh, start, end in ranges:
+        by_range.setdefault((start, end), []).append(wh)
+    out = []
+    for (start, end), whs in sorted(by_range.items()):
+        if start != end:  # many days: one warehouse per run (Dagster's output context needs one key range)
+            out += [box_tags(start, end, [wh]) for wh in whs]
+            continue
+        size = max(1, min(max_partitions, -(-len(whs) // parallel)))
+        for box in day_boxes(start, whs, all_warehouses, as_tags=False):
+            out += [box_tags(start, end, box[i : i + size]) for i in range(0, len(box), size)]
+    return out
 
 
 def accuracy_summary(settings: PlatformSettings, day: dt.date) -> pd.DataFrame:
@@ -382,8 +417,21 @@ def accuracy_summary(settings: PlatformSettings, day: dt.date) -> pd.DataFrame:
         return store.accuracy_summary(con, day)
 
 
-def day_boxes(day: dt.date, chosen: list[str], all_warehouses: list[str]) -> list[dict[str, str]]:
-    """Run tags covering one day of the chosen warehouses: one box per contiguous run of keys."""
+@overload
+def day_boxes(
+    day: dt.date, chosen: list[str], all_warehouses: list[str], as_tags: Literal[True] = True
+) -> list[dict[str, str]]: ...
+@overload
+def day_boxes(
+    day: dt.date, chosen: list[str], all_warehouses: list[str], as_tags: Literal[False]
+) -> list[list[str]]: ...
+def day_boxes(
+    day: dt.date, chosen: list[str], all_warehouses: list[str], as_tags: bool = True
+) -> list[dict[str, str]] | list[list[str]]:
+    """Run tags covering one day of the chosen warehouses: one box per contiguous run of keys.
+
+    With ``as_tags=False``, the boxes' warehouse lists instead of their tags.
+    """
     boxes: list[list[str]] = []
     wanted = set(chosen)
     for wh in all_warehouses:
@@ -394,7 +442,8 @@ def day_boxes(day: dt.date, chosen: list[str], all_warehouses: list[str]) -> lis
         if not boxes:
             boxes.append([])
         boxes[-1].append(wh)
-    return [day_box_tags(day, box) for box in boxes if box]
+    kept = [box for box in boxes if box]
+    return [day_box_tags(day, box) for box in kept] if as_tags else kept
 
 
 def table_summary(settings: PlatformSettings) -> tuple[dict[str, int], pd.DataFrame]:

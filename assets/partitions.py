@@ -145,12 +145,21 @@ def range_tags(start: dt.date, end: dt.date, warehouse_id: str) -> dict[str, str
     }
 
 
+def box_tags(start: dt.date, end: dt.date, warehouse_ids: Sequence[str]) -> dict[str, str]:
+    """Run tags for one run over ``[start, end]`` x a contiguous run of warehouses (first to last, in key order).
+
+    Dagster reads such a range of a multi-partitioned asset as the box of every day x every warehouse
+    between the two keys.
+    """
+    return {
+        RANGE_START_TAG: str(partition_key(start, warehouse_ids[0])),
+        RANGE_END_TAG: str(partition_key(end, warehouse_ids[-1])),
+    }
+
+
 def day_box_tags(day: dt.date, warehouse_ids: Sequence[str]) -> dict[str, str]:
     """Run tags for one run over ``day`` x a contiguous run of warehouses (first to last, in key order)."""
-    return {
-        RANGE_START_TAG: str(partition_key(day, warehouse_ids[0])),
-        RANGE_END_TAG: str(partition_key(day, warehouse_ids[-1])),
-    }
+    return box_tags(day, day, warehouse_ids)
 
 
 def window_mapping(days: int) -> dg.MultiPartitionMapping:

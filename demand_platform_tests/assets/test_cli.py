@@ -51,9 +51,10 @@ def test_failures_exit_non_zero_and_are_named(
     # A history check that finds a hole (ERROR severity, blocking) and forecasts that cannot be made.
     from demand_platform import features
 
+    # (In this process, where the patch is: a run of the queue executes in its own process.)
     monkeypatch.setattr(features, "missing_days", lambda *a, **k: [dt.date(2024, 1, 15)])
     run[-1] = "2024-02-22"
-    assert main(run) == 1
+    assert main([*run, "--launch", "in-process"]) == 1
     out = capsys.readouterr().out
     assert "status: FAILED" in out
     assert "failed check: feature_table:history_complete" in out
@@ -65,9 +66,16 @@ def test_failures_exit_non_zero_and_are_named(
         monkeypatch.delenv(var, raising=False)
     assert main(run) == 0
     assert "status: OK" in capsys.readouterr().out
+
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     origins = con.execute(
         "SELECT count(DISTINCT origin_date), count(DISTINCT warehouse_id) FROM forecasts"
     ).fetchone()
     con.close()
     assert origins == (3, 2)  # 2024-02-20 .. 2024-02-22, both warehouses
+
+    # Through the run queue (the default), a run that fails in its worker process is named too: the
+    # source has no line after 2024-02-29, so ingesting 2024-03-02 fails.
+    assert main([*run[:-1], "2024-03-02"]) == 1
+    out = capsys.readouterr().out
+    assert "status: FAILED" in out and "failed: raw_sales WH001 2024-02-23..2024-03-02" in out

@@ -107,7 +107,7 @@ def test_daemon_runs_the_daily_tick_after_a_killed_run_beside_the_cli(
     assert cold.returncode == 0, out[-4000:]
 
     # A cron job's run killed while ingesting the new day: STARTED for ever, holding the duckdb pool.
-    killed = _cli([*base, "--through", day.isoformat()], env, pause="ingest")
+    killed = _cli([*base, "--through", day.isoformat(), "--launch", "in-process"], env, pause="ingest")
     mark = Path(env["SOAK_MARK"])
     while not mark.exists():
         assert killed.poll() is None, killed.communicate()[0][-4000:]
@@ -139,7 +139,8 @@ def test_daemon_runs_the_daily_tick_after_a_killed_run_beside_the_cli(
             )
             reaped = instance.get_run_by_id(stuck.dagster_run.run_id).status == dg.DagsterRunStatus.FAILURE
             if cli is None and scheduled and reaped:
-                # The daemon freed the pool itself; now the CLI on the same home while its runs go on.
+                # The daemon freed the pool itself; now the CLI on the same home while its runs go on. The
+                # CLI submits its runs to the queue, which this daemon dequeues.
                 cli = _cli([*base, "--through", day.isoformat()], env)
             finished = [r for r in scheduled if r.dagster_run.is_finished]
             if (

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import os
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -9,9 +10,17 @@ import duckdb
 import pandas as pd
 import pytest
 
+from assets import run_queue
 from assets.cli import EXPORT_COLUMNS, main
 from assets.definitions import INGEST_JOB
-from assets.orchestration import PLANNED_SUBSET_ENV, day_boxes, missing_ranges, prepare_instance, run_platform
+from assets.orchestration import (
+    PLANNED_SUBSET_ENV,
+    day_boxes,
+    missing_ranges,
+    prepare_instance,
+    run_boxes,
+    run_platform,
+)
 from assets.partitions import RANGE_START_TAG
 from demand_platform import columns as C
 from demand_platform.settings import PlatformSettings
@@ -41,7 +50,43 @@ def test_day_boxes_split_on_gaps() -> None:
     ]
 
 
-def test_run_platform_end_to_end_and_incremental(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def _spans(boxes: list[dict[str, str]]) -> list[tuple[str, str]]:
+    return [(b["dagster/asset_partition_range_start"], b["dagster/asset_partition_range_end"]) for b in boxes]
+
+
+def test_run_boxes_spread_one_day_over_the_parallel_runs_and_keep_long_ranges_per_warehouse() -> None:
+    keys = [f"W{i}" for i in range(1, 8)]
+    day, other = D(2024, 1, 5), D(2024, 1, 1)
+    one_day = [(wh, day, day) for wh in ["W1", "W2", "W3", "W4", "W6", "W7"]]
+    # Six warehouses of one day over two runs at once: three a run, split again on the gap at W5.
+    assert _spans(run_boxes(one_day, keys, parallel=2)) == [
+        ("2024-01-05|W1", "2024-01-05|W3"),
+        ("2024-01-05|W4", "2024-01-05|W4"),
+        ("2024-01-05|W6", "2024-01-05|W7"),
+    ]
+    # One at a time: every contiguous run of keys in one run, at most max_partitions warehouses each.
+    assert _spans(run_boxes(one_day, keys, parallel=1)) == [
+        ("2024-01-05|W1", "2024-01-05|W4"),
+        ("2024-01-05|W6", "2024-01-05|W7"),
+    ]
+    assert _spans(run_boxes(one_day, keys, parallel=1, max_partitions=3)) == [
+        ("2024-01-05|W1", "2024-01-05|W3"),
+        ("2024-01-05|W4", "2024-01-05|W4"),
+        ("2024-01-05|W6", "2024-01-05|W7"),
+    ]
+    # Several days: one run per warehouse, whatever the parallelism.
+    ranges = [("W1", other, day), ("W2", other, day), ("W3", day, day)]
+    assert _spans(run_boxes(ranges, keys, parallel=2)) == [
+        ("2024-01-01|W1", "2024-01-05|W1"),
+        ("2024-01-01|W2", "2024-01-05|W2"),
+        ("2024-01-05|W3", "2024-01-05|W3"),
+    ]
+    assert run_boxes([], keys, parallel=2) == []
+
+
+def test_run_platform_end_to_end_and_incremental(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     start, days = D(2023, 1, 1), 240
     last = start + dt.timedelta(days=days - 1)
     generate_source(
@@ -51,8 +96,37 @@ def test_run_platform_end_to_end_and_incremental(tmp_path: Path, capsys: pytest.
         home=tmp_path / "home", source=tmp_path / "src", start_date=start, end_date=last
     )
 
+    # The catch-up's default path: the runs go through the instance's run queue (no daemon runs here,
+    # so run_platform dequeues them itself) and the duckdb pool admits two at a time.
     first = run_platform(settings, last - dt.timedelta(days=14))
     assert not first.failed, first.failed
+    instance = prepare_instance(settings)
+    ingest_runs = [
+        instance.get_run_record_by_id(run.run_id)
+        for run in instance.get_runs(filters=dg.RunsFilter(job_name=INGEST_JOB))
+    ]
+    assert len(ingest_runs) == 2 and all(
+        r.dagster_run.status == dg.DagsterRunStatus.SUCCESS for r in ingest_runs
+    )
+    # Launched in their own processes, side by side: each started before the other ended.
+    a, b = ingest_runs
+    assert a.start_time < b.end_time and b.start_time < a.end_time
+    pids = {
+        int(e.dagster_event.engine_event_data.metadata["pid"].value)
+        for r in ingest_runs
+        for e in instance.all_logs(r.dagster_run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+        if "pid" in (e.dagster_event.engine_event_data.metadata or {})
+    }
+    assert len(pids) == 2 and os.getpid() not in pids
+    # The same catch-up in this process, one run after the other, builds the same tables.
+    same = PlatformSettings(home=tmp_path / "same", source=tmp_path / "src", start_date=start, end_date=last)
+    assert run_platform(same, last - dt.timedelta(days=14), launch="in-process").ok
+    for table in ("raw_sales", "feature_table", "tier_assignments", "forecasts"):
+        frames = []
+        for home in (settings.home, same.home):
+            with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+                frames.append(con.execute(f"SELECT * FROM {table} ORDER BY ALL").df())
+        pd.testing.assert_frame_equal(frames[0], frames[1], obj=table)
     assert {"raw_sales", "feature_table", "tier_assignments", "trained_models", "forecasts"} <= set(
         first.tables
     )
@@ -60,13 +134,13 @@ def test_run_platform_end_to_end_and_incremental(tmp_path: Path, capsys: pytest.
     second = run_platform(settings, last, evaluate_days=14)
     assert not second.failed, second.failed
     # Incremental: audit + one ingest run per warehouse for the 14 new days + features (one range run per
-    # warehouse) + forecasts (one range run per warehouse) + the report (one run). No training: the model
-    # of last - 14 was trained by the first run, and it serves every origin since.
-    assert second.runs == 1 + 2 + 2 + 2 + 1
+    # warehouse) + forecasts (one range run per warehouse) + the report (one warehouse a run: two at
+    # once). No training: the model of last - 14 was trained by the first run, and it serves every origin
+    # since.
+    assert second.runs == 1 + 2 + 2 + 2 + 2
     assert second.ok and not second.reingested_changed
     # The first catch-up's raw_sales ranges (226 days) were created with one planned event per run, the
     # second's (14 days) with one per partition; the switch does not outlive the runs.
-    instance = prepare_instance(settings)
     planned = sorted(
         (run.tags[RANGE_START_TAG], len(instance.get_records_for_run(run.run_id, of_type=PLANNED).records))
         for run in instance.get_runs(filters=dg.RunsFilter(job_name=INGEST_JOB))
@@ -79,9 +153,16 @@ def test_run_platform_end_to_end_and_incremental(tmp_path: Path, capsys: pytest.
     ]
     assert PLANNED_SUBSET_ENV not in os.environ
 
-    # Nothing new: only the audit and the report run again.
+    # Nothing new: only the audit and the report run again. A daemon's heartbeat from a moment ago (a
+    # killed CLI's last one) makes the catch-up leave its runs to that daemon at first; when no heartbeat
+    # follows, it dequeues them itself.
+    from dagster._daemon.types import DaemonHeartbeat
+
+    monkeypatch.setattr(run_queue, "HEARTBEAT_SECONDS", 1.0)
+    instance.add_daemon_heartbeat(DaemonHeartbeat(time.time(), "QUEUED_RUN_COORDINATOR", "gone", None))
+    assert run_queue.queue_daemon_alive(instance)
     third = run_platform(settings, last, evaluate_days=14)
-    assert third.ok and third.runs == 1 + 1
+    assert third.ok and third.runs == 1 + 2
     con = duckdb.connect(str(settings.duckdb_path), read_only=True)
     days_in = con.execute("SELECT count(DISTINCT date) FROM raw_sales").fetchone()
     origins = con.execute("SELECT count(DISTINCT origin_date) FROM forecasts").fetchone()

@@ -93,3 +93,38 @@ def test_the_dead_run_sensor_fails_them_from_the_daemon(tmp_path: Path) -> None:
         result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
         assert dead in (result.skip_message or "")
         assert instance.get_run_by_id(dead).status == dg.DagsterRunStatus.FAILURE
+
+
+def test_queued_runs_of_a_dead_cli_are_canceled(tmp_path: Path) -> None:
+    import socket
+
+    from assets.run_queue import SUBMITTER_HOST_TAG, SUBMITTER_PID_TAG, cancel_orphaned_queued_runs
+
+    host = socket.gethostname()
+
+    def queued(**tags: str) -> str:
+        from dagster._core.remote_origin import (
+            InProcessCodeLocationOrigin,
+            RemoteJobOrigin,
+            RemoteRepositoryOrigin,
+        )
+        from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+        # Dagster keeps a queued run only with the origin of a code location's job; this module stands in.
+        location = InProcessCodeLocationOrigin(LoadableTargetOrigin(python_file=__file__, attribute="job"))
+        origin = RemoteJobOrigin(RemoteRepositoryOrigin(location, "__repository__"), job.name)
+        run = instance.create_run_for_job(
+            job, tags=tags, status=dg.DagsterRunStatus.QUEUED, remote_job_origin=origin
+        )
+        return run.run_id
+
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        orphan = queued(**{SUBMITTER_PID_TAG: str(_dead_pid()), SUBMITTER_HOST_TAG: host})
+        mine = queued(**{SUBMITTER_PID_TAG: str(os.getpid()), SUBMITTER_HOST_TAG: host})
+        elsewhere = queued(**{SUBMITTER_PID_TAG: str(_dead_pid()), SUBMITTER_HOST_TAG: "other-host"})
+        from_the_ui = queued()
+        assert cancel_orphaned_queued_runs(instance) == [orphan]
+        status = {r: instance.get_run_by_id(r).status for r in (orphan, mine, elsewhere, from_the_ui)}
+        assert status[orphan] == dg.DagsterRunStatus.CANCELED
+        assert status[mine] == status[elsewhere] == status[from_the_ui] == dg.DagsterRunStatus.QUEUED
+        assert cancel_orphaned_queued_runs(instance) == []

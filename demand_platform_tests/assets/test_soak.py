@@ -101,7 +101,11 @@ def spawn_cli(args: list[str], env: dict[str, str], pause: str = "") -> subproce
 
 def _cli(home: Path, live: Path, through: dt.date, env: dict[str, str], pause: str = "") -> subprocess.Popen:
     args = ["run", "--source", str(live), "--home", str(home), "--through", through.isoformat()]
-    return spawn_cli([*args, "--retrain-every", "3", "--late-days", "10"], env, pause)
+    args += ["--retrain-every", "3", "--late-days", "10"]
+    # A run to be killed mid-write executes in the CLI's process (where the pause hook is): killing the
+    # process kills the run, as a crash or an OOM kill of a run worker does. The other days go through the
+    # run queue, the CLI's default.
+    return spawn_cli([*args, "--launch", "in-process"] if pause else args, env, pause)
 
 
 def _run(home: Path, live: Path, through: dt.date, env: dict[str, str]) -> str:
