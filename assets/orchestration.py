@@ -1,30 +1,28 @@
 """Driving Dagster from the CLI: the instance under the platform home, and catch-up runs.
 
 ``run_platform`` brings the platform up to date through a day. It is the CLI's path; the daemon's is the
-daily schedule. Both record every run in the instance under ``$HOME/dagster`` and both respect one
-lock on the DuckDB file (:mod:`demand_platform.dbfile`), so a ``run`` on a home where ``dagster dev``
-is running waits its turn at each connection instead of failing on DuckDB's own lock. We chose the
-lock over submitting the CLI's runs to the instance's queue because the README's first command must
-work with no daemon running, because an OS lock dies with its process (a killed run never holds it),
-and because it serialises exactly what must be serialised (writers of one file) while computation in
-both processes overlaps.
+daily schedule. Both record every run in the instance under ``$HOME/dagster``, and by default both go
+through the instance's run queue, where the ``duckdb`` pool admits two DuckDB runs at a time, each in
+its own process (:mod:`assets.run_queue`: the CLI runs Dagster's queue daemon itself when no daemon
+runs on the home). Every connection to the DuckDB file takes one lock (:mod:`demand_platform.dbfile`),
+so runs of both paths take turns at each connection instead of failing on DuckDB's own lock.
 
 A catch-up:
 
 1. marks runs of dead processes failed (:func:`assets.recovery.fail_dead_runs`), so a killed run neither
    blocks the run queue's ``duckdb`` pool nor hides a partition;
-2. audits the source;
-3. ingests every ``raw_sales`` day that is not materialized, whose rows in DuckDB differ from the ingest
-   log (a run killed mid-write), or whose source lines changed since it was ingested (late or corrected
-   lines, compared by per-day fingerprint over the last ``late_days`` days), one run per warehouse and
-   contiguous range (Dagster's single-run backfill shape); a range of more than 100 days (a cold start)
-   is created with one planned event per run (:func:`one_planned_event_per_run`);
-4. for every origin from the first one forecast (or the training day) through ``through`` that has no
-   forecasts yet, or whose history changed in step 3: features and tiers, then forecasts; the model of
+2. audits the source and, in the same stage of runs, ingests every ``raw_sales`` day that is not
+   materialized, whose rows in DuckDB differ from the ingest log (a run killed mid-write), or whose
+   source lines changed since it was ingested (late or corrected lines, compared by per-day fingerprint
+   over the last ``late_days`` days), one run per warehouse and contiguous range (Dagster's single-run
+   backfill shape); a range of more than 100 days (a cold start) is created with one planned event per
+   run (:func:`assets.run_queue.one_planned_event_per_run`);
+3. for every origin from the first one forecast (or the training day) through ``through`` that has no
+   forecasts yet, or whose history changed in step 2: features and tiers, then forecasts; the model of
    ``through - evaluate_days`` is trained (and gated) when it is not trained yet, and each origin is
    served by the model in production at that origin;
-5. writes the accuracy report of ``through``;
-6. returns a report whose ``ok`` is False when any run failed or any ERROR-severity check failed, which
+4. writes the accuracy report of ``through``;
+5. returns a report whose ``ok`` is False when any run failed or any ERROR-severity check failed, which
    the CLI turns into a non-zero exit code.
 """
 
@@ -32,7 +30,7 @@ import contextlib
 import datetime as dt
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, overload
 
 import dagster as dg
@@ -55,7 +53,6 @@ from assets.partitions import (
     RANGE_START_TAG,
     box_tags,
     day_box_tags,
-    range_tags,
     warehouse_keys,
 )
 from assets.recovery import fail_dead_runs
@@ -87,6 +84,9 @@ LAUNCH_MODES = (LAUNCH_QUEUE, LAUNCH_IN_PROCESS)
 #: Partitions (warehouse-days) one features, forecast or report run covers at most: the tick's runs of 25
 #: warehouses peaked at 5.9 GiB with 500,000 series (BENCHMARKS.md).
 BOX_PARTITIONS_MAX = 25
+#: Partitions one raw_sales run covers at most: two warehouses' two years (a cold start's runs). Each
+#: run pays a process start and a definitions load (~6 s); one warehouse's two years peak at ~3 GiB.
+INGEST_BOX_PARTITIONS_MAX = 1_500
 __all__ = ["PLANNED_SUBSET_ENV", "one_planned_event_per_run", "run_platform"]
 
 
@@ -291,8 +291,6 @@ def run_platform(
         def materialized(asset: str) -> set[tuple[str, dt.date]]:
             return parse_partitions(instance.get_materialized_partitions(dg.AssetKey(asset)))
 
-        stage([RunSpec(AUDIT_JOB, {}, "source_audit")], "source audit")
-
         # --- raw_sales: missing, damaged and changed days ----------------------------------------------
         late_from = max(first, through - dt.timedelta(days=late_days))
         with dbfile.connect(settings.duckdb_path) as con:
@@ -303,19 +301,22 @@ def run_platform(
         )
         report.reingested = list(redo.itertuples(index=False, name=None))
         ingest_specs = []
-        for wh, start, end in ingest_log.contiguous_ranges(redo):
-            reasons = sorted(
-                set(redo.loc[(redo[C.WAREHOUSE_ID] == wh) & redo[C.DATE].between(start, end), "reason"])
+        ranges_in = ingest_log.contiguous_ranges(redo) if len(redo) else []
+        for whs, start, end in run_boxes(ranges_in, all_warehouses, parallel, INGEST_BOX_PARTITIONS_MAX):
+            in_box = redo[redo[C.WAREHOUSE_ID].isin(whs) & redo[C.DATE].between(start, end)]
+            (spec,) = box_specs(
+                INGEST_JOB, [(whs, start, end)], **{REINGEST_TAG: "; ".join(sorted(set(in_box["reason"])))}
             )
+            where = whs[0] if len(whs) == 1 else f"{whs[0]}..{whs[-1]}"
             ingest_specs.append(
-                RunSpec(
-                    INGEST_JOB,
-                    {**range_tags(start, end, wh), REINGEST_TAG: "; ".join(reasons)},
-                    f"raw_sales {wh} {start}..{end}",
-                    planned_per_run=(end - start).days + 1 > PLANNED_PER_RUN_MIN_DAYS,
+                replace(
+                    spec,
+                    label=f"raw_sales {where} {start}..{end}",
+                    planned_per_run=len(whs) * ((end - start).days + 1) > PLANNED_PER_RUN_MIN_DAYS,
                 )
             )
-        stage(ingest_specs, "raw_sales")
+        # The audit of the source's small tables and the raw_sales ranges are independent: one stage.
+        stage([RunSpec(AUDIT_JOB, {}, "source_audit"), *ingest_specs], "source audit, raw_sales")
         # What was built on these days is built again; a day only re-recorded (an upgraded home) is not.
         changed = redo[~redo["reason"].isin([ingest_log.REASON_MISSING, ingest_log.REASON_UNRECORDED])]
 
@@ -341,20 +342,14 @@ def run_platform(
         recent = train_day - dt.timedelta(days=retrain_every_days)
         to_train = [wh for wh in chosen if not any(w == wh and recent < d <= train_day for w, d in trained)]
         origin_boxes = run_boxes(ranges, all_warehouses, parallel)
-        steps: list[tuple[str, list[dict[str, str]]]] = [
+        steps = [
             (FEATURES_JOB, origin_boxes),
             (TRAIN_JOB, run_boxes([(wh, train_day, train_day) for wh in to_train], all_warehouses, parallel)),
             (FORECAST_JOB, origin_boxes),
             (REPORT_JOB, run_boxes([(wh, through, through) for wh in chosen], all_warehouses, parallel)),
         ]
         for job_name, job_boxes in steps:
-            stage(
-                [
-                    RunSpec(job_name, tags, f"{job_name} {tags[RANGE_START_TAG]}..{tags[RANGE_END_TAG]}")
-                    for tags in job_boxes
-                ],
-                job_name,
-            )
+            stage(box_specs(job_name, job_boxes), job_name)
     report.tables, report.quarantine = table_summary(settings)
     report.accuracy = accuracy_summary(settings, through)
     return report
@@ -387,28 +382,37 @@ def run_boxes(
     all_warehouses: list[str],
     parallel: int = 1,
     max_partitions: int = BOX_PARTITIONS_MAX,
-) -> list[dict[str, str]]:
-    """Run tags covering ``(warehouse, start, end)`` ranges in as few runs as the bounds allow.
+) -> list[tuple[list[str], dt.date, dt.date]]:
+    """Boxes of runs covering ``(warehouse, start, end)`` ranges in as few runs as the bounds allow.
 
-    Warehouses whose range is the same single day and that are contiguous in key order share a run (one
-    day x many warehouses, the daily schedule's shape); such a run covers at most ``max_partitions``
-    warehouses (memory: the forecasts of a run are held at once) and at most ``ceil(n / parallel)`` of
-    the ``n`` warehouses of that day, so the stage spreads over ``parallel`` runs at once. A range of
-    several days is one run of its warehouse: Dagster gives a box of several days x several warehouses
-    to an output as two key ranges, which its ``asset_partition_key_range`` refuses.
+    Warehouses with the same day range that are contiguous in key order share a run (a box of those days
+    x those warehouses). A run covers at most ``max_partitions`` partitions (memory: what a run holds at
+    once) and at most ``ceil(n / parallel)`` of the ``n`` warehouses of that range, so the stage spreads
+    over ``parallel`` runs at once; a range longer than ``max_partitions`` days is one run of its
+    warehouse. Returns ``(warehouses, start, end)`` per run.
     """
     by_range: dict[tuple[dt.date, dt.date], list[str]] = {}
     for wh, start, end in ranges:
         by_range.setdefault((start, end), []).append(wh)
     out = []
     for (start, end), whs in sorted(by_range.items()):
-        if start != end:  # many days: one warehouse per run (Dagster's output context needs one key range)
-            out += [box_tags(start, end, [wh]) for wh in whs]
-            continue
-        size = max(1, min(max_partitions, -(-len(whs) // parallel)))
+        days = (end - start).days + 1
+        size = max(1, min(max_partitions // days, -(-len(whs) // parallel)))
         for box in day_boxes(start, whs, all_warehouses, as_tags=False):
-            out += [box_tags(start, end, box[i : i + size]) for i in range(0, len(box), size)]
+            out += [(box[i : i + size], start, end) for i in range(0, len(box), size)]
     return out
+
+
+def box_specs(
+    job_name: str, boxes: list[tuple[list[str], dt.date, dt.date]], **extra_tags: str
+) -> list[RunSpec]:
+    """One run of ``job_name`` per box, labelled with its first and last partition."""
+    specs = []
+    for warehouses, start, end in boxes:
+        tags = box_tags(start, end, warehouses)
+        label = f"{job_name} {tags[RANGE_START_TAG]}..{tags[RANGE_END_TAG]}"
+        specs.append(RunSpec(job_name, {**tags, **extra_tags}, label))
+    return specs
 
 
 def accuracy_summary(settings: PlatformSettings, day: dt.date) -> pd.DataFrame:

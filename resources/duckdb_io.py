@@ -37,6 +37,7 @@ of one process to a file with another configuration, and the domain code's neste
 (:func:`demand_platform.dbfile.connect`) use none.
 """
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -116,15 +117,33 @@ def _multi_key(partitions_def: dg.MultiPartitionsDefinition, key: str) -> dg.Mul
     return key if isinstance(key, dg.MultiPartitionKey) else partitions_def.get_partition_key_from_str(key)
 
 
+def _key_order(partitions_def: dg.PartitionsDefinition) -> Any:
+    """Sort key of one dimension's partition keys in the dimension's own order."""
+    position = {key: i for i, key in enumerate(partitions_def.get_partition_keys())}
+    return position.__getitem__
+
+
 def _partition_where(context: dg.OutputContext | dg.InputContext, partition_expr: Any) -> str:
     """The SQL condition selecting the context's partitions (``partition_expr``: column per dimension)."""
     partitions_def = context.asset_partitions_def
     if isinstance(partitions_def, dg.MultiPartitionsDefinition):
-        key_range = context.asset_partition_key_range
-        first, last = (_multi_key(partitions_def, k) for k in (key_range.start, key_range.end))
+        # The run's partitions form a box (every day of a range x every warehouse of a range). Dagster
+        # gives a box of several days x several warehouses as more than one key range, so the box is
+        # read from its keys.
+        keys = [_multi_key(partitions_def, k) for k in context.asset_partition_keys]
+        per_dim = {
+            dim.name: sorted(
+                {k.keys_by_dimension[dim.name] for k in keys}, key=_key_order(dim.partitions_def)
+            )
+            for dim in partitions_def.partitions_defs
+        }
+        if len(keys) != len(set(keys)) or len(keys) != math.prod(len(v) for v in per_dim.values()):
+            raise ValueError(
+                f"asset '{context.asset_key}': the run's partitions are not a box of days x warehouses"
+            )
         clauses = []
         for dim in partitions_def.partitions_defs:
-            start, end = first.keys_by_dimension[dim.name], last.keys_by_dimension[dim.name]
+            start, end = per_dim[dim.name][0], per_dim[dim.name][-1]
             expr = partition_expr.get(dim.name) if isinstance(partition_expr, Mapping) else None
             if expr is None:
                 raise ValueError(
@@ -134,14 +153,16 @@ def _partition_where(context: dg.OutputContext | dg.InputContext, partition_expr
                 )
             dim_def = dim.partitions_def
             if isinstance(dim_def, dg.TimeWindowPartitionsDefinition):
+                spanned = dim_def.get_partition_keys_in_range(dg.PartitionKeyRange(start=start, end=end))
+                if len(spanned) != len(per_dim[dim.name]):
+                    raise ValueError(f"asset '{context.asset_key}': the run's {dim.name} keys have gaps")
                 window = dg.TimeWindow(
                     dim_def.time_window_for_partition_key(start).start,
                     dim_def.time_window_for_partition_key(end).end,
                 )
                 clauses.append(_time_clause(expr, window))
             else:
-                keys = dim_def.get_partition_keys_in_range(dg.PartitionKeyRange(start=start, end=end))
-                clauses.append(_keys_clause(expr, keys))
+                clauses.append(_keys_clause(expr, per_dim[dim.name]))
         return " AND\n".join(clauses)
     if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition) and context.asset_partition_keys:
         return _time_clause(str(partition_expr), context.asset_partitions_time_window)

@@ -102,6 +102,43 @@ def test_rematerialized_partition_replaces_exactly_that_partition(tmp_path: Path
         assert kept["qty"].tolist() == [100 + i for i in range(first[(day, wh)])]
 
 
+def test_a_run_over_days_x_warehouses_replaces_exactly_that_box(tmp_path: Path) -> None:
+    """Several days x several warehouses in one run: Dagster hands such a box to the IO manager as more
+    than one key range; the rewrite must cover the box and nothing else, and a downstream read too."""
+    database = tmp_path / "w.duckdb"
+    days = ["2024-01-01", "2024-01-02", "2024-01-03"]
+    for day in days:
+        for wh in ("W1", "W2"):
+            assert _materialize(database, _rows(day, wh, 2, 100), day, wh)
+
+    @dg.asset(partitions_def=PARTITIONS, metadata={"partition_expr": PARTITION_EXPR})
+    def sales(context: dg.AssetExecutionContext) -> pd.DataFrame:
+        keys = [PARTITIONS.get_partition_key_from_str(k) for k in context.partition_keys]
+        return pd.concat(
+            [_rows(k.keys_by_dimension["date"], k.keys_by_dimension["warehouse"], 1, 900) for k in keys]
+        )
+
+    @dg.asset(partitions_def=PARTITIONS, metadata={"partition_expr": PARTITION_EXPR})
+    def rows_read(sales: pd.DataFrame) -> None:
+        assert sorted(
+            set(zip(sales["date"].dt.strftime("%Y-%m-%d"), sales["warehouse_id"], strict=True))
+        ) == [(day, wh) for day in days[:2] for wh in ("W1", "W2")]
+        assert (sales["qty"] == 900).all()
+
+    tags = {
+        "dagster/asset_partition_range_start": str(_key("2024-01-01", "W1")),
+        "dagster/asset_partition_range_end": str(_key("2024-01-02", "W2")),
+    }
+    io_manager = PlatformDuckDBIOManager(database=str(database), schema="main")
+    result = dg.materialize([sales, rows_read], resources={"io_manager": io_manager}, tags=tags)
+    assert result.success
+    table = _table(database)
+    for day in days:
+        for wh in ("W1", "W2"):
+            expected = [900] if day != "2024-01-03" else [100, 101]
+            assert _partition(table, day, wh)["qty"].tolist() == expected, (day, wh)
+
+
 def test_columns_in_another_order_land_by_name_and_new_columns_are_added(tmp_path: Path) -> None:
     database = tmp_path / "w.duckdb"
     # "a" and "b" share a type, so a positional insert would swap them without any error.

@@ -119,6 +119,8 @@ def test_stamp_source_over_a_grid_with_gaps_matches_a_join() -> None:
     assert (stamped[L.SOURCE_LINES].to_numpy() == expected[L.LINES].fillna(0).to_numpy()).all()
     assert (stamped[L.SOURCE_FINGERPRINT].to_numpy() == expected[L.FINGERPRINT].fillna(0).to_numpy()).all()
     assert stamped[L.SOURCE_LINES].sum() > 0
+    # The caller's frame is left as it was.
+    assert list(raw.columns) == [C.WAREHOUSE_ID, C.SKU, C.DATE]
 
 
 def test_unlogged_partition_is_a_hole_only_when_empty() -> None:
