@@ -58,7 +58,8 @@ def test_failures_exit_non_zero_and_are_named(
     out = capsys.readouterr().out
     assert "status: FAILED" in out
     assert "failed check: feature_table:history_complete" in out
-    assert "failed: forecast 2024-02-21|WH001..2024-02-22|WH001" in out
+    # In process, one run covers the two days x both warehouses (a box of four partitions).
+    assert "failed: forecast 2024-02-21|WH001..2024-02-22|WH002" in out
 
     # Once the cause is gone, the next run repairs what was left undone and exits 0.
     monkeypatch.undo()
