@@ -14,8 +14,8 @@ A catch-up:
 2. audits the source and, in the same stage of runs, ingests every ``raw_sales`` day that is not
    materialized, whose rows in DuckDB differ from the ingest log (a run killed mid-write), or whose
    source lines changed since it was ingested (late or corrected lines, compared by per-day fingerprint
-   over the last ``late_days`` days), one run per warehouse and contiguous range (Dagster's single-run
-   backfill shape); a range of more than 100 days (a cold start) is created with one planned event per
+   over the last ``late_days`` days), one run per contiguous range of at most two warehouses with the
+   same days (a box, Dagster's single-run backfill shape; :func:`run_boxes`); a range of more than 100 days (a cold start) is created with one planned event per
    run (:func:`assets.run_queue.one_planned_event_per_run`);
 3. for every origin from the first one forecast (or the training day) through ``through`` that has no
    forecasts yet, or whose history changed in step 2: features and tiers, then forecasts; the model of

@@ -102,7 +102,7 @@ def test_daemon_runs_the_daily_tick_after_a_killed_run_beside_the_cli(
     n_scheduled = 2 * (2 // warehouses_per_run)  # a forecast run and a report run per box
 
     # Yesterday's home: everything through the day before, by the CLI.
-    cold = _cli([*base, "--through", (day - dt.timedelta(days=1)).isoformat()], env)
+    cold = _cli([*base, "--through", (day - dt.timedelta(days=1)).isoformat(), "--launch", "in-process"], env)
     out, _ = cold.communicate(timeout=900)
     assert cold.returncode == 0, out[-4000:]
 
