@@ -1,7 +1,8 @@
 """Reporting asset: ``accuracy_report`` (report day x warehouse).
 
 It scores the forecasts of the last :data:`EVAL_DAYS` origins against ``raw_sales``, checks drift, replays
-the replenishment policies and writes the replenishment recommendations (table ``replenishment_policy``).
+the replenishment policies, writes the replenishment recommendations (table ``replenishment_policy``) and
+the ranked exceptions (table ``exceptions``), and draws the report's charts under the reports directory.
 Like the feature assets, it declares every window it reads as a dependency (lineage and staleness in the
 UI: ``forecasts``, ``raw_sales``, ``feature_table`` and ``trained_models``) but reads them with the SQL of
 :mod:`demand_platform.store` through the DuckDB resource: ``forecasts`` and ``raw_sales`` are keyed by
@@ -9,13 +10,15 @@ different date columns and a window may be partly missing (the first days, a for
 materialized, a day without training), which the IO manager would not say.
 
 The per-partition metadata keys ``drift``, ``drift_reasons``, ``wmape`` and ``bias`` are read by the drift
-sensor (:mod:`assets.operations`).
+sensor (:mod:`assets.operations`). The metadata holds no image: each chart is a ``plot_<name>`` path, and
+the markdown entry ``charts`` embeds them by URL under the address the reports directory is served at
+(``charts_url``, ``demand-platform ui`` serves it), so Dagster's event log stays small.
 """
 
-import base64
 import datetime as dt
 import math
 from pathlib import Path
+from urllib.parse import quote
 
 import dagster as dg
 import pandas as pd
@@ -31,14 +34,16 @@ from assets.partitions import (
     window_mapping,
 )
 from assets.types import AccuracyReportType
+from demand_platform import charts, inventory, store
 from demand_platform import columns as C
-from demand_platform import inventory, store
+from demand_platform.exceptions import exceptions_markdown
 from demand_platform.reporting import (
     FORECAST_POLICY,
     AccuracyReport,
     build_accuracy_report,
     empty_report_frame,
 )
+from demand_platform.settings import DEFAULT_CHARTS_URL
 from resources.source import SourceDataResource
 
 GROUP = "reporting"
@@ -46,8 +51,9 @@ ACCURACY_REPORT = C.ACCURACY_REPORT
 #: Forecast origins scored by the report of day D: D - EVAL_DAYS .. D (origin D has no due target yet,
 #: but it is the latest origin, the one the replenishment recommendations come from).
 EVAL_DAYS = 60
-#: raw_sales days read: the scored targets plus the MA28 baseline's window before the first origin.
-ACTUALS_DAYS = EVAL_DAYS + inventory.MA_WINDOW - 1
+#: raw_sales days read: the scored targets plus the MA28 baseline's window before the first origin, and at
+#: least the fan chart's history.
+ACTUALS_DAYS = max(EVAL_DAYS + inventory.MA_WINDOW - 1, charts.FAN_HISTORY_DAYS - 1)
 REPORT_PARTITION_EXPR = {DATE_DIM: C.ORIGIN_DATE, WAREHOUSE_DIM: C.WAREHOUSE_ID}
 
 
@@ -56,22 +62,30 @@ def _finite(value: float) -> float | None:
     return None if value is None or math.isnan(value) else float(value)
 
 
-def plots_markdown(plots: dict[str, Path]) -> str:
-    """Markdown embedding each PNG as a base64 data URI (viewable straight from the asset's metadata)."""
-    parts = []
-    for name, path in plots.items():
-        data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-        parts.append(f"**{name}**\n\n![{name}](data:image/png;base64,{data})")
-    return "\n\n".join(parts)
+def chart_url(path: Path, reports_dir: Path, charts_url: str) -> str:
+    """The URL of a chart file: ``<charts_url>/<its path under reports_dir>`` (each part URL-quoted)."""
+    relative = Path(path).resolve().relative_to(Path(reports_dir).resolve())
+    return f"{charts_url.rstrip('/')}/" + "/".join(quote(part) for part in relative.parts)
 
 
-def report_metadata(report: AccuracyReport, out_dir: Path) -> dict[str, object]:
-    """Per-partition metadata of one report (NaN metrics are left out)."""
+def charts_markdown(plots: dict[str, Path], reports_dir: Path, charts_url: str) -> str:
+    """Markdown embedding each chart by URL (no image data in the event log)."""
+    return "\n\n".join(
+        f"**{name}**\n\n![{name}]({chart_url(path, reports_dir, charts_url)})" for name, path in plots.items()
+    )
+
+
+def report_metadata(
+    report: AccuracyReport, out_dir: Path, reports_dir: Path, charts_url: str = DEFAULT_CHARTS_URL
+) -> dict[str, object]:
+    """Per-partition metadata of one report (NaN metrics are left out; charts linked, not inlined)."""
     metadata: dict[str, object] = {
         "drift": report.drift,
         "drift_reasons": dg.MetadataValue.json(list(report.drift_reasons)),
         "n_scored": report.n_scored,
         "n_recommendations": len(report.recommendations),
+        "n_exceptions": len(report.exceptions),
+        "exceptions": dg.MetadataValue.md(exceptions_markdown(report.exceptions)),
         "summary": dg.MetadataValue.md(report.summary_md),
         "report_dir": dg.MetadataValue.path(str(out_dir)),
     }
@@ -90,19 +104,21 @@ def report_metadata(report: AccuracyReport, out_dir: Path) -> dict[str, object]:
     for name, path in report.plots.items():
         metadata[f"plot_{name}"] = dg.MetadataValue.path(str(path))
     if report.plots:
-        metadata["plots_md"] = dg.MetadataValue.md(plots_markdown(report.plots))
+        metadata["charts"] = dg.MetadataValue.md(charts_markdown(report.plots, reports_dir, charts_url))
     return metadata
 
 
 # --- the asset -------------------------------------------------------------------------------------------------
 def build_reporting_assets(
-    partitions_def: dg.MultiPartitionsDefinition, reports_dir: Path
+    partitions_def: dg.MultiPartitionsDefinition, reports_dir: Path, charts_url: str = DEFAULT_CHARTS_URL
 ) -> list[dg.AssetsDefinition]:
     """The reporting assets for the platform's partitions.
 
     Args:
         partitions_def: The ``date x warehouse`` partitions.
         reports_dir: Directory of the report files (one sub-directory ``<day>_<warehouse>`` per partition).
+        charts_url: URL at which ``reports_dir`` is served (``PlatformSettings.charts_url``): the report's
+            ``charts`` metadata embeds the chart files from there.
 
     Returns:
         ``[accuracy_report]``.
@@ -134,7 +150,7 @@ def build_reporting_assets(
     def accuracy_report(
         context: dg.AssetExecutionContext, source: SourceDataResource, duckdb: DuckDBResource
     ) -> dg.Output[pd.DataFrame]:
-        """Forecast accuracy of a warehouse as of day D, drift, and the replenishment replay.
+        """Forecast accuracy of a warehouse as of day D, drift, the replenishment replay, exceptions and charts.
 
         Scores every forecast of the origins D-60..D whose target day is on or before D against the
         realised demand (raw_sales, returns clipped): WMAPE, MAE, RMSE, bias and P90/P95 coverage overall,
@@ -148,8 +164,16 @@ def build_reporting_assets(
         the lead-time demand from the point forecasts and their spread) against the MA28 baseline, and
         reports cycle service level, fill rate, average on hand and stock-out days per tier and overall.
         Safety stock and reorder point per SKU from the latest origin go to the `replenishment_policy`
-        table. Plots (forecast vs actual, WMAPE by tier over origins, service vs inventory) are in the
-        metadata.
+        table. The `exceptions` table lists, per SKU, what needs a planner's attention, ranked by money
+        at risk (units x the product's price): projected stock-outs within the lead time (the replay's
+        stock at D plus orders in transit minus the P50 forecast), strong recent bias, 30-day forecasts
+        that jumped since yesterday's origin and planner overrides ending within 7 days; the top 20 are
+        in the metadata (`exceptions`). Charts (PNG files under the reports directory, linked in the
+        metadata as `plot_<name>` and shown in `charts`): the forecast fan at D of the top SKUs (those
+        of the first exceptions, then the largest 30-day forecast revenue: 90 days of history, forecast,
+        P50, P90/P95 bands, overrides marked, campaigns shaded), projected on hand vs reorder point of
+        the SKUs most at risk, WMAPE and P90/P95 coverage by horizon day, WMAPE by tier over origins,
+        and service level vs inventory of the replayed policies.
         """
         box = partition_box(context)
         parsed = [partitions_def.get_partition_key_from_str(key) for key in box.keys]
@@ -157,7 +181,13 @@ def build_reporting_assets(
             (dt.date.fromisoformat(k.keys_by_dimension[DATE_DIM]), k.keys_by_dimension[WAREHOUSE_DIM])
             for k in parsed
         )
-        products = source.tables().products
+        tables = source.tables()
+        products = tables.products
+        states = (
+            tables.warehouses.set_index(tables.warehouses[C.WAREHOUSE_ID].astype(str))[C.LOCATION_STATE]
+            if C.LOCATION_STATE in tables.warehouses.columns
+            else None
+        )
         frames = []
         n_drift = 0
         for day, wh in keys:
@@ -166,6 +196,8 @@ def build_reporting_assets(
                 actuals = store.load_history(con, [wh], day - dt.timedelta(days=ACTUALS_DAYS), day)
                 features_now = store.read_features(con, wh, day)
                 features_ref = store.drift_reference(con, wh, day)
+                overridden = store.read_overridden_forecasts(con, wh, day)
+            state = states.get(wh) if states is not None else None
             out_dir = reports_dir / f"{day.isoformat()}_{wh}"
             report = build_accuracy_report(
                 forecasts,
@@ -176,21 +208,31 @@ def build_reporting_assets(
                 out_dir=out_dir,
                 features_now=features_now,
                 features_ref=features_ref,
+                campaigns=tables.campaigns,
+                warehouse_state=str(state) if state is not None and not pd.isna(state) else None,
+                overridden=overridden,
+                overrides=tables.overrides,
             )
             with duckdb.get_connection() as con:
                 store.write_recommendations(con, report.recommendations, day, wh)
-            context.log_event(
-                dg.AssetMaterialization(
-                    asset_key=C.REPLENISHMENT_POLICY,
-                    partition=str(partition_key(day, wh)),
-                    metadata={"dagster/row_count": len(report.recommendations)},
+                store.write_exceptions(con, report.exceptions, day, wh)
+            for side_table, rows in (
+                (C.REPLENISHMENT_POLICY, len(report.recommendations)),
+                (C.EXCEPTIONS, len(report.exceptions)),
+            ):
+                context.log_event(
+                    dg.AssetMaterialization(
+                        asset_key=side_table,
+                        partition=str(partition_key(day, wh)),
+                        metadata={"dagster/row_count": rows},
+                    )
                 )
-            )
             with duckdb.get_connection() as con:
                 if report.frame.empty:
                     store.clear_partition(con, ACCURACY_REPORT, day, wh)
             context.add_asset_metadata(
-                report_metadata(report, out_dir), partition_key=str(partition_key(day, wh))
+                report_metadata(report, out_dir, reports_dir, charts_url),
+                partition_key=str(partition_key(day, wh)),
             )
             n_drift += report.drift
             frames.append(report.frame)

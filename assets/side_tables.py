@@ -1,4 +1,4 @@
-"""The side tables as assets: ``quarantine``, ``replenishment_policy`` and ``alerts`` in the asset graph.
+"""The side tables as assets: ``quarantine``, ``replenishment_policy``, ``exceptions`` and ``alerts`` in the graph.
 
 These tables are written by other assets' bodies (and, for ``alerts``, by sensors) rather than by an IO
 manager, so they are declared as :class:`dagster.AssetSpec` s with their writers upstream: the graph shows
@@ -12,12 +12,22 @@ from dagster_pandera import pandera_schema_to_dagster_type
 
 from demand_platform import columns as C
 from demand_platform.alerts import ALERTS
+from demand_platform.exceptions import EXCEPTION_DESCRIPTIONS, EXCEPTION_DTYPES
 from demand_platform.schemas import QuarantineModel
 
 GROUP = "side_tables"
 
 QUARANTINE_SCHEMA = pandera_schema_to_dagster_type(QuarantineModel).metadata["schema"].value
 """The quarantine table's columns, from its pandera model (as the other assets' Dagster types carry them)."""
+
+_DUCKDB_TYPES = {"datetime64[ns]": "TIMESTAMP", "object": "VARCHAR", "int64": "BIGINT", "float64": "DOUBLE"}
+EXCEPTIONS_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn(name, _DUCKDB_TYPES[dtype], description=EXCEPTION_DESCRIPTIONS[name])
+        for name, dtype in EXCEPTION_DTYPES.items()
+    ]
+)
+"""The exceptions table's columns, as the report writes them."""
 
 
 def build_side_table_specs(partitions_def: dg.MultiPartitionsDefinition) -> list[dg.AssetSpec]:
@@ -49,6 +59,20 @@ def build_side_table_specs(partitions_def: dg.MultiPartitionsDefinition) -> list
             ),
             group_name=GROUP,
             kinds={"duckdb"},
+        ),
+        dg.AssetSpec(
+            C.EXCEPTIONS,
+            deps=[C.ACCURACY_REPORT],
+            partitions_def=partitions_def,
+            description=(
+                "What needs a planner's attention, per SKU, ranked by money at risk (units x price): "
+                "projected stock-outs within the lead time, strong recent bias, 30-day forecasts that "
+                "jumped since yesterday's origin, planner overrides ending within 7 days. Written by "
+                "accuracy_report for its day and warehouse."
+            ),
+            group_name=GROUP,
+            kinds={"duckdb"},
+            metadata={"dagster/column_schema": EXCEPTIONS_SCHEMA},
         ),
         dg.AssetSpec(
             ALERTS,

@@ -24,6 +24,8 @@ TRAINED_MODELS = "trained_models"
 FORECASTS = "forecasts"
 ACCURACY_REPORT = "accuracy_report"
 REPLENISHMENT_POLICY = "replenishment_policy"
+#: What needs a planner's attention per report day and warehouse (written by ``accuracy_report``).
+EXCEPTIONS = "exceptions"
 
 # --- shared keys -------------------------------------------------------------------------
 SKU = "sku"

@@ -42,6 +42,10 @@ daily spread ``sigma_h = (P95_h - P50_h) / 1.645`` (independent daily errors).
 ``S_t = MA28_t * (L + R) + z * sigma28_t * sqrt(L + R)`` (``z`` the standard normal quantile of the
 service target, 1.645 for 95%). :func:`compare_policies` replays both on the same demand.
 
+:func:`replay_policies` is :func:`compare_policies` that also returns one policy's end state: the on hand
+after the last simulated day and the orders still in transit by day of arrival (from the replay's kept
+trajectories), the starting point of a forward projection of the stock.
+
 :func:`recommend_policy` gives the replenishment parameters of the latest origin: reorder point
 ``ROP = expected lead-time demand + safety stock``. The expected lead-time demand is the sum of the point
 forecasts over horizons ``1 .. L``. The safety stock is taken **from the forecast quantile spread**:
@@ -741,6 +745,102 @@ def compare_policies(
     Raises:
         ValueError: If there is no day to score.
     """
+    return replay_policies(
+        forecasts,
+        actuals,
+        lead_time,
+        quantiles=quantiles,
+        window=window,
+        service=service,
+        warmup=warmup,
+    ).comparison
+
+
+@dataclass(frozen=True)
+class PolicyEndState:
+    """Stock of each replayed series after the last simulated day of one policy (see :func:`replay_policies`).
+
+    Attributes:
+        policy: Name of the replayed policy (e.g. ``forecast_p95``).
+        last_day: Last simulated day: ``on_hand`` is the stock at its end.
+        series: One row per series: ``sku``, ``warehouse_id``, ``tier`` and ``lead_time``, sorted by SKU and
+            warehouse (the rows of ``on_hand`` and ``in_transit``).
+        on_hand: On hand at the end of ``last_day`` ``[n_series]``.
+        in_transit: Units ordered and not yet received ``[n_series, max(L) + 1]``: column ``k`` arrives at
+            the start of day ``last_day + 1 + k``.
+    """
+
+    policy: str
+    last_day: pd.Timestamp
+    series: pd.DataFrame
+    on_hand: np.ndarray
+    in_transit: np.ndarray
+
+
+class PolicyReplay(NamedTuple):
+    """Output of :func:`replay_policies`: the comparison and, when asked, one policy's end state."""
+
+    comparison: pd.DataFrame
+    end_state: PolicyEndState | None
+
+
+def in_transit_at_end(orders: np.ndarray, lead_time: np.ndarray) -> np.ndarray:
+    """Orders of a replay still in transit after its last day, by day of arrival.
+
+    An order placed at the end of day ``t`` arrives at the start of day ``t + L + 1`` (module docstring),
+    so after the last day ``T`` the orders of days ``T - L .. T`` are in transit.
+
+    Args:
+        orders: Order placed at the end of each day ``[n_series, n_days]`` (``SimulationResult.orders``).
+        lead_time: Lead time per series ``[n_series]``.
+
+    Returns:
+        ``[n_series, max(L) + 1]``: column ``k`` holds the units received at the start of day ``T + 1 + k``.
+    """
+    n, n_days = orders.shape
+    lt = np.asarray(lead_time, dtype=np.int64)
+    width = int(lt.max(initial=0)) + 1
+    out = np.zeros((n, width))
+    for back in range(min(width, n_days)):  # the order of day T - back arrives L - back days after T + 1
+        arrival = lt - back
+        pending = arrival >= 0
+        rows = np.flatnonzero(pending)
+        out[rows, arrival[pending]] += orders[rows, n_days - 1 - back]
+    return out
+
+
+def replay_policies(
+    forecasts: pd.DataFrame,
+    actuals: pd.DataFrame,
+    lead_time: int | pd.DataFrame,
+    *,
+    quantiles: Sequence[str] = (C.P90, C.P95),
+    window: int = MA_WINDOW,
+    service: float = DEFAULT_SERVICE,
+    warmup: int | None = None,
+    end_state_of: str | None = None,
+) -> PolicyReplay:
+    """:func:`compare_policies`, plus the end state (on hand, orders in transit) of one replayed policy.
+
+    The comparison is the one :func:`compare_policies` returns (it calls this function); the end state is
+    read from the same replay of ``end_state_of`` (kept trajectories, which change no metric).
+
+    Args:
+        forecasts: As :func:`compare_policies`.
+        actuals: As :func:`compare_policies`.
+        lead_time: As :func:`compare_policies`.
+        quantiles: As :func:`compare_policies`.
+        window: As :func:`compare_policies`.
+        service: As :func:`compare_policies`.
+        warmup: As :func:`compare_policies`.
+        end_state_of: Policy whose end state is returned (e.g. ``forecast_p95``); None for none.
+
+    Returns:
+        The comparison and the end state (None when ``end_state_of`` is None).
+
+    Raises:
+        ValueError: If there is no day to score, or ``end_state_of`` is not a replayed policy.
+    """
     series_frame = _latest_forecasts(forecasts)
     series_frame = _sorted_series(
         series_frame[[C.SKU, C.WAREHOUSE_ID, C.TIER]].drop_duplicates([C.SKU, C.WAREHOUSE_ID])
@@ -771,10 +871,22 @@ def compare_policies(
         )
     levels[POLICY_MA] = moving_average_order_up_to(full, lt, start=window - 1, window=window, service=service)
     tier = series_frame[C.TIER].to_numpy()
+    if end_state_of is not None and end_state_of not in levels:
+        raise ValueError(f"end_state_of must be one of {sorted(levels)}, got {end_state_of!r}")
     rows = []
+    end_state = None
     for policy, s in levels.items():
-        result = simulate_policy(demand, s, lt, np.nan_to_num(s[:, 0]), warmup=warmup)
+        keep = policy == end_state_of
+        result = simulate_policy(demand, s, lt, np.nan_to_num(s[:, 0]), warmup=warmup, keep_trajectories=keep)
         rows.extend(_summarise(policy, result, tier))
+        if keep and result.on_hand is not None and result.orders is not None:
+            end_state = PolicyEndState(
+                policy=policy,
+                last_day=days[-1],
+                series=series_frame.assign(**{LEAD_TIME: lt}),
+                on_hand=result.on_hand[:, -1].copy(),
+                in_transit=in_transit_at_end(result.orders, lt),
+            )
     out = pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
     out[C.TIER] = out[C.TIER].astype("Int64")
-    return out
+    return PolicyReplay(out, end_state)

@@ -1,9 +1,11 @@
-"""Report plots of forecast accuracy and of the replenishment replay, and a markdown summary.
+"""Figure helpers, two report plots (WMAPE by tier over origins, service vs inventory) and a markdown summary.
 
 Figures are drawn on the Agg backend through ``matplotlib.figure.Figure`` and ``FigureCanvasAgg`` (no
-``pyplot``: no global figure registry, nothing to close, safe in Dagster's run workers and threads). Every
-plot function writes one PNG, creating the parent directory, and returns its path; an input without data
-still produces a figure saying so, so a report never links to a missing file.
+``pyplot``: no global figure registry, nothing to close, safe in Dagster's run workers and threads). Each
+chart is a data function (the frame drawn), a ``*_figure`` function drawing exactly that frame and a
+``plot_*`` function writing the figure as a PNG (parent directory created) and returning its path; a frame
+without data still produces a figure saying so, so a report never links to a missing file. The other
+charts of the report are in :mod:`demand_platform.charts`.
 """
 
 import math
@@ -17,7 +19,6 @@ from matplotlib.figure import Figure
 
 from demand_platform import columns as C
 from demand_platform.accuracy import (
-    ACTUAL,
     BY_HORIZON_BAND,
     BY_TIER,
     BY_TIER_AND_ORIGIN,
@@ -29,9 +30,7 @@ from demand_platform.accuracy import (
     OVERALL,
     WEEKLY,
     WEEKLY_WMAPE,
-    ScoredForecasts,
 )
-from demand_platform.days import DateLike
 from demand_platform.inventory import (
     AVG_ON_HAND,
     CYCLE_SERVICE_LEVEL,
@@ -46,157 +45,66 @@ DPI = 100
 _MISSING = "n/a"
 
 
-def _new_figure(n_panels: int = 1, ncols: int = 1, panel_size: tuple[float, float] = (6.0, 3.5)) -> Figure:
+def new_figure(n_panels: int = 1, ncols: int = 1, panel_size: tuple[float, float] = (6.0, 3.5)) -> Figure:
+    """A figure sized for ``n_panels`` panels in ``ncols`` columns, on its own Agg canvas (no pyplot)."""
     nrows = max(1, math.ceil(n_panels / ncols))
     fig = Figure(figsize=(panel_size[0] * ncols, panel_size[1] * nrows), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (parent directories created) and return the path."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=DPI, format="png")
     return out
 
 
-def _empty(path: str | Path, title: str) -> Path:
-    fig = _new_figure()
+def no_data_figure(title: str) -> Figure:
+    """A figure titled ``title`` that says "no data"."""
+    fig = new_figure()
     ax = fig.add_subplot()
     ax.set_title(title)
     ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
     ax.set_axis_off()
-    return _save(fig, path)
+    return fig
 
 
-def _top_series_frame(
-    frame: pd.DataFrame, top_n: int, origin: DateLike | None
-) -> tuple[pd.Timestamp, pd.DataFrame, pd.Series]:
-    """Origin drawn, its rows and the top series by total actual (``volume`` indexed by sku, warehouse)."""
-    origin_ts = frame[C.ORIGIN_DATE].max() if origin is None else pd.Timestamp(origin)
-    at_origin = frame.loc[frame[C.ORIGIN_DATE] == origin_ts]
-    volume = frame.groupby([C.SKU, C.WAREHOUSE_ID], observed=True, sort=False)[ACTUAL].sum()
-    present = pd.MultiIndex.from_frame(at_origin[[C.SKU, C.WAREHOUSE_ID]].drop_duplicates())
-    top = volume[volume.index.isin(present)].sort_values(ascending=False, kind="stable").head(top_n)
-    return origin_ts, at_origin, top
+def empty_figure(path: str | Path, title: str) -> Path:
+    """Write a figure titled ``title`` that says "no data" (a report never links to a missing file)."""
+    return save_figure(no_data_figure(title), path)
 
 
-def _top_series_scored(
-    scored: ScoredForecasts, top_n: int, origin: DateLike | None
-) -> tuple[pd.Timestamp, pd.DataFrame, pd.Series]:
-    """As :func:`_top_series_frame`, on the scored rows' integer codes (no frame of all scored rows)."""
-    days = scored.days(C.ORIGIN_DATE)
-    if origin is None:
-        origin_day = int(days.max())
-    else:
-        origin_day = int(
-            pd.Timestamp(origin).normalize().to_datetime64().astype("datetime64[D]").view(np.int64)
-        )
-    origin_ts = pd.Timestamp(np.datetime64(origin_day, "D"))
-    series, size = scored.series()
-    volume = np.bincount(series, weights=scored.actual, minlength=size)
-    n_rows = np.bincount(series, minlength=size)
-    at_day = days == origin_day
-    present = np.bincount(series[at_day], minlength=size) > 0
-    first = np.full(size, len(series), dtype=np.int64)
-    first[series[::-1]] = np.arange(len(series))[::-1]
-    codes = np.flatnonzero((n_rows > 0) & present)
-    codes = codes[np.argsort(first[codes], kind="stable")]  # first appearance, as a group-by (sort=False)
-    n_wh = scored.warehouse.size
-    index = pd.MultiIndex.from_arrays(
-        [scored.sku.values[codes // n_wh], scored.warehouse.values[codes % n_wh]],
-        names=[C.SKU, C.WAREHOUSE_ID],
-    )
-    top = pd.Series(volume[codes], index=index, name=ACTUAL)
-    top = top.sort_values(ascending=False, kind="stable").head(top_n)
-    chosen = np.zeros(size, dtype=bool)
-    chosen[codes[index.isin(top.index)]] = True
-    at_origin = scored.subframe(at_day & chosen[series])
-    return origin_ts, at_origin, top
-
-
-def plot_forecast_vs_actual(
-    scored: ScoredForecasts | pd.DataFrame,
-    path: str | Path,
-    top_n: int = 6,
-    origin: DateLike | None = None,
-) -> Path:
-    """Forecast vs actual of the top-N series by volume, with P50 and the P50-P90 / P90-P95 bands.
+def wmape_by_tier_data(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The frame behind :func:`plot_wmape_by_tier`: daily-level WMAPE of each tier per forecast origin.
 
     Args:
-        scored: Scored forecasts (or their frame: forecast columns plus ``actual``).
-        path: Output PNG path.
-        top_n: Number of SKU x warehouse series, the largest by total actual demand in ``scored``.
-        origin: Origin whose 1..30-day forecast is drawn; the latest origin when None.
+        tables: Output of :func:`demand_platform.accuracy.accuracy_tables` (its ``tier_by_origin`` table).
 
     Returns:
-        The PNG path.
+        ``origin_date``, ``tier``, ``wmape`` sorted by tier and origin, rows without a WMAPE left out.
     """
-    title = "Forecast vs actual"
-    if isinstance(scored, ScoredForecasts):
-        if scored.n_scored == 0:
-            return _empty(path, title)
-        origin_ts, at_origin, top = _top_series_scored(scored, top_n, origin)
-    else:
-        if scored.empty:
-            return _empty(path, title)
-        origin_ts, at_origin, top = _top_series_frame(scored, top_n, origin)
-    if top.empty:
-        return _empty(path, f"{title} (origin {origin_ts.date()})")
-    ncols = min(3, len(top))
-    fig = _new_figure(len(top), ncols, (5.0, 3.2))
-    axes = fig.subplots(math.ceil(len(top) / ncols), ncols, squeeze=False).ravel()
-    for ax, (sku, warehouse) in zip(axes, top.index, strict=False):
-        rows = at_origin.loc[(at_origin[C.SKU] == sku) & (at_origin[C.WAREHOUSE_ID] == warehouse)]
-        rows = rows.loc[rows[C.MODEL] == rows[C.MODEL].iloc[0]].sort_values(C.TARGET_DATE)
-        x = rows[C.TARGET_DATE].to_numpy()
-        p50, p90, p95 = (rows[c].to_numpy(dtype=np.float64) for c in (C.P50, C.P90, C.P95))
-        ax.fill_between(x, p90, p95, color="tab:blue", alpha=0.15, label="P90-P95")
-        ax.fill_between(x, p50, p90, color="tab:blue", alpha=0.3, label="P50-P90")
-        ax.plot(x, p50, color="tab:blue", linestyle="--", linewidth=1, label="P50")
-        ax.plot(
-            x, rows[C.FORECAST].to_numpy(dtype=np.float64), color="tab:blue", linewidth=1.5, label="forecast"
-        )
-        ax.plot(
-            x,
-            rows[ACTUAL].to_numpy(dtype=np.float64),
-            color="black",
-            marker="o",
-            markersize=2.5,
-            label="actual",
-        )
-        ax.set_title(
-            f"{sku} @ {warehouse} (tier {rows[C.TIER].iloc[0]}, {rows[C.MODEL].iloc[0]})", fontsize=9
-        )
-        ax.tick_params(axis="x", labelrotation=30, labelsize=7)
-        ax.set_ylim(bottom=0)
-    for ax in axes[len(top) :]:
-        ax.set_axis_off()
-    axes[0].legend(fontsize=7, loc="upper left")
-    fig.suptitle(f"{title}, origin {origin_ts.date()}, top {len(top)} series by volume")
-    return _save(fig, path)
-
-
-def plot_wmape_by_tier(tables: dict[str, pd.DataFrame], path: str | Path) -> Path:
-    """Daily-level WMAPE of each tier per forecast origin (from the ``tier_by_origin`` table).
-
-    Args:
-        tables: Output of :func:`demand_platform.accuracy.accuracy_tables`.
-        path: Output PNG path.
-
-    Returns:
-        The PNG path.
-    """
-    title = "WMAPE by tier over forecast origins"
     table = tables[BY_TIER_AND_ORIGIN]
-    if table.empty or table[WMAPE].isna().all():
-        return _empty(path, title)
-    wide = table.pivot_table(index=C.ORIGIN_DATE, columns=C.TIER, values=WMAPE, aggfunc="first").sort_index()
-    fig = _new_figure(panel_size=(7.0, 3.8))
+    out = table.loc[table[WMAPE].notna(), [C.ORIGIN_DATE, C.TIER, WMAPE]]
+    return out.sort_values([C.TIER, C.ORIGIN_DATE], kind="stable").reset_index(drop=True)
+
+
+def wmape_by_tier_figure(frame: pd.DataFrame) -> Figure:
+    """One line per tier (label ``tier <t>``): WMAPE (y) per forecast origin (x), from
+    :func:`wmape_by_tier_data`; a "no data" figure when the frame is empty."""
+    title = "WMAPE by tier over forecast origins"
+    if frame.empty:
+        return no_data_figure(title)
+    fig = new_figure(panel_size=(7.0, 3.8))
     ax = fig.add_subplot()
-    for tier in wide.columns:
+    for tier, rows in frame.groupby(C.TIER, sort=True):
         ax.plot(
-            wide.index, wide[tier].to_numpy(dtype=np.float64), marker="o", markersize=3, label=f"tier {tier}"
+            rows[C.ORIGIN_DATE].to_numpy(),
+            rows[WMAPE].to_numpy(dtype=np.float64),
+            marker="o",
+            markersize=3,
+            label=f"tier {tier}",
         )
     ax.set_title(title)
     ax.set_xlabel("origin date")
@@ -205,26 +113,40 @@ def plot_wmape_by_tier(tables: dict[str, pd.DataFrame], path: str | Path) -> Pat
     ax.tick_params(axis="x", labelrotation=30)
     ax.legend()
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return fig
 
 
-def plot_service_vs_inventory(comparison: pd.DataFrame, path: str | Path) -> Path:
+def plot_wmape_by_tier(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write :func:`wmape_by_tier_figure` of ``frame`` (output of :func:`wmape_by_tier_data`) as a PNG.
+
+    Args:
+        frame: Output of :func:`wmape_by_tier_data`.
+        path: Output PNG path.
+
+    Returns:
+        The PNG path.
+    """
+    return save_figure(wmape_by_tier_figure(frame), path)
+
+
+def service_vs_inventory_figure(comparison: pd.DataFrame) -> Figure:
     """Service level (fill rate and cycle service level) against average on hand, per policy and scope.
 
     Each policy of :func:`demand_platform.inventory.compare_policies` (forecast quantile policies and the
     MA28 baseline) is one marker style; each scope (tier, overall) one colour. Up and left is better.
 
     Args:
-        comparison: Output of :func:`demand_platform.inventory.compare_policies`.
-        path: Output PNG path.
+        comparison: Output of :func:`demand_platform.inventory.compare_policies` (the frame drawn: one
+            marker per row at (``avg_on_hand``, fill rate) on the left and (``avg_on_hand``, cycle service
+            level) on the right).
 
     Returns:
-        The PNG path.
+        The figure ("no data" when ``comparison`` is empty).
     """
     title = "Service level vs average inventory"
     if comparison.empty:
-        return _empty(path, title)
-    fig = _new_figure(2, 2, (5.5, 4.0))
+        return no_data_figure(title)
+    fig = new_figure(2, 2, (5.5, 4.0))
     axes = fig.subplots(1, 2, squeeze=False).ravel()
     markers = dict(zip(comparison[POLICY].unique(), "osD^vP*X", strict=False))
     scopes = list(comparison[SCOPE].unique())
@@ -255,7 +177,20 @@ def plot_service_vs_inventory(comparison: pd.DataFrame, path: str | Path) -> Pat
     ] + [axes[0].scatter([], [], marker="s", color=color, label=scope) for scope, color in colors.items()]
     axes[0].legend(handles=handles, fontsize=7, loc="lower right")
     fig.suptitle(title)
-    return _save(fig, path)
+    return fig
+
+
+def plot_service_vs_inventory(comparison: pd.DataFrame, path: str | Path) -> Path:
+    """Write :func:`service_vs_inventory_figure` of ``comparison`` as a PNG.
+
+    Args:
+        comparison: Output of :func:`demand_platform.inventory.compare_policies`.
+        path: Output PNG path.
+
+    Returns:
+        The PNG path.
+    """
+    return save_figure(service_vs_inventory_figure(comparison), path)
 
 
 # --- markdown ------------------------------------------------------------------------------------------------

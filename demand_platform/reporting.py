@@ -14,8 +14,14 @@
   the realised demand of the origins (:func:`demand_platform.inventory.compare_policies`), and the
   replenishment parameters (safety stock, reorder point) of the latest origin
   (:func:`demand_platform.inventory.recommend_policy`);
-* **plots** (forecast vs actual of the top SKUs, WMAPE by tier over the origins, service level vs
-  inventory) written under ``out_dir``, and a markdown summary.
+* **exceptions** (:mod:`demand_platform.exceptions`): expected stock-outs within the lead time, strong
+  recent bias, forecast jumps since yesterday's origin and overrides about to expire, one row per SKU x
+  kind, ranked by money at risk;
+* **charts** (:mod:`demand_platform.charts`, each a data frame and the PNG drawn from it) written under
+  ``out_dir``: the forecast fan at D of the top SKUs (:data:`TOP_SKUS`: the SKUs of the first exceptions,
+  then the largest 30-day forecast revenue), WMAPE and P90/P95 coverage by horizon day, the projected on
+  hand against the reorder point of the SKUs most at risk, WMAPE by tier over the origins, and service
+  level vs inventory of the replayed policies; and a markdown summary.
 
 Everything is vectorised over SKUs (pandas group-bys, numpy matrices); Python loops run only over the
 handful of accuracy tables and policy rows.
@@ -30,10 +36,11 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from demand_platform import accuracy, inventory, plots
+from demand_platform import accuracy, charts, exceptions, inventory, plots
 from demand_platform import columns as C
 from demand_platform import features as F
 from demand_platform.days import NS_PER_DAY, DateLike
+from demand_platform.forecasting.overrides import OVERRIDE_APPLIED, OVERRIDE_AUTHOR_OUT, OVERRIDE_REASON_OUT
 from demand_platform.metrics import BIAS, MAE, N_OBS, RMSE, WMAPE
 from demand_platform.schemas import Text
 
@@ -98,15 +105,32 @@ REPLENISHMENT_DTYPES: dict[str, str] = {
 }
 REPLENISHMENT_COLUMNS = tuple(REPLENISHMENT_DTYPES)
 
-# --- plots -----------------------------------------------------------------------------------------------------
-PLOT_FORECAST_VS_ACTUAL = "forecast_vs_actual"
+# --- charts ----------------------------------------------------------------------------------------------------
+PLOT_FAN_CHART = "fan_chart"
+PLOT_ACCURACY_BY_HORIZON = "accuracy_by_horizon"
+PLOT_COVERAGE_BY_HORIZON = "coverage_by_horizon"
+PLOT_PROJECTED_ON_HAND = "projected_on_hand"
 PLOT_WMAPE_BY_TIER = "wmape_by_tier"
 PLOT_SERVICE_VS_INVENTORY = "service_vs_inventory"
+#: Charts of a report, in the order the metadata shows them.
+PLOT_NAMES = (
+    PLOT_FAN_CHART,
+    PLOT_PROJECTED_ON_HAND,
+    PLOT_ACCURACY_BY_HORIZON,
+    PLOT_COVERAGE_BY_HORIZON,
+    PLOT_WMAPE_BY_TIER,
+    PLOT_SERVICE_VS_INVENTORY,
+)
+#: Series of the fan and projected on-hand charts.
 TOP_SKUS = 6
 
 
 NOTE_NO_MATURED = "No matured forecast yet: no forecast target on or before the report day has an actual."
 NOTE_NO_POLICY = "Inventory replay skipped: not enough matured origins (need more than lead time + 1 days)."
+NOTE_NO_PROJECTION = (
+    "No projected on hand (and no stock-out exception): the replay did not run or did not end on the report "
+    "day, or the report day has no forecast."
+)
 
 
 class AccuracyReportModel(pa.DataFrameModel):
@@ -221,7 +245,11 @@ class AccuracyReport:
             not enough matured origins).
         recommendations: Replenishment parameters per SKU from the latest origin
             (:data:`REPLENISHMENT_COLUMNS`).
-        plots: PNG paths by plot name (empty when no ``out_dir`` was given).
+        plots: PNG paths by chart name (:data:`PLOT_NAMES`; empty when no ``out_dir`` was given).
+        exceptions: The ranked exceptions (:data:`demand_platform.exceptions.EXCEPTION_COLUMNS`).
+        projection: Projected on hand of every series of the report day
+            (:func:`demand_platform.charts.projected_on_hand_data`), or None when it could not be made.
+        chart_data: The frame behind each chart drawn, by chart name.
         summary_md: Markdown summary: accuracy table, policy table and notes.
         wmape: Overall daily WMAPE (NaN when nothing was scored).
         bias: Overall daily bias (NaN when nothing was scored).
@@ -244,6 +272,9 @@ class AccuracyReport:
     n_scored: int
     counts: dict[str, int | str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    exceptions: pd.DataFrame = field(default_factory=exceptions.empty_exceptions)
+    projection: pd.DataFrame | None = None
+    chart_data: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def drift(self) -> bool:
@@ -391,16 +422,20 @@ def _warehouse_forecasts(forecasts: pd.DataFrame, warehouse_id: str, as_of: pd.T
     return fc.reset_index(drop=True)
 
 
-def _policy(forecasts: pd.DataFrame, actuals: pd.DataFrame, lead_time: int) -> pd.DataFrame:
-    """The policy replay, or an empty comparison when the origins leave no day to score."""
+def _policy(
+    forecasts: pd.DataFrame, actuals: pd.DataFrame, lead_time: int
+) -> tuple[pd.DataFrame, inventory.PolicyEndState | None]:
+    """The policy replay and the end state of :data:`FORECAST_POLICY`, or an empty comparison (and no
+    state) when the origins leave no day to score."""
     if forecasts.empty or actuals.empty:
-        return _empty_policy()
+        return _empty_policy(), None
     origins = pd.to_datetime(forecasts[C.ORIGIN_DATE])
     last = min(origins.max(), pd.to_datetime(actuals[C.DATE]).max()).normalize()
     n_days = (last - origins.min().normalize()).days + 1
     if n_days <= lead_time + inventory.REVIEW_PERIOD:  # compare_policies' default warm-up
-        return _empty_policy()
-    return inventory.compare_policies(forecasts, actuals, lead_time)
+        return _empty_policy(), None
+    replay = inventory.replay_policies(forecasts, actuals, lead_time, end_state_of=FORECAST_POLICY)
+    return replay.comparison, replay.end_state
 
 
 def _recommendations(
@@ -475,18 +510,89 @@ def _summary(
     return "\n\n".join(parts)
 
 
-def _plots(
-    scored: accuracy.ScoredForecasts, tables: dict[str, pd.DataFrame], policy: pd.DataFrame, out_dir: Path
-) -> dict[str, Path]:
-    return {
-        PLOT_FORECAST_VS_ACTUAL: plots.plot_forecast_vs_actual(
-            scored, out_dir / f"{PLOT_FORECAST_VS_ACTUAL}.png", top_n=TOP_SKUS
-        ),
-        PLOT_WMAPE_BY_TIER: plots.plot_wmape_by_tier(tables, out_dir / f"{PLOT_WMAPE_BY_TIER}.png"),
-        PLOT_SERVICE_VS_INVENTORY: plots.plot_service_vs_inventory(
-            policy, out_dir / f"{PLOT_SERVICE_VS_INVENTORY}.png"
-        ),
+def fan_chart_series(
+    forecasts_at_day: pd.DataFrame, ranked: pd.DataFrame, products: pd.DataFrame, top_n: int = TOP_SKUS
+) -> pd.DataFrame:
+    """The SKUs of the report's fan chart: those of the first exceptions (by rank), then the largest 30-day
+    point-forecast revenue (units x price; units when no SKU has a price).
+
+    Args:
+        forecasts_at_day: Forecast rows of the report day's origin (one warehouse).
+        ranked: The report's exceptions, ranked.
+        products: Products (``sku``, ``price``).
+        top_n: Number of series.
+
+    Returns:
+        ``sku``, ``warehouse_id`` of at most ``top_n`` series forecast at the origin, in chart order.
+    """
+    if forecasts_at_day.empty:
+        return pd.DataFrame({C.SKU: pd.Series(dtype=object), C.WAREHOUSE_ID: pd.Series(dtype=object)})
+    warehouse = str(forecasts_at_day[C.WAREHOUSE_ID].iloc[0])
+    units = forecasts_at_day.groupby(forecasts_at_day[C.SKU].astype(object), sort=True, observed=True)[
+        C.FORECAST
+    ].sum()
+    price = exceptions.unit_prices(products).reindex(units.index).to_numpy(dtype=np.float64)
+    revenue = units.to_numpy() * price if not np.isnan(price).all() else units.to_numpy()
+    by_revenue = units.index[np.argsort(-np.nan_to_num(revenue, nan=-np.inf), kind="stable")]
+    candidates = [*ranked[C.SKU].astype(object).tolist(), *by_revenue.tolist()]
+    chosen = list(dict.fromkeys(sku for sku in candidates if sku in units.index))[:top_n]
+    return pd.DataFrame({C.SKU: pd.Series(chosen, dtype=object), C.WAREHOUSE_ID: warehouse})
+
+
+def _with_overrides(forecasts_at_day: pd.DataFrame, overridden: pd.DataFrame | None) -> pd.DataFrame:
+    """The forecast rows with the override columns of the overridden rows (no override elsewhere)."""
+    columns = [OVERRIDE_APPLIED, OVERRIDE_AUTHOR_OUT, OVERRIDE_REASON_OUT]
+    out = forecasts_at_day.assign(**{C.SKU: forecasts_at_day[C.SKU].astype(object)})
+    if overridden is None or overridden.empty or not set(columns) <= set(overridden.columns):
+        return out
+    marks = overridden.loc[
+        overridden[OVERRIDE_APPLIED].fillna(False).astype(bool), [C.SKU, C.HORIZON, *columns]
+    ]
+    marks = marks.assign(**{C.SKU: marks[C.SKU].astype(object), C.HORIZON: marks[C.HORIZON].astype(np.int64)})
+    out = out.assign(**{C.HORIZON: out[C.HORIZON].astype(np.int64)}).merge(
+        marks, on=[C.SKU, C.HORIZON], how="left"
+    )
+    out[OVERRIDE_APPLIED] = out[OVERRIDE_APPLIED].fillna(False).astype(bool)
+    return out
+
+
+def _charts(
+    out_dir: Path,
+    scored: accuracy.ScoredForecasts,
+    tables: dict[str, pd.DataFrame],
+    policy: pd.DataFrame,
+    fan: pd.DataFrame,
+    projection: pd.DataFrame | None,
+    at_risk: pd.DataFrame,
+) -> tuple[dict[str, Path], dict[str, pd.DataFrame]]:
+    """Each chart's frame and its PNG under ``out_dir``."""
+    on_hand = (
+        projection.merge(at_risk, on=charts.SERIES_KEYS, how="inner")
+        if projection is not None and len(at_risk)
+        else pd.DataFrame({c: pd.Series(dtype=d) for c, d in charts.PROJECTION_DTYPES.items()})
+    )
+    if len(on_hand):  # panels in the order of risk
+        order = {key: i for i, key in enumerate(zip(at_risk[C.SKU], at_risk[C.WAREHOUSE_ID], strict=True))}
+        position = [order[key] for key in zip(on_hand[C.SKU], on_hand[C.WAREHOUSE_ID], strict=True)]
+        on_hand = on_hand.assign(_p=position).sort_values(["_p", C.HORIZON], kind="stable").drop(columns="_p")
+    data = {
+        PLOT_FAN_CHART: fan,
+        PLOT_PROJECTED_ON_HAND: on_hand.reset_index(drop=True),
+        PLOT_ACCURACY_BY_HORIZON: charts.accuracy_by_horizon_data(scored),
+        PLOT_COVERAGE_BY_HORIZON: charts.coverage_by_horizon_data(scored),
+        PLOT_WMAPE_BY_TIER: plots.wmape_by_tier_data(tables),
+        PLOT_SERVICE_VS_INVENTORY: policy,
     }
+    draw = {
+        PLOT_FAN_CHART: charts.plot_fan_chart,
+        PLOT_PROJECTED_ON_HAND: charts.plot_projected_on_hand,
+        PLOT_ACCURACY_BY_HORIZON: charts.plot_accuracy_by_horizon,
+        PLOT_COVERAGE_BY_HORIZON: charts.plot_coverage_by_horizon,
+        PLOT_WMAPE_BY_TIER: plots.plot_wmape_by_tier,
+        PLOT_SERVICE_VS_INVENTORY: plots.plot_service_vs_inventory,
+    }
+    paths = {name: draw[name](data[name], out_dir / f"{name}.png") for name in PLOT_NAMES}
+    return paths, data
 
 
 # --- the report --------------------------------------------------------------------------------------------------
@@ -503,6 +609,10 @@ def build_accuracy_report(
     drift_wmape_max: float = 0.25,
     drift_bias_max: float = 0.10,
     psi_threshold: float = 0.2,
+    campaigns: pd.DataFrame | None = None,
+    warehouse_state: str | None = None,
+    overridden: pd.DataFrame | None = None,
+    overrides: pd.DataFrame | None = None,
 ) -> AccuracyReport:
     """The accuracy report of one warehouse on report day ``as_of`` (see the module docstring).
 
@@ -523,6 +633,12 @@ def build_accuracy_report(
         drift_wmape_max: Highest acceptable lead-time WMAPE (overall and per tier).
         drift_bias_max: Highest acceptable absolute bias (overall and per tier).
         psi_threshold: PSI above which a feature has drifted.
+        campaigns: ``marketing_campaigns`` rows, shaded on the fan chart where they apply.
+        warehouse_state: The warehouse's ``location_state`` (campaigns with a target region).
+        overridden: Forecast rows of origin ``as_of`` a planner override changed, with the override
+            columns (``override_applied``, author, reason, ``forecast_unadjusted``): marked on the fan
+            chart, and the source of the expiring-override exceptions.
+        overrides: The source ``overrides`` table (end dates of the overrides).
 
     Returns:
         The report. Without any matured forecast the frame is empty, there is no drift and a note says so.
@@ -545,11 +661,40 @@ def build_accuracy_report(
     drift_table, feature_reasons = _feature_drift(features_now, features_ref, psi_threshold)
     drift_reasons += feature_reasons
 
-    policy = _policy(fc, act, lead_time)
+    policy, end_state = _policy(fc, act, lead_time)
     if policy.empty:
         notes.append(NOTE_NO_POLICY)
     recommendations = _recommendations(fc, act, as_of_ts, warehouse_id, lead_time)
-    written = _plots(scored, tables, policy, Path(out_dir)) if out_dir is not None else {}
+
+    origin = fc[C.ORIGIN_DATE].to_numpy()
+    at_day = fc.loc[origin == as_of_ts.to_datetime64()]
+    last_two = fc.loc[origin >= (as_of_ts - pd.Timedelta(days=1)).to_datetime64()]
+    projection = None
+    if end_state is not None and end_state.last_day == as_of_ts and len(at_day):
+        projection = charts.projected_on_hand_data(end_state, at_day, recommendations, as_of_ts)
+    else:
+        notes.append(NOTE_NO_PROJECTION)
+    ranked = exceptions.build_exceptions(
+        scored, last_two, products, as_of_ts, warehouse_id, projection, overridden, overrides
+    )
+    written: dict[str, Path] = {}
+    chart_data: dict[str, pd.DataFrame] = {}
+    if out_dir is not None:
+        top = fan_chart_series(at_day, ranked, products)
+        fan = charts.fan_chart_data(
+            act,
+            _with_overrides(at_day.loc[at_day[C.SKU].astype(object).isin(top[C.SKU])], overridden),
+            as_of_ts,
+            series=top,
+            campaigns=campaigns,
+            warehouse_state=warehouse_state,
+        )
+        at_risk = (
+            charts.most_at_risk(projection, exceptions.unit_prices(products), TOP_SKUS)
+            if projection is not None
+            else pd.DataFrame(columns=charts.SERIES_KEYS)
+        )
+        written, chart_data = _charts(Path(out_dir), scored, tables, policy, fan, projection, at_risk)
 
     overall = tables[accuracy.OVERALL].iloc[0]
     counts = scored.summary()
@@ -567,4 +712,7 @@ def build_accuracy_report(
         n_scored=scored.n_scored,
         counts=counts,
         notes=notes,
+        exceptions=ranked,
+        projection=projection,
+        chart_data=chart_data,
     )

@@ -12,6 +12,8 @@ import pyarrow as pa
 
 from demand_platform import accuracy
 from demand_platform import columns as C
+from demand_platform.exceptions import EXCEPTION_DTYPES
+from demand_platform.forecasting.overrides import OVERRIDE_APPLIED
 from demand_platform.frames import fetch_frame
 from demand_platform.metrics import BIAS, N_OBS, WMAPE
 from demand_platform.reporting import GROUP, REPLENISHMENT_DTYPES, TABLE
@@ -207,6 +209,156 @@ def write_recommendations(
         raise
     finally:
         con.unregister("_recommendations")
+
+
+def write_exceptions(
+    con: duckdb.DuckDBPyConnection, exceptions: pd.DataFrame, day: dt.date, warehouse_id: str
+) -> None:
+    """Replace the ``(day, warehouse)`` rows of :data:`C.EXCEPTIONS` (created when missing).
+
+    Args:
+        con: DuckDB connection (a writer).
+        exceptions: Rows of :data:`demand_platform.exceptions.EXCEPTION_DTYPES`.
+        day: Report day (``origin_date`` of the rows).
+        warehouse_id: Warehouse.
+    """
+    ddl = ", ".join(f'"{name}" {_SQL_TYPES[dtype]}' for name, dtype in EXCEPTION_DTYPES.items())
+    con.execute(f"CREATE TABLE IF NOT EXISTS {C.EXCEPTIONS} ({ddl})")
+    con.register("_exceptions", exceptions[list(EXCEPTION_DTYPES)])
+    try:
+        con.begin()
+        con.execute(
+            f"DELETE FROM {C.EXCEPTIONS} WHERE {C.WAREHOUSE_ID} = $w AND CAST({C.ORIGIN_DATE} AS DATE) = $d",
+            {"w": warehouse_id, "d": day},
+        )
+        con.execute(f"INSERT INTO {C.EXCEPTIONS} BY NAME SELECT * FROM _exceptions")
+        con.commit()
+    except Exception:
+        con.rollback()
+        raise
+    finally:
+        con.unregister("_exceptions")
+
+
+def read_exceptions(
+    con: duckdb.DuckDBPyConnection, day: dt.date, warehouse_id: str | None = None
+) -> pd.DataFrame:
+    """The exceptions of one report day (one warehouse, or all), by warehouse and rank.
+
+    Args:
+        con: DuckDB connection.
+        day: Report day.
+        warehouse_id: Warehouse; every warehouse when None.
+
+    Returns:
+        :data:`demand_platform.exceptions.EXCEPTION_COLUMNS`; empty (typed) when the table does not exist.
+    """
+    if not table_exists(con, C.EXCEPTIONS):
+        return pd.DataFrame({c: pd.Series(dtype=d) for c, d in EXCEPTION_DTYPES.items()})
+    where = f"CAST({C.ORIGIN_DATE} AS DATE) = $d" + (f" AND {C.WAREHOUSE_ID} = $w" if warehouse_id else "")
+    params: dict[str, object] = {"d": day, **({"w": warehouse_id} if warehouse_id else {})}
+    columns = ", ".join(f'"{c}"' for c in EXCEPTION_DTYPES)
+    frame = con.execute(
+        f'SELECT {columns} FROM {C.EXCEPTIONS} WHERE {where} ORDER BY {C.WAREHOUSE_ID}, "rank"', params
+    ).df()
+    return frame.astype(EXCEPTION_DTYPES)
+
+
+def _columns_of(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    rows = con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = $t ORDER BY ordinal_position",
+        {"t": table},
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def latest_forecast_origin(con: duckdb.DuckDBPyConnection, warehouse_id: str) -> dt.date | None:
+    """The latest origin with forecasts in a warehouse (None when it has none or there is no table)."""
+    if not table_exists(con, C.FORECASTS):
+        return None
+    row = con.execute(
+        f"SELECT max(CAST({C.ORIGIN_DATE} AS DATE)) FROM {C.FORECASTS} WHERE {C.WAREHOUSE_ID} = ?",
+        [warehouse_id],
+    ).fetchone()
+    return None if row is None or row[0] is None else row[0]
+
+
+def read_sku_forecasts(
+    con: duckdb.DuckDBPyConnection, sku: str, warehouse_id: str, origin: dt.date
+) -> pd.DataFrame:
+    """Every column of one SKU x warehouse's forecast rows of one origin, by horizon.
+
+    Args:
+        con: DuckDB connection.
+        sku: SKU.
+        warehouse_id: Warehouse.
+        origin: Origin day.
+
+    Returns:
+        The rows (empty when there are none or the table does not exist); dates as ``datetime64[ns]``.
+    """
+    if not table_exists(con, C.FORECASTS):
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in C.FORECAST_COLUMNS})
+    frame = con.execute(
+        f"SELECT * FROM {C.FORECASTS} WHERE {C.SKU} = $s AND {C.WAREHOUSE_ID} = $w "
+        f"AND CAST({C.ORIGIN_DATE} AS DATE) = $d ORDER BY {C.HORIZON}",
+        {"s": sku, "w": warehouse_id, "d": origin},
+    ).df()
+    for column in (C.ORIGIN_DATE, C.TARGET_DATE):
+        frame[column] = pd.to_datetime(frame[column]).astype("datetime64[ns]")
+    return frame
+
+
+def read_overridden_forecasts(
+    con: duckdb.DuckDBPyConnection, warehouse_id: str, origin: dt.date
+) -> pd.DataFrame | None:
+    """The forecast rows of one warehouse and origin that a planner override changed (every column).
+
+    Args:
+        con: DuckDB connection.
+        warehouse_id: Warehouse.
+        origin: Origin day.
+
+    Returns:
+        The overridden rows (few: only where an override applied); None when the forecasts table does not
+        exist or has no override columns.
+    """
+    if not table_exists(con, C.FORECASTS) or OVERRIDE_APPLIED not in _columns_of(con, C.FORECASTS):
+        return None
+    frame = con.execute(
+        f"SELECT * FROM {C.FORECASTS} WHERE {C.WAREHOUSE_ID} = $w AND CAST({C.ORIGIN_DATE} AS DATE) = $d "
+        f"AND {OVERRIDE_APPLIED} ORDER BY {C.SKU}, {C.HORIZON}",
+        {"w": warehouse_id, "d": origin},
+    ).df()
+    for column in (C.ORIGIN_DATE, C.TARGET_DATE):
+        frame[column] = pd.to_datetime(frame[column]).astype("datetime64[ns]")
+    return frame
+
+
+def read_sku_history(
+    con: duckdb.DuckDBPyConnection, sku: str, warehouse_id: str, start: dt.date, end: dt.date
+) -> pd.DataFrame:
+    """``raw_sales`` rows of one SKU x warehouse over ``[start, end]`` (empty when nothing is stored).
+
+    Args:
+        con: DuckDB connection.
+        sku: SKU.
+        warehouse_id: Warehouse.
+        start: First day.
+        end: Last day.
+
+    Returns:
+        :data:`demand_platform.columns.RAW_SALES_COLUMNS`, by date.
+    """
+    if not table_exists(con, C.RAW_SALES):
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in C.RAW_SALES_COLUMNS})
+    frame = con.execute(
+        f"SELECT {', '.join(C.RAW_SALES_COLUMNS)} FROM {C.RAW_SALES} WHERE {C.SKU} = $s "
+        f"AND {C.WAREHOUSE_ID} = $w AND CAST({C.DATE} AS DATE) BETWEEN $d0 AND $d1 ORDER BY {C.DATE}",
+        {"s": sku, "w": warehouse_id, "d0": start, "d1": end},
+    ).df()
+    frame[C.DATE] = pd.to_datetime(frame[C.DATE]).astype("datetime64[ns]")
+    return frame
 
 
 def clear_partition(con: duckdb.DuckDBPyConnection, table: str, day: dt.date, warehouse_id: str) -> None:

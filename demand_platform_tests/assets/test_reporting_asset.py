@@ -16,7 +16,7 @@ from assets.partitions import build_partitions, range_tags, window_mapping
 from assets.reporting import ACCURACY_REPORT, build_reporting_assets
 from demand_platform import columns as C
 from demand_platform.accuracy import BY_TIER, OVERALL
-from demand_platform.reporting import FORECAST_ORIGIN_DATE, GROUP, TABLE
+from demand_platform.reporting import FORECAST_ORIGIN_DATE, GROUP, PLOT_NAMES, TABLE
 from demand_platform.settings import PlatformSettings
 from demand_platform.store import FEATURE_DRIFT_REFERENCE_DAYS, read_forecast_window
 from resources.source import SourceDataResource
@@ -25,6 +25,7 @@ DAY = "2024-01-10"
 LEVELS = {"A": 10.0, "B": 4.0, "C": 2.0}
 TIERS = {"A": 1, "B": 2, "C": 3}
 DAYS = pd.date_range("2024-01-01", "2024-01-10")
+CHARTS_URL = "http://charts.test:8080"
 
 
 def raw_sales() -> pd.DataFrame:
@@ -103,7 +104,7 @@ class Env:
     def __init__(self, settings: PlatformSettings, tmp_path: Path) -> None:
         self.database = tmp_path / "warehouse.duckdb"
         self.reports = tmp_path / "reports"
-        (self.asset,) = build_reporting_assets(build_partitions(settings), self.reports)
+        (self.asset,) = build_reporting_assets(build_partitions(settings), self.reports, CHARTS_URL)
         self.resources = {
             "io_manager": DuckDBPandasIOManager(database=str(self.database), schema="main"),
             "duckdb": DuckDBResource(database=str(self.database)),
@@ -123,18 +124,22 @@ class Env:
 
     def metadata(self, result: dg.ExecuteInProcessResult) -> dict:
         events = {e.asset_key.to_user_string(): e for e in result.get_asset_materialization_events()}
-        # The report and its side table, replenishment_policy, each report a materialization.
-        assert set(events) == {ACCURACY_REPORT, C.REPLENISHMENT_POLICY}
-        policy = events[C.REPLENISHMENT_POLICY].materialization
-        assert policy.partition == events[ACCURACY_REPORT].materialization.partition
-        assert policy.metadata["dagster/row_count"].value == len(self.policy_of(policy.partition))
+        # The report and its side tables, replenishment_policy and exceptions, each report a materialization.
+        assert set(events) == {ACCURACY_REPORT, C.REPLENISHMENT_POLICY, C.EXCEPTIONS}
+        for side_table, rows in ((C.REPLENISHMENT_POLICY, self.policy), (C.EXCEPTIONS, self.exceptions)):
+            event = events[side_table].materialization
+            assert event.partition == events[ACCURACY_REPORT].materialization.partition
+            assert event.metadata["dagster/row_count"].value == len(self.rows_of(rows(), event.partition))
         return {k: v.value for k, v in events[ACCURACY_REPORT].materialization.metadata.items()}
 
-    def policy_of(self, partition: str | None) -> pd.DataFrame:
-        frame = self.policy()
+    @staticmethod
+    def rows_of(frame: pd.DataFrame, partition: str | None) -> pd.DataFrame:
         day, wh = str(partition).split("|")
         dates = pd.to_datetime(frame[C.ORIGIN_DATE]).dt.date.astype(str)
         return frame[(dates == day) & (frame[C.WAREHOUSE_ID] == wh)]
+
+    def exceptions(self) -> pd.DataFrame:
+        return read(self.database, f"SELECT * FROM {C.EXCEPTIONS} ORDER BY {C.ORIGIN_DATE}, rank")
 
     def report(self) -> pd.DataFrame:
         return read(self.database, f"SELECT * FROM {ACCURACY_REPORT}")
@@ -165,10 +170,13 @@ def test_report_metadata_policy_drift_and_idempotence(env: Env) -> None:
     assert meta["drift"] is False and meta["drift_reasons"] == []
     assert meta["wmape"] == pytest.approx(0.0) and meta["bias"] == pytest.approx(0.0)
     assert meta["n_scored"] == 3 * 45  # origins Jan 1-9: 9 + 8 + ... + 1 due targets per SKU
-    for name in ("forecast_vs_actual", "wmape_by_tier", "service_vs_inventory"):
+    # Charts are files under the reports directory, linked by URL: no image data in the event log.
+    for name in PLOT_NAMES:
         assert Path(meta[f"plot_{name}"]).is_file()
         assert Path(meta[f"plot_{name}"]).parent == env.reports / f"{DAY}_W1"
-    assert meta["plots_md"].count("data:image/png;base64,") == 3
+        assert f"![{name}]({CHARTS_URL}/{DAY}_W1/{name}.png)" in meta["charts"]
+    assert "base64" not in meta["charts"] and "plots_md" not in meta
+    assert "No exception" in meta["exceptions"] and meta["n_exceptions"] == 0  # forecasts equal the demand
     assert "| overall |" in meta["summary"]
     assert 0.0 <= meta["service_level_forecast"] <= 1.0 and "avg_on_hand_ma28" in meta
 
@@ -193,6 +201,13 @@ def test_report_metadata_policy_drift_and_idempotence(env: Env) -> None:
     assert len(again) == len(report)
     assert again.loc[again[TABLE] == OVERALL, "wmape"].iloc[0] == pytest.approx(2.0)
     assert len(env.policy()) == 3
+    # every SKU is 200% over-forecast: a bias exception each, 2 x its daily demand over 30 days (the
+    # source's products do not price A, B or C, so they rank by units)
+    exceptions = env.exceptions()
+    assert exceptions[C.SKU].tolist() == ["A", "B", "C"] and exceptions["rank"].tolist() == [1, 2, 3]
+    assert set(exceptions["exception"]) == {"bias"}
+    assert exceptions["units_at_risk"].tolist() == pytest.approx([2 * 10.0 * 30, 2 * 4.0 * 30, 2 * 2.0 * 30])
+    assert meta["n_exceptions"] == 3 and "| 1 | A | bias |" in meta["exceptions"]
 
     # a range run (a multi-run backfill's chunk) adds its partitions next to the first, each with metadata
     ranged = dg.materialize(

@@ -30,9 +30,11 @@ from demand_platform.inventory import (
     compare_policies,
     demand_matrix,
     forecast_order_up_to,
+    in_transit_at_end,
     lead_time_array,
     moving_average_order_up_to,
     recommend_policy,
+    replay_policies,
     series_codes,
     simulate_policy,
 )
@@ -361,3 +363,38 @@ def test_compare_policies_structure_and_monotonic_quantiles() -> None:
     assert (out.groupby(POLICY)["n_series"].sum() == 48).all()  # 24 in the tiers + 24 overall
     with pytest.raises(ValueError, match="warm-up"):
         compare_policies(forecasts, actuals, 3, warmup=1000)
+
+
+# --- the replay's end state ------------------------------------------------------------------------------------
+def test_in_transit_at_end_by_day_of_arrival() -> None:
+    """An order of day t arrives on day t + L + 1; after the last day T = 3 the orders of T - L .. T wait.
+
+    L = 1: the orders of days 2 (3 units, arrives day 4 = T + 1) and 3 (4 units, day 5). L = 2: days 1, 2, 3
+    (20, 30, 40 units, days 4, 5, 6). Width max(L) + 1 = 3.
+    """
+    orders = np.array([[1.0, 2.0, 3.0, 4.0], [10.0, 20.0, 30.0, 40.0]])
+    np.testing.assert_allclose(in_transit_at_end(orders, np.array([1, 2])), [[3, 4, 0], [20, 30, 40]])
+
+
+def test_replay_policies_is_compare_policies_plus_the_end_state() -> None:
+    """Demand 4 a day, P95 = 4 on every horizon, L = 2: the P95 policy orders up to 12 = 4 x (L + 1).
+
+    Day 0 starts with 12 on hand and from day 2 on every day ends with 0 on hand and orders 4 (the
+    inventory position is 12 - 4 = 8 before the order): after the last day, the orders of its last
+    three days (4 units each) arrive on the next three days.
+    """
+    days = pd.date_range(START, periods=10)
+    forecasts = pd.concat([forecast_frame("A", d, [4.0] * 5, point=4.0) for d in days], ignore_index=True)
+    actuals = pd.DataFrame({C.SKU: "A", C.WAREHOUSE_ID: "W1", C.DATE: days, C.QUANTITY: 4.0})
+    replay = replay_policies(forecasts, actuals, 2, end_state_of="forecast_p95")
+    pd.testing.assert_frame_equal(replay.comparison, compare_policies(forecasts, actuals, 2))
+    state = replay.end_state
+    assert state is not None and state.policy == "forecast_p95" and state.last_day == days[-1]
+    assert state.series[[C.SKU, C.WAREHOUSE_ID, LEAD_TIME]].to_dict("records") == [
+        {C.SKU: "A", C.WAREHOUSE_ID: "W1", LEAD_TIME: 2}
+    ]
+    np.testing.assert_allclose(state.on_hand, [0.0])
+    np.testing.assert_allclose(state.in_transit, [[4.0, 4.0, 4.0]])
+    assert replay_policies(forecasts, actuals, 2).end_state is None
+    with pytest.raises(ValueError, match="end_state_of"):
+        replay_policies(forecasts, actuals, 2, end_state_of="nope")

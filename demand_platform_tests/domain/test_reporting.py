@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from demand_platform import accuracy, charts, inventory
 from demand_platform import columns as C
-from demand_platform import inventory
+from demand_platform import exceptions as exc
 from demand_platform.accuracy import BY_TIER, BY_TIER_AND_ORIGIN, LEAD_TIME, OVERALL, TABLE_NAMES
 from demand_platform.metrics import BIAS, N_OBS, WMAPE
 from demand_platform.reporting import (
@@ -15,14 +16,13 @@ from demand_platform.reporting import (
     GROUP,
     GROUP_ALL,
     NOTE_NO_MATURED,
-    PLOT_FORECAST_VS_ACTUAL,
-    PLOT_SERVICE_VS_INVENTORY,
-    PLOT_WMAPE_BY_TIER,
+    PLOT_NAMES,
     REPLENISHMENT_COLUMNS,
     REPORT_COLUMNS,
     TABLE,
     AccuracyReportModel,
     build_accuracy_report,
+    fan_chart_series,
 )
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -215,7 +215,7 @@ def test_many_origins_replay_and_plots(tmp_path: Path) -> None:
     }
     assert 0.0 <= report.policy_metric(FORECAST_POLICY, inventory.CYCLE_SERVICE_LEVEL) <= 1.0
     assert "| ma28 | overall |" in report.summary_md
-    assert set(report.plots) == {PLOT_FORECAST_VS_ACTUAL, PLOT_WMAPE_BY_TIER, PLOT_SERVICE_VS_INVENTORY}
+    assert tuple(report.plots) == PLOT_NAMES and tuple(report.chart_data) == PLOT_NAMES
     for path in report.plots.values():
         assert path.parent == tmp_path and path.read_bytes().startswith(PNG_SIGNATURE)
     recs = report.recommendations
@@ -404,3 +404,174 @@ def test_report_is_the_same_with_categorical_keys() -> None:
     pd.testing.assert_frame_equal(fast.policy, plain.policy, rtol=1e-12)
     pd.testing.assert_frame_equal(fast.recommendations, plain.recommendations, rtol=1e-12)
     assert fast.summary_md == plain.summary_md
+
+
+# --- exceptions ----------------------------------------------------------------------------------------------------
+EXC_DAY = pd.Timestamp("2024-03-20")
+
+
+def test_stockout_exceptions_within_the_lead_time() -> None:
+    """A goes below zero on day 2 of its 3-day lead time (-4 at the lowest); B only after its lead time."""
+    rows = []
+    for sku, projected in (("A", [1.0, -2.0, -4.0, -9.0]), ("B", [5.0, 1.0, 0.0, -3.0])):
+        for h, value in enumerate(projected, start=1):
+            rows.append(
+                {
+                    C.SKU: sku,
+                    C.WAREHOUSE_ID: "W1",
+                    C.DATE: EXC_DAY + pd.Timedelta(days=h),
+                    C.HORIZON: h,
+                    inventory.LEAD_TIME: 3.0,
+                    charts.ON_HAND_START: 6.0,
+                    charts.ARRIVING: 0.0,
+                    C.P50: 1.0,
+                    charts.PROJECTED_ON_HAND: value,
+                    inventory.REORDER_POINT: 5.0,
+                }
+            )
+    found = exc.stockout_exceptions(pd.DataFrame(rows))
+    assert found[C.SKU].tolist() == ["A"] and found[exc.EXCEPTION].tolist() == [exc.KIND_STOCKOUT]
+    assert found[exc.UNITS_AT_RISK].tolist() == [4.0]
+    assert "below zero on 2024-03-22 (day 2 of a 3-day lead time)" in found[exc.REASON].iloc[0]
+
+
+def test_bias_exceptions_over_the_recent_origins() -> None:
+    """Origins D-19..D-1, horizons 1-2, actual 10 (A), 4 (B), 0 (C). A forecasts 13 in the last 14 origins
+    (+30%, +3 a day: 90 units over 30 days) and 100 before them (not counted); B is unbiased; C forecasts
+    0.5 and sold nothing (15 units)."""
+    origins = pd.date_range(EXC_DAY - pd.Timedelta(days=19), EXC_DAY - pd.Timedelta(days=1))
+    old = origins < EXC_DAY - pd.Timedelta(days=exc.BIAS_ORIGINS - 1)
+    parts = [
+        forecast_frame({"A": 100.0}, {"A": 1}, origins[old], 2),
+        forecast_frame({"A": 13.0, "B": 4.0, "C": 0.5}, {"A": 1, "B": 2, "C": 3}, origins[~old], 2),
+    ]
+    forecasts = pd.concat(parts, ignore_index=True)
+    days = len(origins) + 2
+    actuals = actual_frame({"A": [10.0] * days, "B": [4.0] * days, "C": [0.0] * days}, origins[0])
+    scored = accuracy.score_forecasts(forecasts, actuals, PRODUCTS, EXC_DAY)
+    found = exc.bias_exceptions(scored, EXC_DAY, "W1").set_index(C.SKU)
+    assert sorted(found.index) == ["A", "C"]
+    assert found.loc["A", exc.UNITS_AT_RISK] == pytest.approx(90.0)
+    assert found.loc["C", exc.UNITS_AT_RISK] == pytest.approx(15.0)
+    assert str(found.loc["A", exc.REASON]).startswith("forecast +30% vs actual")
+    assert "none sold" in str(found.loc["C", exc.REASON])
+    assert exc.bias_exceptions(scored, EXC_DAY, "W2").empty  # another warehouse's report
+
+
+def test_jump_exceptions_since_yesterday() -> None:
+    """30-day totals D-1 -> D: A 30 -> 60 (+100%, 30 units: flagged), B 100 -> 110 (+10%), C 2 -> 6 (+200%
+    but 4 units); D is new at D (not compared)."""
+    yesterday, today = EXC_DAY - pd.Timedelta(days=1), EXC_DAY
+    forecasts = pd.concat(
+        [
+            forecast_frame(
+                {"A": 1.0, "B": 100 / 30, "C": 2 / 30},
+                {"A": 1, "B": 1, "C": 3},
+                pd.DatetimeIndex([yesterday]),
+                30,
+            ),
+            forecast_frame(
+                {"A": 2.0, "B": 110 / 30, "C": 6 / 30, "D": 9.0},
+                {"A": 1, "B": 1, "C": 3, "D": 1},
+                pd.DatetimeIndex([today]),
+                30,
+            ),
+        ],
+        ignore_index=True,
+    )
+    found = exc.jump_exceptions(forecasts, EXC_DAY)
+    assert found[C.SKU].tolist() == ["A"]
+    assert found[exc.UNITS_AT_RISK].tolist() == pytest.approx([30.0])
+    assert found[exc.REASON].iloc[0] == "30-day forecast 30 -> 60 units since yesterday's origin (+100%)"
+
+
+def overridden_rows() -> pd.DataFrame:
+    """Origin D rows: A's horizons 1-3 doubled by ann (2 -> 4), B's horizons 1-30 by bob (+1)."""
+    frames = []
+    for sku, author, reason, horizons, adjusted, unadjusted in (
+        ("A", "ann", "fair", 3, 4.0, 2.0),
+        ("B", "bob", None, 30, 3.0, 2.0),
+    ):
+        h = np.arange(1, horizons + 1)
+        frames.append(
+            pd.DataFrame(
+                {
+                    C.SKU: sku,
+                    C.WAREHOUSE_ID: "W1",
+                    C.ORIGIN_DATE: EXC_DAY,
+                    C.TARGET_DATE: EXC_DAY + pd.to_timedelta(h, unit="D"),
+                    C.HORIZON: h,
+                    C.FORECAST: adjusted,
+                    "forecast_unadjusted": unadjusted,
+                    "override_applied": True,
+                    "override_author": author,
+                    "override_reason": reason,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_override_expiry_exceptions() -> None:
+    """ann's override of A ends on D+3 (within 7 days): +2 a day over the 27 horizon days after it = 54
+    units. bob's override of B ends on D+30 (not expiring); a W2 override ending D+2 does not apply."""
+    overrides = pd.DataFrame(
+        {
+            C.SKU: ["A", "B", None],
+            C.WAREHOUSE_ID: ["W1", None, "W2"],
+            C.START_DATE: [EXC_DAY - pd.Timedelta(days=5)] * 3,
+            C.END_DATE: [EXC_DAY + pd.Timedelta(days=k) for k in (3, 30, 2)],
+            "multiplier": [2.0, np.nan, 1.5],
+            "absolute_value": [np.nan, 3.0, np.nan],
+            "author": ["ann", "bob", "cy"],
+            "reason": ["fair", None, "x"],
+        }
+    )
+    found = exc.override_expiry_exceptions(overridden_rows(), overrides, EXC_DAY, "W1")
+    assert found[C.SKU].tolist() == ["A"] and found[exc.UNITS_AT_RISK].tolist() == pytest.approx([54.0])
+    assert found[exc.REASON].iloc[0].startswith("override by ann (x2, fair) ends 2024-03-23, in 3 days")
+    assert exc.override_expiry_exceptions(overridden_rows(), None, EXC_DAY, "W1").empty
+
+
+def test_exceptions_are_ranked_by_money_at_risk() -> None:
+    """Money = units x price: A's 10 units at 3.0 (30) rank before B's 20 at 1.0 (20); C has no price and
+    ranks last whatever its units."""
+    kinds = [
+        pd.DataFrame(
+            {
+                C.SKU: ["B", "C"],
+                exc.EXCEPTION: exc.KIND_BIAS,
+                exc.UNITS_AT_RISK: [20.0, 500.0],
+                exc.REASON: "b",
+            }
+        ),
+        pd.DataFrame(
+            {C.SKU: ["A"], exc.EXCEPTION: exc.KIND_STOCKOUT, exc.UNITS_AT_RISK: [10.0], exc.REASON: "s"}
+        ),
+    ]
+    products = pd.DataFrame({C.SKU: ["A", "B", "C"], C.PRICE: [3.0, 1.0, np.nan]})
+    table = exc.rank_exceptions(kinds, products, EXC_DAY, "W1")
+    assert list(table.columns) == list(exc.EXCEPTION_COLUMNS)
+    assert table[[exc.RANK, C.SKU, exc.EXCEPTION]].values.tolist() == [
+        [1, "A", exc.KIND_STOCKOUT],
+        [2, "B", exc.KIND_BIAS],
+        [3, "C", exc.KIND_BIAS],
+    ]
+    np.testing.assert_array_equal(table[exc.MONEY_AT_RISK], [30.0, 20.0, np.nan])
+    assert (table[C.ORIGIN_DATE] == EXC_DAY).all() and (table[C.WAREHOUSE_ID] == "W1").all()
+    text = exc.exceptions_markdown(table, top_n=2).splitlines()
+    assert text[2] == "| 1 | A | stockout | 10.0 | 30.00 | s |"
+    assert len([line for line in text if line.startswith("| ")]) == 3  # header + 2 rows
+    assert "1 more in the `exceptions` table." in text[-1]
+
+
+def test_fan_chart_series_follow_the_exceptions_then_revenue() -> None:
+    """B is the first exception; then by 30-day forecast revenue: C (2 x 10 x 30 = 600) before A (5 x 1 x 30)."""
+    at_day = forecast_frame(
+        {"A": 5.0, "B": 1.0, "C": 2.0}, {"A": 1, "B": 1, "C": 1}, pd.DatetimeIndex([EXC_DAY]), 30
+    )
+    ranked = pd.DataFrame({C.SKU: ["B", "Z"]})  # Z is not forecast at D: skipped
+    products = pd.DataFrame({C.SKU: ["A", "B", "C"], C.PRICE: [1.0, 1.0, 10.0]})
+    chosen = fan_chart_series(at_day, ranked, products, top_n=2)
+    assert chosen.to_dict("list") == {C.SKU: ["B", "C"], C.WAREHOUSE_ID: ["W1", "W1"]}
+    assert fan_chart_series(at_day, ranked.iloc[:0], products, top_n=5)[C.SKU].tolist() == ["C", "A", "B"]

@@ -4,17 +4,33 @@ import datetime as dt
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 
 from demand_platform import columns as C
+from demand_platform.exceptions import (
+    EXCEPTION,
+    EXCEPTION_COLUMNS,
+    EXCEPTION_DTYPES,
+    KIND_BIAS,
+    MONEY_AT_RISK,
+    RANK,
+    UNIT_PRICE,
+    UNITS_AT_RISK,
+)
 from demand_platform.reporting import REPORT_COLUMNS
 from demand_platform.store import (
     accuracy_summary,
     load_history,
     quarantine_summary,
+    read_exceptions,
+    read_overridden_forecasts,
     read_partition,
+    read_sku_forecasts,
+    read_sku_history,
     table_row_counts,
+    write_exceptions,
 )
 
 
@@ -187,3 +203,62 @@ def test_table_row_counts_counts_every_table_by_sorted_name(tmp_path: Path) -> N
         (C.TIER_ASSIGNMENTS, 7),
     ]
     assert table_row_counts(_store(tmp_path / "empty.duckdb", {})) == {}
+
+
+# --- exceptions and the reads of one SKU ---------------------------------------------------------------------------
+def _exceptions(day: str, warehouse: str, skus: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            C.ORIGIN_DATE: pd.Timestamp(day),
+            C.WAREHOUSE_ID: warehouse,
+            RANK: np.arange(1, len(skus) + 1, dtype=np.int64),
+            C.SKU: skus,
+            EXCEPTION: KIND_BIAS,
+            UNITS_AT_RISK: 1.0,
+            UNIT_PRICE: np.nan,
+            MONEY_AT_RISK: np.nan,
+            C.REASON: "r",
+        }
+    ).astype(EXCEPTION_DTYPES)
+
+
+def test_write_exceptions_replaces_the_day_and_warehouse(con: duckdb.DuckDBPyConnection) -> None:
+    day = dt.date(2024, 1, 5)
+    assert read_exceptions(con, day).empty  # no table yet
+    write_exceptions(con, _exceptions("2024-01-05", "W1", ["A", "B"]), day, "W1")
+    write_exceptions(con, _exceptions("2024-01-05", "W2", ["C"]), day, "W2")
+    write_exceptions(con, _exceptions("2024-01-06", "W1", ["D"]), dt.date(2024, 1, 6), "W1")
+    write_exceptions(con, _exceptions("2024-01-05", "W1", ["E"]), day, "W1")  # replaces A and B
+    assert read_exceptions(con, day)[C.SKU].tolist() == ["E", "C"]
+    got = read_exceptions(con, day, "W1")
+    pd.testing.assert_frame_equal(got, _exceptions("2024-01-05", "W1", ["E"]))
+    write_exceptions(con, _exceptions("2024-01-05", "W1", [])[list(EXCEPTION_COLUMNS)], day, "W1")
+    assert read_exceptions(con, day, "W1").empty and len(read_exceptions(con, day, "W2")) == 1
+
+
+def test_reads_of_one_sku(con: duckdb.DuckDBPyConnection) -> None:
+    history = read_sku_history(con, "B", "W2", dt.date(2024, 1, 3), dt.date(2024, 1, 5))
+    assert history[C.DATE].tolist() == list(pd.date_range("2024-01-03", "2024-01-05"))
+    assert set(history[C.SKU]) == {"B"} and set(history[C.WAREHOUSE_ID]) == {"W2"}
+    assert history[C.QUANTITY].tolist() == [2.0, 3.0, 4.0]  # day i holds i
+    assert read_sku_forecasts(con, "A", "W1", dt.date(2024, 1, 1)).empty  # no forecasts table
+    assert read_overridden_forecasts(con, "W1", dt.date(2024, 1, 1)) is None
+    h = np.arange(1, 4)
+    rows = pd.DataFrame(
+        {
+            C.SKU: np.repeat(["A", "B"], 3),
+            C.WAREHOUSE_ID: "W1",
+            C.ORIGIN_DATE: pd.Timestamp("2024-01-05"),
+            C.TARGET_DATE: pd.Timestamp("2024-01-05") + pd.to_timedelta(np.tile(h, 2), unit="D"),
+            C.HORIZON: np.tile(h, 2),
+            C.FORECAST: np.arange(6, dtype=np.float64),
+            "override_applied": [False, True, False, False, False, False],
+        }
+    )
+    con.register("_f", pd.concat([rows, rows.assign(**{C.ORIGIN_DATE: pd.Timestamp("2024-01-04")})]))
+    con.execute("CREATE TABLE forecasts AS SELECT * FROM _f")
+    one = read_sku_forecasts(con, "A", "W1", dt.date(2024, 1, 5))
+    assert one[C.HORIZON].tolist() == [1, 2, 3] and one[C.FORECAST].tolist() == [0.0, 1.0, 2.0]
+    assert "override_applied" in one.columns and one[C.TARGET_DATE].dtype == "datetime64[ns]"
+    overridden = read_overridden_forecasts(con, "W1", dt.date(2024, 1, 5))
+    assert overridden is not None and overridden[[C.SKU, C.HORIZON]].values.tolist() == [["A", 2]]
