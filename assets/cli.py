@@ -2,13 +2,14 @@
 
 Commands: ``generate`` (synthetic source), ``run`` (bring the platform up to date through a day, via
 Dagster, recorded in the instance under the home), ``demo`` (generate + run), ``ui`` (``dagster dev``
-on the home), ``contract`` (print the source data contract).
+on the home, its reports served over HTTP), ``chart`` (one SKU's forecast fan chart), ``contract`` (print the source data contract).
 """
 
 import argparse
 import datetime as dt
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -18,12 +19,11 @@ from pathlib import Path
 
 from demand_platform import columns as C
 from demand_platform import dbfile, source
-from demand_platform.settings import PlatformSettings
+from demand_platform.settings import DEMO_HOME, PlatformSettings
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 # The forecast columns promised to replenishment, first in an export (override columns follow).
 EXPORT_COLUMNS = list(C.FORECAST_COLUMNS)
-DEFAULT_DEMO_HOME = Path("demo-home")
+DEFAULT_DEMO_HOME = DEMO_HOME
 
 
 def _date(text: str) -> dt.date:
@@ -108,17 +108,63 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+#: The code location ``demand-platform ui`` loads (the name ``workspace.yaml`` and the CLI's run queue use).
+UI_WORKSPACE = """# Written by `demand-platform ui`: the platform's code location, from the installed package.
+load_from:
+  - python_module:
+      module_name: assets.definitions
+      location_name: demand_platform
+"""
+
+
+def write_ui_workspace(settings: PlatformSettings) -> Path:
+    """Write the workspace file ``demand-platform ui`` starts ``dagster dev`` with, in the Dagster instance.
+
+    It names the installed ``assets.definitions`` module (not a file of a source checkout), so the UI
+    works from a regular install as from an editable one.
+    """
+    path = settings.dagster_home / "workspace.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() or path.read_text() != UI_WORKSPACE:
+        path.write_text(UI_WORKSPACE)
+    return path
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
-    """Start ``dagster dev`` on the platform home (sets the environment for the code location)."""
+    """Serve the home's reports at ``settings.charts_url`` and start ``dagster dev`` on the home.
+
+    ``dagster dev`` runs with this interpreter (``python -m dagster``), in the home, on a workspace file
+    written into the home's Dagster instance, with the home's settings in its environment. The chart server
+    runs in a daemon thread of this process; it stops when ``dagster dev`` ends.
+    """
+    from assets.chart_server import ChartServer, ChartServerError, bind_address
     from assets.orchestration import prepare_instance
 
     home = Path(args.home).resolve()
     source_dir = Path(args.source) if args.source else None
     settings = settings_for(home, source_dir, args.through)
-    prepare_instance(settings)
-    cmd = ["dagster", "dev", "-w", str(REPO_ROOT / "workspace.yaml"), "-p", str(args.port)]
-    print("running:", " ".join(cmd), f"(DAGSTER_HOME={settings.dagster_home})")
-    return subprocess.call(cmd, cwd=REPO_ROOT, env={**os.environ, **settings.to_env()})
+    try:
+        charts = ChartServer(settings.reports_dir, *bind_address(settings.charts_url))
+    except ChartServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with charts:
+        prepare_instance(settings)
+        workspace = write_ui_workspace(settings)
+        cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(workspace), "-p", str(args.port)]
+        print(f"serving {settings.reports_dir} at {settings.charts_url}")
+        print("running:", " ".join(cmd), f"(in {settings.home}, DAGSTER_HOME={settings.dagster_home})")
+        # dagster dev stops its webserver and daemon on SIGINT, and on SIGTERM only when SIGINT is not
+        # ignored (it maps one to the other); a shell's `&` starts this process with SIGINT ignored, which
+        # dagster dev would inherit. A handled signal is reset to the default in the child.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        process = subprocess.Popen(cmd, cwd=settings.home, env={**os.environ, **settings.to_env()})
+        # A SIGTERM to this process is passed on to dagster dev.
+        signal.signal(signal.SIGTERM, lambda *_: process.send_signal(signal.SIGTERM))
+        try:
+            return process.wait()
+        except KeyboardInterrupt:  # dagster dev got the same Ctrl-C: let it shut its processes down
+            return process.wait()
 
 
 def cmd_import_m5(args: argparse.Namespace) -> int:
@@ -163,6 +209,37 @@ def cmd_export_forecasts(args: argparse.Namespace) -> int:
     else:
         frame.to_csv(out, index=False)
     print(f"wrote {len(frame):,} forecast rows ({frame[C.WAREHOUSE_ID].nunique()} warehouses) to {out}")
+    return 0
+
+
+def cmd_chart(args: argparse.Namespace) -> int:
+    """Write the forecast fan chart of one SKU x warehouse (history, D+1..D+30 and its bands)."""
+    from demand_platform import store
+    from demand_platform.sku_chart import write_sku_chart
+
+    settings = settings_for(Path(args.home), None)
+    with dbfile.connect(settings.duckdb_path) as con:  # under the platform lock, like every connection
+        day = args.day or store.latest_forecast_origin(con, args.warehouse)
+        if day is None:
+            print(
+                f"error: no forecasts for warehouse {args.warehouse!r} in {settings.duckdb_path}",
+                file=sys.stderr,
+            )
+            return 1
+        tables = source.load_source_tables(settings.source)
+        default = settings.reports_dir / "sku" / f"{day.isoformat()}_{args.warehouse}_{args.sku}.png"
+        out = Path(args.out) if args.out else default
+        try:
+            path = write_sku_chart(
+                con, args.sku, args.warehouse, day, out, tables.products, tables.campaigns, tables.warehouses
+            )
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    print(f"wrote {path}")
+    if path.resolve().is_relative_to(settings.reports_dir.resolve()):
+        relative = path.resolve().relative_to(settings.reports_dir.resolve()).as_posix()
+        print(f"served by `demand-platform ui` at {settings.charts_url}/{relative}")
     return 0
 
 
@@ -261,7 +338,10 @@ def build_parser() -> argparse.ArgumentParser:
     _launch_argument(demo)
     demo.set_defaults(func=cmd_demo)
 
-    ui = sub.add_parser("ui", help="open the Dagster UI on a platform home")
+    ui = sub.add_parser(
+        "ui",
+        help="open the Dagster UI on a platform home, and serve its reports at DEMAND_PLATFORM_CHARTS_URL",
+    )
     ui.add_argument("--home", default=str(DEFAULT_DEMO_HOME))
     ui.add_argument("--source", default=None)
     ui.add_argument("--through", type=_date, default=None)
@@ -290,6 +370,14 @@ def build_parser() -> argparse.ArgumentParser:
     fc.add_argument("--origin", type=_date, required=True)
     fc.add_argument("--out", required=True, help="FILE.parquet or FILE.csv")
     fc.set_defaults(func=cmd_export_forecasts)
+
+    chart = sub.add_parser("chart", help="write the forecast fan chart of one SKU x warehouse")
+    chart.add_argument("--home", required=True)
+    chart.add_argument("--sku", required=True)
+    chart.add_argument("--warehouse", required=True)
+    chart.add_argument("--day", type=_date, default=None, help="forecast origin (default: the latest)")
+    chart.add_argument("--out", default=None, help="PNG path (default: <home>/reports/sku/DAY_WH_SKU.png)")
+    chart.set_defaults(func=cmd_chart)
 
     bt = sub.add_parser("backtest", help="rolling-origin CV per tier vs seasonal naive and a 28-day average")
     bt.add_argument("--home", required=True)

@@ -83,6 +83,18 @@ def build_partitions(settings: PlatformSettings) -> dg.MultiPartitionsDefinition
     return dg.MultiPartitionsDefinition({DATE_DIM: daily, WAREHOUSE_DIM: warehouses})
 
 
+def empty_partitions(settings: PlatformSettings) -> dg.MultiPartitionsDefinition:
+    """The ``date x warehouse`` partitions of a platform without a source: no warehouse, so no partition.
+
+    The daily dimension starts yesterday (company timezone) only to be a valid one; with no warehouse key
+    the product is empty, which Dagster loads and the UI shows as 0 partitions (nothing to launch).
+    """
+    daily = dg.DailyPartitionsDefinition(
+        start_date=settings.yesterday().isoformat(), timezone=settings.timezone
+    )
+    return dg.MultiPartitionsDefinition({DATE_DIM: daily, WAREHOUSE_DIM: dg.StaticPartitionsDefinition([])})
+
+
 def date_dimension(partitions_def: dg.MultiPartitionsDefinition) -> dg.DailyPartitionsDefinition:
     """The daily dimension of the platform partitions."""
     dim = partitions_def.get_partitions_def_for_dimension(DATE_DIM)

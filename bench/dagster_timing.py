@@ -301,8 +301,8 @@ def _graphql(port: int, query: str, variables: dict[str, Any] | None = None) -> 
 def mode_ui(args: argparse.Namespace) -> dict[str, Any]:
     """``dagster-webserver`` on a home: code location load, the UI's page queries, a one-day backfill launch.
 
-    The webserver is started as ``demand-platform ui`` starts it (the project's ``workspace.yaml``, the
-    home's settings in the environment). Timed: from the process start to the code location ``LOADED``;
+    The webserver loads the code location as ``demand-platform ui`` does (the workspace file it writes into
+    the home's Dagster instance, the home's settings in the environment). Timed: from the process start to the code location ``LOADED``;
     each query of :data:`UI_QUERIES` per pipeline asset ``--repeats`` times (median and max); launching a
     backfill of the last day of the date dimension x every warehouse for raw_sales .. forecasts (the
     mutation the UI's launch dialog sends), cancelled at once so that no daemon runs it later.
@@ -314,13 +314,15 @@ def mode_ui(args: argparse.Namespace) -> dict[str, Any]:
     from assets.operations import NO_TRAIN_ASSETS
 
     settings = PlatformSettings.from_env({HOME_ENV: str(args.home)})
-    repo = Path(__file__).resolve().parent.parent
+    from assets.cli import write_ui_workspace
+
+    workspace = write_ui_workspace(settings)
     env = {**os.environ, **settings.to_env()}
     started = time.perf_counter()
     server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("dagster-webserver")), "-w", "workspace.yaml"]
+        [str(Path(sys.executable).with_name("dagster-webserver")), "-w", str(workspace)]
         + ["-h", "127.0.0.1", "-p", str(args.port)],
-        cwd=repo,
+        cwd=settings.home,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

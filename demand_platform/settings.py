@@ -19,11 +19,21 @@ workers (separate processes) all agree:
   still take turns on the database file lock (``demand_platform.dbfile``), so their computations overlap.
 * ``DEMAND_PLATFORM_WAREHOUSES_PER_RUN``: warehouses one run of the daily schedule covers (default 1: every
   warehouse in runs of its own; more launch fewer runs, and a box fails or retries as a whole).
+* ``DEMAND_PLATFORM_CHARTS_URL``: the URL at which the reports directory is served (default
+  ``http://127.0.0.1:3030``, where ``demand-platform ui`` serves it). Report metadata links the chart files
+  under this URL instead of inlining them in the event log.
+* ``DEMAND_PLATFORM_FRESHNESS_INTERVAL_S``: seconds between two judgements of the 08:00 deadline by the
+  daemon's ``freshness_sensor`` (default 300; see :mod:`assets.operations`).
 
 What the CLI saves in ``$HOME/settings.json`` (so that ``dagster dev`` and the run workers on a home
 agree with it) is only what cannot make a later day unreachable: the source, the timezone, the
 environment, and a first day the user gave explicitly (``--start``). Partition bounds derived from data
 or from ``--through`` are never saved, and bounds saved by older versions are ignored.
+
+Which home a code location loads (:func:`resolve_settings`, for a bare ``dagster dev``): the configured one
+when its source exists; otherwise, when neither ``DEMAND_PLATFORM_HOME`` nor ``DEMAND_PLATFORM_SOURCE`` is
+set, ``./demo-home`` (what ``demand-platform demo`` writes) when its source exists; otherwise the configured
+home without a source (the definitions then load an empty platform that says so).
 """
 
 import datetime as dt
@@ -34,6 +44,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from demand_platform import columns as C
+from demand_platform import source as source_files
+
 HOME_ENV = "DEMAND_PLATFORM_HOME"
 SOURCE_ENV = "DEMAND_PLATFORM_SOURCE"
 START_ENV = "DEMAND_PLATFORM_START_DATE"
@@ -43,10 +56,20 @@ ENV_ENV = "DEMAND_PLATFORM_ENV"
 RETRAIN_ENV = "DEMAND_PLATFORM_RETRAIN_EVERY_DAYS"
 DATABASE_RUNS_ENV = "DEMAND_PLATFORM_DATABASE_RUNS"
 WAREHOUSES_PER_RUN_ENV = "DEMAND_PLATFORM_WAREHOUSES_PER_RUN"
+CHARTS_URL_ENV = "DEMAND_PLATFORM_CHARTS_URL"
+#: Where ``demand-platform ui`` serves the reports directory by default.
+DEFAULT_CHARTS_URL = "http://127.0.0.1:3030"
+FRESHNESS_INTERVAL_ENV = "DEMAND_PLATFORM_FRESHNESS_INTERVAL_S"
+#: Default seconds between two judgements of the deadline by ``freshness_sensor``.
+DEFAULT_FRESHNESS_INTERVAL_S = 300
 #: Runs on the platform database admitted at once by default.
 DEFAULT_DATABASE_RUNS = 2
 
 DEFAULT_HOME = Path("~/.demand-platform").expanduser()
+#: The home ``demand-platform demo`` writes by default, relative to the working directory.
+DEMO_HOME = Path("demo-home")
+#: What a platform without a source tells the user (the UI and the log of the code location).
+NO_SOURCE_HINT = "no source yet: run `demand-platform demo` or set DEMAND_PLATFORM_SOURCE"
 SETTINGS_FILE = "settings.json"
 #: Marks a saved start date as given by the user (``--start``); an unmarked saved start (written by
 #: versions that saved the first day they derived from the data) is ignored.
@@ -71,6 +94,8 @@ class PlatformSettings:
         retrain_every_days: Retraining cadence of the daily schedule.
         database_runs: Runs on the platform database the run queue admits at once (the pool limit).
         warehouses_per_run: Warehouses one run of the daily schedule covers.
+        charts_url: Base URL at which :attr:`reports_dir` is served (chart links in report metadata).
+        freshness_interval_s: Seconds between two judgements of the deadline by ``freshness_sensor``.
     """
 
     home: Path
@@ -82,12 +107,22 @@ class PlatformSettings:
     retrain_every_days: int = 1
     database_runs: int = DEFAULT_DATABASE_RUNS
     warehouses_per_run: int = 1
+    charts_url: str = DEFAULT_CHARTS_URL
+    freshness_interval_s: int = DEFAULT_FRESHNESS_INTERVAL_S
+
+    def __post_init__(self) -> None:
+        if self.freshness_interval_s < 1:
+            raise ValueError(
+                f"{FRESHNESS_INTERVAL_ENV} must be a positive number of seconds, got {self.freshness_interval_s}"
+            )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "PlatformSettings":
         """Read the settings from environment variables (see the module docstring)."""
         env = dict(os.environ if environ is None else environ)
-        home = Path(env.get(HOME_ENV) or DEFAULT_HOME).expanduser().resolve()
+        # The default home follows the given environment's HOME (``~/.demand-platform`` of that user).
+        default_home = Path(env["HOME"]) / DEFAULT_HOME.name if env.get("HOME") else DEFAULT_HOME
+        home = Path(env.get(HOME_ENV) or default_home).expanduser().resolve()
         # Settings saved by the CLI in the home fill in what the environment leaves unset, so that
         # `dagster dev` on a home sees the same partitions as the run that filled it.
         saved_path = home / SETTINGS_FILE
@@ -109,6 +144,8 @@ class PlatformSettings:
             retrain_every_days=int(env.get(RETRAIN_ENV) or 1),
             database_runs=int(env.get(DATABASE_RUNS_ENV) or DEFAULT_DATABASE_RUNS),
             warehouses_per_run=int(env.get(WAREHOUSES_PER_RUN_ENV) or 1),
+            charts_url=(env.get(CHARTS_URL_ENV) or DEFAULT_CHARTS_URL).rstrip("/"),
+            freshness_interval_s=int(env.get(FRESHNESS_INTERVAL_ENV) or DEFAULT_FRESHNESS_INTERVAL_S),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -121,6 +158,8 @@ class PlatformSettings:
             RETRAIN_ENV: str(self.retrain_every_days),
             DATABASE_RUNS_ENV: str(self.database_runs),
             WAREHOUSES_PER_RUN_ENV: str(self.warehouses_per_run),
+            CHARTS_URL_ENV: self.charts_url,
+            FRESHNESS_INTERVAL_ENV: str(self.freshness_interval_s),
             "DAGSTER_HOME": str(self.dagster_home),
         }
         if self.start_date:
@@ -183,3 +222,54 @@ class PlatformSettings:
     def reports_dir(self) -> Path:
         """Where report files (plots, summaries) are written."""
         return self.home / "reports"
+
+
+def has_source(settings: PlatformSettings) -> bool:
+    """Whether the settings' source directory holds a transactions file (what the partitions are read from)."""
+    return source_files.table_path(settings.source, C.TRANSACTIONS) is not None
+
+
+@dataclass(frozen=True)
+class ResolvedSettings:
+    """The settings a code location loads, and why (see :func:`resolve_settings`).
+
+    Attributes:
+        settings: The settings of the chosen home.
+        has_source: Whether that home's source exists (False: the platform has nothing to run yet).
+        note: One line for the log and the UI: the home and source chosen, or what is missing and how to
+            provide it.
+    """
+
+    settings: PlatformSettings
+    has_source: bool
+    note: str
+
+
+def resolve_settings(environ: dict[str, str] | None = None, cwd: Path | None = None) -> ResolvedSettings:
+    """The home a code location loads: configured, else ``./demo-home``, else none (see the module docstring).
+
+    ``./demo-home`` is taken only when neither the home nor the source is configured: a configured home
+    without a source is reported as such, never silently replaced by another home.
+
+    Args:
+        environ: Environment variables (default ``os.environ``).
+        cwd: Directory ``demo-home`` is relative to (default the working directory).
+    """
+    env = dict(os.environ if environ is None else environ)
+    settings = PlatformSettings.from_env(env)
+    if has_source(settings):
+        return ResolvedSettings(settings, True, f"platform home {settings.home}, source {settings.source}")
+    looked = [settings.source]
+    if not env.get(HOME_ENV) and not env.get(SOURCE_ENV):
+        demo_home = ((Path.cwd() if cwd is None else cwd) / DEMO_HOME).resolve()
+        demo = PlatformSettings.from_env({**env, HOME_ENV: str(demo_home)})
+        if has_source(demo):
+            note = (
+                f"no source at {settings.source}; platform home {demo.home} (the demo's, in the working "
+                f"directory), source {demo.source}; the demo's runs are in its Dagster instance: "
+                f"`demand-platform ui --home {demo.home}`"
+            )
+            return ResolvedSettings(demo, True, note)
+        looked.append(demo.source)
+    where = " nor ".join(str(path) for path in looked)
+    return ResolvedSettings(settings, False, f"{NO_SOURCE_HINT} (no transactions file in {where})")

@@ -26,6 +26,19 @@ def test_generate_then_run(tmp_path: Path, capsys: pytest.CaptureFixture[str], m
     assert quarantined is not None and quarantined[0] >= 6  # every deliberately bad line is kept aside
     assert (home / "dagster" / "dagster.yaml").exists() and (home / "settings.json").exists()
 
+    # Any SKU's fan chart on request: the latest origin by default, under the reports the ui serves.
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    sku, origin = con.execute(
+        "SELECT sku, max(origin_date)::DATE FROM forecasts WHERE warehouse_id = 'WH002' GROUP BY sku LIMIT 1"
+    ).fetchone()  # type: ignore[misc]
+    con.close()
+    assert main(["chart", "--home", str(home), "--sku", sku, "--warehouse", "WH002"]) == 0
+    chart = home / "reports" / "sku" / f"{origin.isoformat()}_WH002_{sku}.png"
+    assert f"wrote {chart}" in capsys.readouterr().out
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["chart", "--home", str(home), "--sku", "NO-SUCH-SKU", "--warehouse", "WH002"]) == 1
+    assert "'NO-SUCH-SKU'" in capsys.readouterr().err
+
 
 def test_bad_source_fails_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "src").mkdir()
