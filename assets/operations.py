@@ -1,7 +1,7 @@
 """Operating the platform: the daily jobs and schedules, the forecasts freshness check, and alerting.
 
 :func:`build_operations` returns everything as an :class:`Operations` to spread into ``dg.Definitions``;
-the sensors and the run failure sensor need the ``alerts`` resource (:class:`resources.alerts.AlertResource`).
+the alerting sensors (all but ``freshness_sensor`` and ``dead_run_sensor``) need the ``alerts`` resource (:class:`resources.alerts.AlertResource`).
 
 * **Jobs.** ``daily`` materializes the six partitioned assets of one ``date x warehouse`` partition
   (``raw_sales -> feature_table, tier_assignments -> trained_models -> forecasts -> accuracy_report``);
@@ -26,24 +26,53 @@ the sensors and the run failure sensor need the ``alerts`` resource (:class:`res
   ``daily_no_train`` minus the report). (A Dagster schedule targets a single job: its run requests cannot
   name another job, so both runs are asset subsets of ``daily``, tagged ``demand_platform/retrain``;
   ``daily_no_train`` is there for manual runs.)
-* **forecasts_freshness** (asset check on ``forecasts``, run by **freshness_schedule** at deadline + 5
-  minutes) fails when a warehouse's forecasts partition of the latest *due* day is not materialized.
+* **forecasts_freshness** (asset check on ``forecasts``) fails when a warehouse's forecasts partition of
+  the latest *due* day is not materialized, naming the late warehouses (metadata ``late_warehouses``,
+  ``checked_day``; a pass also records ``materialized_at``, when the day's last forecasts landed).
   The forecasts of day D are due at ``deadline_hour`` on D + 1; at evaluation time T (company timezone)
-  the due day is T - 1 day once T's deadline has passed, T - 2 days before it. So the scheduled
-  evaluation (after the deadline) checks yesterday, and a manual one in the morning checks the day
-  before, whose deadline has passed, instead of reporting yesterday as late too early. The clock is the
-  run config ``as_of`` (ISO datetime, naive means company timezone; default: now), see
-  :func:`freshness_run_config`. Dagster's built-in freshness checks cannot do this per partition on a
-  multi-partitioned asset.
+  the due day is T - 1 day once T's deadline has passed, T - 2 days before it. So an evaluation after the
+  deadline checks yesterday, and a manual one in the morning checks the day before, whose deadline has
+  passed, instead of reporting yesterday as late too early. Dagster's built-in freshness checks cannot do
+  this per partition on a multi-partitioned asset. :func:`judge_freshness` is the one judgement, made
+  by two callers:
+
+  * **freshness_sensor** (every ``freshness_interval_s``, default 300 s, ``DEMAND_PLATFORM_FRESHNESS_INTERVAL_S``)
+    judges "now" in the daemon and records the result as a check evaluation of ``forecasts_freshness``
+    without a run (``SensorResult(asset_events=[AssetCheckEvaluation])``, stored by the daemon with
+    ``report_runless_asset_event``: a check execution with an empty run id). Once the due day is found
+    complete it skips until the next day becomes due (its cursor is the last day judged and whether it
+    passed), so a day on time is judged once, a late day every interval until its forecasts exist, and
+    the check clears the same morning without launching a run per evaluation (a run would wait in the
+    queue behind the ``duckdb`` pool and cost a process start). Why 5 minutes: the first judgement after
+    the deadline comes at most 5 minutes after it (as the 08:05 schedule did), the "resolved" notice at
+    most about 5 minutes after the catch-up finishes, and a late day costs 12 runless evaluations an
+    hour (one query of the materialized partitions each; 288 if it never lands before the next deadline),
+    a day on time one.
+  * **freshness_schedule** (deadline + 5 minutes) runs the check in a run once a day; its job is also the
+    one for a manual re-check, with the run config ``as_of`` (ISO datetime, naive means company
+    timezone; default: now), see :func:`freshness_run_config`.
+
 * **drift_sensor** reads every ``accuracy_report`` materialization since its cursor (a storage id: all
   warehouses landing between two ticks are seen) and, for each partition whose metadata says
   ``drift = True``, requests a ``retrain`` run of that partition (run key
   ``retrain-<partition>-<storage id>``, one per partition and tick) and sends a ``drift`` alert.
 * **alert_sensor** watches the execution history of every asset check of the code location (or of the
   checks given to :func:`build_operations`) and sends an alert for each failed execution: kind
-  ``freshness`` for ``forecasts_freshness``, ``data_quality`` for the others; severity from the check's;
-  the partition from the execution, else from the run's partition tags.
-  Its cursor is, per check, the id of the last execution handled (check execution ids are monotonic;
+  ``data_quality``, severity from the check's; the partition from the execution, else from the run's
+  partition tags. The freshness check is judged again and again while a day is late, so it alerts per
+  **incident** instead: the first failed execution of a due day (``checked_day``) sends one ``freshness``
+  alert (ERROR, naming the late warehouses), however many failures follow, from the sensor or from runs;
+  the first passed execution of that day after it sends one ``freshness_resolved`` notice (INFO,
+  "freshness restored: forecasts for D materialized in all N warehouses at HH:MM"), to the same
+  channels; a later day's lateness is a new incident (:func:`incident_notices`,
+  :func:`demand_platform.alerts.incident_transitions`). The incident state (day -> open/resolved, the
+  last :data:`demand_platform.alerts.INCIDENT_DAYS` days) is in the sensor's cursor; each notice also has
+  a deterministic alert id (``<check>@<day>:open|resolved``), and the ``alerts`` resource does not send
+  an id it finds recorded, so a tick that fails after sending or a reset cursor does not notify twice
+  (unless the database stays locked for the look-up: then at least once). An incident still open when
+  later days become due stays open until a check of its own day passes (a manual re-check with
+  ``as_of``) or it is forgotten.
+  Its cursor is also, per check, the id of the last execution handled (check execution ids are monotonic;
   event storage ids of check evaluations are not usable as a cursor on SQLite). An execution still in
   progress holds the cursor of its check until it completes, so its result is not missed. On its first
   tick the sensor looks back at most :data:`CHECK_HISTORY_PAGE` executions per check.
@@ -59,9 +88,9 @@ the sensors and the run failure sensor need the ``alerts`` resource (:class:`res
 
 Every schedule and sensor is on by default (``RUNNING``). Alerts are sent from inside the sensor
 evaluation, before Dagster stores the new cursor: if a tick fails after sending, the next tick sends
-again (at-least-once). A failed delivery does not fail the tick: it is recorded as failed and
-redelivered by ``alert_redelivery_sensor``, so a webhook down for a minute delays an alert instead of
-losing it. A drift re-detected on an old partition (e.g. a backfill of ``accuracy_report``)
+again (at-least-once), except a freshness incident's notice, whose recorded id stops a second one. A
+failed delivery does not fail the tick: it is recorded as failed and redelivered by
+``alert_redelivery_sensor``, so a webhook down for a minute delays an alert instead of losing it. A drift re-detected on an old partition (e.g. a backfill of ``accuracy_report``)
 requests a retrain of that old partition too.
 """
 
@@ -95,6 +124,7 @@ from demand_platform.columns import (
     TIER_ASSIGNMENTS,
     TRAINED_MODELS,
 )
+from demand_platform.settings import DEFAULT_FRESHNESS_INTERVAL_S
 from resources.alerts import AlertResource
 
 
@@ -127,6 +157,7 @@ class CheckExecution(Protocol):
 
 PLANNED = "PLANNED"
 FAILED = "FAILED"
+SUCCEEDED = "SUCCEEDED"
 
 # --- names -----------------------------------------------------------------------------------------------
 PIPELINE_ASSETS = (RAW_SALES, FEATURE_TABLE, TIER_ASSIGNMENTS, TRAINED_MODELS, FORECASTS, ACCURACY_REPORT)
@@ -142,6 +173,7 @@ FRESHNESS_CHECK_KEY = dg.AssetCheckKey(dg.AssetKey(FORECASTS), FRESHNESS_CHECK)
 # The op of the freshness check is named after the asset key path and the check name (run config).
 FRESHNESS_OP = f"{FORECASTS}_{FRESHNESS_CHECK}"
 FRESHNESS_SCHEDULE = "freshness_schedule"
+FRESHNESS_SENSOR = "freshness_sensor"
 DAILY_SCHEDULE = "daily_schedule"
 DRIFT_SENSOR = "drift_sensor"
 ALERT_SENSOR = "alert_sensor"
@@ -165,6 +197,10 @@ PRIORITY_TAG = "dagster/priority"
 REPORT_RUN_PRIORITY = -1
 #: Run tag of retrain runs requested by the drift sensor: the accuracy_report storage id that drifted.
 DRIFT_SOURCE_TAG = "demand_platform/drift_storage_id"
+
+#: Metadata of the freshness check: the due day judged, and (when it passes) when its last forecasts landed.
+CHECKED_DAY_KEY = "checked_day"
+MATERIALIZED_AT_KEY = "materialized_at"
 
 #: accuracy_report metadata read by the drift sensor.
 DRIFT_KEY = "drift"
@@ -191,7 +227,7 @@ class Operations:
     Attributes:
         jobs: ``daily``, ``daily_no_train`` and ``retrain``.
         schedules: ``daily_schedule`` and ``freshness_schedule``.
-        sensors: ``drift_sensor``, ``alert_sensor``, ``run_failure_alert_sensor``,
+        sensors: ``freshness_sensor``, ``drift_sensor``, ``alert_sensor``, ``run_failure_alert_sensor``,
             ``alert_redelivery_sensor`` and ``dead_run_sensor``.
         asset_checks: ``forecasts_freshness``.
     """
@@ -311,15 +347,40 @@ def _new_check_executions(storage: Any, key: dg.AssetCheckKey, after_id: int | N
     return sorted(out, key=lambda r: r.id)
 
 
-def failed_executions(
+def completed_executions(
     records: Sequence[CheckExecution], in_progress: Callable[[str], bool]
 ) -> tuple[list[CheckExecution], int | None]:
-    """The failed executions to alert among new ones, and how far the cursor may move.
+    """The completed (passed or failed) executions among new ones, and how far the cursor may move.
 
     An execution row is created ``PLANNED`` when its run starts and updated in place (same id) with
     the result, so the cursor must not pass a planned execution whose run is still going: it stops
     there, and the executions after it wait for the next tick. A planned execution whose run has ended
     never got a result (skipped, or the run failed: the run failure sensor reports that) and is passed.
+    An evaluation recorded without a run (by ``freshness_sensor``) is complete when it is stored.
+
+    Args:
+        records: New executions of one check, oldest first.
+        in_progress: Whether the run of a given id is still going.
+
+    Returns:
+        The ``SUCCEEDED`` and ``FAILED`` executions before the stop, oldest first, and the id of the last
+        execution passed (None when none was).
+    """
+    done: list[CheckExecution] = []
+    watermark: int | None = None
+    for record in records:
+        if record.status.value == PLANNED and in_progress(record.run_id):
+            break
+        if record.status.value in (FAILED, SUCCEEDED):
+            done.append(record)
+        watermark = record.id
+    return done, watermark
+
+
+def failed_executions(
+    records: Sequence[CheckExecution], in_progress: Callable[[str], bool]
+) -> tuple[list[CheckExecution], int | None]:
+    """The failed executions among :func:`completed_executions`, and how far the cursor may move.
 
     Args:
         records: New executions of one check, oldest first.
@@ -329,15 +390,76 @@ def failed_executions(
         The ``FAILED`` executions before the stop, and the id of the last execution passed (None when
         none was).
     """
-    failed: list[CheckExecution] = []
-    watermark: int | None = None
-    for record in records:
-        if record.status.value == PLANNED and in_progress(record.run_id):
-            break
-        if record.status.value == FAILED:
-            failed.append(record)
-        watermark = record.id
-    return failed, watermark
+    done, watermark = completed_executions(records, in_progress)
+    return [r for r in done if r.status.value == FAILED], watermark
+
+
+def read_alert_cursor(cursor: str | None) -> tuple[dict[str, int], dict[str, dict[str, str]]]:
+    """The alert sensor's cursor: per check, the last execution id handled; per incident check, its state.
+
+    Cursors written before incidents were tracked (a flat ``{check: id}``) are read as the first part.
+
+    Returns:
+        ``(executions, incidents)``: check name -> execution id, and check name -> day -> incident state.
+    """
+    raw = json.loads(cursor) if cursor else {}
+    if "executions" in raw:
+        return dict(raw["executions"]), {k: dict(v) for k, v in raw.get("incidents", {}).items()}
+    return dict(raw), {}
+
+
+def write_alert_cursor(executions: Mapping[str, int], incidents: Mapping[str, Mapping[str, str]]) -> str:
+    """The alert sensor's cursor (see :func:`read_alert_cursor`)."""
+    return json.dumps({"executions": executions, "incidents": incidents}, sort_keys=True)
+
+
+def _checked_day(record: CheckExecution) -> str | None:
+    """The day a freshness execution judged (its ``checked_day`` metadata), or None."""
+    evaluation = record.evaluation
+    value = evaluation.metadata.get(CHECKED_DAY_KEY) if evaluation is not None else None
+    raw = _plain(value) if value is not None else None
+    return str(raw) if raw else None
+
+
+def incident_notices(
+    state: Mapping[str, str], records: Sequence[CheckExecution]
+) -> tuple[dict[str, str], list[tuple[CheckExecution, str]]]:
+    """The freshness incident notices for completed executions of the check, and the state after them.
+
+    One incident per due day (:func:`demand_platform.alerts.incident_transitions`): the first failed
+    execution of a day opens it, the first passed execution after that resolves it; the others notify
+    nothing. A failed execution without a ``checked_day`` is notified every time.
+
+    Args:
+        state: Day -> incident state, from the alert sensor's cursor.
+        records: Completed executions of the freshness check, oldest first.
+
+    Returns:
+        The new state and ``(execution, OPEN or RESOLVED)`` to notify, in order.
+    """
+    outcomes = [(_checked_day(r), r.status.value == SUCCEEDED) for r in records]
+    new_state, notices = A.incident_transitions(state, outcomes)
+    return new_state, [(records[i], notice) for i, notice in notices]
+
+
+def _resolved_alert(record: CheckExecution, timezone: str) -> tuple[str, str, str, dict[str, Any]]:
+    """Kind, severity, subject and details of the notice that a freshness incident is over."""
+    evaluation = record.evaluation
+    metadata = {k: _plain(v) for k, v in (evaluation.metadata if evaluation else {}).items()}
+    day = metadata.get(CHECKED_DAY_KEY)
+    landed = metadata.get(MATERIALIZED_AT_KEY) or metadata.get("as_of")
+    at = as_of_time(str(landed), timezone).strftime("%H:%M") if landed else "?"
+    n = metadata.get("n_warehouses")
+    subject = f"freshness restored: forecasts for {day} materialized in all {n} warehouses at {at}"
+    details: dict[str, Any] = {
+        "check": record.key.to_user_string(),
+        "incident": day,
+        "run_id": record.run_id,
+        "execution_id": record.id,
+        "description": evaluation.description if evaluation else None,
+        "metadata": metadata,
+    }
+    return A.FRESHNESS_RESOLVED, A.INFO, subject, details
 
 
 def _run_in_progress(instance: dg.DagsterInstance, run_id: str) -> bool:
@@ -391,6 +513,93 @@ def _check_alert(
 # --- definitions -----------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class FreshnessVerdict:
+    """One judgement of the forecasts' freshness (what the check and the sensor record)."""
+
+    day: dt.date
+    passed: bool
+    description: str
+    metadata: dict[str, Any]
+
+
+def judge_freshness(
+    instance: dg.DagsterInstance,
+    now: dt.datetime,
+    deadline_hour: int,
+    warehouses: Sequence[str],
+    first_day: dt.date,
+    end_day: dt.date | None,
+) -> FreshnessVerdict:
+    """Whether every warehouse's forecasts partition of the day due at ``now`` is materialized.
+
+    Args:
+        instance: The Dagster instance (its materialized ``forecasts`` partitions).
+        now: Evaluation time, in the company timezone.
+        deadline_hour: Hour of the daily deadline (day D is due at that hour on D + 1).
+        warehouses: The warehouse partition keys.
+        first_day: First daily partition.
+        end_day: Day after the last daily partition, or None (no end).
+
+    Returns:
+        The verdict; its metadata holds ``as_of``, ``checked_day``, ``deadline``, ``late_warehouses``,
+        ``n_late``, ``n_warehouses`` and, when it passes, ``materialized_at`` (the latest of that day's
+        forecasts materializations, company timezone).
+    """
+    day = due_day(now, deadline_hour)
+    deadline = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(deadline_hour), now.tzinfo)
+    base: dict[str, Any] = {
+        "as_of": now.isoformat(timespec="seconds"),
+        CHECKED_DAY_KEY: day.isoformat(),
+        "deadline": deadline.isoformat(timespec="minutes"),
+    }
+    if day < first_day or (end_day is not None and day >= end_day):
+        return FreshnessVerdict(
+            day,
+            True,
+            f"{day} is outside the partitions: nothing due.",
+            {**base, "late_warehouses": [], "note": "no forecasts partition on that day"},
+        )
+    keys = {
+        wh: str(dg.MultiPartitionKey({DATE_DIM: day.isoformat(), WAREHOUSE_DIM: wh})) for wh in warehouses
+    }
+    done = instance.get_materialized_partitions(dg.AssetKey(FORECASTS))
+    late = [wh for wh in warehouses if keys[wh] not in done]
+    metadata: dict[str, Any] = {
+        **base,
+        "late_warehouses": dg.MetadataValue.json(late),
+        "n_late": len(late),
+        "n_warehouses": len(warehouses),
+    }
+    if late:
+        description = (
+            f"forecasts for {day} late in {len(late)} of {len(warehouses)} warehouse(s): {', '.join(late)}"
+        )
+    else:
+        description = f"forecasts for {day} materialized in all {len(warehouses)} warehouses"
+        latest = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(FORECASTS), asset_partitions=list(keys.values())),
+            limit=1,
+        ).records
+        if latest:
+            landed = dt.datetime.fromtimestamp(latest[0].timestamp, now.tzinfo)
+            metadata[MATERIALIZED_AT_KEY] = landed.isoformat(timespec="seconds")
+    return FreshnessVerdict(day, not late, description, metadata)
+
+
+def freshness_evaluation_due(cursor: str | None, day: dt.date) -> bool:
+    """Whether ``freshness_sensor`` judges again: not once the due ``day`` was found complete.
+
+    Args:
+        cursor: The sensor's cursor (``{"day": ISO date, "passed": bool}`` of its last judgement), or None.
+        day: The day due now.
+    """
+    if not cursor:
+        return True
+    last = json.loads(cursor)
+    return not (last.get("day") == day.isoformat() and last.get("passed"))
+
+
 def _freshness_check(
     partitions_def: dg.MultiPartitionsDefinition, timezone: str, deadline_hour: int
 ) -> dg.AssetChecksDefinition:
@@ -412,40 +621,12 @@ def _freshness_check(
     ) -> dg.AssetCheckResult:
         """Every warehouse's forecasts partition of the latest due day is materialized."""
         now = as_of_time(config.as_of, timezone)
-        day = due_day(now, deadline_hour)
-        deadline = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(deadline_hour), now.tzinfo)
-        base = {
-            "as_of": now.isoformat(timespec="seconds"),
-            "checked_day": day.isoformat(),
-            "deadline": deadline.isoformat(timespec="minutes"),
-        }
-        if day < first_day or (end_day is not None and day >= end_day):
-            return dg.AssetCheckResult(
-                passed=True,
-                metadata={**base, "late_warehouses": [], "note": "no forecasts partition on that day"},
-                description=f"{day} is outside the partitions: nothing due.",
-            )
-        done = context.instance.get_materialized_partitions(dg.AssetKey(FORECASTS))
-        late = [
-            wh
-            for wh in warehouses
-            if str(dg.MultiPartitionKey({DATE_DIM: day.isoformat(), WAREHOUSE_DIM: wh})) not in done
-        ]
-        description = (
-            f"forecasts for {day} late in {len(late)} of {len(warehouses)} warehouse(s): {', '.join(late)}"
-            if late
-            else f"forecasts for {day} materialized in all {len(warehouses)} warehouses"
-        )
+        verdict = judge_freshness(context.instance, now, deadline_hour, warehouses, first_day, end_day)
         return dg.AssetCheckResult(
-            passed=not late,
+            passed=verdict.passed,
             severity=dg.AssetCheckSeverity.ERROR,
-            description=description,
-            metadata={
-                **base,
-                "late_warehouses": dg.MetadataValue.json(late),
-                "n_late": len(late),
-                "n_warehouses": len(warehouses),
-            },
+            description=verdict.description,
+            metadata=verdict.metadata,
         )
 
     return forecasts_freshness
@@ -467,6 +648,8 @@ def build_operations(
     watched_checks: Sequence[dg.AssetCheckKey] | None = None,
     pipeline_checks: Sequence[dg.AssetCheckKey] = (),
     warehouses_per_run: int = 1,
+    freshness_interval_s: int = DEFAULT_FRESHNESS_INTERVAL_S,
+    clock: Callable[[], dt.datetime] | None = None,
 ) -> Operations:
     """Jobs, schedules, sensors and the freshness check of the platform (see the module docstring).
 
@@ -484,12 +667,15 @@ def build_operations(
             partition order). 1 isolates every warehouse in its own runs; more launch fewer runs (each
             launch costs a Python start and a definitions load) at the price of a box failing or retrying
             as a whole.
+        freshness_interval_s: Seconds between two evaluations of ``freshness_sensor`` (the settings'
+            ``freshness_interval_s``).
+        clock: The time ``freshness_sensor`` judges at (tests); None for now.
 
     Returns:
         The operations to add to ``dg.Definitions`` (with the ``alerts`` resource).
 
     Raises:
-        ValueError: On a deadline hour outside 0-23 or a cadence below 1.
+        ValueError: On a deadline hour outside 0-23, a cadence below 1 or a freshness interval below 1 s.
     """
     if not 0 <= deadline_hour <= 23:
         raise ValueError(f"deadline_hour must be in 0..23, got {deadline_hour}")
@@ -497,7 +683,9 @@ def build_operations(
         raise ValueError(f"retrain_every_days must be at least 1, got {retrain_every_days}")
     if warehouses_per_run < 1:
         raise ValueError(f"warehouses_per_run must be at least 1, got {warehouses_per_run}")
-    ZoneInfo(timezone)  # fail at load time on an unknown timezone
+    if freshness_interval_s < 1:
+        raise ValueError(f"freshness_interval_s must be at least 1, got {freshness_interval_s}")
+    tz = ZoneInfo(timezone)  # fail at load time on an unknown timezone
     date_def = date_dimension(partitions_def)
     warehouses = warehouse_keys(partitions_def)
     first_day = date_def.start.date()
@@ -534,6 +722,37 @@ def build_operations(
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description=f"Checks at {deadline_hour:02d}:05 that every warehouse's forecasts of yesterday exist.",
     )
+
+    @dg.sensor(
+        name=FRESHNESS_SENSOR,
+        minimum_interval_seconds=freshness_interval_s,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            f"Judges the forecasts freshness every {freshness_interval_s} s without a run, recording a "
+            f"{FRESHNESS_CHECK} evaluation, until the due day's forecasts exist in every warehouse."
+        ),
+    )
+    def freshness_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+        now = (clock() if clock is not None else dt.datetime.now(tz)).astimezone(tz)
+        day = due_day(now, deadline_hour)
+        if not freshness_evaluation_due(context.cursor, day):
+            return dg.SkipReason(
+                f"forecasts for {day} found complete; next judgement when {day + dt.timedelta(days=1)} is due"
+            )
+        verdict = judge_freshness(context.instance, now, deadline_hour, warehouses, first_day, end_day)
+        evaluation = dg.AssetCheckEvaluation(
+            asset_key=FRESHNESS_CHECK_KEY.asset_key,
+            check_name=FRESHNESS_CHECK,
+            passed=verdict.passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=verdict.description,
+            metadata=verdict.metadata,
+        )
+        context.log.info(verdict.description)
+        return dg.SensorResult(
+            asset_events=[evaluation],
+            cursor=json.dumps({"day": verdict.day.isoformat(), "passed": verdict.passed}),
+        )
 
     @dg.schedule(
         name=DAILY_SCHEDULE,
@@ -631,10 +850,13 @@ def build_operations(
     @dg.sensor(
         name=ALERT_SENSOR,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Sends an alert for every failed asset check execution (freshness, data quality).",
+        description=(
+            "Sends an alert for every failed asset check execution (data quality); for the forecasts "
+            "freshness, one alert per late day and one when that day's forecasts are complete."
+        ),
     )
     def alert_sensor(context: dg.SensorEvaluationContext, alerts: AlertResource) -> dg.SensorResult:
-        state: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
+        state, incidents = read_alert_cursor(context.cursor)
         if watched_checks is not None:
             keys = list(watched_checks)
         elif context.repository_def is not None:
@@ -648,14 +870,28 @@ def build_operations(
         for key in sorted(keys, key=lambda k: k.to_user_string()):
             name = key.to_user_string()
             records = _new_check_executions(instance.event_log_storage, key, state.get(name))
-            failed, watermark = failed_executions(records, lambda run_id: _run_in_progress(instance, run_id))
-            for record in failed:
-                alerts.send(*_check_alert(record, _run_partition(instance, record.run_id)))
-                sent += 1
+            done, watermark = completed_executions(records, lambda run_id: _run_in_progress(instance, run_id))
+            if key == FRESHNESS_CHECK_KEY:
+                incidents[name], notices = incident_notices(incidents.get(name, {}), done)
+                for record, notice in notices:
+                    day = _checked_day(record)
+                    if notice == A.RESOLVED:
+                        kind, severity, subject, details = _resolved_alert(record, timezone)
+                    else:
+                        kind, severity, subject, details = _check_alert(record)
+                        details["incident"] = day
+                    alert_id = None if day is None else A.incident_alert_id(name, day, notice)
+                    alerts.send(kind, severity, subject, details, alert_id=alert_id)
+                    sent += 1
+            else:
+                for record in done:
+                    if record.status.value == FAILED:
+                        alerts.send(*_check_alert(record, _run_partition(instance, record.run_id)))
+                        sent += 1
             if watermark is not None:
                 state[name] = watermark
-        context.log.info(f"{sent} failed check execution(s) alerted")
-        return dg.SensorResult(cursor=json.dumps(state, sort_keys=True))
+        context.log.info(f"{sent} check alert(s) sent")
+        return dg.SensorResult(cursor=write_alert_cursor(state, incidents))
 
     @dg.run_failure_sensor(
         name=RUN_FAILURE_SENSOR,
@@ -724,6 +960,7 @@ def build_operations(
         jobs=[daily_job, no_train_job, retrain_job],
         schedules=[daily_schedule, freshness_schedule],
         sensors=[
+            freshness_sensor,
             drift_sensor,
             alert_sensor,
             run_failure_alert_sensor,

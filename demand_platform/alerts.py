@@ -36,6 +36,14 @@ When the database is locked by another process (embedded DuckDB admits one write
 stored (:func:`merge_alerts`: a delivered channel stays delivered, the more advanced attempt wins), so
 replaying a spool, or recording the same alert twice, is harmless and never brings back an attempt that
 was already made.
+
+**Incidents.** A check judged again and again on the same subject (the freshness of one due day) must not
+alert at every failed evaluation: :func:`incident_transitions` turns a sequence of pass/fail outcomes
+keyed by day into the two notices of an incident, ``open`` at the first failure of a day and
+``resolved`` at the first pass after it, from a small ``day -> state`` map the caller keeps. Each notice
+has a deterministic id (:func:`incident_alert_id`), so recording it twice merges into one row, and a
+sender that finds the id already recorded (:func:`stored_alert`, :func:`spooled_alert`) knows the notice
+went out.
 """
 
 import datetime as dt
@@ -80,11 +88,13 @@ _ADDED_COLUMNS = {ATTEMPTS: "INTEGER", NEXT_ATTEMPT_AT: "TIMESTAMPTZ"}
 
 # --- kinds -----------------------------------------------------------------------------------------------
 FRESHNESS = "freshness"
+#: The end of a freshness incident: the late day's forecasts exist in every warehouse (severity info).
+FRESHNESS_RESOLVED = "freshness_resolved"
 RUN_FAILURE = "run_failure"
 DATA_QUALITY = "data_quality"
 DRIFT = "drift"
 PROMOTION_REJECTED = "promotion_rejected"
-KINDS = (FRESHNESS, RUN_FAILURE, DATA_QUALITY, DRIFT, PROMOTION_REJECTED)
+KINDS = (FRESHNESS, FRESHNESS_RESOLVED, RUN_FAILURE, DATA_QUALITY, DRIFT, PROMOTION_REJECTED)
 
 # --- severities ------------------------------------------------------------------------------------------
 INFO = "info"
@@ -99,6 +109,14 @@ FAILED_PREFIX = "failed: "
 GAVE_UP_PREFIX = "gave up: "
 WEBHOOK = "webhook"
 EMAIL_PREFIX = "email:"
+
+# --- incidents (one alert when a day's check starts failing, one when it passes again) -----------------
+#: State of an incident: alerted, not passed since.
+OPEN = "open"
+#: State of an incident: passed again after it was alerted (the "resolved" notice was sent).
+RESOLVED = "resolved"
+#: Incidents are remembered this many days back from the newest one; older ones are forgotten.
+INCIDENT_DAYS = 31
 
 #: Seconds a redelivery pass holds the alerts it took before another pass may take them again.
 CLAIM_S = 600.0
@@ -205,6 +223,58 @@ class Alert:
             attempts=int(raw.get(ATTEMPTS) or 0),
             next_attempt_at=dt.datetime.fromisoformat(next_at) if next_at else None,
         )
+
+
+# --- incidents -----------------------------------------------------------------------------------------
+
+
+def incident_transitions(
+    state: Mapping[str, str], outcomes: Sequence[tuple[str | None, bool]], keep_days: int = INCIDENT_DAYS
+) -> tuple[dict[str, str], list[tuple[int, str]]]:
+    """The incident notices due for new check outcomes, and the incident state after them.
+
+    A failure of a day with no incident opens one (notice :data:`OPEN`); further failures of that day
+    say nothing, whether the incident is open or already resolved (one incident per day). A pass of a
+    day whose incident is open resolves it (notice :data:`RESOLVED`); a pass of any other day says
+    nothing. A failure without a day (an outcome the caller cannot key) is a notice of its own every time.
+    Days more than ``keep_days`` before the newest day of the state are forgotten (an incident still open
+    then is dropped without notice: no later outcome of the check concerns it).
+
+    Args:
+        state: Day (ISO date) -> :data:`OPEN` or :data:`RESOLVED`, as returned by the previous call.
+        outcomes: ``(day, passed)`` in the order they happened.
+        keep_days: How many days of incidents to remember before the newest.
+
+    Returns:
+        The new state, and the notices as ``(index in outcomes, OPEN or RESOLVED)`` in order.
+    """
+    new = dict(state)
+    notices: list[tuple[int, str]] = []
+    for i, (day, passed) in enumerate(outcomes):
+        if day is None:
+            if not passed:
+                notices.append((i, OPEN))
+        elif not passed and day not in new:
+            new[day] = OPEN
+            notices.append((i, OPEN))
+        elif passed and new.get(day) == OPEN:
+            new[day] = RESOLVED
+            notices.append((i, RESOLVED))
+    if new:
+        oldest = (dt.date.fromisoformat(max(new)) - dt.timedelta(days=keep_days)).isoformat()
+        new = {day: value for day, value in new.items() if day >= oldest}
+    return new, notices
+
+
+def incident_alert_id(subject: str, day: str, notice: str) -> str:
+    """The deterministic id of an incident's notice: one alert row per (subject, day, notice).
+
+    Args:
+        subject: What is judged (e.g. the check's name, ``forecasts:forecasts_freshness``).
+        day: The incident's day (ISO date).
+        notice: :data:`OPEN` or :data:`RESOLVED`.
+    """
+    return f"{subject}@{day}:{notice}"
 
 
 # --- delivery state ------------------------------------------------------------------------------------
@@ -545,6 +615,30 @@ def spool_alert(path: str | os.PathLike[str], alert: Alert) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("a", encoding="utf-8") as handle:
         handle.write(alert.to_json() + "\n")
+
+
+def spooled_alert(path: str | os.PathLike[str], alert_id: str) -> Alert | None:
+    """The alert ``alert_id`` as waiting in the spool (or in a drain interrupted by a crash), or None.
+
+    Args:
+        path: Spool file written by :func:`spool_alert`.
+        alert_id: The alert's id.
+    """
+    spool = Path(path)
+    if not spool.parent.exists():
+        return None
+    found: Alert | None = None
+    for file in [spool, *sorted(spool.parent.glob(f"{spool.name}.draining-*"))]:
+        try:
+            lines = file.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            if alert_id in line and line.strip():
+                alert = Alert.from_json(line)
+                if alert.alert_id == alert_id:
+                    found = alert if found is None else merge_alerts(found, alert)
+    return found
 
 
 def drain_spool(con: duckdb.DuckDBPyConnection, path: str | os.PathLike[str]) -> int:

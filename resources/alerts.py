@@ -119,6 +119,8 @@ class AlertResource(dg.ConfigurableResource):
     ``lock_timeout_s`` seconds. If the database is still locked, the alert goes to a JSON-lines spool
     next to the database (``<database>.alerts-spool.jsonl``), merged into the table by the next
     successful recording: an alert is never lost and a busy database never delays a sensor tick for long.
+    An alert sent with a deterministic ``alert_id`` (a freshness incident's notice) is looked up first
+    (:meth:`recorded`, the spool then the table) and not sent again once recorded.
 
     Attributes:
         database: Path of the platform's DuckDB database.
@@ -202,21 +204,42 @@ class AlertResource(dg.ConfigurableResource):
             )
         return out
 
-    def send(self, kind: str, severity: str, subject: str, details: dict | None = None) -> A.Alert:
+    def send(
+        self,
+        kind: str,
+        severity: str,
+        subject: str,
+        details: dict | None = None,
+        alert_id: str | None = None,
+    ) -> A.Alert:
         """Raise an alert: log it, deliver it where configured, record it.
 
         Args:
-            kind: What happened (``freshness``, ``run_failure``, ``data_quality``, ``drift``,
-                ``promotion_rejected``...).
+            kind: What happened (``freshness``, ``freshness_resolved``, ``run_failure``, ``data_quality``,
+                ``drift``, ``promotion_rejected``...).
             severity: ``info``, ``warning``, ``error`` or ``critical``.
             subject: One-line summary.
             details: JSON-serialisable context.
+            alert_id: A deterministic id (an incident's notice, :func:`demand_platform.alerts.incident_alert_id`),
+                or None for a new random one. An alert whose id is already recorded (in the table or the
+                spool) is not raised again: nothing is delivered, the recorded alert is returned. When the
+                database stays locked for the look-up the alert is delivered all the same (at least once).
 
         Returns:
-            The alert, with ``delivered_to`` filled in (and ``next_attempt_at`` when a channel failed).
+            The alert, with ``delivered_to`` filled in (and ``next_attempt_at`` when a channel failed), or
+            the alert already recorded under ``alert_id``.
         """
-        alert = A.Alert(kind=kind, severity=severity, subject=subject, details=dict(details or {}))
         log = dg.get_dagster_logger()
+        if alert_id is not None:
+            known = self.recorded(alert_id)
+            if known is not None:
+                log.info(
+                    f"alert {alert_id} already raised at {known.created_at.isoformat(timespec='seconds')}"
+                )
+                return known
+        alert = A.Alert(kind=kind, severity=severity, subject=subject, details=dict(details or {}))
+        if alert_id is not None:
+            alert.alert_id = alert_id
         getattr(log, _LOG_LEVEL.get(severity, "warning"))(f"alert {alert.alert_id}: {alert.text()}")
         self.deliver(alert)
         for channel, outcome in alert.delivered_to.items():
@@ -292,6 +315,24 @@ class AlertResource(dg.ConfigurableResource):
         for secret in sorted({s for s in secrets if len(s) > 1}, key=len, reverse=True):
             text = text.replace(secret, "<webhook url>")
         return text
+
+    def recorded(self, alert_id: str) -> A.Alert | None:
+        """The alert ``alert_id`` if it was recorded: in the spool, or in the table.
+
+        Returns None when it is in neither, and also when the database stays locked for
+        ``lock_timeout_s`` (the caller cannot tell, and raises the alert: at least once).
+        """
+        spooled = A.spooled_alert(self.spool_path, alert_id)
+        if spooled is not None:
+            return spooled
+        if not Path(self.database).exists():
+            return None
+        try:
+            with dbfile.connect(self.database, timeout_s=self.lock_timeout_s) as con:
+                return A.stored_alert(con, alert_id)
+        except (dbfile.DatabaseLockTimeout, duckdb.ConnectionException) as error:
+            dg.get_dagster_logger().warning(f"could not look alert {alert_id} up: database locked ({error})")
+            return None
 
     def record(self, alert: A.Alert) -> bool:
         """Record ``alert`` in the ``alerts`` table, or spool it if the database stays locked.

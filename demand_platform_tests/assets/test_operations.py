@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -37,6 +38,7 @@ from assets.operations import (
     FRESHNESS_CHECK_KEY,
     FRESHNESS_OP,
     FRESHNESS_SCHEDULE,
+    FRESHNESS_SENSOR,
     NO_TRAIN_ASSETS,
     PIPELINE_ASSETS,
     PRIORITY_TAG,
@@ -46,12 +48,23 @@ from assets.operations import (
     RUN_FAILURE_SENSOR,
     Operations,
     build_operations,
+    completed_executions,
     due_day,
     failed_executions,
+    freshness_evaluation_due,
     freshness_run_config,
+    incident_notices,
+    read_alert_cursor,
+    write_alert_cursor,
 )
 from demand_platform import alerts as A
 from demand_platform import columns as C
+from demand_platform.settings import (
+    DEFAULT_FRESHNESS_INTERVAL_S,
+    FRESHNESS_INTERVAL_ENV,
+    HOME_ENV,
+    PlatformSettings,
+)
 from resources.alerts import AlertResource, alert_resource_from_env
 
 TZ = "Europe/Paris"
@@ -172,11 +185,31 @@ def webhook() -> Iterator[tuple[str, list[dict]]]:
 
 
 @dataclass
+class Tick:
+    """What a sensor tick recorded: its check evaluations, its new cursor, why it skipped."""
+
+    evaluations: list[dg.AssetCheckEvaluation]
+    cursor: str | None
+    skip_message: str | None
+
+
+class Clock:
+    """The time ``freshness_sensor`` judges at, moved by the test."""
+
+    def __init__(self, now: dt.datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@dataclass
 class Env:
     defs: dg.Definitions
     ops: Operations
     instance: dg.DagsterInstance
     database: Path
+    clock: Clock | None = None
 
     def run(self, day: str, wh: str, job: str = DAILY_JOB, **kwargs) -> dg.ExecuteInProcessResult:
         return self.defs.resolve_job_def(job).execute_in_process(
@@ -213,6 +246,14 @@ class Env:
         )
         return self.sensor(name).evaluate_tick(context)
 
+    def daemon_tick(self, name: str, cursor: str | None = None) -> "Tick":
+        """One evaluation of a sensor, its asset events stored as the daemon stores them."""
+        result = self.tick(name, cursor)
+        for event in result.asset_events:
+            self.instance.report_runless_asset_event(event)
+        checks = [e for e in result.asset_events if isinstance(e, dg.AssetCheckEvaluation)]
+        return Tick(checks, result.cursor, result.skip_message)  # type: ignore[attr-defined]
+
     def report(self, day: str, wh: str, asset: str = "forecasts") -> None:
         """Record a materialization without a run (fast set-up for the freshness check)."""
         key = dg.MultiPartitionKey({"date": day, "warehouse": wh})
@@ -231,7 +272,8 @@ def _instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
 @pytest.fixture
 def env(tmp_path: Path, webhook: tuple[str, list[dict]]) -> Iterator[Env]:
     partitions_def = _partitions()
-    ops = build_operations(partitions_def, TZ, deadline_hour=8)
+    clock = Clock(dt.datetime(2024, 1, 4, 8, 10, tzinfo=ZoneInfo(TZ)))
+    ops = build_operations(partitions_def, TZ, deadline_hour=8, freshness_interval_s=300, clock=clock)
     database = tmp_path / "warehouse.duckdb"
     defs = dg.Definitions(
         assets=_fake_assets(partitions_def),
@@ -245,7 +287,7 @@ def env(tmp_path: Path, webhook: tuple[str, list[dict]]) -> Iterator[Env]:
         },
     )
     with _instance(tmp_path) as instance:
-        yield Env(defs, ops, instance, database)
+        yield Env(defs, ops, instance, database, clock)
 
 
 # --- (a) freshness ----------------------------------------------------------------------------------------
@@ -338,6 +380,237 @@ def test_alert_cursor_waits_for_checks_still_running() -> None:
     failed, watermark = failed_executions(records[3:], lambda run_id: False)
     assert [r.id for r in failed] == [5] and watermark == 5
     assert failed_executions([], lambda run_id: False) == ([], None)
+
+
+# --- (b2) freshness incidents: re-judged by a sensor, one alert per late day, one when it is over ----------
+
+
+def _texts(received: list[dict]) -> list[str]:
+    return [body["text"] for body in received]
+
+
+def _history(env: Env) -> list[Any]:
+    return list(
+        env.instance.event_log_storage.get_asset_check_execution_history(FRESHNESS_CHECK_KEY, limit=100)
+    )
+
+
+def test_freshness_sensor_judges_until_the_day_is_complete(env: Env) -> None:
+    assert env.clock is not None
+    env.report("2024-01-03", "W1")
+    first = env.daemon_tick(FRESHNESS_SENSOR)
+    (evaluation,) = first.evaluations
+    assert not evaluation.passed and "W2" in (evaluation.description or "")
+    assert evaluation.metadata["checked_day"].value == "2024-01-03"
+    # Stored without a run, as the daemon stores a sensor's asset events.
+    (execution,) = _history(env)
+    assert execution.status.value == "FAILED" and execution.run_id == ""
+
+    env.clock.now += dt.timedelta(minutes=5)
+    second = env.daemon_tick(FRESHNESS_SENSOR, first.cursor)
+    assert [e.passed for e in second.evaluations] == [False]
+
+    env.report("2024-01-03", "W2")
+    env.clock.now += dt.timedelta(minutes=5)
+    third = env.daemon_tick(FRESHNESS_SENSOR, second.cursor)
+    (passed,) = third.evaluations
+    assert passed.passed and passed.metadata["late_warehouses"].value == []
+    assert "materialized_at" in passed.metadata
+
+    # Complete: not judged again that day, nor after midnight (the same day is due until 08:00).
+    for minutes in (5, 16 * 60):
+        env.clock.now += dt.timedelta(minutes=minutes)
+        quiet = env.daemon_tick(FRESHNESS_SENSOR, third.cursor)
+        assert quiet.evaluations == [] and quiet.skip_message
+    assert len(_history(env)) == 3
+
+    # The next deadline: the next day is judged (here outside the partitions: it passes with a note).
+    env.clock.now = dt.datetime(2024, 1, 5, 8, 1, tzinfo=ZoneInfo(TZ))
+    (next_day,) = env.daemon_tick(FRESHNESS_SENSOR, third.cursor).evaluations
+    assert next_day.passed and next_day.metadata["checked_day"].value == "2024-01-04"
+
+
+class Ticks:
+    """The cursors of the freshness and alert sensors across ticks, as the daemon keeps them."""
+
+    def __init__(self, env: Env) -> None:
+        self.env = env
+        self.cursors: dict[str, str | None] = {FRESHNESS_SENSOR: None, ALERT_SENSOR: None}
+
+    def __call__(self, name: str) -> Tick:
+        result = self.env.daemon_tick(name, self.cursors[name])
+        self.cursors[name] = result.cursor
+        return result
+
+
+def test_a_late_day_alerts_once_then_once_when_restored(env: Env, webhook: tuple[str, list[dict]]) -> None:
+    """Two late days: one failure alert each however often they fail, one resolved notice each."""
+    _, received = webhook
+    assert env.clock is not None
+    tick = Ticks(env)
+    for wh in WAREHOUSES:
+        env.report("2024-01-01", wh)
+
+    # 2024-01-02 due (08:05 on the 3rd), nothing there; judged three times, the alert sensor ticking between.
+    env.clock.now = dt.datetime(2024, 1, 3, 8, 5, tzinfo=ZoneInfo(TZ))
+    for _ in range(3):
+        tick(FRESHNESS_SENSOR)
+        tick(ALERT_SENSOR)
+        env.clock.now += dt.timedelta(minutes=5)
+    # A run of the check (its schedule, a manual re-check) failing that day too: the same incident.
+    assert not env.freshness("2024-01-03T09:00:00").passed
+    tick(ALERT_SENSOR)
+    (failure,) = _texts(received)
+    assert failure.startswith("[ERROR] freshness: ") and "2024-01-02" in failure
+    assert "W1, W2" in failure
+
+    # W1 lands: still late (W2), no new alert; then W2: complete, one resolved notice.
+    env.report("2024-01-02", "W1")
+    tick(FRESHNESS_SENSOR)
+    tick(ALERT_SENSOR)
+    assert len(received) == 1
+    env.report("2024-01-02", "W2")
+    landed = env.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("forecasts"), asset_partitions=["2024-01-02|W2"]),
+        limit=1,
+    ).records[0]
+    env.clock.now += dt.timedelta(minutes=5)
+    tick(FRESHNESS_SENSOR)
+    tick(ALERT_SENSOR)
+    at = dt.datetime.fromtimestamp(landed.timestamp, ZoneInfo(TZ)).strftime("%H:%M")
+    assert _texts(received)[1:] == [
+        f"[INFO] freshness_resolved: freshness restored: forecasts for 2024-01-02 materialized in all 2 "
+        f"warehouses at {at}"
+    ]
+
+    # Quiet afterwards: the sensor does not judge a complete day again, a passing re-check says nothing.
+    for _ in range(2):
+        env.clock.now += dt.timedelta(minutes=5)
+        tick(FRESHNESS_SENSOR)
+        tick(ALERT_SENSOR)
+    assert env.freshness("2024-01-03T10:00:00").passed
+    tick(ALERT_SENSOR)
+    assert len(received) == 2
+
+    # The next day late: a new incident.
+    env.clock.now = dt.datetime(2024, 1, 4, 8, 5, tzinfo=ZoneInfo(TZ))
+    env.report("2024-01-03", "W2")
+    for _ in range(2):
+        tick(FRESHNESS_SENSOR)
+        tick(ALERT_SENSOR)
+        env.clock.now += dt.timedelta(minutes=5)
+    assert (
+        len(received) == 3
+        and "2024-01-03" in received[2]["text"]
+        and "late in 1 of 2 warehouse(s): W1" in received[2]["text"]
+    )
+
+    table = env.alerts()
+    assert list(table[A.KIND]) == [A.FRESHNESS, A.FRESHNESS_RESOLVED, A.FRESHNESS]
+    assert list(table[A.SEVERITY]) == [A.ERROR, A.INFO, A.ERROR]
+    assert [d["incident"] for d in table[A.DETAILS]] == ["2024-01-02", "2024-01-02", "2024-01-03"]
+
+
+def test_an_incident_is_not_raised_again_when_the_alert_sensor_forgets_it(
+    env: Env, webhook: tuple[str, list[dict]]
+) -> None:
+    """A cursor lost (a tick that failed after sending, a reset sensor): the recorded id stops a second send."""
+    _, received = webhook
+    tick = Ticks(env)
+    tick(FRESHNESS_SENSOR)
+    tick(ALERT_SENSOR)
+    assert len(received) == 1
+    tick.cursors[ALERT_SENSOR] = None
+    tick(ALERT_SENSOR)
+    assert len(received) == 1 and len(env.alerts()) == 1
+
+
+def _freshness_execution(id_: int, status: str, day: str | None) -> SimpleNamespace:
+    metadata = {} if day is None else {"checked_day": dg.MetadataValue.text(day)}
+    evaluation = dg.AssetCheckEvaluation(
+        asset_key=FRESHNESS_CHECK_KEY.asset_key,
+        check_name=FRESHNESS_CHECK,
+        passed=status == "SUCCEEDED",
+        metadata=metadata,
+    )
+    return SimpleNamespace(
+        id=id_,
+        status=AssetCheckExecutionRecordStatus[status],
+        run_id="",
+        key=FRESHNESS_CHECK_KEY,
+        partition=None,
+        evaluation=evaluation,
+    )
+
+
+def test_incident_notices_from_check_executions() -> None:
+    records = [
+        _freshness_execution(1, "FAILED", "2024-01-02"),
+        _freshness_execution(2, "FAILED", "2024-01-02"),
+        _freshness_execution(3, "SUCCEEDED", "2024-01-02"),
+        _freshness_execution(4, "FAILED", None),  # no day to key it: alerted as before
+        _freshness_execution(5, "SUCCEEDED", "2024-01-03"),  # never failed: nothing to resolve
+    ]
+    state, notices = incident_notices({}, records)
+    assert [(r.id, n) for r, n in notices] == [(1, A.OPEN), (3, A.RESOLVED), (4, A.OPEN)]
+    assert state == {"2024-01-02": A.RESOLVED}
+    # Continued from the cursor: the day already notified stays quiet.
+    again, more = incident_notices(state, [_freshness_execution(6, "FAILED", "2024-01-02")])
+    assert more == [] and again == state
+
+
+def test_completed_executions_keep_passes_for_the_incidents() -> None:
+    records = [_execution(1, "FAILED"), _execution(2, "SUCCEEDED"), _execution(3, "PLANNED", "running")]
+    done, watermark = completed_executions(records, lambda run_id: run_id == "running")
+    assert [r.id for r in done] == [1, 2] and watermark == 2
+
+
+def test_alert_cursor_reads_the_format_before_incidents() -> None:
+    assert read_alert_cursor('{"raw_sales:history_complete": 7}') == ({"raw_sales:history_complete": 7}, {})
+    cursor = write_alert_cursor({"a:b": 3}, {"forecasts:forecasts_freshness": {"2024-01-02": A.OPEN}})
+    assert read_alert_cursor(cursor) == (
+        {"a:b": 3},
+        {"forecasts:forecasts_freshness": {"2024-01-02": A.OPEN}},
+    )
+    assert read_alert_cursor(None) == ({}, {})
+
+
+def test_freshness_judged_again_unless_the_due_day_was_complete() -> None:
+    day = dt.date(2024, 1, 3)
+    assert freshness_evaluation_due(None, day)
+    assert freshness_evaluation_due(json.dumps({"day": "2024-01-03", "passed": False}), day)
+    assert not freshness_evaluation_due(json.dumps({"day": "2024-01-03", "passed": True}), day)
+    assert freshness_evaluation_due(json.dumps({"day": "2024-01-02", "passed": True}), day)
+
+
+def test_freshness_interval_from_the_settings(tmp_path: Path) -> None:
+    home = {HOME_ENV: str(tmp_path)}
+    assert PlatformSettings.from_env(home).freshness_interval_s == DEFAULT_FRESHNESS_INTERVAL_S
+    settings = PlatformSettings.from_env({**home, FRESHNESS_INTERVAL_ENV: "5"})
+    assert settings.freshness_interval_s == 5
+    assert PlatformSettings.from_env(settings.to_env()).freshness_interval_s == 5  # run workers agree
+    with pytest.raises(ValueError, match=FRESHNESS_INTERVAL_ENV):
+        PlatformSettings.from_env({**home, FRESHNESS_INTERVAL_ENV: "0"})
+    ops = build_operations(_partitions(), TZ, freshness_interval_s=7)
+    (sensor,) = [s for s in ops.sensors if s.name == FRESHNESS_SENSOR]
+    assert sensor.minimum_interval_seconds == 7
+
+
+def test_an_alert_with_a_recorded_id_is_not_sent_again(
+    tmp_path: Path, webhook: tuple[str, list[dict]]
+) -> None:
+    url, received = webhook
+    resource = AlertResource(database=str(tmp_path / "warehouse.duckdb"), webhook_url=url)
+    first = resource.send(A.FRESHNESS, A.ERROR, "late", alert_id="c@2024-01-02:open")
+    again = resource.send(A.FRESHNESS, A.ERROR, "late, again", alert_id="c@2024-01-02:open")
+    assert len(received) == 1 and again.alert_id == first.alert_id and again.subject == "late"
+    # Waiting in the spool (the database was locked when it was recorded) counts as recorded too.
+    A.spool_alert(resource.spool_path, A.Alert(A.FRESHNESS, A.ERROR, "spooled", alert_id="c@2024-01-03:open"))
+    assert resource.send(A.FRESHNESS, A.ERROR, "late", alert_id="c@2024-01-03:open").subject == "spooled"
+    assert len(received) == 1
+    resource.send(A.FRESHNESS, A.ERROR, "late")
+    resource.send(A.FRESHNESS, A.ERROR, "late")
+    assert len(received) == 3  # without an id, every alert is sent
 
 
 # --- (c) drift sensor --------------------------------------------------------------------------------------
@@ -649,6 +922,7 @@ def test_alert_resource_from_env_reads_channels() -> None:
 def test_schedules_and_sensors_default_to_running(env: Env) -> None:
     assert {s.name for s in env.ops.schedules} == {DAILY_SCHEDULE, FRESHNESS_SCHEDULE}
     assert {s.name for s in env.ops.sensors} == {
+        FRESHNESS_SENSOR,
         DRIFT_SENSOR,
         ALERT_SENSOR,
         RUN_FAILURE_SENSOR,

@@ -147,3 +147,70 @@ def test_the_spool_format_keeps_the_delivery_state(alert: A.Alert) -> None:
         alert.attempts,
         alert.next_attempt_at,
     )
+
+
+# --- incidents ---------------------------------------------------------------------------------------------
+
+
+def test_a_day_opens_one_incident_and_resolves_once() -> None:
+    outcomes = [("2024-01-02", False), ("2024-01-02", False), ("2024-01-02", True), ("2024-01-02", False)]
+    state, notices = A.incident_transitions({}, outcomes)
+    assert notices == [(0, A.OPEN), (2, A.RESOLVED)]
+    assert state == {"2024-01-02": A.RESOLVED}
+    # Outcome by outcome (one per sensor tick) gives the same notices as all at once.
+    step: dict[str, str] = {}
+    seen = []
+    for i, outcome in enumerate(outcomes):
+        step, found = A.incident_transitions(step, [outcome])
+        seen += [(i, notice) for _, notice in found]
+    assert seen == notices and step == state
+
+
+def test_a_later_day_is_a_new_incident_and_a_clean_pass_says_nothing() -> None:
+    state, notices = A.incident_transitions({"2024-01-02": A.RESOLVED}, [("2024-01-03", True)])
+    assert notices == [] and state == {"2024-01-02": A.RESOLVED}
+    state, notices = A.incident_transitions(state, [("2024-01-04", False), ("2024-01-04", False)])
+    assert notices == [(0, A.OPEN)] and state["2024-01-04"] == A.OPEN
+    # An open incident of an earlier day is not resolved by a later day's pass.
+    state, notices = A.incident_transitions(state, [("2024-01-05", True)])
+    assert notices == [] and state["2024-01-04"] == A.OPEN
+
+
+def test_failures_without_a_day_are_each_notified() -> None:
+    state, notices = A.incident_transitions({}, [(None, False), (None, True), (None, False)])
+    assert notices == [(0, A.OPEN), (2, A.OPEN)] and state == {}
+
+
+def test_incidents_older_than_the_window_are_forgotten() -> None:
+    state = {"2024-01-01": A.OPEN, "2024-01-20": A.RESOLVED}
+    kept, _ = A.incident_transitions(state, [("2024-02-05", False)], keep_days=20)
+    assert kept == {"2024-01-20": A.RESOLVED, "2024-02-05": A.OPEN}
+
+
+def test_incident_ids_are_one_per_day_and_notice(tmp_path: Path) -> None:
+    ids = {
+        A.incident_alert_id("forecasts:forecasts_freshness", d, n)
+        for d in ("2024-01-02", "2024-01-03")
+        for n in (A.OPEN, A.RESOLVED)
+    }
+    assert len(ids) == 4
+    assert A.incident_alert_id("c", "2024-01-02", A.OPEN) == A.incident_alert_id("c", "2024-01-02", A.OPEN)
+    # Recorded twice under its id: one row.
+    con = duckdb.connect(str(tmp_path / "db.duckdb"))
+    alert_id = A.incident_alert_id("c", "2024-01-02", A.OPEN)
+    for subject in ("late", "late again"):
+        A.record_alert(con, A.Alert(A.FRESHNESS, A.ERROR, subject, alert_id=alert_id))
+    table = A.read_alerts(con)
+    con.close()
+    assert list(table[A.ALERT_ID]) == [alert_id] and list(table[A.SUBJECT]) == ["late"]
+
+
+def test_a_spooled_alert_is_found_by_id(tmp_path: Path) -> None:
+    spool = tmp_path / "db.duckdb.alerts-spool.jsonl"
+    assert A.spooled_alert(spool, "x") is None
+    A.spool_alert(spool, A.Alert(A.DRIFT, A.WARNING, "other", alert_id="y"))
+    A.spool_alert(spool, A.Alert(A.FRESHNESS, A.ERROR, "late", alert_id="x", attempts=1))
+    A.spool_alert(spool, A.Alert(A.FRESHNESS, A.ERROR, "late", alert_id="x", attempts=2))
+    found = A.spooled_alert(spool, "x")
+    assert found is not None and found.subject == "late" and found.attempts == 2
+    assert A.spooled_alert(spool, "z") is None
