@@ -84,7 +84,7 @@ def measure(home: Path, days: int, warehouses: int) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> None:
         {"home": str(args.home), "days": args.days, "warehouses": args.warehouses},
         result,
     )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -37,7 +37,7 @@ from assets.operations import (
 )
 from assets.orchestration import run_platform
 from demand_platform import columns as C
-from demand_platform.settings import FRESHNESS_INTERVAL_ENV, PlatformSettings
+from demand_platform.settings import PlatformSettings
 from demand_platform.synthetic import GeneratorConfig, generate_source
 from demand_platform_tests.assets.test_daemon_path import REPO
 from demand_platform_tests.assets.test_soak import cli_env
@@ -176,17 +176,13 @@ def test_late_sales_alert_once_and_clear_when_the_forecasts_are_made(
         ),
     )
     _write_source(full, live, late_day - dt.timedelta(days=1))
-    settings = PlatformSettings(home=home, source=live, timezone=timezone)
+    settings = PlatformSettings(home=home, source=live, timezone=timezone, freshness_interval_s=INTERVAL_S)
 
     # The home as of this morning: everything through the day before yesterday.
     built = run_platform(settings, late_day - dt.timedelta(days=1), launch="in-process", retrain_every_days=7)
     assert built.ok, built.render()
 
-    env = cli_env(
-        tmp_path,
-        **settings.to_env(),
-        **{WEBHOOK_ENV: url, FRESHNESS_INTERVAL_ENV: str(INTERVAL_S)},
-    )
+    env = cli_env(tmp_path, **settings.to_env(), **{WEBHOOK_ENV: url})  # the interval: settings.to_env()
     log = tmp_path / "daemon.log"
     instance = dg.DagsterInstance.from_config(str(settings.dagster_home))
     daemon = subprocess.Popen(

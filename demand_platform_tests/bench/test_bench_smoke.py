@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import accuracy, dagster_timing, speed, sweep, tables
+from bench import accuracy, dagster_timing, event_log_size, speed, sweep, tables
 from bench.common import PEERS, PLATFORM_P50, PLATFORM_POINT, ZERO
 
 M5_START = dt.date(2015, 1, 3)
@@ -301,3 +301,28 @@ def test_dagster_timing_backfill_runs_pipeline_and_ui(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match="no region"):
         tables.replace_regions(after, {"missing": "x"})
+
+
+def test_event_log_size_grows_with_the_metadata_it_copies(tmp_path: Path) -> None:
+    import dagster as dg
+
+    from assets.orchestration import prepare_instance
+    from demand_platform.settings import PlatformSettings
+
+    per_event = {}
+    for name, text in (("inline", "x" * 200_000), ("linked", "![chart](http://127.0.0.1:3030/a.png)")):
+        settings = PlatformSettings(home=tmp_path / name, source=tmp_path / "no-source")
+        prepare_instance(settings).report_runless_asset_event(
+            dg.AssetMaterialization(
+                asset_key="accuracy_report",
+                partition="2024-01-01|WH001",
+                metadata={"charts": dg.MetadataValue.md(text)},
+            )
+        )
+        out = tmp_path / f"{name}.json"
+        argv = ["--home", str(settings.home), "--days", "3", "--warehouses", "2", "--out", str(out)]
+        assert event_log_size.main(argv) == 0
+        figures = read(out, "event_log_size")
+        assert figures["events"] == 6 and figures["template_partition"] == "2024-01-01|WH001"
+        per_event[name] = figures["bytes_per_event"]
+    assert per_event["inline"] >= 200_000 > 5 * per_event["linked"]
