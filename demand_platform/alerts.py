@@ -61,6 +61,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from demand_platform import dbfile
+
 # --- table and columns ---------------------------------------------------------------------------------
 ALERTS = "alerts"
 ALERT_ID = "alert_id"
@@ -408,7 +410,8 @@ def ensure_alerts_table(con: duckdb.DuckDBPyConnection) -> None:
     """
     have = _columns(con)
     if not have:
-        con.execute(_DDL)
+        # A lake has no PRIMARY KEY: ids stay unique because record_alert merges into the stored row.
+        con.execute(_DDL.replace(" PRIMARY KEY", "") if dbfile.on_lake(con) else _DDL)
         return
     for name, sql_type in _ADDED_COLUMNS.items():
         if name not in have:
@@ -535,8 +538,8 @@ def claim_due_alerts(
     """
     ensure_alerts_table(con)
     at = _utc(now)
-    con.execute("BEGIN TRANSACTION")
-    try:
+
+    def claim(con: duckdb.DuckDBPyConnection) -> list[Alert]:
         due = _select(
             con,
             f"{NEXT_ATTEMPT_AT} IS NOT NULL AND {NEXT_ATTEMPT_AT} <= $now",
@@ -548,11 +551,9 @@ def claim_due_alerts(
                 f"UPDATE {ALERTS} SET {NEXT_ATTEMPT_AT} = $until WHERE list_contains($ids, {ALERT_ID})",
                 {"until": at + dt.timedelta(seconds=claim_s), "ids": [a.alert_id for a in due]},
             )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    return due
+        return due
+
+    return dbfile.write_transaction(con, claim)
 
 
 def release_claims(con: duckdb.DuckDBPyConnection, alerts: Sequence[Alert]) -> None:

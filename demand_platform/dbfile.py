@@ -29,18 +29,23 @@ import datetime as dt
 import fcntl
 import logging
 import os
+import random
 import re
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import pandas as pd
+
+from demand_platform import lake
+
+T = TypeVar("T")
 
 LOCK_TIMEOUT_ENV = "DEMAND_PLATFORM_DB_LOCK_TIMEOUT_S"
 DEFAULT_LOCK_TIMEOUT_S = 3600.0
@@ -304,6 +309,13 @@ def connect(
     """
     database = os.fspath(database)
     config = dict(config or {})
+    if lake.is_lake(database):  # a DuckLake: its catalog arbitrates writers, no file lock to take
+        con = lake.connect(database, config)
+        try:
+            yield con
+        finally:
+            con.close()
+        return
     if database in _MEMORY:
         con = duckdb.connect(database or ":memory:", read_only=read_only, config=config)
         try:
@@ -318,6 +330,87 @@ def connect(
             yield con
         finally:
             con.close()
+
+
+def on_lake(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether ``con`` works on a lake (:mod:`demand_platform.lake`: no PRIMARY KEY or UNIQUE constraints)."""
+    row = con.execute("SELECT current_database()").fetchone()
+    return row is not None and row[0] == lake.LAKE_ALIAS
+
+
+@contextmanager
+def cursor(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A cursor of ``con`` (a duplicate connection, for a second result while ``con`` holds one).
+
+    A DuckDB cursor starts on the database's default catalog, not on the one its connection ``USE``d: on a
+    lake connection (:mod:`demand_platform.lake`) the cursor is moved onto the lake, where the tables are.
+    """
+    with con.cursor() as cur:
+        attached = cur.execute(
+            "SELECT 1 FROM duckdb_databases() WHERE database_name = $n", {"n": lake.LAKE_ALIAS}
+        ).fetchall()
+        if attached:
+            cur.execute(f"USE {lake.LAKE_ALIAS}")
+        yield cur
+
+
+#: Attempts of a write transaction whose commit conflicts with another writer's (a lake only).
+WRITE_ATTEMPTS = 12
+_CONFLICT_MARKERS = ("transaction conflict", "write-write conflict")
+
+
+def is_write_conflict(error: BaseException) -> bool:
+    """Whether ``error`` is a commit refused because another writer's transaction conflicted with it.
+
+    A DuckLake refuses, for instance, to commit a transaction that deleted rows of a table another
+    transaction inserted into after it began (``Transaction conflict - attempting to delete from table ...``).
+    """
+    return isinstance(error, duckdb.Error) and any(m in str(error).lower() for m in _CONFLICT_MARKERS)
+
+
+def _rollback_quietly(con: duckdb.DuckDBPyConnection) -> None:
+    with suppress(duckdb.Error):  # a failed COMMIT leaves no transaction to roll back
+        con.rollback()
+
+
+def write_transaction(
+    con: duckdb.DuckDBPyConnection,
+    body: Callable[[duckdb.DuckDBPyConnection], T],
+    *,
+    attempts: int = WRITE_ATTEMPTS,
+    max_pause_s: float = 2.0,
+) -> T:
+    """Run ``body(con)`` in one transaction, committed when it returns, rolled back when it raises.
+
+    On a lake (:mod:`demand_platform.lake`) writers on other machines commit meanwhile: when the commit
+    (or a statement) fails on a write conflict, the transaction is rolled back and ``body`` runs again
+    from the start in a new one, after a random pause that grows with the attempts. ``body`` must
+    therefore only write through ``con`` (it may run several times). A DuckDB file has one writer at a
+    time (the platform lock): there the first attempt commits or raises.
+
+    Args:
+        con: Read-write connection.
+        body: The transaction's statements.
+        attempts: Most attempts before the conflict is raised.
+        max_pause_s: Longest pause between two attempts.
+
+    Returns:
+        What ``body`` returned in the attempt that committed.
+    """
+    for attempt in range(1, attempts + 1):
+        con.begin()
+        try:
+            result = body(con)
+            con.commit()
+        except BaseException as error:
+            _rollback_quietly(con)
+            if attempt == attempts or not is_write_conflict(error):
+                raise
+            log.info("write conflict (attempt %d of %d), retrying: %s", attempt, attempts, error)
+            time.sleep(random.uniform(0.5, 1.0) * min(max_pause_s, 0.05 * 2**attempt))
+            continue
+        return result
+    raise AssertionError("unreachable")  # the last attempt returns or raises
 
 
 def _ident(name: str) -> str:

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from demand_platform import columns as C
+from demand_platform import dbfile
 from demand_platform.store import table_exists
 
 INGEST_LOG = "ingest_log"
@@ -156,9 +157,9 @@ def replace_log(
     end: dt.date,
 ) -> None:
     """Replace the log rows of a box of (warehouse, day) in one transaction."""
-    con.execute(_DDL)
-    con.execute("BEGIN TRANSACTION")
-    try:
+
+    def replace(con: duckdb.DuckDBPyConnection) -> None:
+        con.execute(_DDL)
         con.execute(
             f"DELETE FROM {INGEST_LOG} WHERE list_contains($w, {C.WAREHOUSE_ID}) AND {C.DATE} BETWEEN $d0 AND $d1",
             {"w": list(warehouse_ids), "d0": start, "d1": end},
@@ -167,10 +168,8 @@ def replace_log(
             con.register("_log", entries[list(LOG_COLUMNS)])
             con.execute(f"INSERT INTO {INGEST_LOG} BY NAME SELECT * FROM _log")
             con.unregister("_log")
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+
+    dbfile.write_transaction(con, replace)
 
 
 def read_state(

@@ -11,6 +11,7 @@ import duckdb
 import pandas as pd
 
 from demand_platform import columns as C
+from demand_platform import dbfile
 from demand_platform.schemas import QuarantineModel
 
 _DDL = f"""
@@ -56,18 +57,16 @@ def replace_quarantine(
     if start is not None and end is not None:
         where.append(f"CAST({C.PARTITION_DATE} AS DATE) BETWEEN $d0 AND $d1")
         params.update(d0=start, d1=end)
-    con.execute(_DDL)
-    con.execute("BEGIN TRANSACTION")
-    try:
+
+    def replace(con: duckdb.DuckDBPyConnection) -> None:
+        con.execute(_DDL)
         con.execute(f"DELETE FROM {C.QUARANTINE} WHERE {' AND '.join(where)}", params)
         if len(frame):
             con.register("_q", frame)
             con.execute(f"INSERT INTO {C.QUARANTINE} SELECT * FROM _q")
             con.unregister("_q")
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
+
+    dbfile.write_transaction(con, replace)
     return len(frame)
 
 

@@ -10,7 +10,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from demand_platform import accuracy
+from demand_platform import accuracy, dbfile
 from demand_platform import columns as C
 from demand_platform.exceptions import EXCEPTION_DTYPES
 from demand_platform.forecasting.overrides import OVERRIDE_APPLIED
@@ -85,7 +85,7 @@ def load_history(
     in_list = ", ".join("'" + w.replace("'", "''") + "'" for w in warehouse_ids)
     d0, d1 = pd.Timestamp(start).date().isoformat(), pd.Timestamp(end).date().isoformat()
     # Literals and a relation on a cursor: see frames.fetch_frame.
-    with con.cursor() as cursor:
+    with dbfile.cursor(con) as cursor:
         frame = fetch_frame(
             cursor.sql(
                 f"""
@@ -133,7 +133,7 @@ def read_forecast_window(
     selected = [f"CAST({c} AS SMALLINT) AS {c}" if c in _SMALL_INT_COLUMNS else c for c in columns]
     # sql(), not execute(): DuckDB 2 copies the rows once more for Arrow output of a DB-API result. On a
     # cursor, because a relation refuses a connection with an unconsumed execute() result.
-    with con.cursor() as cursor:
+    with dbfile.cursor(con) as cursor:
         table = cursor.sql(
             f"""
             SELECT {", ".join(selected)} FROM {C.FORECASTS}
@@ -193,20 +193,19 @@ def write_recommendations(
         warehouse_id: Warehouse.
     """
     ddl = ", ".join(f"{name} {_SQL_TYPES[dtype]}" for name, dtype in REPLENISHMENT_DTYPES.items())
-    con.execute(f"CREATE TABLE IF NOT EXISTS {C.REPLENISHMENT_POLICY} ({ddl})")
     con.register("_recommendations", recommendations[list(REPLENISHMENT_DTYPES)])
-    try:
-        con.begin()
+
+    def replace(con: duckdb.DuckDBPyConnection) -> None:
+        con.execute(f"CREATE TABLE IF NOT EXISTS {C.REPLENISHMENT_POLICY} ({ddl})")
         con.execute(
             f"DELETE FROM {C.REPLENISHMENT_POLICY} WHERE {C.WAREHOUSE_ID} = $w "
             f"AND CAST({C.ORIGIN_DATE} AS DATE) = $d",
             {"w": warehouse_id, "d": day},
         )
         con.execute(f"INSERT INTO {C.REPLENISHMENT_POLICY} BY NAME SELECT * FROM _recommendations")
-        con.commit()
-    except Exception:
-        con.rollback()
-        raise
+
+    try:
+        dbfile.write_transaction(con, replace)
     finally:
         con.unregister("_recommendations")
 
@@ -223,19 +222,18 @@ def write_exceptions(
         warehouse_id: Warehouse.
     """
     ddl = ", ".join(f'"{name}" {_SQL_TYPES[dtype]}' for name, dtype in EXCEPTION_DTYPES.items())
-    con.execute(f"CREATE TABLE IF NOT EXISTS {C.EXCEPTIONS} ({ddl})")
     con.register("_exceptions", exceptions[list(EXCEPTION_DTYPES)])
-    try:
-        con.begin()
+
+    def replace(con: duckdb.DuckDBPyConnection) -> None:
+        con.execute(f"CREATE TABLE IF NOT EXISTS {C.EXCEPTIONS} ({ddl})")
         con.execute(
             f"DELETE FROM {C.EXCEPTIONS} WHERE {C.WAREHOUSE_ID} = $w AND CAST({C.ORIGIN_DATE} AS DATE) = $d",
             {"w": warehouse_id, "d": day},
         )
         con.execute(f"INSERT INTO {C.EXCEPTIONS} BY NAME SELECT * FROM _exceptions")
-        con.commit()
-    except Exception:
-        con.rollback()
-        raise
+
+    try:
+        dbfile.write_transaction(con, replace)
     finally:
         con.unregister("_exceptions")
 
@@ -368,9 +366,12 @@ def clear_partition(con: duckdb.DuckDBPyConnection, table: str, day: dt.date, wa
     a report that becomes empty on re-materialization clears them with this.
     """
     if table_exists(con, table):
-        con.execute(
-            f"DELETE FROM {table} WHERE {C.WAREHOUSE_ID} = $w AND CAST({C.ORIGIN_DATE} AS DATE) = $d",
-            {"w": warehouse_id, "d": day},
+        dbfile.write_transaction(
+            con,
+            lambda con: con.execute(
+                f"DELETE FROM {table} WHERE {C.WAREHOUSE_ID} = $w AND CAST({C.ORIGIN_DATE} AS DATE) = $d",
+                {"w": warehouse_id, "d": day},
+            ),
         )
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from demand_platform import columns as C
 from demand_platform.settings import PlatformSettings
+from demand_platform_tests import services
 
 START = dt.date(2024, 1, 1)
 DAYS = 10
@@ -92,3 +93,38 @@ def _reset_dagster_defs_state_storage() -> Iterator[None]:
         from dagster._core.storage.defs_state.base import _current_storage
 
         _current_storage.set(None)
+
+
+# --- real services (the cluster environment's tests) -----------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator["services.Postgres"]:
+    """A PostgreSQL server for the session (Debian's package, started on a free port)."""
+    with services.postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis server for the session (Debian's package); its URL."""
+    with services.redis_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """An S3 endpoint for the session (moto in server mode); its URL."""
+    with services.s3_server() as url:
+        yield url
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> str:
+    """A new bucket on the session's S3 endpoint, with the ``AWS_*`` variables pointing at it; its name."""
+    env = services.s3_env(s3_endpoint)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    bucket = services.unique_name(request.node.name)
+    services.s3_client(s3_endpoint).create_bucket(Bucket=bucket)
+    return bucket

@@ -49,7 +49,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from demand_platform import dbfile
+from demand_platform import dbfile, lake
 
 _LOCK_TIMEOUT_DOC = (
     "Longest wait (seconds) for another process to release the database's platform lock; None for "
@@ -98,8 +98,9 @@ class DuckDBTable:
 
     @property
     def qualified_name(self) -> str:
-        """``database.schema.table`` (the ``dagster/table_name`` metadata)."""
-        return f"{self.database}.{self.schema}.{self.table}"
+        """``database.schema.table`` (the ``dagster/table_name`` metadata; a lake's catalog as attached)."""
+        database = lake.LAKE_ALIAS if lake.is_lake(self.database) else self.database
+        return f"{database}.{self.schema}.{self.table}"
 
     def select_statement(self) -> str:
         """The query reading the slice."""
@@ -255,28 +256,26 @@ class LockedDuckDBIOManager(dg.IOManager):
             )
         _check_frame_type(type(obj))
         table = self.table_for(context, context)
+
+        def replace(con: duckdb.DuckDBPyConnection) -> None:
+            con.execute(f"create schema if not exists {table.schema};")
+            ((exists,),) = con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = $s AND table_name = $t",
+                {"s": table.schema, "t": table.table},
+            ).fetchall()
+            if exists:
+                con.execute(table.delete_statement())
+            self.write_rows(context, table, obj, con)
+
         with self._connect() as con:
-            con.begin()
-            try:
-                con.execute(f"create schema if not exists {table.schema};")
-                ((exists,),) = con.execute(
-                    "SELECT count(*) FROM information_schema.tables WHERE table_schema = $s AND table_name = $t",
-                    {"s": table.schema, "t": table.table},
-                ).fetchall()
-                if exists:
-                    con.execute(table.delete_statement())
-                self.write_rows(context, table, obj, con)
-            except BaseException:
-                with suppress(duckdb.Error):  # closing discards the transaction anyway
-                    con.rollback()
-                raise
-            con.commit()
+            # One transaction, retried when another machine's writer conflicts with it (a lake).
+            dbfile.write_transaction(con, replace)
         # The stock IO manager's metadata (keys as dagster-duckdb writes them).
         rows = int(obj.shape[0])
         context.add_output_metadata(
             {
                 ("dagster/partition_row_count" if context.has_partition_key else "dagster/row_count"): rows,
-                "dagster/storage_kind": "duckdb",
+                "dagster/storage_kind": "ducklake" if lake.is_lake(self.database) else "duckdb",
                 "dataframe_columns": dg.MetadataValue.table_schema(
                     dg.TableSchema(
                         columns=[dg.TableColumn(name=str(n), type=str(t)) for n, t in obj.dtypes.items()]
