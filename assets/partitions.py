@@ -42,6 +42,11 @@ def first_partition_day(settings: PlatformSettings) -> dt.date:
     """
     if settings.start_date is not None:
         return settings.start_date
+    today = settings.yesterday() + dt.timedelta(days=1)
+    if source.database_source(settings.source) is not None:
+        # A database source has no cheap identity to key a cache on (hashing its transactions is a full
+        # read); the scan is a count per day inside the database. Set DEMAND_PLATFORM_START_DATE to skip it.
+        return source.first_continuous_date(settings.source, today=today).date()
     path = source.require_table_path(settings.source, C.TRANSACTIONS)
     stat = path.stat()
     key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
@@ -53,9 +58,7 @@ def first_partition_day(settings: PlatformSettings) -> dt.date:
     except (OSError, ValueError, KeyError):
         pass
     # "After tomorrow" (a stray future line) is judged in the company timezone.
-    first = source.first_continuous_date(
-        settings.source, today=settings.yesterday() + dt.timedelta(days=1)
-    ).date()
+    first = source.first_continuous_date(settings.source, today=today).date()
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(f".{os.getpid()}.tmp")

@@ -5,6 +5,12 @@ transactions file is scanned by DuckDB with filters on warehouse and date, so on
 (parquet row-group statistics prune the rest); the duplicate check probes the ``transaction_id``
 column of the whole file, because a duplicate may sit in another partition.
 
+A source database (:mod:`demand_platform.source_db`) is read incrementally the same way: the slice's
+warehouse and day filter is written in PostgreSQL's SQL (:func:`database_slice_filter`) and run by
+PostgreSQL, so only the box's lines travel (a new day costs that day's lines, whatever the history);
+the duplicate probe asks PostgreSQL for the first row of the slice's ids only, grouped there. The SQL
+that validates and aggregates the lines is the same for files and databases.
+
 Values are canonicalised as in :mod:`demand_platform.source` (ids integer or text -> text, dates
 ``DATE``/``TIMESTAMP``/ISO text -> day, infinite dates unparseable), so a warehouse id ``1`` of an
 INT column equals the ``"1"`` of the warehouses table.
@@ -37,21 +43,23 @@ import duckdb
 import pandas as pd
 
 from demand_platform import columns as C
+from demand_platform import source_db
 from demand_platform.frames import fetch_frame
 from demand_platform.schemas import MAX_LINE_QUANTITY
 from demand_platform.source import (
+    SourceTable,
     canonical_ids,
     check_columns,
     day_sql,
-    file_column_types,
     id_sql,
     quarantine_frame,
-    relation_sql,
-    require_table_path,
+    require_table,
+    source_connection,
 )
 
 _ID_FIELDS = (C.TRANSACTION_ID, C.SKU, C.WAREHOUSE_ID, C.CUSTOMER_ID, C.ORDER_ID)
 _CANONICAL_INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
+_NUMBER_LITERAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 _INTEGER_KINDS = frozenset(
     {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
 )
@@ -77,19 +85,101 @@ _FINGERPRINT_SQL = f"""CAST(sum(CAST(hash(
     ) AS HUGEINT)) % 9223372036854775808 AS BIGINT)"""
 
 
+def _database_id_filter(column: str, duck_type: str, ids: list[str]) -> tuple[str | None, bool]:
+    """PostgreSQL condition on a raw id column holding every row whose canonical id is in ``ids``.
+
+    Returns:
+        The condition (None: no filter can be written for this type) and whether it is exact (holds
+        no other row).
+    """
+    quoted, kind = source_db.quote_ident(column), duck_type.upper()
+    if kind in _INTEGER_KINDS:
+        numbers = [i for i in ids if _CANONICAL_INTEGER.fullmatch(i)]
+        return (f"{quoted} IN ({', '.join(numbers)})" if numbers else "FALSE"), True
+    if kind in ("VARCHAR", "UUID"):
+        # The canonical text is the value stripped of spaces (DuckDB's trim and btrim(' ') alike).
+        return (f"btrim({quoted}::text, ' ') IN {_sql_list(ids)}" if ids else "FALSE"), True
+    if kind in ("FLOAT", "DOUBLE") or kind.startswith("DECIMAL"):
+        # A canonical number (1 for 1.0, DuckDB's shortest text otherwise) equals its value as a literal.
+        numbers = [i for i in ids if _NUMBER_LITERAL.fullmatch(i)]
+        return (f"{quoted} IN ({', '.join(numbers)})" if numbers else "FALSE"), False
+    return None, False
+
+
+def _database_day_filter(
+    column: str, duck_type: str, start: dt.date, end: dt.date
+) -> tuple[str | None, bool]:
+    """PostgreSQL condition on a raw date column holding every row whose day is in ``[start, end]``
+    (:func:`demand_platform.source.day_sql`); None when none can be written, and whether it is exact."""
+    quoted, kind = source_db.quote_ident(column), duck_type.upper()
+    first, last = start.isoformat(), end.isoformat()
+    after = (end + dt.timedelta(days=1)).isoformat() if end < dt.date.max else None
+    if kind == "DATE":
+        return f"{quoted} BETWEEN '{first}' AND '{last}'", True  # infinite dates are outside any range
+    if kind in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"):
+        upper = f" AND {quoted} < '{after} 00:00:00+00'" if after else f" AND {quoted} < 'infinity'"
+        return f"{quoted} >= '{first} 00:00:00+00'{upper}", True
+    if kind.startswith("TIMESTAMP"):
+        upper = f" AND {quoted} < '{after}'" if after else f" AND {quoted} < 'infinity'"
+        return f"{quoted} >= '{first}'{upper}", True
+    if kind == "VARCHAR":
+        # ISO text starts with its zero-padded day: its first ten characters after leading spaces,
+        # compared byte-wise (COLLATE "C"), hold every line of the range (and some unparseable ones).
+        return f"left(ltrim({quoted}, ' '), 10) COLLATE \"C\" BETWEEN '{first}' AND '{last}'", False
+    return None, False
+
+
+def database_slice_filter(
+    types: dict[str, str], warehouse_ids: list[str], start: dt.date, end: dt.date
+) -> tuple[str, bool]:
+    """The PostgreSQL condition selecting a slice's raw lines: some warehouses over ``[start, end]``.
+
+    It is what makes a database source incremental: PostgreSQL applies it (an index on
+    ``transaction_date`` serves it), so only the slice's lines travel to DuckDB, which then applies
+    the exact canonical filter as for files.
+
+    Args:
+        types: The transactions' column types (DuckDB's names).
+        warehouse_ids: Canonical warehouse ids of the slice.
+        start: First day (inclusive).
+        end: Last day (inclusive).
+
+    Returns:
+        The condition (``TRUE`` when the types allow none) and whether it is exact: it holds exactly the
+        lines whose canonical warehouse is one of ``warehouse_ids`` and whose day is in the range
+        (integer or text warehouse ids, ``DATE`` or ``TIMESTAMP`` dates), so that its negation holds
+        exactly the others.
+    """
+    parts: list[str] = []
+    exact = True
+    for condition, is_exact in (
+        _database_id_filter(C.WAREHOUSE_ID, types[C.WAREHOUSE_ID], [str(w) for w in warehouse_ids]),
+        _database_day_filter(C.TRANSACTION_DATE, types[C.TRANSACTION_DATE], start, end),
+    ):
+        if condition is not None:
+            parts.append(f"({condition})")
+        exact = exact and is_exact
+    return " AND ".join(parts) or "TRUE", exact
+
+
 @dataclass(frozen=True)
 class _Transactions:
-    """The transactions file of a source: its DuckDB relation and its column types."""
+    """The transactions of a source (a file or a database table): where they are and their column types."""
 
-    relation: str
+    table: SourceTable
     types: dict[str, str]
 
-    def typed_sql(self, where: str = "TRUE") -> str:
+    @property
+    def relation(self) -> str:
+        """DuckDB table expression of every line (with ``file_row_number``)."""
+        return self.table.relation_sql()
+
+    def typed_sql(self, where: str = "TRUE", database_filter: str | None = None) -> str:
         """Validated view of the file, one row per line (``where`` filters the raw columns first).
 
         Ids are canonical text, the date its day (NULL when unparseable or infinite), numbers
         ``TRY_CAST`` so that a value that does not parse becomes NULL here and is reported from its
-        raw text (``_*_raw``).
+        raw text (``_*_raw``). ``database_filter`` (PostgreSQL's SQL) is applied by a source database.
         """
         ids = {name: id_sql(name, self.types[name]) for name in _ID_FIELDS}
         return f"""
@@ -106,7 +196,7 @@ class _Transactions:
             CAST({C.REVENUE} AS VARCHAR) AS _rev_raw,
             {ids[C.CUSTOMER_ID]} AS {C.CUSTOMER_ID},
             {ids[C.ORDER_ID]} AS {C.ORDER_ID}
-        FROM {self.relation}
+        FROM {self.table.relation_sql(database_filter)}
         WHERE {where}
         """
 
@@ -124,6 +214,8 @@ class _Transactions:
         raw, kind = C.TRANSACTION_ID, self.types[C.TRANSACTION_ID].upper()
         canonical = id_sql(raw, kind)
         in_slice = f"IN (SELECT {C.TRANSACTION_ID} FROM _slice)"
+        if self.table.database is not None:
+            return self._database_first_seen_sql(con, canonical, in_slice), {}
         if kind in ("VARCHAR", "TEXT", "STRING"):
             lo, hi = con.execute(f"SELECT min({raw}), max({raw}) FROM _slice").fetchone() or (None, None)
             if lo is None or hi is None:
@@ -152,6 +244,32 @@ class _Transactions:
         """
         return sql, {}
 
+    def _database_first_seen_sql(self, con: duckdb.DuckDBPyConnection, canonical: str, in_slice: str) -> str:
+        """:meth:`first_seen_sql` of a database: PostgreSQL finds the first row of each raw id among the
+        rows whose canonical id is one of the slice's (an index on ``transaction_id`` serves integer
+        ids), so one row per id travels; DuckDB then canonicalises the raw ids."""
+        database = self.table.database
+        assert database is not None
+        ids = [
+            str(row[0])
+            for row in con.execute(
+                f"SELECT DISTINCT {C.TRANSACTION_ID} FROM _slice WHERE {C.TRANSACTION_ID} IS NOT NULL ORDER BY 1"
+            ).fetchall()
+        ]
+        if not ids:
+            return "SELECT NULL::VARCHAR AS tid, NULL::BIGINT AS first_row WHERE FALSE"
+        condition, _ = _database_id_filter(C.TRANSACTION_ID, self.types[C.TRANSACTION_ID], ids)
+        column = source_db.quote_ident(C.TRANSACTION_ID)
+        grouped = (
+            f"SELECT {column}, min(file_row_number) AS file_row_number "
+            f"FROM ({database.sql(condition)}) AS _lines GROUP BY 1"
+        )
+        return f"""
+            SELECT {canonical} AS tid, min(file_row_number) AS first_row
+            FROM {source_db.query_relation(database.source, grouped)}
+            WHERE {canonical} {in_slice} GROUP BY 1
+        """
+
     def slice_sql(self, warehouse_ids: list[str], start: dt.date, end: dt.date) -> str:
         """The typed lines of some warehouses between ``start`` and ``end`` (inclusive).
 
@@ -161,6 +279,12 @@ class _Transactions:
         """
         d0, d1 = dt.date.fromordinal(start.toordinal()), dt.date.fromordinal(end.toordinal())
         first, last = f"DATE '{d0.isoformat()}'", f"DATE '{d1.isoformat()}'"
+        if self.table.database is not None:
+            database_filter, _ = database_slice_filter(self.types, warehouse_ids, d0, d1)
+            return f"""
+            SELECT * FROM ({self.typed_sql(database_filter=database_filter)})
+            WHERE {C.WAREHOUSE_ID} IN {_sql_list(warehouse_ids)} AND _date BETWEEN {first} AND {last}
+            """
         raw: list[str] = []
         wh_type = self.types[C.WAREHOUSE_ID].upper()
         if wh_type.startswith(_NUMERIC_PREFIXES):
@@ -219,10 +343,11 @@ class SalesSlice:
 
 
 def _transactions(source_dir: str | Path, con: duckdb.DuckDBPyConnection) -> _Transactions:
-    path = require_table_path(source_dir, C.TRANSACTIONS)
-    types = file_column_types(path, con)
-    check_columns(path, C.TRANSACTIONS, list(types))
-    return _Transactions(relation=relation_sql(path), types=types)
+    """The source's transactions (``con`` from :func:`~demand_platform.source.source_connection`)."""
+    table = require_table(source_dir, C.TRANSACTIONS, con)
+    types = table.column_types(con)
+    check_columns(table.path if table.path is not None else table.label, C.TRANSACTIONS, list(types))
+    return _Transactions(table=table, types=types)
 
 
 def _sql_text(value: str) -> str:
@@ -281,7 +406,7 @@ def ingest_sales(
     many warehouses (the daily run); both are one call here, one scan of the transactions file.
 
     Args:
-        source_dir: Source directory holding ``transactions.parquet`` or ``.csv``.
+        source_dir: Source directory holding ``transactions.parquet`` or ``.csv``, or database.
         products: The valid ``products`` rows (``sku``, ``launch_date``).
         warehouses: The valid ``warehouses`` rows of the slice (``warehouse_id``,
             ``operational_since``; no zero rows are made before that day, sales still count).
@@ -297,7 +422,7 @@ def ingest_sales(
     Returns:
         The slice's raw_sales rows, its quarantined lines and per-day line counts and fingerprints.
     """
-    con = con or duckdb.connect()
+    con = source_connection(source_dir, con)
     transactions = _transactions(source_dir, con)
     con.register("_products", products[[C.SKU, C.LAUNCH_DATE]])
     con.register("_wh", warehouses[[C.WAREHOUSE_ID, C.OPERATIONAL_SINCE]])
@@ -409,14 +534,21 @@ def orphan_transactions(
     unparseable (infinite dates included) or outside ``[first_day, last_day]`` (the partitioned
     range).
     """
-    con = con or duckdb.connect()
+    con = source_connection(source_dir, con)
     transactions = _transactions(source_dir, con)
     con.register("_warehouses", pd.DataFrame({C.WAREHOUSE_ID: pd.Series(warehouse_ids, dtype=object)}))
+    database_filter = None
+    if transactions.table.database is not None:
+        # The lines of every partition, exactly, stay in the database: only the orphans travel.
+        in_partitions, exact = database_slice_filter(
+            transactions.types, [str(w) for w in warehouse_ids], first_day, last_day
+        )
+        database_filter = f"NOT coalesce({in_partitions}, FALSE)" if exact else None
     rows = con.execute(
         f"""
         WITH t AS (
             SELECT *, {C.WAREHOUSE_ID} IN (SELECT {C.WAREHOUSE_ID} FROM _warehouses) AS _known
-            FROM ({transactions.typed_sql()})
+            FROM ({transactions.typed_sql(database_filter=database_filter)})
         )
         SELECT {C.WAREHOUSE_ID} AS _wh, _date,
             concat_ws('; ',
@@ -460,7 +592,7 @@ def day_fingerprints(
     late upload, a correction). Days without any line are absent.
 
     Args:
-        source_dir: Source directory holding ``transactions.parquet`` or ``.csv``.
+        source_dir: Source directory holding ``transactions.parquet`` or ``.csv``, or database.
         warehouse_ids: Warehouses to cover (canonical ids, the partition keys).
         start: First day (inclusive).
         end: Last day (inclusive).
@@ -470,7 +602,7 @@ def day_fingerprints(
         Columns ``warehouse_id`` (str), ``date`` (``datetime64[ns]``), ``lines`` (int64) and
         ``fingerprint`` (int64), sorted by warehouse and day.
     """
-    con = con or duckdb.connect()
+    con = source_connection(source_dir, con)
     transactions = _transactions(source_dir, con)
     frame = con.execute(
         f"""

@@ -1,8 +1,14 @@
-"""Reading a bring-your-own-data source directory: one ``.parquet`` or ``.csv`` file per table.
+"""Reading a bring-your-own-data source: a directory with one ``.parquet`` or ``.csv`` file per table, or
+a PostgreSQL database with one table per table (``postgresql://user@host:port/database[?schema=name]``,
+see :mod:`demand_platform.source_db`; every function taking a ``source_dir`` takes either).
 
 Small tables (products, warehouses, campaigns, calendar, weather) are read with pandas and split by
 their pandera model into valid rows and rejected rows with reasons. The large ``transactions`` table
 is never loaded whole: :mod:`demand_platform.ingestion` validates the slice it needs in DuckDB.
+
+Wherever a table is, :class:`SourceTable` locates it and gives its DuckDB relation (with a
+``file_row_number``: the file's row, or the database row's position) and column types; a DuckDB
+connection reads a database source once :func:`source_connection` has attached it.
 
 Types are canonicalised once, at read, the same way on both paths (pandas here, DuckDB SQL from
 :func:`id_sql` and :func:`day_sql`), so a value compares equal whatever type its file gave it:
@@ -19,10 +25,12 @@ Types are canonicalised once, at read, the same way on both paths (pandas here, 
   ``1/0`` (any case).
 """
 
+import contextlib
 import csv
 import datetime as dt
 import decimal
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -35,6 +43,7 @@ import pyarrow
 import pyarrow.parquet as pq
 
 from demand_platform import columns as C
+from demand_platform import source_db
 from demand_platform.schemas import SOURCE_MODELS
 from demand_platform.tables import SOURCE_TABLE_NAMES, SourceTables
 
@@ -111,8 +120,221 @@ class TableSplit:
         return keys.loc[keys[column].notna()].reset_index(drop=True)
 
 
+def database_source(source_dir: str | Path) -> source_db.PostgresSource | None:
+    """The database a source names (None when it is a directory).
+
+    Raises:
+        SourceError: A URL that is not a PostgreSQL database's.
+    """
+    if not source_db.is_database_source(source_dir):
+        return None
+    try:
+        return source_db.PostgresSource.from_url(str(source_dir))
+    except ValueError as exc:
+        raise SourceError(str(exc)) from None
+
+
+def source_label(source_dir: str | Path) -> str:
+    """How messages name a source (a database URL without its password)."""
+    database = database_source(source_dir)
+    return str(source_dir) if database is None else database.label
+
+
+def source_connection(
+    source_dir: str | Path, con: duckdb.DuckDBPyConnection | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection that can read ``source_dir``: ``con`` (default a new in-memory one), with the
+    postgres extension loaded and the database attached (read-only) when the source is a database.
+
+    Raises:
+        SourceError: The database cannot be reached (the message names it, without its password).
+    """
+    connection = duckdb.connect() if con is None else con
+    database = database_source(source_dir)
+    if database is not None:
+        _attach(connection, database)
+    return connection
+
+
+def _attach(con: duckdb.DuckDBPyConnection, database: source_db.PostgresSource) -> duckdb.DuckDBPyConnection:
+    try:
+        source_db.attach(con, database)
+    except duckdb.Error as exc:
+        raise SourceError(f"source {database.label}: cannot connect: {source_db.redact(str(exc))}") from None
+    return con
+
+
+@contextlib.contextmanager
+def _database_connection(
+    database: source_db.PostgresSource, con: duckdb.DuckDBPyConnection | None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """``con`` (attached by the caller), or a new connection attached to ``database`` and closed after."""
+    if con is not None:
+        yield con
+        return
+    own = _attach(duckdb.connect(), database)
+    try:
+        yield own
+    finally:
+        own.close()
+
+
+@dataclass(frozen=True)
+class SourceTable:
+    """Where one table of a source is: a file of a directory, or a table of a PostgreSQL database.
+
+    Attributes:
+        name: The contract's table name.
+        path: The file (None for a database table).
+        database: The database table (None for a file).
+    """
+
+    name: str
+    path: Path | None = None
+    database: source_db.PostgresTable | None = None
+
+    @property
+    def label(self) -> str:
+        """How messages name the table: the file's path, or the database and table."""
+        if self.database is not None:
+            return self.database.label
+        return str(self.path)
+
+    def relation_sql(self, database_filter: str | None = None) -> str:
+        """A DuckDB table expression of the table's rows with a ``file_row_number`` column.
+
+        Args:
+            database_filter: For a database table, a condition in PostgreSQL's SQL on the raw columns
+                that PostgreSQL applies (only those rows travel). Files ignore it: filter them in DuckDB.
+        """
+        if self.database is not None:
+            return self.database.relation_sql(database_filter)
+        assert self.path is not None
+        return relation_sql(self.path)
+
+    def column_types(self, con: duckdb.DuckDBPyConnection | None = None) -> dict[str, str]:
+        """Column name -> DuckDB type, without reading the rows.
+
+        Raises:
+            SourceError: The table cannot be read, or repeats a column name (ignoring case).
+        """
+        if self.database is None:
+            assert self.path is not None
+            return file_column_types(self.path, con)
+        with _database_connection(self.database.source, con) as connection:
+            try:
+                rows = connection.execute(f"DESCRIBE SELECT * FROM {self.relation_sql('FALSE')}").fetchall()
+            except duckdb.Error as exc:
+                raise SourceError(f"{self.label}: cannot be read: {source_db.redact(str(exc))}") from None
+        types = {str(r[0]): str(r[1]) for r in rows if r[0] != "file_row_number"}
+        _check_unique_names(self.label, list(types), "table")
+        return types
+
+    def version(self, con: duckdb.DuckDBPyConnection | None = None) -> str:
+        """A value that changes when the table changes: the file's path, size and modification time, or
+        a hash of a database table's rows computed by the database (:meth:`PostgresTable.version`)."""
+        if self.database is None:
+            assert self.path is not None
+            stat = self.path.stat()
+            return f"{self.path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+        with _database_connection(self.database.source, con) as connection:
+            return self.database.version(connection)
+
+
+def locate_table(
+    source_dir: str | Path, table: str, con: duckdb.DuckDBPyConnection | None = None
+) -> SourceTable | None:
+    """Where ``table`` of a source is (None when the source has no such table).
+
+    Args:
+        source_dir: A source directory or database URL.
+        table: Table name.
+        con: For a database source, the connection to look in (attached by
+            :func:`source_connection`; a new one by default).
+    """
+    database = database_source(source_dir)
+    if database is None:
+        path = table_path(source_dir, table)
+        return None if path is None else SourceTable(name=table, path=path)
+    with _database_connection(database, con) as connection:
+        _attach(connection, database)  # a no-op when attached
+        try:
+            found = source_db.find_table(connection, database, table)
+        except duckdb.Error as exc:
+            raise SourceError(
+                f"source {database.label}: cannot be read: {source_db.redact(str(exc))}"
+            ) from None
+    return None if found is None else SourceTable(name=table, database=found)
+
+
+def require_table(
+    source_dir: str | Path, table: str, con: duckdb.DuckDBPyConnection | None = None
+) -> SourceTable:
+    """Like :func:`locate_table` but raise a :class:`SourceError` naming the missing table."""
+    found = locate_table(source_dir, table, con)
+    if found is not None:
+        return found
+    database = database_source(source_dir)
+    if database is None:
+        expected = " or ".join(f"{table}{s}" for s in SUFFIXES)
+        raise SourceError(f"source {source_dir}: required table file {expected} is missing")
+    raise SourceError(
+        f"source {database.label}: required table {database.schema}.{table} is missing "
+        f"(no table or view named '{table}' in schema '{database.schema}')"
+    )
+
+
+def has_table(source_dir: str | Path, table: str) -> bool:
+    """Whether the source has ``table`` (a file of the directory, a table of the database)."""
+    if database_source(source_dir) is None:
+        return table_path(source_dir, table) is not None
+    con = source_connection(source_dir)
+    try:
+        return locate_table(source_dir, table, con) is not None
+    finally:
+        con.close()
+
+
+def table_versions(source_dir: str | Path, tables: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The version of each of ``tables`` the source has (absent ones are left out), in one connection.
+
+    A version changes when its table changes (:meth:`SourceTable.version`): a file's path, size and
+    modification time; a database table's row count and a hash of its rows computed by the database
+    (cheap for the small tables, a full read inside the database of ``transactions``).
+    """
+    if database_source(source_dir) is None:
+        found = (locate_table(source_dir, table) for table in tables)
+        return tuple(location.version() for location in found if location is not None)
+    con = source_connection(source_dir)
+    try:
+        versions = []
+        for table in tables:
+            location = locate_table(source_dir, table, con)
+            if location is not None:
+                versions.append(location.version(con))
+        return tuple(versions)
+    finally:
+        con.close()
+
+
+def table_version(source_dir: str | Path, table: str) -> str | None:
+    """The version of ``table`` (None when absent): see :func:`table_versions`."""
+    versions = table_versions(source_dir, [table])
+    return versions[0] if versions else None
+
+
 def table_path(source_dir: str | Path, table: str) -> Path | None:
-    """Return the file holding ``table`` in ``source_dir`` (parquet preferred), or None when absent."""
+    """Return the file holding ``table`` in ``source_dir`` (parquet preferred), or None when absent.
+
+    Raises:
+        SourceError: ``source_dir`` is a database: its tables are not files (use :func:`locate_table`,
+            :func:`has_table` or :func:`table_version`).
+    """
+    if source_db.is_database_source(source_dir):
+        raise SourceError(
+            f"source {source_label(source_dir)} is a database, its tables are not files: use "
+            "source.locate_table / has_table / table_version"
+        )
     for suffix in SUFFIXES:
         candidate = Path(source_dir) / f"{table}{suffix}"
         if candidate.exists():
@@ -141,6 +363,16 @@ def relation_sql(path: Path) -> str:
     )
 
 
+def _check_unique_names(label: str, names: list[str], where: str) -> None:
+    folded = [n.strip().casefold() for n in names]
+    duplicated = sorted({n.strip() for n, f in zip(names, folded, strict=True) if folded.count(f) > 1})
+    if duplicated:
+        raise SourceError(
+            f"{label}: duplicated column(s) {', '.join(duplicated)} in the {where} (column names must be "
+            "unique, ignoring case)"
+        )
+
+
 def header_names(path: Path) -> list[str]:
     """The column names as written in the file (a CSV's first line, a parquet file's schema).
 
@@ -156,13 +388,7 @@ def header_names(path: Path) -> list[str]:
                 names = next(csv.reader(handle), [])
     except Exception as exc:
         raise SourceError(f"{path}: cannot be read as {path.suffix[1:]}: {exc}") from exc
-    folded = [n.strip().casefold() for n in names]
-    duplicated = sorted({n.strip() for n, f in zip(names, folded, strict=True) if folded.count(f) > 1})
-    if duplicated:
-        raise SourceError(
-            f"{path}: duplicated column(s) {', '.join(duplicated)} in the header (column names must be "
-            "unique, ignoring case)"
-        )
+    _check_unique_names(str(path), names, "header")
     return names
 
 
@@ -186,8 +412,9 @@ def file_columns(path: Path, con: duckdb.DuckDBPyConnection | None = None) -> li
     return list(file_column_types(path, con))
 
 
-def check_columns(path: Path, table: str, present: list[str] | pd.Index) -> None:
-    """Raise :class:`SourceError` naming the file and columns when required columns are missing."""
+def check_columns(path: Path | str, table: str, present: list[str] | pd.Index) -> None:
+    """Raise :class:`SourceError` naming the file (or database table) and columns when required columns
+    are missing."""
     required = list(SOURCE_MODELS[table].to_schema().columns)
     missing = [c for c in required if c not in set(present)]
     if missing:
@@ -400,19 +627,39 @@ def canonical_frame(table: str, frame: pd.DataFrame) -> tuple[pd.DataFrame, dict
     return out, unparseable
 
 
-def _read_frame(path: Path, table: str) -> pd.DataFrame:
+def _arrow_frame(data: pyarrow.Table, table: str) -> pd.DataFrame:
+    """A typed table (parquet, or a database table through DuckDB) as pandas reads it."""
+    frame = data.to_pandas()
+    text = {n for n, c in SOURCE_MODELS[table].to_schema().columns.items() if str(c.dtype) == "str"}
+    for arrow_field in data.schema:
+        # Integer ids with nulls become floats in pandas (inexact past 2**53): take Arrow's text.
+        if arrow_field.name in text and pyarrow.types.is_integer(arrow_field.type):
+            exact = data.column(arrow_field.name).cast(pyarrow.string())
+            frame[arrow_field.name] = exact.to_pandas().astype(object).to_numpy()
+    return frame
+
+
+def _read_frame(
+    location: SourceTable | Path, table: str, con: duckdb.DuckDBPyConnection | None = None
+) -> pd.DataFrame:
+    if isinstance(location, Path):
+        location = SourceTable(name=table, path=location)
+    if location.database is not None:
+        with _database_connection(location.database.source, con) as connection:
+            location.column_types(connection)  # repeated column names
+            try:
+                rows = connection.sql(
+                    f"SELECT * EXCLUDE (file_row_number) FROM {location.relation_sql()} ORDER BY file_row_number"
+                )
+                return _arrow_frame(rows.to_arrow_table(), table)
+            except duckdb.Error as exc:
+                raise SourceError(f"{location.label}: cannot be read: {source_db.redact(str(exc))}") from None
+    path = location.path
+    assert path is not None
     header_names(path)
     try:
         if path.suffix == ".parquet":
-            data = pq.read_table(path)
-            frame = data.to_pandas()
-            text = {n for n, c in SOURCE_MODELS[table].to_schema().columns.items() if str(c.dtype) == "str"}
-            for arrow_field in data.schema:
-                # Integer ids with nulls become floats in pandas (inexact past 2**53): take Arrow's text.
-                if arrow_field.name in text and pyarrow.types.is_integer(arrow_field.type):
-                    exact = data.column(arrow_field.name).cast(pyarrow.string())
-                    frame[arrow_field.name] = exact.to_pandas().astype(object).to_numpy()
-            return frame
+            return _arrow_frame(pq.read_table(path), table)
         return pd.read_csv(path, dtype=str, keep_default_na=True)
     except Exception as exc:
         raise SourceError(f"{path}: cannot be read as {path.suffix[1:]}: {exc}") from exc
@@ -468,7 +715,7 @@ def split_valid(table: str, frame: pd.DataFrame, path: Path | str = "") -> Table
     """
     model = SOURCE_MODELS[table]
     schema = model.to_schema()
-    check_columns(Path(str(path)), table, frame.columns)
+    check_columns(path, table, frame.columns)
     original = frame.reset_index(drop=True)
     frame, unparseable = canonical_frame(table, original)
     reasons: dict[int, list[str]] = {}
@@ -522,32 +769,53 @@ def split_valid(table: str, frame: pd.DataFrame, path: Path | str = "") -> Table
     )
 
 
-def load_table(source_dir: str | Path, table: str, required: bool | None = None) -> TableSplit | None:
+def load_table(
+    source_dir: str | Path,
+    table: str,
+    required: bool | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> TableSplit | None:
     """Read and validate one small source table; None when an optional table is absent.
 
     Args:
-        source_dir: The source directory.
+        source_dir: The source directory or database.
         table: Table name (not ``transactions``; that one is validated in DuckDB).
         required: Override whether the table must exist (defaults to the contract).
+        con: For a database source, a connection :func:`source_connection` attached (a new one by
+            default).
 
     Raises:
-        SourceError: The file is missing (when required), unreadable, repeats a column name or
-            lacks a required column.
+        SourceError: The file (database table) is missing (when required), unreadable, repeats a column
+            name or lacks a required column.
     """
     must = table in C.REQUIRED_TABLES if required is None else required
-    path = require_table_path(source_dir, table) if must else table_path(source_dir, table)
-    if path is None:
-        return None
-    return split_valid(table, _read_frame(path, table), path)
+    own = con is None and database_source(source_dir) is not None
+    connection = source_connection(source_dir) if own else con
+    try:
+        found = locate_table(source_dir, table, connection)
+        if found is None and must:
+            found = require_table(source_dir, table, connection)
+        if found is None:
+            return None
+        frame = _read_frame(found, table, connection)
+    finally:
+        if own and connection is not None:
+            connection.close()
+    return split_valid(table, frame, found.path if found.path is not None else found.label)
 
 
 def load_source_tables(source_dir: str | Path) -> SourceTables:
-    """Read and validate every small table of a source directory (:data:`SOURCE_TABLE_NAMES`).
+    """Read and validate every small table of a source (:data:`SOURCE_TABLE_NAMES`).
 
     Raises:
         SourceError: A required table is missing or a table is malformed.
     """
-    splits = {table: load_table(source_dir, table) for table in SOURCE_TABLE_NAMES}
+    con = source_connection(source_dir) if database_source(source_dir) is not None else None
+    try:
+        splits = {table: load_table(source_dir, table, con=con) for table in SOURCE_TABLE_NAMES}
+    finally:
+        if con is not None:
+            con.close()
     products, warehouses = splits[C.PRODUCTS], splits[C.WAREHOUSES]
     assert products is not None and warehouses is not None  # required tables raise when absent
 
@@ -573,22 +841,55 @@ def warehouse_ids(source_dir: str | Path) -> list[str]:
     return sorted(split.valid[C.WAREHOUSE_ID].astype(str).unique().tolist())
 
 
-def _transaction_days(source_dir: str | Path) -> tuple[Path, str]:
-    """The transactions file and its canonical-day relation (``day``, non-null days only)."""
-    path = require_table_path(source_dir, C.TRANSACTIONS)
-    types = file_column_types(path)
-    check_columns(path, C.TRANSACTIONS, list(types))
-    day = day_sql(C.TRANSACTION_DATE, types[C.TRANSACTION_DATE])
-    return path, f"(SELECT {day} AS day FROM {relation_sql(path)}) WHERE day IS NOT NULL"
+def database_day_sql(column: str, duck_type: str) -> str:
+    """PostgreSQL expression grouping a date column by day and keeping its type, so that
+    :func:`day_sql` of it is the day of the column's values: a ``DATE`` as is, a ``TIMESTAMP`` truncated
+    to its day (a time-zone-aware one to its UTC day), anything else (text) as is."""
+    quoted = source_db.quote_ident(column)
+    kind = duck_type.upper()
+    if kind in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"):
+        return f"date_trunc('day', {quoted}, 'UTC')"
+    if kind.startswith("TIMESTAMP"):
+        return f"date_trunc('day', {quoted})"
+    return quoted
+
+
+def _transaction_days(source_dir: str | Path) -> tuple[str, pd.DataFrame]:
+    """The transactions' label and their lines per parseable day (``day``, ``n``, by day).
+
+    A database counts the lines per day itself: a few hundred rows travel, not every line's date.
+    """
+    con = source_connection(source_dir)
+    try:
+        location = require_table(source_dir, C.TRANSACTIONS, con)
+        types = location.column_types(con)
+        check_columns(location.label, C.TRANSACTIONS, list(types))
+        kind = types[C.TRANSACTION_DATE]
+        day = day_sql(C.TRANSACTION_DATE, kind)
+        if location.database is not None:
+            table = location.database
+            grouped = (
+                f"SELECT {database_day_sql(C.TRANSACTION_DATE, kind)} AS {C.TRANSACTION_DATE}, count(*) AS n "
+                f"FROM {table.source.qualified(table.name)} GROUP BY 1"
+            )
+            counts = (
+                f"SELECT {day} AS day, CAST(sum(n) AS BIGINT) AS n "
+                f"FROM {source_db.query_relation(table.source, grouped)} GROUP BY 1"
+            )
+        else:
+            counts = f"SELECT {day} AS day, count(*) AS n FROM {location.relation_sql()} GROUP BY 1"
+        frame = con.execute(f"SELECT day, n FROM ({counts}) WHERE day IS NOT NULL ORDER BY day").df()
+    finally:
+        con.close()
+    return location.label, frame
 
 
 def transactions_date_range(source_dir: str | Path) -> tuple[pd.Timestamp, pd.Timestamp]:
     """First and last parseable transaction dates, stray lines included (infinite dates excluded)."""
-    path, days = _transaction_days(source_dir)
-    lo, hi = duckdb.connect().execute(f"SELECT min(day), max(day) FROM {days}").fetchone() or (None, None)
-    if lo is None or hi is None:
-        raise SourceError(f"{path}: column '{C.TRANSACTION_DATE}' has no parseable date")
-    return pd.Timestamp(lo), pd.Timestamp(hi)
+    label, counts = _transaction_days(source_dir)
+    if counts.empty:
+        raise SourceError(f"{label}: column '{C.TRANSACTION_DATE}' has no parseable date")
+    return pd.Timestamp(counts["day"].iloc[0]), pd.Timestamp(counts["day"].iloc[-1])
 
 
 def history_range(
@@ -603,7 +904,7 @@ def history_range(
     range, or unparseable, instead). When every line is after ``today + 1`` the limit is dropped.
 
     Args:
-        source_dir: The source directory.
+        source_dir: The source directory or database.
         max_gap_days: Longest run of days without any line inside one history.
         today: The current day (default: the machine's local date).
 
@@ -613,10 +914,9 @@ def history_range(
     Raises:
         SourceError: No parseable transaction date.
     """
-    path, days = _transaction_days(source_dir)
-    counts = duckdb.connect().execute(f"SELECT day, count(*) AS n FROM {days} GROUP BY day ORDER BY day").df()
+    label, counts = _transaction_days(source_dir)
     if counts.empty:
-        raise SourceError(f"{path}: column '{C.TRANSACTION_DATE}' has no parseable date")
+        raise SourceError(f"{label}: column '{C.TRANSACTION_DATE}' has no parseable date")
     limit = pd.Timestamp((today or dt.date.today()) + dt.timedelta(days=1))
     day = pd.to_datetime(counts["day"])
     if (day <= limit).any():
@@ -658,9 +958,16 @@ Types are canonicalised once, at read, in the small tables (pandas) and in trans
   numbers (quantity, revenue, price, ...): INT, DECIMAL, FLOAT or numeric text."""
 
 
+SOURCE_KINDS = """\
+A source is a directory with one file per table (<table>.parquet or <table>.csv), or a PostgreSQL
+database, postgresql://user[:password]@host:port/database[?schema=name] (default schema public), with one
+table (or view) per table of the same name. Both are validated alike; a database's transactions are read
+by day, the day and warehouse filter applied by PostgreSQL (an index on transaction_date serves it)."""
+
+
 def describe_contract() -> str:
     """A human-readable listing of the source contract and its type rules (used by the CLI)."""
-    lines = []
+    lines = [SOURCE_KINDS, ""]
     for table, model in SOURCE_MODELS.items():
         kind = "required" if table in C.REQUIRED_TABLES else "optional"
         cols = ", ".join(model.to_schema().columns)

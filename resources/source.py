@@ -2,7 +2,6 @@
 
 import datetime as dt
 import functools
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -14,19 +13,14 @@ from demand_platform.calendar import build_calendar
 from demand_platform.tables import SOURCE_TABLE_NAMES, SourceTables
 
 
-def _table_stamps(path: str) -> tuple[tuple[str, int, int], ...]:
-    """Name, size and modification time of every small table file (the cache key of its contents)."""
-    stamps = []
-    for table in SOURCE_TABLE_NAMES:
-        file = source.table_path(path, table)
-        if file is not None:
-            stat = Path(file).stat()
-            stamps.append((str(file), stat.st_size, stat.st_mtime_ns))
-    return tuple(stamps)
+def _table_stamps(path: str) -> tuple[str, ...]:
+    """The version of every small table (a file's name, size and modification time; a database table's
+    row hash): the cache key of their contents."""
+    return source.table_versions(path, SOURCE_TABLE_NAMES)
 
 
 @functools.lru_cache(maxsize=4)
-def _load_tables(path: str, stamps: tuple[tuple[str, int, int], ...]) -> SourceTables:
+def _load_tables(path: str, stamps: tuple[str, ...]) -> SourceTables:
     """Load once per process and per version of the files (``stamps`` keys the cache)."""
     del stamps
     return source.load_source_tables(path)
