@@ -10,6 +10,7 @@ import datetime as dt
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from demand_platform import columns as C
-from demand_platform import dbfile, source
+from demand_platform import dbfile, lake, source
 from demand_platform.settings import DEMO_HOME, PlatformSettings
 
 # The forecast columns promised to replenishment, first in an export (override columns follow).
@@ -48,7 +49,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def settings_for(
-    home: Path, source_dir: Path | None, through: dt.date | None = None, start: dt.date | None = None
+    home: Path, source_dir: Path | str | None, through: dt.date | None = None, start: dt.date | None = None
 ) -> PlatformSettings:
     """Settings for a home (and source) given on the command line.
 
@@ -70,7 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Bring the platform up to date through ``--through`` on a source."""
     from assets.orchestration import run_platform
 
-    settings = settings_for(Path(args.home), Path(args.source), args.through, args.start)
+    settings = settings_for(Path(args.home), args.source, args.through, args.start)  # a directory or a URL
     report = run_platform(
         settings,
         args.through,
@@ -141,7 +142,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from assets.orchestration import prepare_instance
 
     home = Path(args.home).resolve()
-    source_dir = Path(args.source) if args.source else None
+    source_dir = args.source or None  # a directory or a database URL
     settings = settings_for(home, source_dir, args.through)
     try:
         charts = ChartServer(settings.reports_dir, *bind_address(settings.charts_url))
@@ -165,6 +166,53 @@ def cmd_ui(args: argparse.Namespace) -> int:
             return process.wait()
         except KeyboardInterrupt:  # dagster dev got the same Ctrl-C: let it shut its processes down
             return process.wait()
+
+
+def celery_worker_command(
+    settings: PlatformSettings, name: str, concurrency: int
+) -> tuple[list[str], dict[str, str]]:
+    """The command and environment of a Celery worker of the cluster ``settings``.
+
+    What ``dagster-celery worker start`` does, with the platform's settings: the executor's Celery
+    configuration (:func:`resources.celery_config`) written as the ``dagster_celery_config`` module that
+    ``dagster_celery.app`` imports, and ``celery worker`` on the ``dagster`` queue with this interpreter.
+    """
+    from resources import celery_config
+
+    if settings.cluster is None:
+        raise ValueError(
+            f"a worker needs the cluster environment (DEMAND_PLATFORM_ENV=cluster), not {settings.env!r}"
+        )
+    config = celery_config(settings.cluster)
+    config_dir = settings.home / "celery"
+    config_dir.mkdir(parents=True, exist_ok=True)
+    lines = [f"broker_url = {config['broker']!r}", f"result_backend = {config['backend']!r}"]
+    lines += [f"{key} = {value!r}" for key, value in config["config_source"].items()]
+    (config_dir / "dagster_celery_config.py").write_text("\n".join(lines) + "\n")
+    cmd = [
+        *(sys.executable, "-m", "celery", "-A", "dagster_celery.app", "worker"),
+        *("--prefetch-multiplier=1", "--loglevel", "INFO", "-Q", "dagster"),
+        *("-n", name, "--concurrency", str(concurrency)),
+    ]
+    pythonpath = os.pathsep.join(filter(None, [str(config_dir), os.environ.get("PYTHONPATH")]))
+    return cmd, {**os.environ, **settings.to_env(), "PYTHONPATH": pythonpath}
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run a Celery worker of the cluster environment until it is stopped (SIGTERM: a warm shutdown)."""
+    settings = settings_for(Path(args.home), args.source)
+    try:
+        cmd, env = celery_worker_command(settings, args.name, args.concurrency)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print("running:", " ".join(cmd))
+    process = subprocess.Popen(cmd, env=env)
+    signal.signal(signal.SIGTERM, lambda *_: process.send_signal(signal.SIGTERM))
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        return process.wait()
 
 
 def cmd_import_m5(args: argparse.Namespace) -> int:
@@ -195,10 +243,13 @@ def cmd_export_forecasts(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix not in (".parquet", ".csv"):
         raise source.SourceError(f"{out}: the output must end in .parquet or .csv")
-    with dbfile.connect(settings.duckdb_path) as con:  # under the platform lock, like every connection
+    with dbfile.connect(settings.database) as con:  # under the platform lock, like every connection
         frame = read_forecasts(con, args.origin)
     if frame.empty:
-        print(f"error: no forecasts for origin {args.origin} in {settings.duckdb_path}", file=sys.stderr)
+        print(
+            f"error: no forecasts for origin {args.origin} in {lake.redact(settings.database)}",
+            file=sys.stderr,
+        )
         return 1
     frame = frame[[*EXPORT_COLUMNS, *[c for c in frame.columns if c not in EXPORT_COLUMNS]]]
     frame[C.ORIGIN_DATE] = frame[C.ORIGIN_DATE].dt.date
@@ -218,11 +269,11 @@ def cmd_chart(args: argparse.Namespace) -> int:
     from demand_platform.sku_chart import write_sku_chart
 
     settings = settings_for(Path(args.home), None)
-    with dbfile.connect(settings.duckdb_path) as con:  # under the platform lock, like every connection
+    with dbfile.connect(settings.database) as con:  # under the platform lock, like every connection
         day = args.day or store.latest_forecast_origin(con, args.warehouse)
         if day is None:
             print(
-                f"error: no forecasts for warehouse {args.warehouse!r} in {settings.duckdb_path}",
+                f"error: no forecasts for warehouse {args.warehouse!r} in {lake.redact(settings.database)}",
                 file=sys.stderr,
             )
             return 1
@@ -257,7 +308,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     frames = []
     for wh in chosen:
         # The platform lock is held while reading only, not through the backtest's computation.
-        with dbfile.connect(settings.duckdb_path) as con:
+        with dbfile.connect(settings.database) as con:
             history = load_history(
                 con, [wh], origins[0] - dt.timedelta(days=730), args.last_origin + dt.timedelta(days=30)
             )
@@ -347,6 +398,15 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--through", type=_date, default=None)
     ui.add_argument("--port", type=int, default=3000)
     ui.set_defaults(func=cmd_ui)
+
+    worker = sub.add_parser(
+        "worker", help="run a Celery worker of the cluster environment (executes the steps of the runs)"
+    )
+    worker.add_argument("--home", required=True)
+    worker.add_argument("--source", default=None)
+    worker.add_argument("--name", default=f"demand-platform@{socket.gethostname()}", help="unique per worker")
+    worker.add_argument("--concurrency", type=int, default=1, help="steps this worker executes at once")
+    worker.set_defaults(func=cmd_worker)
 
     imp = sub.add_parser("import", help="write a source directory from a public data set")
     imp_sub = imp.add_subparsers(dest="dataset", required=True)

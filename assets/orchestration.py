@@ -28,6 +28,7 @@ A catch-up:
 
 import contextlib
 import datetime as dt
+import json
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -66,7 +67,7 @@ from assets.run_queue import (
     one_planned_event_per_run,
 )
 from demand_platform import columns as C
-from demand_platform import dbfile, ingest_log, ingestion, registry, store
+from demand_platform import dbfile, ingest_log, ingestion, lake, registry, store
 from demand_platform.settings import PlatformSettings
 
 # Keep the CLI's output to progress bars and the summary; the runs' logs stay in the instance.
@@ -90,11 +91,28 @@ INGEST_BOX_PARTITIONS_MAX = 1_500
 __all__ = ["PLANNED_SUBSET_ENV", "one_planned_event_per_run", "run_platform"]
 
 
-def instance_yaml(database_runs: int) -> str:
-    """The ``dagster.yaml`` of a platform home whose ``duckdb`` pool admits ``database_runs`` runs."""
+def instance_yaml(database_runs: int, postgres_url: str | None = None) -> str:
+    """The ``dagster.yaml`` of a platform home whose ``duckdb`` pool admits ``database_runs`` runs.
+
+    Args:
+        database_runs: The ``duckdb`` pool's limit.
+        postgres_url: On the cluster, the PostgreSQL URL of the instance's storage; None: SQLite storage
+            under the instance directory.
+    """
+    storage = (
+        ""
+        if postgres_url is None
+        else f"""\
+# The cluster: runs, events and schedules in PostgreSQL, shared by the daemon, the webserver and every
+# run and step worker on any machine. dagster-postgres needs the psycopg2 driver.
+storage:
+  postgres:
+    postgres_url: {json.dumps(with_driver(postgres_url, "psycopg2"))}
+"""
+    )
     return f"""\
 # Written by demand-platform: the Dagster instance of one platform home.
-# Embedded DuckDB allows one writer process: every connection takes the platform's file lock first
+{storage}# Embedded DuckDB allows one writer process: every connection takes the platform's file lock first
 # (demand_platform.dbfile), held only while the connection is open. Every asset that touches the
 # database is in the `{DUCKDB_POOL}` pool (limit {database_runs}, DEMAND_PLATFORM_DATABASE_RUNS): run
 # granularity makes the run queue (the daemon, one process) admit that many such runs at a time, whose
@@ -111,7 +129,7 @@ concurrency:
     default_limit: {database_runs}
     granularity: run
   runs:
-    max_concurrent_runs: 4
+    max_concurrent_runs: {max(4, database_runs)}
 # Runs stuck STARTING, CANCELING or running past 6 hours are failed by the daemon. The default run
 # launcher cannot tell whether a STARTED run's process is alive; the platform's dead_run_sensor (and
 # the CLI at start) fail the runs of dead processes, so a killed run never holds the pool.
@@ -132,6 +150,14 @@ telemetry:
 """
 
 
+def with_driver(url: str, driver: str) -> str:
+    """``url`` with the SQLAlchemy ``driver`` of its PostgreSQL dialect (``postgresql+driver://``)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.split("+")[0] not in ("postgresql", "postgres"):
+        raise ValueError(f"not a PostgreSQL URL: {url!r}")
+    return f"postgresql+{driver}://{rest}"
+
+
 def prepare_instance(settings: PlatformSettings) -> dg.DagsterInstance:
     """Create (or open) the Dagster instance of a home, with its ``dagster.yaml``, and its MLflow store.
 
@@ -141,14 +167,19 @@ def prepare_instance(settings: PlatformSettings) -> dg.DagsterInstance:
     home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    wanted = instance_yaml(settings.database_runs)
+    cluster = settings.cluster
+    wanted = instance_yaml(settings.database_runs, None if cluster is None else cluster.instance_db)
     if not config.exists() or config.read_text() != wanted:
         config.write_text(wanted)
     instance = dg.DagsterInstance.from_config(str(home))
     instance.event_log_storage.set_concurrency_slots(DUCKDB_POOL, settings.database_runs)
     # The MLflow store's tables and experiment too: two training runs creating them at once race on the
     # SQLite migration ("table _alembic_tmp_experiments already exists").
-    registry.ModelRegistry(tracking_uri=settings.mlflow_uri).ensure_experiment()
+    registry.ModelRegistry(
+        tracking_uri=settings.mlflow_uri, artifact_location=settings.mlflow_artifacts
+    ).ensure_experiment()
+    if cluster is not None:  # the lake's catalog tables and data path, once
+        lake.create_lake(settings.database, cluster.lake_data)
     return instance
 
 
@@ -293,7 +324,7 @@ def run_platform(
 
         # --- raw_sales: missing, damaged and changed days ----------------------------------------------
         late_from = max(first, through - dt.timedelta(days=late_days))
-        with dbfile.connect(settings.duckdb_path) as con:
+        with dbfile.connect(settings.database) as con:
             state = ingest_log.read_state(con, chosen, first, through)
         source_now = ingestion.day_fingerprints(settings.source, chosen, late_from, through)
         redo = ingest_log.days_to_reingest(
@@ -417,7 +448,7 @@ def box_specs(
 
 def accuracy_summary(settings: PlatformSettings, day: dt.date) -> pd.DataFrame:
     """The overall and per-tier rows of the accuracy report of ``day`` (empty when there is none)."""
-    with dbfile.connect(settings.duckdb_path) as con:
+    with dbfile.connect(settings.database) as con:
         return store.accuracy_summary(con, day)
 
 
@@ -452,5 +483,5 @@ def day_boxes(
 
 def table_summary(settings: PlatformSettings) -> tuple[dict[str, int], pd.DataFrame]:
     """Row counts of the platform's tables and the quarantine summary."""
-    with dbfile.connect(settings.duckdb_path) as con:
+    with dbfile.connect(settings.database) as con:
         return store.table_row_counts(con), store.quarantine_summary(con)

@@ -398,10 +398,11 @@ def read_record(con: duckdb.DuckDBPyConnection, warehouse_ids: Sequence[str] | N
     """
     # Imported here, not with the module: the registered pyfunc model loads this module where only
     # PIP_PACKAGES are installed, and the store module reads with pyarrow and the reporting code.
+    from demand_platform import dbfile
     from demand_platform.store import table_exists
 
     # On a cursor: the caller's connection is left without a pending result.
-    with con.cursor() as cursor:
+    with dbfile.cursor(con) as cursor:
         if not table_exists(cursor, TRAINED_MODELS_TABLE):
             return empty_record()
         where = "" if warehouse_ids is None else f"WHERE list_contains($w, {C.WAREHOUSE_ID})"
@@ -525,11 +526,14 @@ class ModelRegistry:
         tracking_uri: MLflow tracking URI (``sqlite:///.../mlflow.db`` under the platform home).
         registry_uri: Model registry URI (None: the tracking URI, never MLflow's global one).
         experiment_name: The experiment the training runs are logged in.
+        artifact_location: Where a new experiment's artifacts go (``s3://bucket/prefix`` on the cluster);
+            None: beside a SQLite store (:func:`artifact_root`), else the tracking store's default.
     """
 
     tracking_uri: str
     registry_uri: str | None = None
     experiment_name: str = DEFAULT_EXPERIMENT
+    artifact_location: str | None = None
 
     @cached_property
     def client(self) -> MlflowClient:
@@ -539,14 +543,14 @@ class ModelRegistry:
         )
 
     def ensure_experiment(self) -> str:
-        """The experiment's id, creating it with its artifacts under the store's directory (idempotent)."""
+        """The experiment's id, creating it with its artifacts at :attr:`artifact_location` or beside the store (idempotent)."""
         existing = self.client.get_experiment_by_name(self.experiment_name)
         if existing is not None:
             return str(existing.experiment_id)
-        root = artifact_root(self.tracking_uri)
+        root = None if self.artifact_location else artifact_root(self.tracking_uri)
         if root is not None:
             root.mkdir(parents=True, exist_ok=True)
-        location = None if root is None else root.resolve().as_uri()
+        location = self.artifact_location if root is None else root.resolve().as_uri()
         try:
             return str(self.client.create_experiment(self.experiment_name, artifact_location=location))
         except MlflowException:  # created meanwhile by another process

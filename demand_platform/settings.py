@@ -5,13 +5,29 @@ workers (separate processes) all agree:
 
 * ``DEMAND_PLATFORM_HOME``: the platform's home directory (default ``~/.demand-platform``). It holds
   the DuckDB database, the MLflow store, the Dagster instance (``dagster/``) and reports.
-* ``DEMAND_PLATFORM_SOURCE``: the source directory (default ``$DEMAND_PLATFORM_HOME/source``).
+* ``DEMAND_PLATFORM_SOURCE``: the source directory (default ``$DEMAND_PLATFORM_HOME/source``), or a
+  PostgreSQL database holding the source tables (``postgresql://user@host:port/database``).
 * ``DEMAND_PLATFORM_START_DATE``: first daily partition (default: where the bulk of the source's
   transaction history starts; stray lines before or after it never move it).
 * ``DEMAND_PLATFORM_END_DATE``: last daily partition (default: yesterday, in the company timezone, so a
   live home's partitions follow time).
 * ``DEMAND_PLATFORM_TIMEZONE``: the company timezone (default ``UTC``).
-* ``DEMAND_PLATFORM_ENV``: ``local`` (default, embedded DuckDB) or ``test``.
+* ``DEMAND_PLATFORM_ENV``: ``local`` (default, embedded DuckDB), ``test``, or ``cluster`` (the Dagster
+  instance on PostgreSQL, steps on Celery workers, the tables in a DuckLake: catalog in PostgreSQL, Parquet
+  on S3; MLflow on PostgreSQL with artifacts on S3). The cluster reads, all required:
+
+  - ``DEMAND_PLATFORM_INSTANCE_DB``: PostgreSQL URL of the Dagster instance's storage;
+  - ``DEMAND_PLATFORM_LAKE_CATALOG``: PostgreSQL URL of the DuckLake catalog database;
+  - ``DEMAND_PLATFORM_LAKE_DATA``: where the lake's Parquet files go (``s3://bucket/prefix/``);
+  - ``DEMAND_PLATFORM_MLFLOW_URI``: MLflow tracking URI (``postgresql://...``);
+  - ``DEMAND_PLATFORM_MLFLOW_ARTIFACTS``: MLflow's artifact location (``s3://bucket/prefix``);
+  - ``DEMAND_PLATFORM_CELERY_BROKER``: the Celery broker (and result backend) URL (``redis://...``);
+  - ``DEMAND_PLATFORM_STEP_TIMEOUT_S`` (optional, default 7200): longer than any step may run. A step whose
+    worker died (the machine was lost) is handed to another worker after this long (Celery's visibility
+    timeout); a step still running after it would be handed out a second time;
+
+  and the S3 endpoint and credentials from the standard ``AWS_*`` variables (``AWS_ENDPOINT_URL``,
+  ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION``).
 * ``DEMAND_PLATFORM_RETRAIN_EVERY_DAYS``: retraining cadence of the daily schedule (default 1: every day;
   ``n``: days whose offset from the first partition is a multiple of ``n``).
 * ``DEMAND_PLATFORM_DATABASE_RUNS``: how many runs touching the platform database the run queue admits at
@@ -45,6 +61,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from demand_platform import columns as C
+from demand_platform import lake
 from demand_platform import source as source_files
 
 HOME_ENV = "DEMAND_PLATFORM_HOME"
@@ -60,6 +77,17 @@ CHARTS_URL_ENV = "DEMAND_PLATFORM_CHARTS_URL"
 #: Where ``demand-platform ui`` serves the reports directory by default.
 DEFAULT_CHARTS_URL = "http://127.0.0.1:3030"
 FRESHNESS_INTERVAL_ENV = "DEMAND_PLATFORM_FRESHNESS_INTERVAL_S"
+INSTANCE_DB_ENV = "DEMAND_PLATFORM_INSTANCE_DB"
+LAKE_CATALOG_ENV = "DEMAND_PLATFORM_LAKE_CATALOG"
+LAKE_DATA_ENV = "DEMAND_PLATFORM_LAKE_DATA"
+MLFLOW_URI_ENV = "DEMAND_PLATFORM_MLFLOW_URI"
+MLFLOW_ARTIFACTS_ENV = "DEMAND_PLATFORM_MLFLOW_ARTIFACTS"
+CELERY_BROKER_ENV = "DEMAND_PLATFORM_CELERY_BROKER"
+STEP_TIMEOUT_ENV = "DEMAND_PLATFORM_STEP_TIMEOUT_S"
+DEFAULT_STEP_TIMEOUT_S = 7200
+#: The environments :func:`resources.build_resources` knows.
+ENVIRONMENTS = ("local", "test", "cluster")
+CLUSTER = "cluster"
 #: Default seconds between two judgements of the deadline by ``freshness_sensor``.
 DEFAULT_FRESHNESS_INTERVAL_S = 300
 #: Runs on the platform database admitted at once by default.
@@ -76,8 +104,63 @@ SETTINGS_FILE = "settings.json"
 EXPLICIT_START_KEY = "start_date_explicit"
 
 
+def is_url(value: str | Path) -> bool:
+    """Whether a source is a database URL (``scheme://...``) rather than a directory."""
+    return isinstance(value, str) and "://" in value
+
+
 def _date(value: str | None) -> dt.date | None:
     return dt.date.fromisoformat(value) if value else None
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """Where the cluster environment keeps its state (servers shared by every machine).
+
+    Attributes:
+        instance_db: PostgreSQL URL of the Dagster instance's storage (runs, events, schedules).
+        lake_catalog: PostgreSQL URL of the DuckLake catalog (:mod:`demand_platform.lake`).
+        lake_data: Where the lake's Parquet files go (``s3://bucket/prefix/``).
+        mlflow_uri: MLflow tracking URI.
+        mlflow_artifacts: MLflow's artifact location (``s3://bucket/prefix``).
+        celery_broker: Celery broker and result backend URL.
+        step_timeout_s: Seconds after which the step of a lost worker goes to another worker (longer than any
+            step runs).
+    """
+
+    instance_db: str
+    lake_catalog: str
+    lake_data: str
+    mlflow_uri: str
+    mlflow_artifacts: str
+    celery_broker: str
+    step_timeout_s: int = DEFAULT_STEP_TIMEOUT_S
+
+    #: Field -> environment variable (required ones).
+    ENV = {
+        "instance_db": INSTANCE_DB_ENV,
+        "lake_catalog": LAKE_CATALOG_ENV,
+        "lake_data": LAKE_DATA_ENV,
+        "mlflow_uri": MLFLOW_URI_ENV,
+        "mlflow_artifacts": MLFLOW_ARTIFACTS_ENV,
+        "celery_broker": CELERY_BROKER_ENV,
+    }
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> "ClusterSettings":
+        """Read the cluster's variables; every one is required."""
+        missing = [var for var in cls.ENV.values() if not env.get(var)]
+        if missing:
+            raise ValueError(f"{ENV_ENV}={CLUSTER} needs {', '.join(missing)} (see demand_platform.settings)")
+        timeout = int(env.get(STEP_TIMEOUT_ENV) or DEFAULT_STEP_TIMEOUT_S)
+        return cls(**{name: env[var] for name, var in cls.ENV.items()}, step_timeout_s=timeout)
+
+    def to_env(self) -> dict[str, str]:
+        """The environment variables of these settings."""
+        return {
+            **{var: getattr(self, name) for name, var in self.ENV.items()},
+            STEP_TIMEOUT_ENV: str(self.step_timeout_s),
+        }
 
 
 @dataclass(frozen=True)
@@ -86,20 +169,21 @@ class PlatformSettings:
 
     Attributes:
         home: Platform home directory.
-        source: Source directory (one file per table).
+        source: Source directory (one file per table), or the URL of a source database.
         start_date: First daily partition, or None to take the first transaction date.
         end_date: Last daily partition, or None for "up to yesterday".
         timezone: Company timezone of the daily partitions, schedules and the 08:00 deadline.
-        env: Environment name selecting the resources (``local`` or ``test``).
+        env: Environment name selecting the resources (``local``, ``test`` or ``cluster``).
         retrain_every_days: Retraining cadence of the daily schedule.
         database_runs: Runs on the platform database the run queue admits at once (the pool limit).
         warehouses_per_run: Warehouses one run of the daily schedule covers.
         charts_url: Base URL at which :attr:`reports_dir` is served (chart links in report metadata).
         freshness_interval_s: Seconds between two judgements of the deadline by ``freshness_sensor``.
+        cluster: The servers of the ``cluster`` environment (None in the others).
     """
 
     home: Path
-    source: Path
+    source: Path | str
     start_date: dt.date | None = None
     end_date: dt.date | None = None
     timezone: str = "UTC"
@@ -109,11 +193,18 @@ class PlatformSettings:
     warehouses_per_run: int = 1
     charts_url: str = DEFAULT_CHARTS_URL
     freshness_interval_s: int = DEFAULT_FRESHNESS_INTERVAL_S
+    cluster: ClusterSettings | None = None
 
     def __post_init__(self) -> None:
         if self.freshness_interval_s < 1:
             raise ValueError(
                 f"{FRESHNESS_INTERVAL_ENV} must be a positive number of seconds, got {self.freshness_interval_s}"
+            )
+        if self.env not in ENVIRONMENTS:
+            raise ValueError(f"unknown environment {self.env!r} ({ENV_ENV}); expected one of {ENVIRONMENTS}")
+        if (self.env == CLUSTER) != (self.cluster is not None):
+            raise ValueError(
+                f"the {CLUSTER} environment, and only it, has cluster settings (env {self.env!r})"
             )
 
     @classmethod
@@ -133,19 +224,22 @@ class PlatformSettings:
         if not saved.pop(EXPLICIT_START_KEY, False):
             saved.pop(START_ENV, None)
         env = {**saved, **{k: v for k, v in env.items() if v}}
-        source = Path(env.get(SOURCE_ENV) or home / "source").expanduser().resolve()
+        given = env.get(SOURCE_ENV)
+        source = given if given and is_url(given) else Path(given or home / "source").expanduser().resolve()
+        environment = env.get(ENV_ENV) or "local"
         return cls(
             home=home,
             source=source,
             start_date=_date(env.get(START_ENV)),
             end_date=_date(env.get(END_ENV)),
             timezone=env.get(TIMEZONE_ENV) or "UTC",
-            env=env.get(ENV_ENV) or "local",
+            env=environment,
             retrain_every_days=int(env.get(RETRAIN_ENV) or 1),
             database_runs=int(env.get(DATABASE_RUNS_ENV) or DEFAULT_DATABASE_RUNS),
             warehouses_per_run=int(env.get(WAREHOUSES_PER_RUN_ENV) or 1),
             charts_url=(env.get(CHARTS_URL_ENV) or DEFAULT_CHARTS_URL).rstrip("/"),
             freshness_interval_s=int(env.get(FRESHNESS_INTERVAL_ENV) or DEFAULT_FRESHNESS_INTERVAL_S),
+            cluster=ClusterSettings.from_env(env) if environment == CLUSTER else None,
         )
 
     def to_env(self) -> dict[str, str]:
@@ -161,6 +255,7 @@ class PlatformSettings:
             CHARTS_URL_ENV: self.charts_url,
             FRESHNESS_INTERVAL_ENV: str(self.freshness_interval_s),
             "DAGSTER_HOME": str(self.dagster_home),
+            **(self.cluster.to_env() if self.cluster else {}),
         }
         if self.start_date:
             out[START_ENV] = self.start_date.isoformat()
@@ -205,13 +300,30 @@ class PlatformSettings:
 
     @property
     def duckdb_path(self) -> Path:
-        """The embedded DuckDB database holding every asset's table."""
+        """The embedded DuckDB database holding every asset's table (local and test environments)."""
         return self.home / "warehouse.duckdb"
 
     @property
+    def database(self) -> str:
+        """The platform database every connection opens (:func:`demand_platform.dbfile.connect`).
+
+        The embedded DuckDB file, or on the cluster the DuckLake attach string of its catalog.
+        """
+        if self.cluster is not None:
+            return lake.postgres_lake(self.cluster.lake_catalog)
+        return str(self.duckdb_path)
+
+    @property
     def mlflow_uri(self) -> str:
-        """MLflow tracking store (sqlite: MLflow no longer accepts a ``file:`` store)."""
+        """MLflow tracking store (sqlite under the home: MLflow no longer accepts a ``file:`` store)."""
+        if self.cluster is not None:
+            return self.cluster.mlflow_uri
         return f"sqlite:///{self.home / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifacts(self) -> str | None:
+        """Where MLflow's artifacts go (None: beside the SQLite store)."""
+        return None if self.cluster is None else self.cluster.mlflow_artifacts
 
     @property
     def dagster_home(self) -> Path:
@@ -225,8 +337,8 @@ class PlatformSettings:
 
 
 def has_source(settings: PlatformSettings) -> bool:
-    """Whether the settings' source directory holds a transactions file (what the partitions are read from)."""
-    return source_files.table_path(settings.source, C.TRANSACTIONS) is not None
+    """Whether the settings' source holds a transactions table (what the partitions are read from)."""
+    return source_files.has_table(settings.source, C.TRANSACTIONS)
 
 
 @dataclass(frozen=True)
