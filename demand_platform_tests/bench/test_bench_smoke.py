@@ -7,6 +7,7 @@ generated source through Dagster.
 
 import datetime as dt
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import accuracy, dagster_timing, event_log_size, speed, sweep, tables
+from bench import accuracy, cluster_storage, dagster_timing, event_log_size, speed, sweep, tables
 from bench.common import PEERS, PLATFORM_P50, PLATFORM_POINT, ZERO
 
 M5_START = dt.date(2015, 1, 3)
@@ -326,3 +327,49 @@ def test_event_log_size_grows_with_the_metadata_it_copies(tmp_path: Path) -> Non
         assert figures["events"] == 6 and figures["template_partition"] == "2024-01-01|WH001"
         per_event[name] = figures["bytes_per_event"]
     assert per_event["inline"] >= 200_000 > 5 * per_event["linked"]
+
+
+def test_cluster_storage_writes_every_store_and_counts_conflicts(tmp_path: Path) -> None:
+    import duckdb
+
+    from demand_platform import dbfile
+
+    # The conflict count is dbfile's retry log: one record per retried attempt.
+    counter = cluster_storage.ConflictCounter()
+    logger = logging.getLogger(dbfile.__name__)
+    level = logger.level
+    logger.addHandler(counter)
+    logger.setLevel(logging.INFO)
+    attempts = []
+
+    def conflicting_once(con: duckdb.DuckDBPyConnection) -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise duckdb.TransactionException("Transaction conflict - attempting to delete from table x")
+
+    try:
+        with duckdb.connect() as con:
+            dbfile.write_transaction(con, conflicting_once, max_pause_s=0.01)
+    finally:
+        logger.removeHandler(counter)
+        logger.setLevel(level)
+    assert counter.count == 1 and len(attempts) == 2
+
+    rows, writers, rounds = 60, 2, 2
+    out = tmp_path / "cluster_storage.json"
+    size = ["--rows", str(rows), "--writers", str(writers), "--rounds", str(rounds), "--repeats", "1"]
+    assert cluster_storage.main([*size, "--work", str(tmp_path), "--out", str(out)]) == 0
+    results = read(out, "cluster_storage")
+    assert set(results["stores"]) == set(cluster_storage.STORES)
+    for store, figures in results["stores"].items():
+        assert figures["verified"] and figures["failed_writes"] == 0, store
+        assert figures["writes"] == writers * rounds and figures["read_rows"] == rows
+        assert 0 < figures["latency_median_s"] <= figures["latency_p90_s"]
+        assert figures["wall_s"] > 0 and figures["read_median_s"] > 0 and figures["stored_bytes"] > 0
+        assert figures["conflicts"] >= 0 and len(figures["runs"]) == 1
+        # Each warehouse holds its last round: generation 0 at setup, then rounds 1..R.
+        last = str(cluster_storage.BASE_DAY + dt.timedelta(days=rounds))
+        assert {w["origin_max"] for w in figures["runs"][0]["verification"].values()} == {last}
+    # One writer at a time on the file (the lock), and PostgreSQL's row locks: nothing to retry.
+    assert results["stores"]["duckdb_file"]["conflicts"] == 0
+    assert results["stores"]["postgres"]["conflicts"] == 0
