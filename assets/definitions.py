@@ -17,6 +17,7 @@ from assets.operations import build_operations
 from assets.partitions import build_partitions, empty_partitions
 from assets.reporting import build_reporting_assets
 from assets.side_tables import build_side_table_specs
+from demand_platform import source
 from demand_platform.settings import PlatformSettings, resolve_settings
 from resources import build_executor, build_resources
 
@@ -104,7 +105,11 @@ def build_empty_definitions(settings: PlatformSettings, note: str) -> dg.Definit
     return dg.Definitions(
         assets=described,
         resources=build_resources(settings),
-        metadata={"platform_home": str(settings.home), "source": str(settings.source), "note": note},
+        metadata={
+            "platform_home": str(settings.home),
+            "source": source.source_label(settings.source),
+            "note": note,
+        },
     )
 
 

@@ -370,18 +370,19 @@ def resolve_settings(environ: dict[str, str] | None = None, cwd: Path | None = N
     env = dict(os.environ if environ is None else environ)
     settings = PlatformSettings.from_env(env)
     if has_source(settings):
-        return ResolvedSettings(settings, True, f"platform home {settings.home}, source {settings.source}")
+        label = source_files.source_label(settings.source)  # a database URL without its password
+        return ResolvedSettings(settings, True, f"platform home {settings.home}, source {label}")
     looked = [settings.source]
     if not env.get(HOME_ENV) and not env.get(SOURCE_ENV):
         demo_home = ((Path.cwd() if cwd is None else cwd) / DEMO_HOME).resolve()
         demo = PlatformSettings.from_env({**env, HOME_ENV: str(demo_home)})
         if has_source(demo):
             note = (
-                f"no source at {settings.source}; platform home {demo.home} (the demo's, in the working "
-                f"directory), source {demo.source}; the demo's runs are in its Dagster instance: "
+                f"no source at {source_files.source_label(settings.source)}; platform home {demo.home} (the "
+                f"demo's, in the working directory), source {demo.source}; the demo's runs are in its Dagster instance: "
                 f"`demand-platform ui --home {demo.home}`"
             )
             return ResolvedSettings(demo, True, note)
         looked.append(demo.source)
-    where = " nor ".join(str(path) for path in looked)
+    where = " nor ".join(source_files.source_label(path) for path in looked)
     return ResolvedSettings(settings, False, f"{NO_SOURCE_HINT} (no transactions file in {where})")
