@@ -137,19 +137,23 @@ def redact(database: str) -> str:
     return " ".join("password=***" if part.startswith("password=") else part for part in database.split(" "))
 
 
-def connect(database: str, config: dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    database: str, config: dict[str, Any] | None = None, *, data_path: str | None = None
+) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the lake ``database`` attached as its default catalog.
 
     Args:
         database: ``ducklake:postgres:<conninfo>`` (:func:`postgres_lake`).
         config: DuckDB configuration options.
+        data_path: Where the lake's Parquet files go, given when the lake is created (:func:`create_lake`);
+            None for an existing lake (its catalog keeps the path).
     """
     con = duckdb.connect(":memory:", config=dict(config or {}))
     try:
         load_extensions(con)
         if secret := s3_secret_sql():
             con.execute(secret)
-        _attach(con, database)
+        _attach(con, database, "" if data_path is None else f" (DATA_PATH {_quote(data_path)})")
     except BaseException:
         con.close()
         raise
@@ -163,11 +167,4 @@ def create_lake(database: str, data_path: str) -> None:
         database: ``ducklake:postgres:<conninfo>``.
         data_path: Where its Parquet files go (``s3://bucket/prefix/`` or a directory).
     """
-    con = duckdb.connect(":memory:")
-    try:
-        load_extensions(con)
-        if secret := s3_secret_sql():
-            con.execute(secret)
-        _attach(con, database, f" (DATA_PATH {_quote(data_path)})")
-    finally:
-        con.close()
+    connect(database, data_path=data_path).close()

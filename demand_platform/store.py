@@ -181,61 +181,57 @@ def drift_reference(con: duckdb.DuckDBPyConnection, warehouse_id: str, day: dt.d
     return reference
 
 
-def write_recommendations(
-    con: duckdb.DuckDBPyConnection, recommendations: pd.DataFrame, day: dt.date, warehouse_id: str
+def replace_day_rows(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    frame: pd.DataFrame,
+    dtypes: dict[str, str],
+    day: dt.date,
+    warehouse_id: str,
 ) -> None:
-    """Replace the ``(day, warehouse)`` rows of :data:`C.REPLENISHMENT_POLICY` (created when missing).
+    """Replace the ``(day, warehouse)`` rows of a side table keyed by ``origin_date`` (created when missing).
+
+    One transaction (:func:`demand_platform.dbfile.write_transaction`, retried on a lake's write conflict).
 
     Args:
         con: DuckDB connection (a writer).
-        recommendations: Rows of :data:`demand_platform.reporting.REPLENISHMENT_DTYPES`.
+        table: The table.
+        frame: Its rows, with the columns of ``dtypes``.
+        dtypes: Column -> pandas dtype of the table (its DDL).
         day: Report day (``origin_date`` of the rows).
         warehouse_id: Warehouse.
     """
-    ddl = ", ".join(f"{name} {_SQL_TYPES[dtype]}" for name, dtype in REPLENISHMENT_DTYPES.items())
-    con.register("_recommendations", recommendations[list(REPLENISHMENT_DTYPES)])
+    ddl = ", ".join(f'"{name}" {_SQL_TYPES[dtype]}' for name, dtype in dtypes.items())
+    con.register("_day_rows", frame[list(dtypes)])
 
     def replace(con: duckdb.DuckDBPyConnection) -> None:
-        con.execute(f"CREATE TABLE IF NOT EXISTS {C.REPLENISHMENT_POLICY} ({ddl})")
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({ddl})")
         con.execute(
-            f"DELETE FROM {C.REPLENISHMENT_POLICY} WHERE {C.WAREHOUSE_ID} = $w "
-            f"AND CAST({C.ORIGIN_DATE} AS DATE) = $d",
+            f"DELETE FROM {table} WHERE {C.WAREHOUSE_ID} = $w AND CAST({C.ORIGIN_DATE} AS DATE) = $d",
             {"w": warehouse_id, "d": day},
         )
-        con.execute(f"INSERT INTO {C.REPLENISHMENT_POLICY} BY NAME SELECT * FROM _recommendations")
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _day_rows")
 
     try:
         dbfile.write_transaction(con, replace)
     finally:
-        con.unregister("_recommendations")
+        con.unregister("_day_rows")
+
+
+def write_recommendations(
+    con: duckdb.DuckDBPyConnection, recommendations: pd.DataFrame, day: dt.date, warehouse_id: str
+) -> None:
+    """Replace the ``(day, warehouse)`` rows of :data:`C.REPLENISHMENT_POLICY` (rows of
+    :data:`demand_platform.reporting.REPLENISHMENT_DTYPES`; see :func:`replace_day_rows`)."""
+    replace_day_rows(con, C.REPLENISHMENT_POLICY, recommendations, REPLENISHMENT_DTYPES, day, warehouse_id)
 
 
 def write_exceptions(
     con: duckdb.DuckDBPyConnection, exceptions: pd.DataFrame, day: dt.date, warehouse_id: str
 ) -> None:
-    """Replace the ``(day, warehouse)`` rows of :data:`C.EXCEPTIONS` (created when missing).
-
-    Args:
-        con: DuckDB connection (a writer).
-        exceptions: Rows of :data:`demand_platform.exceptions.EXCEPTION_DTYPES`.
-        day: Report day (``origin_date`` of the rows).
-        warehouse_id: Warehouse.
-    """
-    ddl = ", ".join(f'"{name}" {_SQL_TYPES[dtype]}' for name, dtype in EXCEPTION_DTYPES.items())
-    con.register("_exceptions", exceptions[list(EXCEPTION_DTYPES)])
-
-    def replace(con: duckdb.DuckDBPyConnection) -> None:
-        con.execute(f"CREATE TABLE IF NOT EXISTS {C.EXCEPTIONS} ({ddl})")
-        con.execute(
-            f"DELETE FROM {C.EXCEPTIONS} WHERE {C.WAREHOUSE_ID} = $w AND CAST({C.ORIGIN_DATE} AS DATE) = $d",
-            {"w": warehouse_id, "d": day},
-        )
-        con.execute(f"INSERT INTO {C.EXCEPTIONS} BY NAME SELECT * FROM _exceptions")
-
-    try:
-        dbfile.write_transaction(con, replace)
-    finally:
-        con.unregister("_exceptions")
+    """Replace the ``(day, warehouse)`` rows of :data:`C.EXCEPTIONS` (rows of
+    :data:`demand_platform.exceptions.EXCEPTION_DTYPES`; see :func:`replace_day_rows`)."""
+    replace_day_rows(con, C.EXCEPTIONS, exceptions, EXCEPTION_DTYPES, day, warehouse_id)
 
 
 def read_exceptions(

@@ -77,7 +77,8 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path, timeo
     )
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop a process started in its own session: SIGTERM to its group, SIGKILL after 20 s."""
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
@@ -168,7 +169,7 @@ def postgres_server() -> Iterator[Postgres]:
         _wait_until_ready(bindir, port)
         yield Postgres(port=port)
     finally:
-        _stop(process)
+        stop(process)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -213,7 +214,7 @@ def redis_server() -> Iterator[str]:
         _wait_for_port(port, process, log)
         yield f"redis://{HOST}:{port}/0"
     finally:
-        _stop(process)
+        stop(process)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -236,5 +237,5 @@ def s3_server() -> Iterator[str]:
             pass
         yield url
     finally:
-        _stop(process)
+        stop(process)
         shutil.rmtree(root, ignore_errors=True)
