@@ -2,7 +2,7 @@
 over Redis, the tables in a DuckLake (catalog in PostgreSQL, Parquet on moto's S3), MLflow on PostgreSQL
 with its artifacts on S3.
 
-One source, two homes: the local home (embedded DuckDB, SQLite) reads it as files, the cluster home from a
+One source in the design's DDL types (integer ids), two homes: the local home (embedded DuckDB, SQLite) reads it as files, the cluster home from a
 database on the same PostgreSQL. Both are brought up to the day before the last two in the CLI's process;
 then each of the last two days' four warehouse runs of the daily job are submitted at once: in the local
 home one after the other in process, in the cluster home to the instance's run queue, whose runs send every
@@ -11,7 +11,6 @@ one worker is SIGKILLed with all its processes in the middle of a step; the othe
 writes the same forecasts as the local home.
 """
 
-import contextlib
 import datetime as dt
 import os
 import signal
@@ -35,6 +34,7 @@ from demand_platform import dbfile, lake, source_db
 from demand_platform.settings import PlatformSettings
 from demand_platform.synthetic import GeneratorConfig, generate_source
 from demand_platform_tests import services
+from demand_platform_tests.design_ddl import write_design_source
 
 REPO = Path(__file__).resolve().parents[2]
 HISTORY_DAYS = 90
@@ -51,12 +51,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dt.date]:
-    """A synthetic source of four warehouses; its last day."""
-    root = tmp_path_factory.mktemp("source")
+    """A synthetic source of four warehouses in the design's DDL types (integer ids); its last day."""
+    generated, root = tmp_path_factory.mktemp("generated"), tmp_path_factory.mktemp("source")
     start = dt.date(2024, 1, 1)
     generate_source(
-        root, GeneratorConfig(n_skus=8, n_warehouses=WAREHOUSES, start=start, days=HISTORY_DAYS, seed=11)
+        generated, GeneratorConfig(n_skus=8, n_warehouses=WAREHOUSES, start=start, days=HISTORY_DAYS, seed=11)
     )
+    write_design_source(generated, root)
     return root, start + dt.timedelta(days=HISTORY_DAYS - 1)
 
 
@@ -80,7 +81,7 @@ def cluster_env(postgres: services.Postgres, redis_url: str, s3_endpoint: str, n
 
 def day_specs(day: dt.date) -> list[RunSpec]:
     """One daily-job run per warehouse for ``day`` (what the 06:00 schedule launches)."""
-    warehouses = [f"WH{i:03d}" for i in range(1, WAREHOUSES + 1)]
+    warehouses = [str(i) for i in range(1, WAREHOUSES + 1)]  # the design's integer ids, as text
     return box_specs(DAILY_JOB, [([w], day, day) for w in warehouses], **{RETRAIN_TAG: "true"})
 
 
@@ -97,15 +98,7 @@ def workers(tmp_path: Path) -> Iterator[list[subprocess.Popen]]:
     started: list[subprocess.Popen] = []
     yield started
     for process in started:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-    for process in started:
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        services.stop(process)
 
 
 def start_worker(settings: PlatformSettings, name: str, log: Path) -> subprocess.Popen:
