@@ -69,13 +69,18 @@ def build_executor(settings: PlatformSettings) -> dg.ExecutorDefinition:
     return dg.in_process_executor
 
 
+#: Seconds the Redis lock around restoring lost steps outlives a worker killed while holding it.
+UNACKED_MUTEX_EXPIRE_S = 15
+
+
 def celery_config(cluster: ClusterSettings) -> dict[str, Any]:
     """The Celery executor's configuration: broker, result backend and the settings the workers share.
 
     A step is acknowledged when it ends, not when a worker takes it (``task_acks_late``): a step whose worker
     process dies is handed back (``task_reject_on_worker_lost``) and runs on another worker, in the same run;
     when the whole worker (its machine) is lost, Redis hands the step out again after the visibility timeout
-    (``cluster.step_timeout_s``), checked every 5 s. Steps write their partitions in one transaction each,
+    (``cluster.step_timeout_s``), checked every 5 s (at most :data:`UNACKED_MUTEX_EXPIRE_S` later if the lost
+    worker held the restore lock). Steps write their partitions in one transaction each,
     so running one again writes the same rows.
     """
     return {
@@ -90,6 +95,9 @@ def celery_config(cluster: ClusterSettings) -> dict[str, Any]:
                 "visibility_timeout": cluster.step_timeout_s,
                 "unacked_restore_interval": 5,
                 "unacked_restore_throttle": 1,
+                # The lock around that restore expires after this long (kombu's default is 300 s): a worker
+                # killed while holding it would otherwise hold every lost step back for five minutes.
+                "unacked_mutex_expire": UNACKED_MUTEX_EXPIRE_S,
             },
         },
     }
