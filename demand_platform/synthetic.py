@@ -42,10 +42,13 @@ from demand_platform.source_files import SOURCE_FILE_SCHEMAS
 __all__ = [
     "GenerationSummary",
     "GeneratorConfig",
+    "LevelShift",
+    "PlannedCampaign",
     "SCHEMAS",
     "WRITTEN_TABLES",
     "generate_source",
     "generate_tables",
+    "true_demand",
 ]
 
 # --- catalogue -------------------------------------------------------------------------------
@@ -242,6 +245,7 @@ _STREAM_CAMPAIGNS = 2
 _STREAM_WEATHER = 3
 _STREAM_SALES = 4
 _STREAM_BAD_ROWS = 5
+_STREAM_LATE_LAUNCHES = 6
 
 _EPOCH = datetime.date(1970, 1, 1)
 _NS = "datetime64[ns]"
@@ -253,6 +257,42 @@ WRITTEN_TABLES = (C.TRANSACTIONS, C.PRODUCTS, C.WAREHOUSES, C.MARKETING_CAMPAIGN
 SCHEMAS: dict[str, pa.Schema] = {table: SOURCE_FILE_SCHEMAS[table] for table in WRITTEN_TABLES}
 """Arrow schema of each file :func:`generate_source` writes (the shared source layout)."""
 """Arrow schema of every written table: strings are ``string``, dates ``date32``."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedCampaign:
+    """A campaign put into ``marketing_campaigns`` on top of the random ones (a scenario's event).
+
+    Attributes:
+        start: First day (inclusive).
+        end: Last day (inclusive).
+        discount: Discount in percent.
+        sku: The SKU id (e.g. ``"SKU-00001"``), or None for a sitewide campaign.
+        region: The targeted state, or None for every region.
+        campaign_type: ``campaign_type`` written to the table.
+    """
+
+    start: datetime.date
+    end: datetime.date
+    discount: float
+    sku: str | None = None
+    region: str | None = None
+    campaign_type: str = _SITEWIDE_TYPE[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class LevelShift:
+    """A lasting change of one category's demand (a scenario's structural break).
+
+    Attributes:
+        category: The category's name (``products.category``).
+        start: First day at the new level.
+        factor: Demand multiplier from ``start`` on (0.6: the category falls 40%).
+    """
+
+    category: str
+    start: datetime.date
+    factor: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,6 +309,11 @@ class GeneratorConfig:
         bad_rows: If > 0, this many deliberately invalid transaction rows are appended (duplicate
             transaction_id, unknown sku, unknown warehouse, null key, absurd quantity, date outside
             the sales period), for demoing quarantine.
+        planned_campaigns: Campaigns added to the random ones (they move demand like any campaign).
+        level_shifts: Lasting category level changes.
+        late_launches: This many SKUs (neither best sellers nor of the declining category) launch inside
+            ``late_launch_window`` instead of their drawn launch day.
+        late_launch_window: ``(first, last)`` launch days of the late launches.
     """
 
     n_skus: int = 300
@@ -278,6 +323,10 @@ class GeneratorConfig:
     seed: int = 42
     campaign_horizon_days: int = 60
     bad_rows: int = 0
+    planned_campaigns: tuple[PlannedCampaign, ...] = ()
+    level_shifts: tuple[LevelShift, ...] = ()
+    late_launches: int = 0
+    late_launch_window: tuple[datetime.date, datetime.date] | None = None
 
     def __post_init__(self) -> None:
         """Validate the sizes.
@@ -289,6 +338,24 @@ class GeneratorConfig:
             raise ValueError("n_skus, n_warehouses and days must be >= 1")
         if self.campaign_horizon_days < 0 or self.bad_rows < 0:
             raise ValueError("campaign_horizon_days and bad_rows must be >= 0")
+        categories = {c[0] for c in _CATEGORIES}
+        for shift in self.level_shifts:
+            if shift.category not in categories or shift.factor <= 0:
+                raise ValueError(
+                    f"level shift {shift}: category must be one of {sorted(categories)}, factor > 0"
+                )
+        for campaign in self.planned_campaigns:
+            if campaign.end < campaign.start or not 0 < campaign.discount < 100:
+                raise ValueError(
+                    f"planned campaign {campaign}: end before start or discount outside (0, 100)"
+                )
+        if self.late_launches < 0 or self.late_launches > self.n_skus:
+            raise ValueError("late_launches must be in [0, n_skus]")
+        if self.late_launches and (
+            self.late_launch_window is None
+            or not self.start <= self.late_launch_window[0] <= self.late_launch_window[1] <= self.end
+        ):
+            raise ValueError("late_launches need a late_launch_window (first <= last) inside the sales days")
 
     @property
     def end(self) -> datetime.date:
@@ -479,6 +546,13 @@ def _build_catalog(config: GeneratorConfig) -> dict[str, Any]:
     if config.days >= 90:
         in_window = (rng.random(n) < _LAUNCH_SHARE_IN_WINDOW) & ~declining & ~best_seller
         launch_day = np.where(in_window, rng.integers(14, config.days - 30, size=n), launch_day)
+    if config.late_launches and config.late_launch_window is not None:
+        # A stream of its own, so every other draw is the same with or without late launches.
+        late_rng = _rng(config.seed, _STREAM_LATE_LAUNCHES)
+        eligible = np.flatnonzero(~declining & ~best_seller)
+        late = late_rng.choice(eligible, size=min(config.late_launches, len(eligible)), replace=False)
+        first, last = (_to_epoch(d) - _to_epoch(config.start) for d in config.late_launch_window)
+        launch_day[late] = late_rng.integers(first, last + 1, size=len(late))
 
     # Popularity: stratified log-normal quantiles (a stable Pareto shape at any size), randomly
     # assigned to SKUs, with a little jitter.
@@ -639,6 +713,10 @@ def _build_day_factors(config: GeneratorConfig) -> dict[str, np.ndarray]:
     t_years = np.arange(config.days) / 365.25
     growth = np.array([c[2] for c in _CATEGORIES])
     category_trend = np.power(1.0 + growth[:, None], t_years[None, :]).astype(np.float32)
+    names = [c[0] for c in _CATEGORIES]
+    for shift in config.level_shifts:
+        first = max(_to_epoch(shift.start) - _to_epoch(config.start), 0)
+        category_trend[names.index(shift.category), first:] *= np.float32(shift.factor)
 
     month, dom = dates.month.to_numpy(), dates.day.to_numpy()
     after_holidays = ((month == 12) & (dom >= 26)) | ((month == 1) & (dom <= 15))
@@ -690,13 +768,32 @@ def _build_campaigns(
     c_end = c_start + np.concatenate([duration, s_duration]) - 1
     c_discount = np.concatenate([discount, s_discount])
     c_type = np.concatenate([kind, np.full(n_site, len(_CAMPAIGN_TYPES))])
+    type_list = [t[0] for t in _CAMPAIGN_TYPES] + [_SITEWIDE_TYPE[0]]
+
+    planned = config.planned_campaigns
+    if planned:
+        epoch = _to_epoch(config.start)
+        sku_index = {sku_id: i for i, sku_id in enumerate(sku_ids.to_pylist())}
+        unknown = [c.sku for c in planned if c.sku is not None and c.sku not in sku_index]
+        if unknown:
+            raise ValueError(f"planned campaigns name unknown SKUs {unknown}")
+        for c in planned:
+            if c.campaign_type not in type_list:
+                type_list.append(c.campaign_type)
+        c_sku = np.concatenate([c_sku, [-1 if c.sku is None else sku_index[c.sku] for c in planned]])
+        c_start = np.concatenate([c_start, [_to_epoch(c.start) - epoch for c in planned]])
+        c_end = np.concatenate([c_end, [_to_epoch(c.end) - epoch for c in planned]])
+        c_discount = np.concatenate([c_discount, [float(c.discount) for c in planned]])
+        c_type = np.concatenate([c_type, [type_list.index(c.campaign_type) for c in planned]])
+        region = np.concatenate([region, np.array([c.region for c in planned], dtype=object)])
+        n_all += len(planned)
     order = np.lexsort((c_sku, c_start))
     c_sku, c_start, c_end, c_discount, c_type, region = (
         a[order] for a in (c_sku, c_start, c_end, c_discount, c_type, region)
     )
 
     epoch0 = _to_epoch(config.start)
-    type_names = pa.array([t[0] for t in _CAMPAIGN_TYPES] + [_SITEWIDE_TYPE[0]])
+    type_names = pa.array(type_list)
     sku_col = sku_ids.take(pa.array(np.where(c_sku >= 0, c_sku, 0), mask=c_sku < 0))
     table = pa.table(
         [
@@ -818,8 +915,11 @@ def _promotions(world: _World, w: int) -> tuple[np.ndarray, np.ndarray]:
     return discount, factor
 
 
-def _quantities(world: _World, w: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Gross quantity sold ``[n_skus, days]`` (int32) and the effective discount matrix."""
+def _mean_demand(world: _World, w: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Expected demand ``mu`` ``[n_skus, days]`` (float32, before outlier spikes) and the discount matrix.
+
+    Draws the warehouse's SKU affinities first from ``rng`` (the sales stream), as :func:`_quantities` does.
+    """
     config = world.config
     n, days = config.n_skus, config.days
     affinity = rng.lognormal(0.0, _AFFINITY_SIGMA, size=n)
@@ -844,7 +944,13 @@ def _quantities(world: _World, w: int, rng: np.random.Generator) -> tuple[np.nda
     age = np.arange(days)[None, :] - world.launch_day[recent][:, None]
     ramp = np.where(age >= 0, 1.0 - np.exp(-(age + 1) / _LAUNCH_RAMP_DAYS), 0.0)
     mu[recent] *= ramp.astype(np.float32)
+    return mu, discount
 
+
+def _quantities(world: _World, w: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Gross quantity sold ``[n_skus, days]`` (int32) and the effective discount matrix."""
+    n, days = world.config.n_skus, world.config.days
+    mu, discount = _mean_demand(world, w, rng)
     spikes = rng.random((n, days), dtype=np.float32) < _OUTLIER_RATE
     mu[spikes] *= rng.uniform(*_OUTLIER_MULTIPLIER, size=int(spikes.sum())).astype(np.float32)
     del spikes
@@ -855,6 +961,52 @@ def _quantities(world: _World, w: int, rng: np.random.Generator) -> tuple[np.nda
     del mu
     quantity = rng.poisson(lam).astype(np.int32)
     return quantity, discount
+
+
+def true_demand(
+    config: GeneratorConfig, first: datetime.date | None = None, last: datetime.date | None = None
+) -> pd.DataFrame:
+    """The demand distribution the generator drew from: its mean and median per SKU x warehouse x day.
+
+    The median is the best possible p50 (its WMAPE is the noise floor of a benchmark). Sales are a mix of
+    a gamma-Poisson draw around ``mu`` (97.5%) and an outlier spike of 3-7 times ``mu`` (2.5%); the spikes
+    land above the median, so the mix's median is the gamma-Poisson's ``0.5 / 0.975`` quantile. Returns
+    (a few percent of the units) are not subtracted. Recomputes each warehouse's ``mu`` from its own
+    random stream, so it matches :func:`generate_source` for the same config.
+
+    Args:
+        config: The generated source's config.
+        first: First day (default: the first sales day).
+        last: Last day (default: the last sales day).
+
+    Returns:
+        Columns sku, warehouse_id, date (datetime64[ns]), ``mean`` and ``median``.
+    """
+    from scipy.stats import nbinom
+
+    world = _build_world(config)
+    lo = 0 if first is None else max(_to_epoch(first) - world.epoch_start, 0)
+    hi = config.days if last is None else min(_to_epoch(last) - world.epoch_start + 1, config.days)
+    dates = pd.date_range(config.start, periods=config.days, freq="D")[lo:hi]
+    skus = np.asarray(world.sku_ids.to_pylist(), dtype=object)
+    k = world.dispersion[:, None]
+    frames = []
+    for w in range(config.n_warehouses):
+        mu = _mean_demand(world, w, _rng(config.seed, _STREAM_SALES, w))[0][:, lo:hi].astype(np.float64)
+        median = nbinom.ppf(0.5 / (1.0 - _OUTLIER_RATE), k, k / (k + np.maximum(mu, 1e-12)))
+        median = np.where(mu > 0, median, 0.0)
+        frames.append(
+            pd.DataFrame(
+                {
+                    C.SKU: np.repeat(skus, len(dates)),
+                    C.WAREHOUSE_ID: world.warehouse_ids[w],
+                    C.DATE: np.tile(dates.to_numpy(), len(skus)),
+                    "mean": mu.ravel() * (1.0 + _OUTLIER_RATE * (sum(_OUTLIER_MULTIPLIER) / 2 - 1.0)),
+                    "median": median.ravel(),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
 
 
 def _split_quantities(qty: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -4,6 +4,7 @@ The realism properties are asserted on a "small but large enough" source (400 SK
 x 730 days, generated once per module) with a fixed seed, so the assertions are deterministic.
 """
 
+import dataclasses
 import datetime
 
 import holidays
@@ -411,3 +412,112 @@ def test_generation_summary_counts(tmp_path) -> None:
     assert summary.rows[C.TRANSACTIONS] == pq.ParquetFile(summary.files[C.TRANSACTIONS]).metadata.num_rows
     assert summary.rows_per_second > 0
     assert config.end == datetime.date(2023, 1, 30)
+
+
+# --- scenarios and the truth --------------------------------------------------------------------------------------------
+SCENARIO_START = datetime.date(2024, 1, 1)
+SCENARIO_SALE = (datetime.date(2024, 5, 6), datetime.date(2024, 5, 10))
+SCENARIO = GeneratorConfig(
+    n_skus=120,
+    n_warehouses=2,
+    start=SCENARIO_START,
+    days=180,
+    seed=3,
+    planned_campaigns=(synthetic.PlannedCampaign(*SCENARIO_SALE, discount=30.0),),
+    level_shifts=(synthetic.LevelShift("Apparel", datetime.date(2024, 4, 1), 0.5),),
+    late_launches=10,
+    late_launch_window=(datetime.date(2024, 6, 1), datetime.date(2024, 6, 14)),
+)
+
+
+@pytest.fixture(scope="module")
+def scenario() -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    return generate_tables(SCENARIO), synthetic.true_demand(SCENARIO)
+
+
+def _daily_units(tables: dict[str, pd.DataFrame]) -> pd.Series:
+    tx = tables[C.TRANSACTIONS]
+    return tx.loc[tx[C.QUANTITY] > 0].groupby([C.SKU, C.WAREHOUSE_ID, C.TRANSACTION_DATE])[C.QUANTITY].sum()
+
+
+def test_a_planned_sitewide_sale_is_in_the_campaigns_and_lifts_demand(scenario) -> None:
+    tables, truth = scenario
+    campaigns = tables[C.MARKETING_CAMPAIGNS]
+    planned = campaigns.loc[
+        campaigns[C.SKU].isna() & (campaigns[C.DISCOUNT_PERCENT] == 30.0) & campaigns[C.TARGET_REGION].isna()
+    ]
+    assert len(planned) == 1
+    assert (planned[C.START_DATE].dt.date.iloc[0], planned[C.END_DATE].dt.date.iloc[0]) == SCENARIO_SALE
+    assert campaigns[C.CAMPAIGN_ID].is_unique
+    per_day = truth.groupby(C.DATE)["mean"].sum()
+    sale = per_day.loc[str(SCENARIO_SALE[0]) : str(SCENARIO_SALE[1])].mean()
+    weeks_before = per_day.loc["2024-04-22":"2024-05-03"].mean()
+    # lift = 1 + elasticity (2-4) * 0.3: 1.6-2.2 over the same weekdays two weeks before
+    assert 1.5 < sale / weeks_before < 2.3
+
+
+def test_a_level_shift_lowers_its_category_from_its_day(scenario) -> None:
+    tables, truth = scenario
+    category = tables[C.PRODUCTS].set_index(C.SKU)[C.CATEGORY]
+    truth = truth.assign(apparel=truth[C.SKU].map(category).eq("Apparel").to_numpy())
+    per_day = truth.groupby([C.DATE, "apparel"])["mean"].sum().unstack()
+    share = per_day[True] / per_day.sum(axis=1)
+    before, after = share.loc["2024-03-04":"2024-03-31"].mean(), share.loc["2024-04-01":"2024-04-28"].mean()
+    # The category halves, the others stay: its share s becomes s/2 / (1 - s/2).
+    assert after == pytest.approx(before / 2 / (1 - before / 2), rel=0.1)
+
+
+def test_late_launches_launch_in_their_window_and_sell_nothing_before(scenario) -> None:
+    tables, _ = scenario
+    launch = tables[C.PRODUCTS].set_index(C.SKU)[C.LAUNCH_DATE].dt.date
+    late = launch[(launch >= SCENARIO.late_launch_window[0]) & (launch <= SCENARIO.late_launch_window[1])]
+    assert len(late) >= SCENARIO.late_launches
+    tx = tables[C.TRANSACTIONS]
+    first_sale = tx.loc[tx[C.SKU].isin(late.index)].groupby(C.SKU)[C.TRANSACTION_DATE].min().dt.date
+    assert (first_sale >= late.reindex(first_sale.index)).all()
+    # The scenario changes nothing else: the same seed without it draws the same products otherwise.
+    plain = generate_tables(dataclasses.replace(SCENARIO, late_launches=0, late_launch_window=None))
+    others = ~tables[C.PRODUCTS][C.SKU].isin(late.index)
+    pd.testing.assert_frame_equal(
+        tables[C.PRODUCTS].loc[others].reset_index(drop=True),
+        plain[C.PRODUCTS].loc[others].reset_index(drop=True),
+    )
+
+
+def test_true_demand_is_the_distribution_the_sales_were_drawn_from(scenario) -> None:
+    tables, truth = scenario
+    units = _daily_units(tables)
+    keyed = truth.set_index([C.SKU, C.WAREHOUSE_ID, C.DATE])
+    actual = units.reindex(keyed.index, fill_value=0).to_numpy(dtype=float)
+    assert len(truth) == SCENARIO.n_skus * SCENARIO.n_warehouses * SCENARIO.days
+    assert actual.sum() == pytest.approx(keyed["mean"].sum(), rel=0.03)
+    median = keyed["median"].to_numpy()
+    # The median: at least half the draws at or below it and at least half at or above it.
+    assert (actual <= median).mean() >= 0.5 and (actual >= median).mean() >= 0.5
+    # Nothing beats it on absolute error: the mean, scaled medians and the actuals' own mean do worse.
+    error = np.abs(actual - median).sum()
+    for other in (keyed["mean"].to_numpy(), 0.8 * median, 1.2 * median + 0.5):
+        assert error < np.abs(actual - other).sum()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"level_shifts": (synthetic.LevelShift("Nothing", SCENARIO_START, 0.5),)},
+        {"level_shifts": (synthetic.LevelShift("Apparel", SCENARIO_START, 0.0),)},
+        {"planned_campaigns": (synthetic.PlannedCampaign(SCENARIO_SALE[1], SCENARIO_SALE[0], 30.0),)},
+        {"late_launches": 3, "late_launch_window": None},
+        {"late_launches": 3, "late_launch_window": (datetime.date(2030, 1, 1), datetime.date(2030, 1, 2))},
+    ],
+)
+def test_a_scenario_out_of_range_is_refused(change: dict) -> None:
+    with pytest.raises(ValueError):
+        dataclasses.replace(SCENARIO, **change)
+
+
+def test_a_planned_campaign_for_an_unknown_sku_is_refused() -> None:
+    config = dataclasses.replace(
+        SCENARIO, planned_campaigns=(synthetic.PlannedCampaign(*SCENARIO_SALE, 20.0, sku="SKU-99999"),)
+    )
+    with pytest.raises(ValueError, match="SKU-99999"):
+        generate_tables(config)
