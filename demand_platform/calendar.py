@@ -5,6 +5,7 @@ feature code cannot tell a generated calendar from a delivered one.
 """
 
 import datetime as dt
+import functools
 
 import holidays
 import numpy as np
@@ -72,3 +73,54 @@ def build_calendar(
         }
     )
     return frame.loc[:, list(CALENDAR_COLUMNS)]
+
+
+#: Days relative to a holiday that get an event key of their own: two before to four after (Black Friday is
+#: Thanksgiving + 1, Cyber Monday Thanksgiving + 4).
+HOLIDAY_OFFSETS = (-2, 4)
+NO_EVENT = ""
+
+
+@functools.lru_cache(maxsize=32)
+def national_holidays(first_year: int, last_year: int, country: str = "US") -> tuple[np.ndarray, np.ndarray]:
+    """Epoch days (sorted) and names of the national holidays of ``first_year .. last_year`` (cached)."""
+    found = sorted(holidays.country_holidays(country, years=range(first_year, last_year + 1)).items())
+    days = np.array([(day - dt.date(1970, 1, 1)).days for day, _ in found], dtype=np.int64)
+    names = np.array([name for _, name in found], dtype=object)
+    return days, names
+
+
+def holiday_keys(
+    holiday_days: np.ndarray, holiday_names: np.ndarray, first_day: int, n_days: int
+) -> np.ndarray:
+    """Event key of each epoch day ``first_day .. first_day + n_days - 1``.
+
+    The key is ``"<holiday> <offset>"`` of the nearest holiday within ``HOLIDAY_OFFSETS`` (``"<holiday> +0"``
+    on the day; a tie goes to the earlier holiday), ``NO_EVENT`` for a day near no holiday. Black Friday is
+    ``"Thanksgiving Day +1"`` in the US calendar, which has no holiday of that name.
+
+    Args:
+        holiday_days: Sorted epoch days of the holidays.
+        holiday_names: Their names.
+        first_day: First epoch day.
+        n_days: Number of days.
+    """
+    days = first_day + np.arange(n_days)
+    keys = np.full(n_days, NO_EVENT, dtype=object)
+    if len(holiday_days) == 0:
+        return keys
+    before, after = HOLIDAY_OFFSETS
+    last = len(holiday_days) - 1
+    nxt = np.searchsorted(holiday_days, days, side="left")  # first holiday on or after the day
+    has_next, has_prev = nxt <= last, nxt >= 1
+    off_next = np.where(has_next, days - holiday_days[np.clip(nxt, 0, last)], -(10**6))  # <= 0
+    off_prev = np.where(has_prev, days - holiday_days[np.clip(nxt - 1, 0, last)], 10**6)  # > 0
+    next_ok = has_next & (off_next >= before)
+    prev_ok = has_prev & (off_prev <= after)
+    use_next = next_ok & ((off_next == 0) | ~prev_ok | (-off_next < off_prev))
+    use_prev = prev_ok & ~use_next
+    for mask, index, offset in ((use_next, nxt, off_next), (use_prev, nxt - 1, off_prev)):
+        if mask.any():
+            names = holiday_names[index[mask]]
+            keys[mask] = [f"{name} {off:+d}" for name, off in zip(names, offset[mask], strict=True)]
+    return keys

@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 
 from demand_platform import columns as C
-from demand_platform.calendar import build_calendar
+from demand_platform.calendar import HOLIDAY_OFFSETS, build_calendar, holiday_keys, national_holidays
 from demand_platform.columns import (
     BRAND,
     CAPACITY_UNITS,
@@ -209,6 +209,9 @@ TARGET_IS_HOLIDAY = "target_is_holiday"
 TARGET_HOLIDAY_NAME = "target_holiday_name"
 TARGET_IS_PAYDAY = "target_is_payday"
 TARGET_DAYS_TO_NEXT_HOLIDAY = "target_days_to_next_holiday"
+TARGET_DAYS_SINCE_LAST_HOLIDAY = "target_days_since_last_holiday"
+#: The target day's holiday event: ``"<holiday> <offset>"`` within ``calendar.HOLIDAY_OFFSETS`` of a holiday.
+TARGET_EVENT = "target_event"
 TARGET_PROMO_ACTIVE = "target_promo_active"
 TARGET_PROMO_DISCOUNT = "target_promo_discount"
 
@@ -803,6 +806,41 @@ def _campaign_days(
     return _CampaignDays(all_active, all_discount, sku_index, sku_active, sku_discount)
 
 
+def campaign_discount(
+    tables: SourceTables, warehouse_id: object, skus: np.ndarray, first_day: int, n_days: int
+) -> np.ndarray:
+    """Discount (%) of the campaigns applicable to each SKU in the warehouse, ``[len(skus), n_days]``.
+
+    Sitewide and SKU campaigns targeted at the warehouse's state or at every region; the max over campaigns
+    of a day; 0 without a campaign. Planned campaigns count (the table runs ahead of the sales).
+    """
+    warehouse = _warehouse_row(tables.warehouses, warehouse_id)
+    state = None if warehouse is None or pd.isna(warehouse[LOCATION_STATE]) else warehouse[LOCATION_STATE]
+    sku_array = np.asarray(skus, dtype=object)
+    days = _campaign_days(tables.campaigns, state, sku_array, first_day, n_days)
+    out = np.repeat(days.all_discount[None, :], len(sku_array), axis=0)
+    out[days.sku_index] = days.sku_discount
+    return out
+
+
+def holiday_calendar(tables: SourceTables, first_day: int, last_day: int) -> tuple[np.ndarray, np.ndarray]:
+    """Holiday epoch days (sorted) and names from ``first_day`` to ``last_day``: the source's calendar, else
+    the national one (``calendar.national_holidays``), which also completes a calendar ending earlier."""
+    first_year, last_year = to_timestamp(first_day).year, to_timestamp(last_day).year
+    national_days, national_names = national_holidays(first_year, last_year)
+    calendar = tables.calendar
+    if calendar is not None and not calendar.empty:
+        cal = _prepare_calendar(calendar)
+        later = national_days > (cal["days"].max() if len(cal["days"]) else first_day - 1)
+        days = np.concatenate([cal["holiday_days"], national_days[later]])
+        names = np.concatenate([cal["holiday_name"][cal["is_holiday"]], national_names[later]])
+    else:
+        days, names = national_days, national_names
+    keep = (days >= first_day) & (days <= last_day)
+    names = np.array(["holiday" if n is None else str(n) for n in names[keep]], dtype=object)
+    return days[keep].astype(np.int64), names
+
+
 # --- the features of one origin ---------------------------------------------------------------------------------------------
 def _origin_calendar_features(origin: pd.Timestamp) -> dict[str, float]:
     dow = origin.isoweekday()
@@ -1200,6 +1238,14 @@ def target_day_features(
     else:
         sku_array = np.asarray(skus, dtype=object)
     promos = _campaign_days(campaigns, state, sku_array, origin_day, max_horizon + 1)
+    hol_days, hol_names = holiday_calendar(
+        tables, origin_day - 400, origin_day + max_horizon + HOLIDAY_OFFSETS[1]
+    )
+    event = holiday_keys(hol_days, hol_names, origin_day + 1, max_horizon)[horizon_array - 1]
+    last_index = np.searchsorted(hol_days, target_days, side="right") - 1
+    days_since_last = np.where(
+        last_index >= 0, target_days - hol_days[np.clip(last_index, 0, None)], np.nan
+    ).astype(np.float64)
     dow = target_dates.dayofweek.to_numpy() + 1
     by_horizon = pd.DataFrame(
         {
@@ -1216,6 +1262,8 @@ def target_day_features(
             ),
             TARGET_IS_PAYDAY: np.where(known, cal["is_payday"][position], np.nan),
             TARGET_DAYS_TO_NEXT_HOLIDAY: days_to_next,
+            TARGET_DAYS_SINCE_LAST_HOLIDAY: days_since_last,
+            TARGET_EVENT: np.where(event == "", None, event).astype(object),
             TARGET_PROMO_ACTIVE: promos.all_active[horizon_array].astype(np.float64),
             TARGET_PROMO_DISCOUNT: np.where(
                 promos.all_active[horizon_array], promos.all_discount[horizon_array], 0.0

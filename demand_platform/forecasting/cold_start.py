@@ -13,7 +13,9 @@ from demand_platform.forecasting.config import TrainConfig
 MIN_LAUNCHES_FOR_PRIOR = 10
 
 
-_RAMP_PRIOR_OBS = 50.0
+_RAMP_PRIOR_OBS = 7.0
+#: Alternating updates of the launch ramp's level x ramp fit.
+RAMP_ITERATIONS = 20
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ def fit_cold_start(
     category: np.ndarray,
     launch_day: np.ndarray,
     config: TrainConfig,
+    events: np.ndarray | None = None,
 ) -> ColdStartProfile:
     """Launch profiles from the SKUs launched in the ``cold_lookback_days`` before panel column ``end_column``.
 
@@ -102,6 +105,10 @@ def fit_cold_start(
         category: Category of each panel SKU.
         launch_day: Effective launch epoch day of each panel SKU.
         config: Settings.
+        events: ``[n_panel_skus, panel.n_days]`` event multiplier of each SKU-day (holidays, campaigns;
+            :class:`demand_platform.forecasting.events.EventUplift`): the launches' demand is divided by it
+            before the ramp and levels are fitted, so a launch that met Black Friday in its fifth week does
+            not teach every launch to jump in its fifth week. None: no adjustment.
 
     Returns:
         The profile.
@@ -142,16 +149,11 @@ def fit_cold_start(
     values = np.full(column.shape, np.nan)
     sku_rows = np.broadcast_to(rows[:, None], column.shape)
     values[ok] = panel.quantity[sku_rows[ok], column[ok]]
+    if events is not None:
+        values[ok] /= events[sku_rows[ok], column[ok]]
     observed = ~np.isnan(values)
     filled = np.where(observed, values, 0.0)
-    total, count = filled.sum(), observed.sum()
-    overall = total / count if count else 0.0
-    week_total = filled.reshape(len(rows), n_weeks, 7).sum(axis=(0, 2))
-    week_count = observed.reshape(len(rows), n_weeks, 7).sum(axis=(0, 2))
-    if overall > 0:
-        ramp = (week_total + _RAMP_PRIOR_OBS * overall) / (week_count + _RAMP_PRIOR_OBS) / overall
-    else:
-        ramp = np.ones(n_weeks)
+    ramp = launch_ramp(filled, observed, n_weeks)
     ramp_of_cell = np.where(observed, ramp[age // 7][None, :], 0.0)
     sku_total = filled.sum(axis=1)
     sku_ramp = ramp_of_cell.sum(axis=1)
@@ -174,6 +176,36 @@ def fit_cold_start(
         n_launches=len(rows),
         prior_days=launch_prior_days(sku_total, sku_ramp, float(global_level), config.cold_prior_days),
     )
+
+
+def launch_ramp(filled: np.ndarray, observed: np.ndarray, n_weeks: int) -> np.ndarray:
+    """Demand multiplier by age week of launches, ``y[s, a] ~ level[s] * ramp[a // 7]`` (mean 1 over the weeks).
+
+    Fitted by alternating the two Poisson maximum-likelihood updates (``RAMP_ITERATIONS`` times), so a week
+    is compared with the *same* launches' other weeks: the recent launches, seen only in their first weeks,
+    and the older ones, seen throughout, differ in level by orders of magnitude, and pooled weekly rates
+    (the first version) mixed those levels into the ramp and flattened it. Each week is shrunk towards 1
+    with ``_RAMP_PRIOR_OBS`` pseudo-days at the launches' mean rate.
+
+    Args:
+        filled: ``[n_launches, 7 * n_weeks]`` demand by age in days (0 where not observed).
+        observed: Where the demand is observed.
+        n_weeks: Age weeks.
+    """
+    week = np.arange(filled.shape[1]) // 7
+    cells = observed.sum()
+    if cells == 0 or filled.sum() <= 0:
+        return np.ones(n_weeks)
+    rate = filled.sum() / cells
+    week_units = np.bincount(week, weights=filled.sum(axis=0), minlength=n_weeks)
+    ramp = np.ones(n_weeks)
+    for _ in range(RAMP_ITERATIONS):
+        exposure = (observed * ramp[week][None, :]).sum(axis=1)
+        level = np.divide(filled.sum(axis=1), exposure, out=np.zeros(len(filled)), where=exposure > 0)
+        expected = np.bincount(week, weights=(observed * level[:, None]).sum(axis=0), minlength=n_weeks)
+        ramp = (week_units + _RAMP_PRIOR_OBS * rate) / (expected + _RAMP_PRIOR_OBS * rate)
+        ramp /= ramp.mean()
+    return ramp
 
 
 def launch_prior_days(total: np.ndarray, ramp_days: np.ndarray, level: float, max_days: float) -> float:

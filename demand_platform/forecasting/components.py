@@ -30,8 +30,13 @@ def stat_components(
     choice: np.ndarray,
     models: Sequence[StatForecaster],
     config: TrainConfig,
+    events: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Statistical forecasts ``[n, H]`` of ``rows`` with their chosen models (NaN elsewhere) and model names."""
+    """Statistical forecasts ``[n, H]`` of ``rows`` with their chosen models (NaN elsewhere) and model names.
+
+    ``events`` (``[n, H]``, :func:`demand_platform.forecasting.events.origin_multiplier`) multiplies them:
+    the holidays and campaigns of the target days, which the statistical models do not see.
+    """
     forecast = np.full((len(state.skus), config.horizon), np.nan)
     names = np.full(len(state.skus), models[0].name, dtype=object)
     if len(rows):
@@ -43,17 +48,24 @@ def stat_components(
             origin_weekday = weekday(state.day)
             index = pooled_weekday_index(state.history, origin_weekday)
             forecast[flat] *= weekday_factors(index, origin_weekday, config.horizon)[None, :]
+        if events is not None:
+            forecast[rows] *= events[rows]
     return forecast, names
 
 
-def cold_components(profile: ColdStartProfile, state: OriginState, horizon: int) -> np.ndarray:
-    """Launch-profile forecasts ``[n, H]`` of the cold-start SKUs (0 elsewhere)."""
+def cold_components(
+    profile: ColdStartProfile, state: OriginState, horizon: int, events: np.ndarray | None = None
+) -> np.ndarray:
+    """Launch-profile forecasts ``[n, H]`` of the cold-start SKUs (0 elsewhere), times ``events`` (see
+    :func:`stat_components`)."""
     out = np.zeros((len(state.skus), horizon))
     cold = state.route == ROUTE_COLD_START
     if cold.any():
         out[cold] = profile.forecast(
             state.category[cold], state.launch_day[cold], state.history[cold], state.day, horizon
         )
+        if events is not None:
+            out[cold] *= events[cold]
     return out
 
 

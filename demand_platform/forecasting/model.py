@@ -8,6 +8,7 @@ import pandas as pd
 from demand_platform.forecasting.baselines import BaselineForecaster
 from demand_platform.forecasting.cold_start import ColdStartProfile
 from demand_platform.forecasting.config import TrainConfig
+from demand_platform.forecasting.events import EventUplift
 from demand_platform.models.global_lgbm import GlobalLGBM
 from demand_platform.models.model_registry import MLForecaster
 
@@ -31,6 +32,8 @@ class WarehouseModel:
         dispersion: Negative-binomial dispersion per SKU (index = SKU) from its CV residuals, shrunk
             towards the dispersion of its history; SKUs not in it use their history's.
         baseline: The best baseline of the CV, for ``forecast_warehouse(..., baseline=True)``.
+        events: Holiday and campaign uplifts of the statistical and launch-profile forecasts (models
+            trained before them have none: multiplier 1).
     """
 
     warehouse_id: object
@@ -45,6 +48,7 @@ class WarehouseModel:
     cv_origin_dates: list[pd.Timestamp]
     dispersion: pd.Series = field(default_factory=lambda: pd.Series(dtype=np.float64))
     baseline: BaselineForecaster | None = None
+    events: EventUplift = field(default_factory=EventUplift.none)
 
     def feature_importance(self) -> pd.DataFrame:
         """Importance of the features in the ML model (the LightGBM's gain; empty without a model)."""

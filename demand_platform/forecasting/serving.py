@@ -12,6 +12,7 @@ from demand_platform.forecasting.baselines import BASELINES
 from demand_platform.forecasting.components import cold_components, lgbm_at, stat_components
 from demand_platform.forecasting.config import MODEL_COLD_START, TrainConfig, band_of_horizon, quantile_column
 from demand_platform.forecasting.ensemble import combine, needs_stat, weight_matrix
+from demand_platform.forecasting.events import origin_multiplier
 from demand_platform.forecasting.model import WarehouseModel
 from demand_platform.forecasting.quantiles import dispersion_of, level_matrix, nb_quantiles
 from demand_platform.forecasting.state import (
@@ -98,8 +99,11 @@ def forecast_arrays(
     choice = names.get_indexer(pd.Index(model.stat_choice.reindex(state.skus).to_numpy(dtype=object)))
     choice = np.where(choice >= 0, choice, 0)  # SKUs without a backtest take the first model
     stat_rows = np.flatnonzero(needs_stat(state, lgbm_fc))
-    stat_fc, stat_name = stat_components(state, stat_rows, choice[stat_rows], models, config)
-    cold_fc = cold_components(model.cold_start, state, horizon)
+    events = origin_multiplier(
+        model.events, tables, warehouse_id, state.skus, state.category, origin_day, horizon
+    )
+    stat_fc, stat_name = stat_components(state, stat_rows, choice[stat_rows], models, config, events)
+    cold_fc = cold_components(model.cold_start, state, horizon, events)
     cap = output_cap(state, cold_fc, config)
     weights = weight_matrix(model.ensemble_weights, config)
     point, model_names = combine(

@@ -14,6 +14,13 @@ from demand_platform.forecasting.cold_start import ColdStartProfile, fit_cold_st
 from demand_platform.forecasting.components import choose_stat, cold_components, lgbm_at, stat_components
 from demand_platform.forecasting.config import MODEL_STATISTICAL, MODEL_TIERED, TrainConfig, band_of_horizon
 from demand_platform.forecasting.ensemble import combine, ensemble_weights, needs_stat, weight_matrix
+from demand_platform.forecasting.events import (
+    EventUplift,
+    HorizonEvents,
+    history_events,
+    origin_multiplier,
+    uplift_as_of,
+)
 from demand_platform.forecasting.model import WarehouseModel
 from demand_platform.forecasting.quantiles import (
     DISPERSION_PRIOR_DAYS,
@@ -52,11 +59,17 @@ class SalesHistory:
             training date to it.
         category: Category of each panel SKU.
         launch: Effective launch epoch day of each panel SKU (see :func:`panel_attributes`).
+        events: Holiday keys and campaign discounts of the panel's SKUs and days.
+        tables: The source tables (the events of the days after an origin).
+        warehouse_id: The warehouse.
     """
 
     panel: SalesPanel
     category: np.ndarray
     launch: np.ndarray
+    events: HorizonEvents
+    tables: SourceTables
+    warehouse_id: object
 
     def state_at(self, tiers: pd.DataFrame, day: int, config: TrainConfig) -> OriginState:
         """The SKUs of ``tiers`` at origin ``day`` with their history (see :func:`origin_state`)."""
@@ -64,9 +77,22 @@ class SalesHistory:
             self.panel, tiers, day, self.category, self.launch, config.history_days, config.cold_start_max_age
         )
 
-    def cold_start_at(self, day: int, config: TrainConfig) -> ColdStartProfile:
-        """Launch profiles as of ``day``."""
-        return fit_cold_start(self.panel, day - self.panel.start_day, self.category, self.launch, config)
+    def cold_start_at(self, day: int, config: TrainConfig, uplift: EventUplift) -> ColdStartProfile:
+        """Launch profiles as of ``day``, from the launches' demand net of the events ``uplift`` knows."""
+        events = uplift.multiplier(self.category, self.events.keys, self.events.discount)
+        return fit_cold_start(
+            self.panel, day - self.panel.start_day, self.category, self.launch, config, events
+        )
+
+    def uplift_at(self, day: int) -> EventUplift:
+        """Event uplifts learned from the days up to ``day``."""
+        return uplift_as_of(self.panel, self.category, self.events, day)
+
+    def event_multiplier(self, uplift: EventUplift, state: OriginState, horizon: int) -> np.ndarray:
+        """``[n, H]`` event multiplier of the origin's SKUs on the days after it."""
+        return origin_multiplier(
+            uplift, self.tables, self.warehouse_id, state.skus, state.category, state.day, horizon
+        )
 
 
 @dataclass(frozen=True)
@@ -257,8 +283,10 @@ def _fold(
     lgbm_fc = ml.forecast(ml.fit(day, ml_skus), panel, state)
     stat_rows = np.flatnonzero(needs_stat(state, lgbm_fc))
     choice = choose_stat(state, stat_rows, models, config)
-    stat_fc, stat_name = stat_components(state, stat_rows, choice, models, config)
-    cold_fc = cold_components(sales.cold_start_at(day, config), state, horizon)
+    uplift = sales.uplift_at(day)
+    events = sales.event_multiplier(uplift, state, horizon)
+    stat_fc, stat_name = stat_components(state, stat_rows, choice, models, config, events)
+    cold_fc = cold_components(sales.cold_start_at(day, config, uplift), state, horizon, events)
     return FoldResult(
         state=state,
         components=Components(lgbm_fc, stat_fc, stat_name, cold_fc),
@@ -314,7 +342,10 @@ def train_warehouse(
         warehouse_id=warehouse_id,
         start=to_timestamp(first_day),
     )
-    sales = SalesHistory(panel, *panel_attributes(panel, read_catalog(tables.products)))
+    category, launch = panel_attributes(panel, read_catalog(tables.products))
+    sales = SalesHistory(
+        panel, category, launch, history_events(tables, warehouse_id, panel), tables, warehouse_id
+    )
     models = config.stat_forecasters()
     band_of_h = band_of_horizon(config)
 
@@ -373,6 +404,7 @@ def train_warehouse(
     )
 
     # --- final models at the training date -----------------------------------------------------------------------------------
+    final_uplift = sales.uplift_at(train_day)
     # Selected for every SKU not in cold start, so SKUs that change route after training have a choice.
     final_state = sales.state_at(final_tiers, train_day, config)
     choice_rows = np.flatnonzero(final_state.route != ROUTE_COLD_START)
@@ -390,9 +422,10 @@ def train_warehouse(
         stat_choice=stat_choice,
         ensemble_weights=weights_table,
         calibration=calibration,
-        cold_start=sales.cold_start_at(train_day, config),
+        cold_start=sales.cold_start_at(train_day, config, final_uplift),
         validation_metrics=validation,
         cv_origin_dates=[to_timestamp(day) for day in cv_days],
         dispersion=dispersion,
         baseline=baseline,
+        events=final_uplift,
     )

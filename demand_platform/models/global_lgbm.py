@@ -10,7 +10,8 @@ strategy: no recursion, no error feedback).
 Target-day features come in two groups:
 
 * calendar and planned campaigns of ``D + h`` (:func:`demand_platform.features.target_day_features`):
-  day of week, month, holiday, payday, days to the next holiday, promotion active / discount (known at D);
+  day of week, month, holiday, payday, days to the next holiday and since the last one, the holiday event
+  (``"Thanksgiving Day +1"``: Black Friday, which no calendar names), promotion active / discount (known at D);
 * demand history aligned with the target's weekday, read from the dense :class:`SalesPanel` (days on or
   before D only): the last value and the 4- and 8-week means of demand on the target's weekday, the
   8-week weekday index (8-week weekday mean / 56-day mean) and the demand 364 days before the target.
@@ -46,8 +47,9 @@ from demand_platform.features import (
     FEATURE_COLUMNS,
     TARGET_DAY_OF_MONTH,
     TARGET_DAY_OF_WEEK,
+    TARGET_DAYS_SINCE_LAST_HOLIDAY,
     TARGET_DAYS_TO_NEXT_HOLIDAY,
-    TARGET_HOLIDAY_NAME,
+    TARGET_EVENT,
     TARGET_IS_HOLIDAY,
     TARGET_IS_PAYDAY,
     TARGET_IS_WEEKEND,
@@ -86,11 +88,12 @@ TARGET_CALENDAR_FEATURES = (
     TARGET_IS_HOLIDAY,
     TARGET_IS_PAYDAY,
     TARGET_DAYS_TO_NEXT_HOLIDAY,
+    TARGET_DAYS_SINCE_LAST_HOLIDAY,
     TARGET_PROMO_ACTIVE,
     TARGET_PROMO_DISCOUNT,
 )
 MODEL_NUMERIC_FEATURES = (*FEATURE_COLUMNS, HORIZON, *TARGET_CALENDAR_FEATURES, *PANEL_TARGET_FEATURES)
-MODEL_CATEGORICAL_FEATURES = (*CATEGORICAL_FEATURES, TARGET_HOLIDAY_NAME)
+MODEL_CATEGORICAL_FEATURES = (*CATEGORICAL_FEATURES, TARGET_EVENT)
 MODEL_FEATURES = (*MODEL_NUMERIC_FEATURES, *MODEL_CATEGORICAL_FEATURES)
 
 # --- feature importance output ------------------------------------------------------------------------------------------
@@ -214,7 +217,8 @@ class TargetDayLookup:
     Attributes:
         origin_days: Sorted epoch days of the origins.
         numeric: ``[n_origins, max_horizon, len(TARGET_CALENDAR_FEATURES)]`` features of all-SKU campaigns.
-        holiday_name: ``[n_origins, max_horizon]`` holiday name of the target day (None when none).
+        event: ``[n_origins, max_horizon]`` holiday event of the target day, ``"<holiday> <offset>"`` (None
+            when none).
         skus: The SKU list that ``sku_code`` arguments index (usually the panel's SKUs).
         specific_key: Sorted keys ``(origin_index * n_skus + sku_code) * max_horizon + h - 1`` of the
             (origin, SKU, horizon) triples with a SKU-specific campaign.
@@ -224,7 +228,7 @@ class TargetDayLookup:
 
     origin_days: np.ndarray
     numeric: np.ndarray
-    holiday_name: np.ndarray
+    event: np.ndarray
     skus: np.ndarray
     specific_key: np.ndarray
     specific_active: np.ndarray
@@ -280,7 +284,7 @@ class TargetDayLookup:
                 skus=sku_array,
             )
             numeric[i] = target.by_horizon.loc[:, list(TARGET_CALENDAR_FEATURES)].to_numpy(np.float64)
-            names[i] = target.by_horizon[TARGET_HOLIDAY_NAME].to_numpy(dtype=object)
+            names[i] = target.by_horizon[TARGET_EVENT].to_numpy(dtype=object)
             if not target.by_sku.empty:
                 code = sku_index.get_indexer(pd.Index(target.by_sku[SKU]))
                 h = target.by_sku[HORIZON].to_numpy(np.int64)
@@ -292,7 +296,7 @@ class TargetDayLookup:
         return cls(
             origin_days=origin_days,
             numeric=numeric,
-            holiday_name=names,
+            event=names,
             skus=sku_array,
             specific_key=key[order],
             specific_active=np.concatenate(active)[order] if active else np.zeros(0),
@@ -324,10 +328,10 @@ class TargetDayLookup:
             horizon: Horizon per triple (1 .. max_horizon).
 
         Returns:
-            ``(numeric [m, len(TARGET_CALENDAR_FEATURES)], holiday_name [m])``.
+            ``(numeric [m, len(TARGET_CALENDAR_FEATURES)], event [m])``.
         """
         numeric = self.numeric[origin_index, horizon - 1]
-        names = self.holiday_name[origin_index, horizon - 1]
+        names = self.event[origin_index, horizon - 1]
         if len(self.specific_key) and len(origin_index):
             key = (origin_index * len(self.skus) + sku_code) * self.max_horizon + horizon - 1
             position = np.clip(np.searchsorted(self.specific_key, key), 0, len(self.specific_key) - 1)
@@ -411,8 +415,8 @@ def category_dtypes(features: pd.DataFrame, lookup: TargetDayLookup) -> dict[str
     for name in CATEGORICAL_FEATURES:
         values = pd.Series(features[name], dtype=object).dropna().astype(str).unique()
         out[name] = tuple(sorted(values))
-    names = pd.Series(lookup.holiday_name.reshape(-1), dtype=object).dropna().astype(str).unique()
-    out[TARGET_HOLIDAY_NAME] = tuple(sorted(names))
+    names = pd.Series(lookup.event.reshape(-1), dtype=object).dropna().astype(str).unique()
+    out[TARGET_EVENT] = tuple(sorted(names))
     return out
 
 
@@ -459,8 +463,8 @@ def direct_design(
         dtype = pd.CategoricalDtype(list(categories[name]))
         codes = pd.Categorical(pd.Series(features[name], dtype=object).to_numpy(), dtype=dtype).codes
         columns[name] = pd.Categorical.from_codes(codes[rows], dtype=dtype)
-    name_dtype = pd.CategoricalDtype(list(categories[TARGET_HOLIDAY_NAME]))
-    columns[TARGET_HOLIDAY_NAME] = pd.Categorical(target_names, dtype=name_dtype)
+    name_dtype = pd.CategoricalDtype(list(categories[TARGET_EVENT]))
+    columns[TARGET_EVENT] = pd.Categorical(target_names, dtype=name_dtype)
     return pd.DataFrame(columns).loc[:, list(MODEL_FEATURES)]
 
 

@@ -143,7 +143,7 @@ def test_design_has_fixed_categories_and_unknown_values_become_missing(setup: di
     model = GlobalLGBM(PARAMS, SAMPLING).fit(
         features, setup["panel"], setup["lookup"], setup["cutoff"], keys=setup["keys"]
     )
-    assert set(model.categories) >= {C.CATEGORY, C.BRAND, G.TARGET_HOLIDAY_NAME}
+    assert set(model.categories) >= {C.CATEGORY, C.BRAND, G.TARGET_EVENT}
     features.loc[:, C.CATEGORY] = "brand-new-category"
     rows = np.arange(10)
     design = direct_design(

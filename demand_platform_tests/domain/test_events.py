@@ -1,0 +1,283 @@
+"""Events as inputs: holiday keys, uplifts learned from every past instance, the launch ramp, and the platform
+forecasting Black Friday, a planned sale, launches and a level shift on a generated source."""
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from demand_platform import columns as C
+from demand_platform import ingestion
+from demand_platform.calendar import NO_EVENT, holiday_keys, national_holidays
+from demand_platform.days import to_day
+from demand_platform.features import (
+    TARGET_DAYS_SINCE_LAST_HOLIDAY,
+    TARGET_EVENT,
+    build_sales_panel,
+    target_day_features,
+)
+from demand_platform.forecasting import TrainConfig, forecast_warehouse, train_warehouse
+from demand_platform.forecasting.cold_start import launch_ramp
+from demand_platform.forecasting.events import (
+    EventUplift,
+    HorizonEvents,
+    fit_event_uplift,
+    horizon_events,
+    uplift_as_of,
+)
+from demand_platform.source import load_source_tables
+from demand_platform.synthetic import (
+    GeneratorConfig,
+    LevelShift,
+    PlannedCampaign,
+    generate_source,
+    true_demand,
+)
+from demand_platform.tables import SourceTables
+from demand_platform.tiering import assign_tiers
+
+THANKSGIVING_2024 = dt.date(2024, 11, 28)
+WAREHOUSES = pd.DataFrame({C.WAREHOUSE_ID: ["W1"], C.LOCATION_STATE: ["TX"]})
+
+
+def _day(d: dt.date) -> int:
+    return to_day(pd.Timestamp(d))
+
+
+# --- holiday keys ---------------------------------------------------------------------------------------------------------
+def test_days_around_a_holiday_get_its_key_and_offset() -> None:
+    days, names = national_holidays(2024, 2025)
+    first = _day(dt.date(2024, 11, 24))
+    keys = dict(
+        zip(pd.date_range("2024-11-24", periods=40).date, holiday_keys(days, names, first, 40), strict=True)
+    )
+    assert keys[dt.date(2024, 11, 25)] == NO_EVENT
+    assert keys[dt.date(2024, 11, 26)] == "Thanksgiving Day -2"
+    assert keys[THANKSGIVING_2024] == "Thanksgiving Day +0"
+    assert keys[dt.date(2024, 11, 29)] == "Thanksgiving Day +1"  # Black Friday, named by no calendar
+    assert keys[dt.date(2024, 12, 2)] == "Thanksgiving Day +4"  # Cyber Monday
+    assert keys[dt.date(2024, 12, 3)] == NO_EVENT
+    assert keys[dt.date(2024, 12, 25)] == "Christmas Day +0"
+    # Christmas + 4 and New Year - 3: the nearer (and on a tie the earlier) holiday wins.
+    assert keys[dt.date(2024, 12, 29)] == "Christmas Day +4"
+    assert keys[dt.date(2024, 12, 30)] == "New Year's Day -2"
+
+
+def test_target_days_carry_the_event_and_the_days_since_the_last_holiday() -> None:
+    tables = SourceTables(products=pd.DataFrame(), warehouses=WAREHOUSES)
+    target = target_day_features(tables, pd.Timestamp("2024-10-31"), "W1", horizons=range(1, 31)).by_horizon
+    by_date = target.set_index(C.TARGET_DATE)
+    assert by_date.loc["2024-11-29", TARGET_EVENT] == "Thanksgiving Day +1"
+    assert by_date.loc["2024-11-29", TARGET_DAYS_SINCE_LAST_HOLIDAY] == 1
+    assert by_date.loc["2024-11-11", TARGET_DAYS_SINCE_LAST_HOLIDAY] == 0  # Veterans Day
+    assert by_date.loc["2024-11-20", TARGET_EVENT] is None
+
+
+# --- uplifts --------------------------------------------------------------------------------------------------------------
+def _planted(
+    seed: int = 0, n: int = 240, days: int = 800
+) -> tuple[np.ndarray, np.ndarray, HorizonEvents, dict]:
+    """Poisson demand ``level x weekday x uplift(key) x (1 + slope * discount / 100)`` over two Thanksgivings."""
+    rng = np.random.default_rng(seed)
+    first = _day(dt.date(2023, 1, 1))
+    hol_days, hol_names = national_holidays(2023, 2025)
+    keys = holiday_keys(hol_days, hol_names, first, days)
+    category = np.where(np.arange(n) % 2 == 0, "Toys", "Grocery").astype(object)
+    true_uplift = {
+        "Thanksgiving Day +1": {"Toys": 5.0, "Grocery": 2.0},
+        "Thanksgiving Day +0": {"Toys": 0.5, "Grocery": 0.5},
+    }
+    uplift = np.ones((n, days))
+    for key, by_category in true_uplift.items():
+        for cat, value in by_category.items():
+            uplift[np.ix_(category == cat, keys == key)] = value
+    discount = np.zeros((n, days))
+    for _ in range(n):  # one 7-day campaign of 10-40% per SKU on average
+        sku, start = rng.integers(0, n), rng.integers(0, days - 7)
+        discount[sku, start : start + 7] = rng.integers(10, 41)
+    slope = np.where(category == "Toys", 3.0, 1.5)
+    level = rng.lognormal(0.5, 0.8, size=n)
+    weekly = np.array([1.0, 1.0, 1.0, 1.0, 1.1, 0.7, 0.7])[(3 + first + np.arange(days)) % 7]
+    mu = level[:, None] * weekly[None, :] * uplift * (1 + slope[:, None] * discount / 100)
+    quantity = rng.poisson(mu).astype(float)
+    return quantity, category, HorizonEvents(first, keys, discount), {"uplift": true_uplift}
+
+
+def test_uplifts_and_campaign_slopes_are_learned_per_category_from_every_past_instance() -> None:
+    quantity, category, events, truth = _planted()
+    fitted = fit_event_uplift(quantity, category, events)
+    table = fitted.table().set_index(["event", "category"])["uplift"]
+    for key, by_category in truth["uplift"].items():
+        for cat, value in by_category.items():
+            assert table[(key, cat)] == pytest.approx(value, rel=0.15), (key, cat)
+    assert table[("campaign slope", "Toys")] == pytest.approx(3.0, rel=0.2)
+    assert table[("campaign slope", "Grocery")] == pytest.approx(1.5, rel=0.25)
+    # A key with no effect stays near 1; both Thanksgivings of the history count.
+    assert table[("Independence Day +2", "all")] == pytest.approx(1.0, abs=0.15)
+    assert int(fitted.days[fitted.keys.index("Thanksgiving Day +1")]) == 2
+
+
+def test_the_multiplier_applies_the_event_and_the_discount_of_each_target_day() -> None:
+    quantity, category, events, _ = _planted()
+    fitted = fit_event_uplift(quantity, category, events)
+    keys = np.array(["Thanksgiving Day +1", NO_EVENT, "unknown key"], dtype=object)
+    discount = np.array([[0.0, 20.0, 0.0], [0.0, 0.0, 0.0]])
+    multiplier = fitted.multiplier(np.array(["Toys", "Never seen"], dtype=object), keys, discount)
+    table = fitted.table().set_index(["event", "category"])["uplift"]
+    assert multiplier[0, 0] == pytest.approx(table[("Thanksgiving Day +1", "Toys")])
+    assert multiplier[0, 1] == pytest.approx(1 + table[("campaign slope", "Toys")] * 0.2)
+    assert multiplier[1, 0] == pytest.approx(table[("Thanksgiving Day +1", "all")])  # unknown category
+    assert multiplier[0, 2] == multiplier[1, 2] == multiplier[1, 1] == 1.0
+    none = EventUplift.none().multiplier(category[:2], keys, discount)
+    assert (none == 1.0).all()
+
+
+def test_the_uplift_at_a_day_reads_nothing_after_it() -> None:
+    quantity, category, events, _ = _planted(days=760)
+    day = events.first_day + 700
+    rows = [
+        {
+            C.SKU: f"S{i:03d}",
+            C.WAREHOUSE_ID: "W1",
+            C.DATE: pd.Timestamp(events.first_day + d, unit="D"),
+            C.QUANTITY: q,
+        }
+        for i in range(0, len(quantity), 8)
+        for d, q in enumerate(quantity[i])
+    ]
+    history = pd.DataFrame(rows).assign(**{C.REVENUE: 1.0})
+    skus = np.array(sorted(history[C.SKU].unique()), dtype=object)
+    cat = category[::8]
+    sub = HorizonEvents(events.first_day, events.keys, events.discount[::8])
+    panel = build_sales_panel(history, end=pd.Timestamp(events.first_day + 759, unit="D"), lookback_days=759)
+    assert list(panel.skus) == list(skus)
+    changed = history.copy()
+    after = changed[C.DATE] > pd.Timestamp(day, unit="D")
+    changed.loc[after, C.QUANTITY] = changed.loc[after, C.QUANTITY] * 50 + 7
+    panel_changed = build_sales_panel(changed, end=pd.Timestamp(panel.end_day, unit="D"), lookback_days=759)
+    a, b = uplift_as_of(panel, cat, sub, day), uplift_as_of(panel_changed, cat, sub, day)
+    assert a.keys == b.keys
+    np.testing.assert_array_equal(a.uplift, b.uplift)
+    np.testing.assert_array_equal(a.slope, b.slope)
+    # ... and the data after it do move a later fit.
+    later = uplift_as_of(panel_changed, cat, sub, panel.end_day)
+    assert not np.allclose(later.slope, a.slope)
+
+
+# --- launch ramp ------------------------------------------------------------------------------------------------------------
+def test_the_launch_ramp_is_recovered_from_launches_of_very_different_levels_seen_for_different_ages() -> (
+    None
+):
+    rng = np.random.default_rng(4)
+    n_weeks, n = 13, 300
+    age = np.arange(7 * n_weeks)
+    true_day = 1 - np.exp(-(age + 1) / 21)
+    level = rng.lognormal(0.0, 1.5, size=n)
+    y = rng.poisson(level[:, None] * true_day[None, :]).astype(float)
+    # Half the launches are recent: seen for their first 1-3 weeks only.
+    seen_weeks = np.where(np.arange(n) % 2 == 0, rng.integers(1, 4, size=n), n_weeks)
+    observed = age[None, :] < 7 * seen_weeks[:, None]
+    ramp = launch_ramp(np.where(observed, y, 0.0), observed, n_weeks)
+    truth = true_day.reshape(n_weeks, 7).mean(axis=1)
+    np.testing.assert_allclose(ramp, truth / truth.mean(), rtol=0.12)
+
+
+# --- the platform on a generated source ---------------------------------------------------------------------------------
+ORIGIN = dt.date(2024, 10, 31)
+SALE = (dt.date(2024, 11, 12), dt.date(2024, 11, 15))
+SCENARIO = GeneratorConfig(
+    n_skus=150,
+    n_warehouses=1,
+    start=dt.date(2022, 9, 1),
+    days=(ORIGIN - dt.date(2022, 9, 1)).days + 31,
+    seed=5,
+    planned_campaigns=(PlannedCampaign(*SALE, discount=30.0),),
+    level_shifts=(LevelShift("Home & Kitchen", ORIGIN - dt.timedelta(days=60), 0.6),),
+    late_launches=12,
+    late_launch_window=(ORIGIN - dt.timedelta(days=20), ORIGIN),
+)
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    """Forecasts at the origin (sources cut there) joined to the true mean of every target day."""
+    full, cut = tmp_path_factory.mktemp("full"), tmp_path_factory.mktemp("cut")
+    generate_source(full, SCENARIO)
+    for path in full.glob("*.parquet"):
+        frame = pd.read_parquet(path)
+        if path.stem == C.TRANSACTIONS:
+            frame = frame.loc[pd.to_datetime(frame[C.TRANSACTION_DATE]).dt.date <= ORIGIN]
+        if path.stem == C.WEATHER:
+            frame = frame.loc[pd.to_datetime(frame[C.DATE]).dt.date <= ORIGIN]
+        frame.to_parquet(Path(cut) / path.name)
+    tables = load_source_tables(cut)
+    warehouse = str(tables.warehouses[C.WAREHOUSE_ID].iloc[0])
+    raw = ingestion.ingest_sales(cut, tables.products, tables.warehouses, SCENARIO.start, ORIGIN).raw_sales
+    raw[C.DATE] = pd.to_datetime(raw[C.DATE]).astype("datetime64[ns]")
+    tiers = assign_tiers(
+        raw.loc[raw[C.DATE] > pd.Timestamp(ORIGIN - dt.timedelta(days=400))], tables.products, ORIGIN
+    )
+    model = train_warehouse(raw, tables, ORIGIN, warehouse, tiers, TrainConfig())
+    forecasts = forecast_warehouse(model, raw, tables, ORIGIN, warehouse, tiers)
+    truth = true_demand(SCENARIO, ORIGIN + dt.timedelta(days=1), ORIGIN + dt.timedelta(days=30))
+    products = tables.products.set_index(C.SKU)
+    out = forecasts.merge(
+        truth.rename(columns={C.DATE: C.TARGET_DATE}), on=[C.SKU, C.WAREHOUSE_ID, C.TARGET_DATE], how="inner"
+    )
+    out[C.CATEGORY] = out[C.SKU].map(products[C.CATEGORY])
+    out["launch"] = pd.to_datetime(out[C.SKU].map(products[C.LAUNCH_DATE]))
+    return out
+
+
+def _bias(frame: pd.DataFrame) -> float:
+    return float(frame[C.FORECAST].sum() / frame["mean"].sum() - 1)
+
+
+def _relative_bias(scenario: pd.DataFrame, part: pd.Series, reference: pd.Series) -> float:
+    """Bias of ``part`` relative to the bias of ``reference``: the error of the effect (the event, the launch,
+    the shift), not of the warehouse's level, which a 150-SKU world misses by some 10% either way."""
+    return (1 + _bias(scenario.loc[part])) / (1 + _bias(scenario.loc[reference])) - 1
+
+
+def _ordinary(scenario: pd.DataFrame) -> pd.Series:
+    """Target days before the sale and after none of the events."""
+    return scenario[C.TARGET_DATE].dt.date < SALE[0]
+
+
+def test_black_friday_and_its_weekend_are_forecast_from_the_past_ones(scenario: pd.DataFrame) -> None:
+    weekend = scenario[C.TARGET_DATE].dt.date.between(dt.date(2024, 11, 29), dt.date(2024, 12, 1))
+    # Two earlier Black Fridays in the history (2022, 2023); the truth is about 4x a normal Friday.
+    error = _relative_bias(scenario, weekend, _ordinary(scenario))
+    assert abs(error) < 0.2, error
+
+
+def test_a_planned_sitewide_sale_is_forecast(scenario: pd.DataFrame) -> None:
+    on_sale = scenario[C.TARGET_DATE].dt.date.between(*SALE)
+    error = _relative_bias(scenario, on_sale, _ordinary(scenario))
+    assert abs(error) < 0.2, error
+
+
+def test_a_category_that_fell_40_percent_two_months_ago_is_tracked(scenario: pd.DataFrame) -> None:
+    shifted = scenario[C.CATEGORY] == "Home & Kitchen"
+    assert shifted.sum() > 0
+    ordinary = _ordinary(scenario)
+    error = _relative_bias(scenario, shifted & ordinary, ~shifted & ordinary)
+    assert abs(error) < 0.2, error
+
+
+def test_late_launches_follow_the_launch_ramp(scenario: pd.DataFrame) -> None:
+    late = scenario["launch"].dt.date >= SCENARIO.late_launch_window[0]
+    assert late.sum() > 0
+    error = _relative_bias(scenario, late, ~late)
+    assert abs(error) < 0.25, error
+
+
+def test_the_events_change_nothing_when_the_horizon_has_none() -> None:
+    tables = SourceTables(products=pd.DataFrame(), warehouses=WAREHOUSES)
+    quantity, category, events, _ = _planted()
+    fitted = fit_event_uplift(quantity, category, events)
+    quiet = horizon_events(tables, "W1", np.array(["A"], dtype=object), _day(dt.date(2024, 8, 5)), 20)
+    assert (quiet.keys == NO_EVENT).all() and (quiet.discount == 0).all()
+    assert (fitted.multiplier(np.array(["Toys"], dtype=object), quiet.keys, quiet.discount) == 1.0).all()
