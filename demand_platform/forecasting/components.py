@@ -34,7 +34,7 @@ def stat_components(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Statistical forecasts ``[n, H]`` of ``rows`` with their chosen models (NaN elsewhere) and model names.
 
-    ``events`` (``[n, H]``, :func:`demand_platform.forecasting.events.origin_multiplier`) multiplies them:
+    ``events`` (``[n, H]``, :meth:`demand_platform.forecasting.events.EventUplift.multiplier`) multiplies them:
     the holidays and campaigns of the target days, which the statistical models do not see.
     """
     forecast = np.full((len(state.skus), config.horizon), np.nan)

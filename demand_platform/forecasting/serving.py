@@ -12,7 +12,7 @@ from demand_platform.forecasting.baselines import BASELINES
 from demand_platform.forecasting.components import cold_components, lgbm_at, stat_components
 from demand_platform.forecasting.config import MODEL_COLD_START, TrainConfig, band_of_horizon, quantile_column
 from demand_platform.forecasting.ensemble import combine, needs_stat, weight_matrix
-from demand_platform.forecasting.events import origin_multiplier
+from demand_platform.forecasting.events import horizon_events, with_campaign_lift
 from demand_platform.forecasting.model import WarehouseModel
 from demand_platform.forecasting.quantiles import dispersion_of, level_matrix, nb_quantiles
 from demand_platform.forecasting.state import (
@@ -79,6 +79,8 @@ def forecast_arrays(
     if baseline:
         return _baseline_arrays(model, state, band_of_h)
 
+    ahead = horizon_events(tables, warehouse_id, state.skus, origin_day + 1, horizon)
+    events = model.events.multiplier(state.category, ahead.keys, ahead.discount)
     lgbm_fc = np.full((len(state.skus), horizon), np.nan)
     if model.lgbm is not None and state.is_ml.any():
         ml_skus = state.skus[state.is_ml]
@@ -94,14 +96,14 @@ def forecast_arrays(
             )
             keys = FeatureKeys.of(features, panel, lookup)
             lgbm_fc = lgbm_at(model.lgbm, features, keys, panel, lookup, state, horizon)
+            if (ahead.discount[state.is_ml] > 0).any():
+                plain = lgbm_at(model.lgbm, features, keys, panel, lookup.without_campaigns(), state, horizon)
+                lgbm_fc = with_campaign_lift(lgbm_fc, plain, model.events, state.category, ahead.discount)
 
     names = pd.Index([m.name for m in models])
     choice = names.get_indexer(pd.Index(model.stat_choice.reindex(state.skus).to_numpy(dtype=object)))
     choice = np.where(choice >= 0, choice, 0)  # SKUs without a backtest take the first model
     stat_rows = np.flatnonzero(needs_stat(state, lgbm_fc))
-    events = origin_multiplier(
-        model.events, tables, warehouse_id, state.skus, state.category, origin_day, horizon
-    )
     stat_fc, stat_name = stat_components(state, stat_rows, choice[stat_rows], models, config, events)
     cold_fc = cold_components(model.cold_start, state, horizon, events)
     cap = output_cap(state, cold_fc, config)

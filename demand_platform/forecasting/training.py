@@ -18,8 +18,9 @@ from demand_platform.forecasting.events import (
     EventUplift,
     HorizonEvents,
     history_events,
-    origin_multiplier,
+    horizon_events,
     uplift_as_of,
+    with_campaign_lift,
 )
 from demand_platform.forecasting.model import WarehouseModel
 from demand_platform.forecasting.quantiles import (
@@ -88,12 +89,6 @@ class SalesHistory:
         """Event uplifts learned from the days up to ``day``."""
         return uplift_as_of(self.panel, self.category, self.events, day)
 
-    def event_multiplier(self, uplift: EventUplift, state: OriginState, horizon: int) -> np.ndarray:
-        """``[n, H]`` event multiplier of the origin's SKUs on the days after it."""
-        return origin_multiplier(
-            uplift, self.tables, self.warehouse_id, state.skus, state.category, state.day, horizon
-        )
-
 
 @dataclass(frozen=True)
 class MLTraining:
@@ -123,11 +118,25 @@ class MLTraining:
             return None
         return self.trainer.fit(cutoff, skus)
 
-    def forecast(self, model: MLForecaster | None, panel: SalesPanel, state: OriginState) -> np.ndarray:
-        """``model``'s forecasts ``[n, H]`` of the origin's global_ml SKUs (NaN for the others)."""
+    def forecast(
+        self,
+        model: MLForecaster | None,
+        panel: SalesPanel,
+        state: OriginState,
+        uplift: EventUplift | None = None,
+        discount: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """``model``'s forecasts ``[n, H]`` of the origin's global_ml SKUs (NaN for the others); on the days of
+        a campaign (``discount``), its forecast without the campaign times ``uplift``'s campaign lift."""
         if self.keys is None or self.lookup is None:
             return np.full((len(state.skus), self.horizon), np.nan)
-        return lgbm_at(model, self.features, self.keys, panel, self.lookup, state, self.horizon)
+        forecast = lgbm_at(model, self.features, self.keys, panel, self.lookup, state, self.horizon)
+        if uplift is None or discount is None or not (discount[state.is_ml] > 0).any():
+            return forecast
+        plain = lgbm_at(
+            model, self.features, self.keys, panel, self.lookup.without_campaigns(), state, self.horizon
+        )
+        return with_campaign_lift(forecast, plain, uplift, state.category, discount)
 
 
 @dataclass(frozen=True)
@@ -280,11 +289,12 @@ def _fold(
     statistical models selected on the history up to it, launch profiles as of it."""
     panel, horizon = sales.panel, config.horizon
     state = sales.state_at(tiers, day, config)
-    lgbm_fc = ml.forecast(ml.fit(day, ml_skus), panel, state)
+    uplift = sales.uplift_at(day)
+    ahead = horizon_events(sales.tables, sales.warehouse_id, state.skus, day + 1, horizon)
+    events = uplift.multiplier(state.category, ahead.keys, ahead.discount)
+    lgbm_fc = ml.forecast(ml.fit(day, ml_skus), panel, state, uplift, ahead.discount)
     stat_rows = np.flatnonzero(needs_stat(state, lgbm_fc))
     choice = choose_stat(state, stat_rows, models, config)
-    uplift = sales.uplift_at(day)
-    events = sales.event_multiplier(uplift, state, horizon)
     stat_fc, stat_name = stat_components(state, stat_rows, choice, models, config, events)
     cold_fc = cold_components(sales.cold_start_at(day, config, uplift), state, horizon, events)
     return FoldResult(

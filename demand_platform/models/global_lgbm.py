@@ -239,6 +239,21 @@ class TargetDayLookup:
         """Largest horizon covered."""
         return int(self.numeric.shape[1])
 
+    def without_campaigns(self) -> "TargetDayLookup":
+        """The same target days with no campaign on any of them (what the ML model forecasts for a day
+        without its campaign; :func:`demand_platform.forecasting.events.with_campaign_lift`)."""
+        numeric = self.numeric.copy()
+        numeric[..., TARGET_CALENDAR_FEATURES.index(TARGET_PROMO_ACTIVE)] = 0.0
+        numeric[..., TARGET_CALENDAR_FEATURES.index(TARGET_PROMO_DISCOUNT)] = 0.0
+        empty = np.zeros(0)
+        return dataclasses.replace(
+            self,
+            numeric=numeric,
+            specific_key=np.zeros(0, dtype=np.int64),
+            specific_active=empty,
+            specific_discount=empty,
+        )
+
     @classmethod
     def build(
         cls,

@@ -26,6 +26,13 @@ from demand_platform.forecasting.events import (
     fit_event_uplift,
     horizon_events,
     uplift_as_of,
+    with_campaign_lift,
+)
+from demand_platform.models.global_lgbm import (
+    TARGET_CALENDAR_FEATURES,
+    TARGET_PROMO_ACTIVE,
+    TARGET_PROMO_DISCOUNT,
+    TargetDayLookup,
 )
 from demand_platform.source import load_source_tables
 from demand_platform.synthetic import (
@@ -281,3 +288,51 @@ def test_the_events_change_nothing_when_the_horizon_has_none() -> None:
     quiet = horizon_events(tables, "W1", np.array(["A"], dtype=object), _day(dt.date(2024, 8, 5)), 20)
     assert (quiet.keys == NO_EVENT).all() and (quiet.discount == 0).all()
     assert (fitted.multiplier(np.array(["Toys"], dtype=object), quiet.keys, quiet.discount) == 1.0).all()
+
+
+def test_campaign_days_of_the_ml_model_are_its_plain_forecast_times_the_learned_lift() -> None:
+    quantity, category, events, _ = _planted()
+    fitted = fit_event_uplift(quantity, category, events)
+    ml = np.full((2, 3), 10.0)
+    plain = np.full((2, 3), 4.0)
+    discount = np.array([[0.0, 30.0, 0.0], [0.0, 0.0, 0.0]])
+    cats = np.array(["Toys", "Grocery"], dtype=object)
+    out = with_campaign_lift(ml, plain, fitted, cats, discount)
+    assert out[0, 1] == pytest.approx(4.0 * fitted.campaign_lift(cats, discount)[0, 1])
+    assert out[0, 1] == pytest.approx(4.0 * (1 + 0.3 * fitted.slope[list(fitted.categories).index("Toys")]))
+    assert (np.delete(out.ravel(), 1) == 10.0).all()  # days without a campaign keep the ML forecast
+    assert with_campaign_lift(ml, plain, fitted, cats, np.zeros((2, 3))) is ml
+
+
+def test_a_lookup_without_campaigns_keeps_the_calendar_and_drops_every_campaign() -> None:
+    tables = SourceTables(
+        products=pd.DataFrame(),
+        warehouses=WAREHOUSES,
+        campaigns=pd.DataFrame(
+            {
+                C.CAMPAIGN_ID: ["C1", "C2"],
+                C.START_DATE: pd.to_datetime(["2024-11-05", "2024-11-08"]),
+                C.END_DATE: pd.to_datetime(["2024-11-06", "2024-11-09"]),
+                C.SKU: [None, "A"],
+                C.DISCOUNT_PERCENT: [20.0, 40.0],
+                C.CAMPAIGN_TYPE: ["seasonal_sale", "flash_sale"],
+                C.TARGET_REGION: [None, None],
+            }
+        ),
+    )
+    skus = np.array(["A", "B"], dtype=object)
+    lookup = TargetDayLookup.build(tables, "W1", [pd.Timestamp("2024-10-31")], 30, skus)
+    plain = lookup.without_campaigns()
+    origin, horizon = np.zeros(4, dtype=np.int64), np.array([5, 6, 8, 29])
+    numeric, event = lookup.gather(origin, np.zeros(4, dtype=np.int64), horizon)
+    numeric_plain, event_plain = plain.gather(origin, np.zeros(4, dtype=np.int64), horizon)
+    discount = TARGET_CALENDAR_FEATURES.index(TARGET_PROMO_DISCOUNT)
+    assert list(numeric[:, discount]) == [20.0, 20.0, 40.0, 0.0]
+    assert (numeric_plain[:, discount] == 0).all()
+    others = [
+        i
+        for i, name in enumerate(TARGET_CALENDAR_FEATURES)
+        if name not in (TARGET_PROMO_ACTIVE, TARGET_PROMO_DISCOUNT)
+    ]
+    np.testing.assert_array_equal(numeric[:, others], numeric_plain[:, others])
+    assert list(event_plain) == list(event) and event[3] == "Thanksgiving Day +1"
