@@ -72,17 +72,17 @@ def horizon_events(
 
 def _trailing_mean(values: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean of ``values`` over the ``counts`` cells ``BASELINE_GAP .. BASELINE_GAP + BASELINE_DAYS - 1`` days
-    before each column (cumulative sums: one pass over the matrix), and the number of cells."""
+    before each column (cumulative sums behind ``BASELINE_GAP + BASELINE_DAYS`` leading zero columns, then
+    two shifted slices: one pass over the matrix, no gather), and the number of cells."""
     n, n_days = values.shape
-    csum = np.zeros((n, n_days + 1))
-    ccnt = np.zeros((n, n_days + 1))
-    np.cumsum(values, axis=1, out=csum[:, 1:])
-    np.cumsum(counts, axis=1, out=ccnt[:, 1:])
-    col = np.arange(n_days)
-    hi = np.clip(col - BASELINE_GAP + 1, 0, n_days)  # exclusive end: the day BASELINE_GAP before
-    lo = np.clip(col - BASELINE_GAP - BASELINE_DAYS + 1, 0, n_days)
-    total = csum[:, hi] - csum[:, lo]
-    count = ccnt[:, hi] - ccnt[:, lo]
+    lead = BASELINE_GAP + BASELINE_DAYS
+    first, last = lead - BASELINE_GAP, 0  # slice starts of the window's end and start
+    out = []
+    for matrix in (values, counts):
+        csum = np.zeros((n, lead + n_days), dtype=np.float64)
+        np.cumsum(matrix, axis=1, out=csum[:, lead:])
+        out.append(csum[:, first : first + n_days] - csum[:, last : last + n_days])
+    total, count = out
     return np.divide(total, count, out=np.zeros_like(total), where=count > 0), count
 
 

@@ -50,6 +50,11 @@ class WarehouseModel:
     baseline: BaselineForecaster | None = None
     events: EventUplift = field(default_factory=EventUplift.none)
 
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """Unpickle, a model of an earlier version included: it has no event uplifts (multiplier 1)."""
+        state.setdefault("events", EventUplift.none())
+        self.__dict__.update(state)
+
     def feature_importance(self) -> pd.DataFrame:
         """Importance of the features in the ML model (the LightGBM's gain; empty without a model)."""
         if self.lgbm is None:

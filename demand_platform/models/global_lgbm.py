@@ -483,6 +483,24 @@ def direct_design(
     return pd.DataFrame(columns).loc[:, list(MODEL_FEATURES)]
 
 
+def require_model_features(booster: lgb.Booster, band: str) -> None:
+    """Refuse a booster trained on other features than this code builds (a model of an earlier version).
+
+    Raises:
+        ValueError: Naming the features it lacks and those it has extra, and the remedy (retrain).
+    """
+    trained = list(booster.feature_name())
+    if trained == list(MODEL_FEATURES):
+        return
+    missing = sorted(set(MODEL_FEATURES) - set(trained))
+    extra = sorted(set(trained) - set(MODEL_FEATURES))
+    raise ValueError(
+        f"the LightGBM of band {band} was trained on the features of an earlier version (it lacks {missing}, "
+        f"has {extra} instead): retrain the warehouse (the trained_models asset, or the retrain job) before "
+        "forecasting with it"
+    )
+
+
 # --- training pairs -------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TrainingPairs:
@@ -761,6 +779,7 @@ class GlobalLGBM:
             band_h = np.arange(band[0], last + 1)
             rows = np.repeat(np.arange(n), len(band_h))
             h = np.tile(band_h, n)
+            require_model_features(booster, band_label(band))
             design = direct_design(features, keys, rows, h, panel, lookup, self.categories)
             prediction = booster.predict(design, num_threads=self.params.num_threads)
             out[:, band[0] - 1 : last] = np.maximum(prediction, 0.0).reshape(n, len(band_h))

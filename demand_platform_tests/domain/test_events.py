@@ -336,3 +336,16 @@ def test_a_lookup_without_campaigns_keeps_the_calendar_and_drops_every_campaign(
     ]
     np.testing.assert_array_equal(numeric[:, others], numeric_plain[:, others])
     assert list(event_plain) == list(event) and event[3] == "Thanksgiving Day +1"
+
+
+def test_a_pickled_model_of_an_earlier_version_unpickles_without_event_uplifts() -> None:
+    import pickle
+
+    from demand_platform.forecasting.model import WarehouseModel
+
+    model = WarehouseModel.__new__(WarehouseModel)
+    state = {"warehouse_id": "W1", "train_date": pd.Timestamp("2024-01-01")}
+    model.__dict__.update(state)
+    old = pickle.loads(pickle.dumps(model))  # its state has no "events"
+    assert "events" not in model.__dict__
+    assert old.events.keys == () and (old.events.slope == 0).all()

@@ -199,3 +199,25 @@ def test_earlier_cutoffs_train_on_the_subset_of_the_shared_training_set(setup: d
     assert model.is_fitted
     with pytest.raises(ValueError, match="earlier cutoff"):
         GlobalLGBM(PARAMS, SAMPLING).fit_training_set(training_set, setup["cutoff"] + pd.Timedelta(days=1))
+
+
+class _OldBooster:
+    """A booster of an earlier version: trained with the holiday name instead of the event key."""
+
+    def feature_name(self) -> list[str]:
+        names = list(MODEL_FEATURES)
+        names[names.index(G.TARGET_EVENT)] = "target_holiday_name"
+        names.remove(G.TARGET_DAYS_SINCE_LAST_HOLIDAY)
+        return names
+
+
+def test_a_model_of_an_earlier_feature_set_is_refused_with_the_remedy(setup: dict) -> None:
+    model = GlobalLGBM(PARAMS, SAMPLING).fit(
+        setup["features"], setup["panel"], setup["lookup"], setup["cutoff"], keys=setup["keys"]
+    )
+    G.require_model_features(next(iter(model.boosters.values())), "1-7")  # its own features pass
+    model.boosters = {label: _OldBooster() for label in model.boosters}
+    at_cutoff = setup["keys"].origin_day == _day(setup["cutoff"])
+    subset = setup["features"].loc[at_cutoff].reset_index(drop=True)
+    with pytest.raises(ValueError, match=r"earlier version.*target_days_since_last_holiday.*retrain"):
+        model.predict(subset, setup["panel"], setup["lookup"], 30)
