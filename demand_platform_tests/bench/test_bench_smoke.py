@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import accuracy, cluster_storage, dagster_timing, event_log_size, speed, sweep, tables
+from bench import accuracy, cluster_storage, dagster_timing, event_log_size, scenarios, speed, sweep, tables
 from bench.common import PEERS, PLATFORM_P50, PLATFORM_POINT, ZERO
 
 M5_START = dt.date(2015, 1, 3)
@@ -373,3 +373,22 @@ def test_cluster_storage_writes_every_store_and_counts_conflicts(tmp_path: Path)
     # One writer at a time on the file (the lock), and PostgreSQL's row locks: nothing to retry.
     assert results["stores"]["duckdb_file"]["conflicts"] == 0
     assert results["stores"]["postgres"]["conflicts"] == 0
+
+
+def test_scenarios_score_every_segment_against_the_floor(tmp_path: Path) -> None:
+    out = tmp_path / "scenarios.json"
+    argv = ["--work", str(tmp_path / "work"), "--out", str(out), "--skus", "40", "--warehouses", "1"]
+    assert scenarios.main([*argv, "--late-launches", "4", "--peers", "MA28", "seasonal naive (7)"]) == 0
+    results = read(out, "scenarios")
+    segments = {(s["series"], s["days"]): s for s in results["segments"]}
+    every_day = segments[("all series", "all days")]
+    assert 0 < every_day["n_series"] <= 40
+    for name in ("platform", "true median (floor)", "MA28", "seasonal naive (7)"):
+        assert every_day[name]["wmape"] >= 0 and every_day[name]["bias"] > -1
+    assert every_day["true median (floor)"]["ratio"] == pytest.approx(1.0)
+    days = {d for _, d in segments}
+    assert any(d.startswith("Black Friday") for d in days) and any(
+        d.startswith("sitewide 30% sale") for d in days
+    )
+    assert any(s.startswith("launched in the last 21 days") for s, _ in segments)
+    assert 0 <= every_day["p90 coverage"] <= 1
