@@ -1,6 +1,7 @@
 """Launch profiles of new SKUs: category level x launch ramp, updated by a SKU's own days since launch."""
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,7 +96,7 @@ def fit_cold_start(
     category: np.ndarray,
     launch_day: np.ndarray,
     config: TrainConfig,
-    events: np.ndarray | None = None,
+    events: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> ColdStartProfile:
     """Launch profiles from the SKUs launched in the ``cold_lookback_days`` before panel column ``end_column``.
 
@@ -105,7 +106,7 @@ def fit_cold_start(
         category: Category of each panel SKU.
         launch_day: Effective launch epoch day of each panel SKU.
         config: Settings.
-        events: ``[n_panel_skus, panel.n_days]`` event multiplier of each SKU-day (holidays, campaigns;
+        events: Panel rows -> their ``[len(rows), panel.n_days]`` event multiplier (holidays, campaigns;
             :class:`demand_platform.forecasting.events.EventUplift`): the launches' demand is divided by it
             before the ramp and levels are fitted, so a launch that met Black Friday in its fifth week does
             not teach every launch to jump in its fifth week. None: no adjustment.
@@ -150,7 +151,9 @@ def fit_cold_start(
     sku_rows = np.broadcast_to(rows[:, None], column.shape)
     values[ok] = panel.quantity[sku_rows[ok], column[ok]]
     if events is not None:
-        values[ok] /= events[sku_rows[ok], column[ok]]
+        multiplier = events(rows)
+        position = np.broadcast_to(np.arange(len(rows))[:, None], column.shape)
+        values[ok] /= multiplier[position[ok], column[ok]]
     observed = ~np.isnan(values)
     filled = np.where(observed, values, 0.0)
     ramp = launch_ramp(filled, observed, n_weeks)

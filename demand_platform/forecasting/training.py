@@ -80,7 +80,10 @@ class SalesHistory:
 
     def cold_start_at(self, day: int, config: TrainConfig, uplift: EventUplift) -> ColdStartProfile:
         """Launch profiles as of ``day``, from the launches' demand net of the events ``uplift`` knows."""
-        events = uplift.multiplier(self.category, self.events.keys, self.events.discount)
+
+        def events(rows: np.ndarray) -> np.ndarray:
+            return uplift.multiplier(self.category[rows], self.events.keys, self.events.discount[rows])
+
         return fit_cold_start(
             self.panel, day - self.panel.start_day, self.category, self.launch, config, events
         )
