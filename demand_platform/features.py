@@ -54,7 +54,13 @@ import numpy as np
 import pandas as pd
 
 from demand_platform import columns as C
-from demand_platform.calendar import HOLIDAY_OFFSETS, build_calendar, holiday_keys, national_holidays
+from demand_platform.calendar import (
+    HOLIDAY_OFFSETS,
+    NO_EVENT,
+    build_calendar,
+    holiday_keys,
+    national_holidays,
+)
 from demand_platform.columns import (
     BRAND,
     CAPACITY_UNITS,
@@ -1263,7 +1269,7 @@ def target_day_features(
             TARGET_IS_PAYDAY: np.where(known, cal["is_payday"][position], np.nan),
             TARGET_DAYS_TO_NEXT_HOLIDAY: days_to_next,
             TARGET_DAYS_SINCE_LAST_HOLIDAY: days_since_last,
-            TARGET_EVENT: np.where(event == "", None, event).astype(object),
+            TARGET_EVENT: _nulls_to_none(np.where(event == NO_EVENT, np.nan, event).astype(object)),
             TARGET_PROMO_ACTIVE: promos.all_active[horizon_array].astype(np.float64),
             TARGET_PROMO_DISCOUNT: np.where(
                 promos.all_active[horizon_array], promos.all_discount[horizon_array], 0.0
