@@ -1248,10 +1248,10 @@ def target_day_features(
         tables, origin_day - 400, origin_day + max_horizon + HOLIDAY_OFFSETS[1]
     )
     event = holiday_keys(hol_days, hol_names, origin_day + 1, max_horizon)[horizon_array - 1]
+    days_since_last = np.full(len(target_days), np.nan)
     last_index = np.searchsorted(hol_days, target_days, side="right") - 1
-    days_since_last = np.where(
-        last_index >= 0, target_days - hol_days[np.clip(last_index, 0, None)], np.nan
-    ).astype(np.float64)
+    has_last = last_index >= 0  # a calendar without a holiday before the target day leaves NaN
+    days_since_last[has_last] = target_days[has_last] - hol_days[last_index[has_last]]
     dow = target_dates.dayofweek.to_numpy() + 1
     by_horizon = pd.DataFrame(
         {

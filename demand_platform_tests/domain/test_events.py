@@ -349,3 +349,26 @@ def test_a_pickled_model_of_an_earlier_version_unpickles_without_event_uplifts()
     old = pickle.loads(pickle.dumps(model))  # its state has no "events"
     assert "events" not in model.__dict__
     assert old.events.keys == () and (old.events.slope == 0).all()
+
+
+def test_a_delivered_calendar_without_holidays_gives_no_event_and_no_days_since() -> None:
+    days = pd.date_range("2024-07-10", "2024-09-30")
+    calendar = pd.DataFrame(
+        {
+            C.DATE: days,
+            C.DAY_OF_WEEK: days.dayofweek + 1,
+            C.IS_WEEKEND: days.dayofweek >= 5,
+            C.IS_HOLIDAY: False,
+            C.HOLIDAY_NAME: None,
+            C.IS_PAYDAY: False,
+            C.MONTH: days.month,
+            C.QUARTER: days.quarter,
+            C.YEAR: days.year,
+        }
+    )
+    tables = SourceTables(products=pd.DataFrame(), warehouses=WAREHOUSES, calendar=calendar)
+    target = target_day_features(tables, pd.Timestamp("2024-08-01"), "W1", horizons=range(1, 31)).by_horizon
+    assert target[TARGET_EVENT].isna().all()
+    assert target[TARGET_DAYS_SINCE_LAST_HOLIDAY].isna().all()
+    events = horizon_events(tables, "W1", np.array(["A"], dtype=object), _day(dt.date(2024, 8, 2)), 30)
+    assert (events.keys == NO_EVENT).all()
