@@ -195,6 +195,16 @@ def _cut_copy(full: Path, out: Path, origin: dt.date, cut: dict[str, str]) -> No
             shutil.copy2(path, out / path.name)
 
 
+def generated_keys(source: Path) -> tuple[pd.DataFrame, pd.MultiIndex]:
+    """A generated source's products and its (sku, warehouse_id) series: every SKU in every warehouse."""
+    products = pq.read_table(source / f"{C.PRODUCTS}.parquet").to_pandas()
+    warehouses = sorted(pq.read_table(source / f"{C.WAREHOUSES}.parquet")[C.WAREHOUSE_ID].to_pylist())
+    keys = pd.MultiIndex.from_product(
+        [products[C.SKU].astype(str), warehouses], names=[C.SKU, C.WAREHOUSE_ID]
+    )
+    return products, keys
+
+
 def synthetic(args: argparse.Namespace, work: Path) -> Dataset:
     """The platform's generated source."""
     from demand_platform.synthetic import GeneratorConfig, generate_source
@@ -205,11 +215,7 @@ def synthetic(args: argparse.Namespace, work: Path) -> Dataset:
         shutil.rmtree(full)
     summary = generate_source(full, config)
     print(f"generate_source: {summary.seconds:.1f} s; rows {summary.rows}", flush=True)
-    products = pq.read_table(full / f"{C.PRODUCTS}.parquet").to_pandas()
-    warehouses = sorted(pq.read_table(full / f"{C.WAREHOUSES}.parquet")[C.WAREHOUSE_ID].to_pylist())
-    keys = pd.MultiIndex.from_product(
-        [products[C.SKU].astype(str), warehouses], names=[C.SKU, C.WAREHOUSE_ID]
-    )
+    products, keys = generated_keys(full)
     dates = pd.date_range(config.start, config.end, freq="D")
     units, revenue = _matrices(
         _daily_sums(full / f"{C.TRANSACTIONS}.parquet"), keys, dates, ("units", "revenue")

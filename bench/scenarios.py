@@ -35,9 +35,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
-from bench.accuracy import _cut_copy, _daily_sums, _matrices
+from bench.accuracy import _cut_copy, _daily_sums, _matrices, generated_keys
 from bench.common import (
     AUTO_ETS,
     MA28,
@@ -215,11 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     _cut_copy(full, cut, origin, {C.TRANSACTIONS: C.TRANSACTION_DATE, C.WEATHER: C.DATE})
     print(f"source: {time.perf_counter() - started:.1f} s", flush=True)
 
-    products = pq.read_table(full / f"{C.PRODUCTS}.parquet").to_pandas()
-    warehouses = sorted(pq.read_table(full / f"{C.WAREHOUSES}.parquet")[C.WAREHOUSE_ID].to_pylist())
-    keys = pd.MultiIndex.from_product(
-        [products[C.SKU].astype(str), warehouses], names=[C.SKU, C.WAREHOUSE_ID]
-    )
+    products, keys = generated_keys(full)
+    warehouses = sorted(set(keys.get_level_values(C.WAREHOUSE_ID)))
     dates = pd.date_range(config.start, config.end, freq="D")
     end = int(dates.get_loc(pd.Timestamp(origin))) + 1
     units = np.clip(
