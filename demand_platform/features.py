@@ -63,6 +63,7 @@ from demand_platform.calendar import (
 )
 from demand_platform.columns import (
     BRAND,
+    CAMPAIGN_TYPE,
     CAPACITY_UNITS,
     CATEGORY,
     DATE,
@@ -756,6 +757,51 @@ class _CampaignDays(NamedTuple):
     sku_discount: np.ndarray  # [m, n_days] max discount (specific or all-SKU)
 
 
+class _ExpandedCampaigns(NamedTuple):
+    """The campaigns applicable to a warehouse that touch a window, one record per campaign x day in it."""
+
+    rows: np.ndarray  # [c] row of each kept campaign in the campaigns table
+    discount: np.ndarray  # [c] discount (NaN = 0)
+    sku: np.ndarray  # [c] SKU (None/NaN = every SKU)
+    start: np.ndarray  # [c] epoch day of the campaign's first day (may precede the window)
+    campaign_of_day: np.ndarray  # [m] campaign (0 .. c-1) of each campaign-day
+    day: np.ndarray  # [m] window column of each campaign-day
+
+
+def _expand_campaigns(
+    campaigns: pd.DataFrame | None, state: object, first_day: int, n_days: int
+) -> _ExpandedCampaigns | None:
+    """Campaigns applicable to a warehouse in ``state`` on days ``first_day .. first_day + n_days - 1``,
+    expanded to their days (vectorised); None when none applies.
+
+    A campaign applies when its target region is null or equals ``state``; rows without valid dates are
+    ignored (ingestion keeps them aside).
+    """
+    if campaigns is None or campaigns.empty:
+        return None
+    start, start_valid = _days(campaigns[START_DATE])
+    end, end_valid = _days(campaigns[END_DATE])
+    region = campaigns[TARGET_REGION].to_numpy(dtype=object)
+    region_ok = pd.isna(region) | (region == state) if state is not None else pd.isna(region)
+    last_day = first_day + n_days - 1
+    keep = start_valid & end_valid & region_ok & (end >= first_day) & (start <= last_day) & (end >= start)
+    if not keep.any():
+        return None
+    lo = np.maximum(start[keep], first_day) - first_day
+    hi = np.minimum(end[keep], last_day) - first_day
+    lengths = hi - lo + 1
+    campaign_of_day = np.repeat(np.arange(len(lo)), lengths)
+    offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return _ExpandedCampaigns(
+        rows=np.flatnonzero(keep),
+        discount=np.nan_to_num(_as_float(campaigns[DISCOUNT_PERCENT].to_numpy()[keep])),
+        sku=campaigns[SKU].to_numpy(dtype=object)[keep],
+        start=start[keep].astype(np.int64),
+        campaign_of_day=campaign_of_day,
+        day=lo[campaign_of_day] + offsets,
+    )
+
+
 def _campaign_days(
     campaigns: pd.DataFrame | None, state: object, skus: np.ndarray, first_day: int, n_days: int
 ) -> _CampaignDays:
@@ -766,42 +812,23 @@ def _campaign_days(
     """
     all_active = np.zeros(n_days, dtype=bool)
     all_discount = np.zeros(n_days)
-    empty = _CampaignDays(
-        all_active,
-        all_discount,
-        np.zeros(0, dtype=np.int64),
-        np.zeros((0, n_days), bool),
-        np.zeros((0, n_days)),
-    )
-    if campaigns is None or campaigns.empty:
-        return empty
-    start, start_valid = _days(campaigns[START_DATE])
-    end, end_valid = _days(campaigns[END_DATE])
-    region = campaigns[TARGET_REGION].to_numpy(dtype=object)
-    region_ok = pd.isna(region) | (region == state) if state is not None else pd.isna(region)
-    last_day = first_day + n_days - 1
-    keep = start_valid & end_valid & region_ok & (end >= first_day) & (start <= last_day) & (end >= start)
-    if not keep.any():
-        return empty
-    lo = np.maximum(start[keep], first_day) - first_day
-    hi = np.minimum(end[keep], last_day) - first_day
-    discount = np.nan_to_num(_as_float(campaigns[DISCOUNT_PERCENT].to_numpy()[keep]))
-    campaign_sku = campaigns[SKU].to_numpy(dtype=object)[keep]
-
-    # Expand every campaign to its days in the window (vectorised).
-    lengths = hi - lo + 1
-    campaign_of_day = np.repeat(np.arange(len(lo)), lengths)
-    offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    day = lo[campaign_of_day] + offsets
+    expanded = _expand_campaigns(campaigns, state, first_day, n_days)
+    if expanded is None:
+        return _CampaignDays(
+            all_active,
+            all_discount,
+            np.zeros(0, dtype=np.int64),
+            np.zeros((0, n_days), bool),
+            np.zeros((0, n_days)),
+        )
+    discount, campaign_sku = expanded.discount, expanded.sku
+    campaign_of_day, day = expanded.campaign_of_day, expanded.day
 
     is_all = pd.isna(campaign_sku)[campaign_of_day]
     all_active[day[is_all]] = True
     np.maximum.at(all_discount, day[is_all], discount[campaign_of_day[is_all]])
 
-    specific_sku = np.full(len(campaign_sku), -1, dtype=np.int64)
-    named = ~pd.isna(campaign_sku)
-    if named.any():
-        specific_sku[named] = pd.Index(skus).get_indexer(campaign_sku[named])
+    specific_sku = _specific_sku(campaign_sku, skus)
     sku_of_day = specific_sku[campaign_of_day]
     mask = sku_of_day >= 0
     sku_index, row = np.unique(sku_of_day[mask], return_inverse=True)
@@ -810,6 +837,102 @@ def _campaign_days(
     sku_active[row, day[mask]] = True
     np.maximum.at(sku_discount, (row, day[mask]), discount[campaign_of_day[mask]])
     return _CampaignDays(all_active, all_discount, sku_index, sku_active, sku_discount)
+
+
+def _specific_sku(campaign_sku: np.ndarray, skus: np.ndarray) -> np.ndarray:
+    """Index into ``skus`` of each campaign's SKU (-1 for every-SKU campaigns and SKUs not in the list)."""
+    specific = np.full(len(campaign_sku), -1, dtype=np.int64)
+    named = ~pd.isna(campaign_sku)
+    if named.any():
+        specific[named] = pd.Index(skus).get_indexer(pd.Index(campaign_sku[named]))
+    return specific
+
+
+SITEWIDE_SCOPE = "sitewide"
+SKU_SCOPE = "sku"
+#: Campaign type of rows whose ``campaign_type`` is null.
+UNTYPED_CAMPAIGN = "campaign"
+
+
+def campaign_kind_names(campaigns: pd.DataFrame | None) -> tuple[str, ...]:
+    """Every campaign kind of the table, ``"<scope> <type>"`` (scope ``sitewide`` or ``sku``), sorted."""
+    if campaigns is None or campaigns.empty:
+        return ()
+    return tuple(sorted(set(_campaign_kinds(campaigns).tolist())))
+
+
+def _campaign_kinds(campaigns: pd.DataFrame) -> np.ndarray:
+    scope = np.where(pd.isna(campaigns[SKU].to_numpy(dtype=object)), SITEWIDE_SCOPE, SKU_SCOPE)
+    given = campaigns[CAMPAIGN_TYPE] if CAMPAIGN_TYPE in campaigns else pd.Series(None, index=campaigns.index)
+    kind = given.astype(object).where(given.notna(), UNTYPED_CAMPAIGN).astype(str).to_numpy(dtype=str)
+    return np.char.add(np.char.add(scope.astype(str), " "), kind).astype(object)
+
+
+class CampaignEvents(NamedTuple):
+    """The campaign of each SKU x day of a window: the applicable campaign with the largest discount.
+
+    Attributes:
+        discount: ``[n, n_days]`` its discount in percent (0 without a campaign).
+        kind: ``[n, n_days]`` int16 index into ``kinds`` (-1 without a campaign).
+        kinds: Every campaign kind of the table (:func:`campaign_kind_names`).
+        day_into: ``[n, n_days]`` int16 day of the campaign, 1 on its first day (0 without a campaign).
+    """
+
+    discount: np.ndarray
+    kind: np.ndarray
+    kinds: tuple[str, ...]
+    day_into: np.ndarray
+
+
+def campaign_events(
+    tables: SourceTables, warehouse_id: object, skus: np.ndarray, first_day: int, n_days: int
+) -> CampaignEvents:
+    """The campaign (discount, kind, day into it) of each SKU in the warehouse on each day of a window.
+
+    The same campaigns as :func:`campaign_discount` (whose discounts these are); where several apply, the
+    one with the largest discount. Planned campaigns count (the table runs ahead of the sales).
+    """
+    n = len(skus)
+    discount = np.zeros((n, n_days))
+    kind = np.full((n, n_days), -1, dtype=np.int16)
+    day_into = np.zeros((n, n_days), dtype=np.int16)
+    campaigns = tables.campaigns
+    kinds = campaign_kind_names(campaigns)
+    warehouse = _warehouse_row(tables.warehouses, warehouse_id)
+    state = None if warehouse is None or pd.isna(warehouse[LOCATION_STATE]) else warehouse[LOCATION_STATE]
+    expanded = _expand_campaigns(campaigns, state, first_day, n_days)
+    if expanded is None or n == 0:
+        return CampaignEvents(discount, kind, kinds, day_into)
+    assert campaigns is not None
+    kind_of_campaign = pd.Index(kinds).get_indexer(pd.Index(_campaign_kinds(campaigns.iloc[expanded.rows])))
+    c, day = expanded.campaign_of_day, expanded.day
+    # Largest discount last, then one record per cell (its last): that campaign wins the cell.
+    order = np.lexsort((expanded.discount[c], day))
+    c, day = c[order], day[order]
+    into = (first_day + day - expanded.start[c] + 1).astype(np.int16)
+    sitewide = pd.isna(expanded.sku)[c]
+    last = np.r_[day[sitewide][1:] != day[sitewide][:-1], True] if sitewide.any() else np.zeros(0, bool)
+    site_day = day[sitewide][last]
+    site_campaign = c[sitewide][last]
+    discount[:, site_day] = expanded.discount[site_campaign][None, :]
+    kind[:, site_day] = kind_of_campaign[site_campaign][None, :]
+    day_into[:, site_day] = into[sitewide][last][None, :]
+
+    sku_row = _specific_sku(expanded.sku, np.asarray(skus, dtype=object))[c]
+    own = sku_row >= 0
+    if own.any():
+        cell = sku_row[own] * n_days + day[own]
+        order = np.lexsort((expanded.discount[c[own]], cell))
+        cell, campaign, cell_into = cell[order], c[own][order], into[own][order]
+        last = np.r_[cell[1:] != cell[:-1], True]
+        cell, campaign, cell_into = cell[last], campaign[last], cell_into[last]
+        row, col = np.divmod(cell, n_days)
+        wins = expanded.discount[campaign] > discount[row, col]
+        row, col, campaign, cell_into = row[wins], col[wins], campaign[wins], cell_into[wins]
+        discount[row, col] = expanded.discount[campaign]
+        kind[row, col] = kind_of_campaign[campaign]
+        day_into[row, col] = cell_into
+    return CampaignEvents(discount, kind, kinds, day_into)
 
 
 def campaign_discount(

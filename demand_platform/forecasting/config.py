@@ -109,6 +109,9 @@ class TrainConfig:
             by the warehouse's pooled weekday index (:func:`pooled_weekday_index` of every SKU at the origin).
         ml_model: The ML model of the ``global_ml`` SKUs (a name registered in
             :mod:`demand_platform.models.model_registry`); the LightGBM settings above are the default one's.
+        ml_net_of_holidays: The ML model learns demand net of the holiday uplifts (its targets divided by
+            them, as of the first CV origin), which then multiply its forecasts; False: it learns the
+            holidays itself from the target day's event key.
     """
 
     horizon: int = 30
@@ -155,6 +158,7 @@ class TrainConfig:
     train_on_all_routes: bool = False
     weekday_profile: bool = True
     ml_model: str = MODEL_LGBM
+    ml_net_of_holidays: bool = True
 
     def __post_init__(self) -> None:
         """Validates the settings.

@@ -34,6 +34,8 @@ class WarehouseModel:
         baseline: The best baseline of the CV, for ``forecast_warehouse(..., baseline=True)``.
         events: Holiday and campaign uplifts of the statistical and launch-profile forecasts (models
             trained before them have none: multiplier 1).
+        ml_net_of_holidays: The ML model learned demand net of the holiday uplifts, so ``events``' holiday
+            uplifts multiply its forecasts (False for models trained before, which learned them).
     """
 
     warehouse_id: object
@@ -49,10 +51,13 @@ class WarehouseModel:
     dispersion: pd.Series = field(default_factory=lambda: pd.Series(dtype=np.float64))
     baseline: BaselineForecaster | None = None
     events: EventUplift = field(default_factory=EventUplift.none)
+    ml_net_of_holidays: bool = False
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        """Unpickle, a model of an earlier version included: it has no event uplifts (multiplier 1)."""
+        """Unpickle, a model of an earlier version included: it has no event uplifts (multiplier 1), and its
+        ML model learned the holidays itself."""
         state.setdefault("events", EventUplift.none())
+        state.setdefault("ml_net_of_holidays", False)
         self.__dict__.update(state)
 
     def feature_importance(self) -> pd.DataFrame:

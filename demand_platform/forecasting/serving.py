@@ -12,7 +12,7 @@ from demand_platform.forecasting.baselines import BASELINES
 from demand_platform.forecasting.components import cold_components, lgbm_at, stat_components
 from demand_platform.forecasting.config import MODEL_COLD_START, TrainConfig, band_of_horizon, quantile_column
 from demand_platform.forecasting.ensemble import combine, needs_stat, weight_matrix
-from demand_platform.forecasting.events import horizon_events, with_campaign_lift
+from demand_platform.forecasting.events import horizon_events, ml_with_events
 from demand_platform.forecasting.model import WarehouseModel
 from demand_platform.forecasting.quantiles import dispersion_of, level_matrix, nb_quantiles
 from demand_platform.forecasting.state import (
@@ -80,7 +80,7 @@ def forecast_arrays(
         return _baseline_arrays(model, state, band_of_h)
 
     ahead = horizon_events(tables, warehouse_id, state.skus, origin_day + 1, horizon)
-    events = model.events.multiplier(state.category, ahead.keys, ahead.discount)
+    events = model.events.multiplier(state.category, ahead)
     lgbm_fc = np.full((len(state.skus), horizon), np.nan)
     if model.lgbm is not None and state.is_ml.any():
         ml_skus = state.skus[state.is_ml]
@@ -95,10 +95,16 @@ def forecast_arrays(
                 tables, warehouse_id, [to_timestamp(origin_day)], horizon, panel.skus
             )
             keys = FeatureKeys.of(features, panel, lookup)
-            lgbm_fc = lgbm_at(model.lgbm, features, keys, panel, lookup, state, horizon)
-            if (ahead.discount[state.is_ml] > 0).any():
-                plain = lgbm_at(model.lgbm, features, keys, panel, lookup.without_campaigns(), state, horizon)
-                lgbm_fc = with_campaign_lift(lgbm_fc, plain, model.events, state.category, ahead.discount)
+            lgbm_fc = ml_with_events(
+                lgbm_at(model.lgbm, features, keys, panel, lookup, state, horizon),
+                lambda: lgbm_at(
+                    model.lgbm, features, keys, panel, lookup.without_campaigns(), state, horizon
+                ),
+                model.events,
+                state.category,
+                ahead,
+                model.ml_net_of_holidays,
+            )
 
     names = pd.Index([m.name for m in models])
     choice = names.get_indexer(pd.Index(model.stat_choice.reindex(state.skus).to_numpy(dtype=object)))

@@ -19,8 +19,8 @@ from demand_platform.forecasting.events import (
     HorizonEvents,
     history_events,
     horizon_events,
+    ml_with_events,
     uplift_as_of,
-    with_campaign_lift,
 )
 from demand_platform.forecasting.model import WarehouseModel
 from demand_platform.forecasting.quantiles import (
@@ -82,7 +82,7 @@ class SalesHistory:
         """Launch profiles as of ``day``, from the launches' demand net of the events ``uplift`` knows."""
 
         def events(rows: np.ndarray) -> np.ndarray:
-            return uplift.multiplier(self.category[rows], self.events.keys, self.events.discount[rows])
+            return uplift.multiplier(self.category[rows], self.events.take(rows))
 
         return fit_cold_start(
             self.panel, day - self.panel.start_day, self.category, self.launch, config, events
@@ -113,6 +113,7 @@ class MLTraining:
     lookup: TargetDayLookup | None
     trainer: MLTrainer | None
     horizon: int
+    net_of_holidays: bool = False
 
     def fit(self, cutoff: int, skus: np.ndarray) -> MLForecaster | None:
         """The model trained on the rows of ``skus`` with target days on or before ``cutoff`` (None when
@@ -127,19 +128,27 @@ class MLTraining:
         panel: SalesPanel,
         state: OriginState,
         uplift: EventUplift | None = None,
-        discount: np.ndarray | None = None,
+        events: HorizonEvents | None = None,
     ) -> np.ndarray:
-        """``model``'s forecasts ``[n, H]`` of the origin's global_ml SKUs (NaN for the others); on the days of
-        a campaign (``discount``), its forecast without the campaign times ``uplift``'s campaign lift."""
+        """``model``'s forecasts ``[n, H]`` of the origin's global_ml SKUs (NaN for the others), times
+        ``uplift``'s holiday uplifts of the days of ``events`` when it learned demand net of them; on the
+        days of a campaign, its forecast without the campaign times ``uplift``'s campaign lift."""
         if self.keys is None or self.lookup is None:
             return np.full((len(state.skus), self.horizon), np.nan)
         forecast = lgbm_at(model, self.features, self.keys, panel, self.lookup, state, self.horizon)
-        if uplift is None or discount is None or not (discount[state.is_ml] > 0).any():
+        if uplift is None or events is None:
             return forecast
-        plain = lgbm_at(
-            model, self.features, self.keys, panel, self.lookup.without_campaigns(), state, self.horizon
+        lookup = self.lookup
+
+        def without_campaigns() -> np.ndarray:
+            assert self.keys is not None
+            return lgbm_at(
+                model, self.features, self.keys, panel, lookup.without_campaigns(), state, self.horizon
+            )
+
+        return ml_with_events(
+            forecast, without_campaigns, uplift, state.category, events, self.net_of_holidays
         )
-        return with_campaign_lift(forecast, plain, uplift, state.category, discount)
 
 
 @dataclass(frozen=True)
@@ -243,8 +252,10 @@ def _ml_training(
     feature_days: Sequence[int],
     skus: np.ndarray,
     config: TrainConfig,
+    target_divisor: np.ndarray | None = None,
 ) -> MLTraining:
-    """Feature rows of ``skus`` at ``feature_days`` and the trainer of ``config.ml_model`` made from them."""
+    """Feature rows of ``skus`` at ``feature_days`` and the trainer of ``config.ml_model`` made from them
+    (targets divided by ``target_divisor``, the event multiplier of their day, when given)."""
     features = pd.DataFrame()
     lookup = keys = None
     if len(skus):
@@ -274,9 +285,25 @@ def _ml_training(
             panel=panel,
             train_day=train_day,
             skus=skus,
+            target_divisor=target_divisor,
         )
         trainer = ml_trainer_factory(config.ml_model)(data, config)
-    return MLTraining(features, keys, lookup, trainer, config.horizon)
+    return MLTraining(features, keys, lookup, trainer, config.horizon, target_divisor is not None)
+
+
+def ml_target_divisor(sales: SalesHistory, first_cv_day: int, config: TrainConfig) -> np.ndarray | None:
+    """The holiday uplift of every panel SKU-day as learned up to the first CV origin, which divides the ML
+    model's targets (None when ``config.ml_net_of_holidays`` is off).
+
+    The LightGBM sees a holiday through a rare category of its target-day event key: two Black Fridays in
+    two years, a few thousand rows among a million, which the trees split on too little (tier 1 was 12-13%
+    short on Black Friday and its weekend). Net of the uplifts, learned from every past instance, it learns
+    the ordinary demand of those days, and the uplifts multiply its forecasts back. The uplifts are fitted as
+    of the first CV origin, so no CV model (trained on targets up to its origin) sees a fit of later days.
+    """
+    if not config.ml_net_of_holidays:
+        return None
+    return sales.uplift_at(first_cv_day).holidays(sales.category, sales.events)
 
 
 def _fold(
@@ -294,8 +321,8 @@ def _fold(
     state = sales.state_at(tiers, day, config)
     uplift = sales.uplift_at(day)
     ahead = horizon_events(sales.tables, sales.warehouse_id, state.skus, day + 1, horizon)
-    events = uplift.multiplier(state.category, ahead.keys, ahead.discount)
-    lgbm_fc = ml.forecast(ml.fit(day, ml_skus), panel, state, uplift, ahead.discount)
+    events = uplift.multiplier(state.category, ahead)
+    lgbm_fc = ml.forecast(ml.fit(day, ml_skus), panel, state, uplift, ahead)
     stat_rows = np.flatnonzero(needs_stat(state, lgbm_fc))
     choice = choose_stat(state, stat_rows, models, config)
     stat_fc, stat_name = stat_components(state, stat_rows, choice, models, config, events)
@@ -383,6 +410,7 @@ def train_warehouse(
         sorted(set(grid) | set(cv_days)),
         ml_union,
         config,
+        ml_target_divisor(sales, cv_days[0], config),
     )
 
     # --- expanding-window CV -------------------------------------------------------------------------------------------------
@@ -441,4 +469,5 @@ def train_warehouse(
         dispersion=dispersion,
         baseline=baseline,
         events=final_uplift,
+        ml_net_of_holidays=ml.net_of_holidays,
     )

@@ -520,6 +520,7 @@ def sample_training_pairs(
     band: tuple[int, int],
     sampling: SamplingConfig,
     row_mask: np.ndarray | None = None,
+    target_divisor: np.ndarray | None = None,
 ) -> TrainingPairs:
     """Training pairs of one band: observed targets dated on or before the cutoff, zeros down-sampled.
 
@@ -530,6 +531,7 @@ def sample_training_pairs(
         band: Horizon band.
         sampling: Zero share, row cap and seed.
         row_mask: Feature rows allowed (e.g. the SKUs routed to the global model); None = all.
+        target_divisor: ``[panel SKUs, panel days]`` divisor of each target; None: raw targets.
 
     Returns:
         The pairs (sorted by row, then horizon).
@@ -543,6 +545,8 @@ def sample_training_pairs(
     in_range = allowed[:, None] & (target_column <= min(cutoff_column, panel.n_days - 1))
     row_index, h_index = np.nonzero(in_range)
     target = panel.quantity[keys.sku_code[row_index], target_column[row_index, h_index]]
+    if target_divisor is not None:
+        target = target / target_divisor[keys.sku_code[row_index], target_column[row_index, h_index]]
     observed = ~np.isnan(target)
     row_index, h_index, target = row_index[observed], h_index[observed], target[observed]
     n_candidates = len(target)
@@ -598,6 +602,7 @@ class DirectTrainingSet:
         bands: tuple[tuple[int, int], ...] = HORIZON_BANDS,
         row_mask: np.ndarray | None = None,
         keys: FeatureKeys | None = None,
+        target_divisor: np.ndarray | None = None,
     ) -> "DirectTrainingSet":
         """Samples the pairs of every band up to ``cutoff`` and constructs their datasets.
 
@@ -611,6 +616,8 @@ class DirectTrainingSet:
             bands: Horizon bands.
             row_mask: Feature rows allowed as training rows; None = all.
             keys: Precomputed keys of ``features``.
+            target_divisor: ``[panel SKUs, panel days]`` divisor of each target (the event multiplier of
+                its day: the model then learns demand net of the events); None: raw targets.
 
         Returns:
             The training set.
@@ -623,7 +630,9 @@ class DirectTrainingSet:
         datasets: dict[str, lgb.Dataset | None] = {}
         for band in bands:
             label = band_label(band)
-            band_pairs = sample_training_pairs(keys, panel, cutoff_day, band, sampling, row_mask)
+            band_pairs = sample_training_pairs(
+                keys, panel, cutoff_day, band, sampling, row_mask, target_divisor
+            )
             pairs[label] = band_pairs
             target_day[label] = keys.origin_day[band_pairs.rows] + band_pairs.horizon
             if len(band_pairs.target) < 2 * params.min_data_in_leaf or not (band_pairs.target > 0).any():
@@ -846,6 +855,7 @@ class GlobalLGBMTrainer:
         params: LGBMParams,
         sampling: SamplingConfig,
         bands: tuple[tuple[int, int], ...],
+        target_divisor: np.ndarray | None = None,
     ) -> "GlobalLGBMTrainer":
         """Samples the training pairs of the feature rows of ``skus`` up to ``cutoff_day``.
 
@@ -860,6 +870,7 @@ class GlobalLGBMTrainer:
             params: LightGBM settings.
             sampling: Training-row sampling.
             bands: Horizon bands.
+            target_divisor: Divisor of each panel cell's target (see :class:`DirectTrainingSet`).
         """
         training_set = DirectTrainingSet.build(
             features,
@@ -871,6 +882,7 @@ class GlobalLGBMTrainer:
             bands,
             row_mask=pd.Index(skus).get_indexer(pd.Index(feature_skus)) >= 0,
             keys=keys,
+            target_divisor=target_divisor,
         )
         return cls(training_set, feature_skus, params, sampling, bands)
 

@@ -123,6 +123,8 @@ class MLTrainingData:
         panel: Sales panel holding the targets (the training date is its last day).
         train_day: Epoch day of the training date: no target after it may be used.
         skus: Every SKU any of the models will be trained on.
+        target_divisor: ``[panel SKUs, panel days]`` the event multiplier each target is divided by (the
+            model learns demand net of the events, which multiply its forecasts back); None: raw targets.
     """
 
     features: pd.DataFrame
@@ -132,6 +134,7 @@ class MLTrainingData:
     panel: SalesPanel
     train_day: int
     skus: np.ndarray
+    target_divisor: np.ndarray | None = None
 
 
 class MLForecaster(Protocol):
@@ -230,6 +233,7 @@ def _global_lgbm(data: MLTrainingData, config: "TrainConfig") -> GlobalLGBMTrain
         config.lgbm_params(),
         config.sampling(),
         config.model_bands,
+        data.target_divisor,
     )
 
 

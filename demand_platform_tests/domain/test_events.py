@@ -16,23 +16,32 @@ from demand_platform.features import (
     TARGET_DAYS_SINCE_LAST_HOLIDAY,
     TARGET_EVENT,
     build_sales_panel,
+    campaign_discount,
+    campaign_events,
     target_day_features,
 )
 from demand_platform.forecasting import TrainConfig, forecast_warehouse, train_warehouse
 from demand_platform.forecasting.cold_start import launch_ramp
 from demand_platform.forecasting.events import (
+    POST_CAMPAIGN_DAYS,
     EventUplift,
     HorizonEvents,
+    days_after_campaigns,
     fit_event_uplift,
     horizon_events,
+    random_effect_factors,
     uplift_as_of,
     with_campaign_lift,
 )
+from demand_platform.forecasting.training import SalesHistory, ml_target_divisor
 from demand_platform.models.global_lgbm import (
     TARGET_CALENDAR_FEATURES,
     TARGET_PROMO_ACTIVE,
     TARGET_PROMO_DISCOUNT,
+    FeatureKeys,
+    SamplingConfig,
     TargetDayLookup,
+    sample_training_pairs,
 )
 from demand_platform.source import load_source_tables
 from demand_platform.synthetic import (
@@ -131,13 +140,15 @@ def test_the_multiplier_applies_the_event_and_the_discount_of_each_target_day() 
     fitted = fit_event_uplift(quantity, category, events)
     keys = np.array(["Thanksgiving Day +1", NO_EVENT, "unknown key"], dtype=object)
     discount = np.array([[0.0, 20.0, 0.0], [0.0, 0.0, 0.0]])
-    multiplier = fitted.multiplier(np.array(["Toys", "Never seen"], dtype=object), keys, discount)
+    multiplier = fitted.multiplier(
+        np.array(["Toys", "Never seen"], dtype=object), HorizonEvents(0, keys, discount)
+    )
     table = fitted.table().set_index(["event", "category"])["uplift"]
     assert multiplier[0, 0] == pytest.approx(table[("Thanksgiving Day +1", "Toys")])
     assert multiplier[0, 1] == pytest.approx(1 + table[("campaign slope", "Toys")] * 0.2)
     assert multiplier[1, 0] == pytest.approx(table[("Thanksgiving Day +1", "all")])  # unknown category
     assert multiplier[0, 2] == multiplier[1, 2] == multiplier[1, 1] == 1.0
-    none = EventUplift.none().multiplier(category[:2], keys, discount)
+    none = EventUplift.none().multiplier(category[:2], HorizonEvents(0, keys, discount))
     assert (none == 1.0).all()
 
 
@@ -171,6 +182,231 @@ def test_the_uplift_at_a_day_reads_nothing_after_it() -> None:
     # ... and the data after it do move a later fit.
     later = uplift_as_of(panel_changed, cat, sub, panel.end_day)
     assert not np.allclose(later.slope, a.slope)
+
+
+# --- campaign kinds, days into and after campaigns ---------------------------------------------------------------------------
+KINDS = ("sitewide seasonal_sale", "sku flash_sale", "sku weekly_deal")
+
+
+def _structured_events(discount: np.ndarray, kind: np.ndarray, first_day: int = 0) -> HorizonEvents:
+    """Events of a discount matrix: the given kinds, days into each run of a campaign, days after it."""
+    on = discount > 0
+    into = np.zeros(discount.shape, dtype=np.int16)
+    for col in range(discount.shape[1]):
+        into[:, col] = np.where(on[:, col], (into[:, col - 1] if col else 0) + 1, 0)
+    days_after, after_discount = days_after_campaigns(
+        np.concatenate([np.zeros((len(discount), POST_CAMPAIGN_DAYS)), discount], axis=1), POST_CAMPAIGN_DAYS
+    )
+    return HorizonEvents(
+        first_day,
+        np.full(discount.shape[1], NO_EVENT, dtype=object),
+        discount,
+        np.where(on, kind, -1).astype(np.int16),
+        KINDS,
+        into,
+        days_after,
+        after_discount,
+    )
+
+
+def _planted_campaigns(
+    seed: int,
+    kind_effect: tuple[float, ...],
+    first_day_effect: float,
+    dip: float,
+    n: int = 400,
+    days: int = 700,
+) -> tuple[np.ndarray, np.ndarray, HorizonEvents]:
+    """Poisson demand ``level x weekday x (1 + 2.5 * kind_effect[kind] * into * d / 100) x dip after``: one
+    campaign of 3-7 days per SKU and 100 days on average, of a random kind; ``first_day_effect`` multiplies
+    the excess of a campaign's first day; the day k after a campaign has ``1 - dip * (8 - k) / 7 * d / 100``."""
+    rng = np.random.default_rng(seed)
+    discount = np.zeros((n, days))
+    kind = np.full((n, days), -1)
+    for sku in range(n):
+        for start in rng.choice(np.arange(60, days - 10, 12), size=days // 100, replace=False):
+            discount[sku, start : start + rng.integers(3, 8)] = rng.integers(10, 41)
+            kind[sku, start : start + 8] = rng.integers(0, len(KINDS))
+    events = _structured_events(discount, kind, first_day=_day(dt.date(2023, 1, 2)))
+    excess = 2.5 * np.asarray(kind_effect)[np.clip(events.kind, 0, None)] * discount / 100.0
+    excess *= np.where(events.day_into == 1, first_day_effect, 1.0)
+    shape = np.where(
+        events.days_after > 0, (POST_CAMPAIGN_DAYS + 1 - events.days_after) / POST_CAMPAIGN_DAYS, 0.0
+    )
+    after = 1.0 - dip * shape * events.after_discount / 100.0
+    level = rng.lognormal(1.0, 0.7, size=n)
+    weekly = np.array([1.0, 1.0, 1.0, 1.0, 1.1, 0.7, 0.7])[np.arange(days) % 7]
+    mu = level[:, None] * weekly[None, :] * (1.0 + excess) * after
+    category = np.where(np.arange(n) % 2 == 0, "Toys", "Grocery").astype(object)
+    return rng.poisson(mu).astype(float), category, events
+
+
+def test_campaign_events_name_the_winning_campaign_its_kind_and_the_day_into_it() -> None:
+    campaigns = pd.DataFrame(
+        {
+            C.CAMPAIGN_ID: ["site", "flash", "small", "elsewhere", "untyped"],
+            C.START_DATE: pd.to_datetime(
+                ["2024-03-01", "2024-03-06", "2024-03-05", "2024-03-01", "2024-03-09"]
+            ),
+            C.END_DATE: pd.to_datetime(
+                ["2024-03-08", "2024-03-07", "2024-03-06", "2024-03-09", "2024-03-09"]
+            ),
+            C.SKU: [None, "A", "B", "B", "B"],
+            C.DISCOUNT_PERCENT: [10.0, 30.0, 5.0, 50.0, 20.0],
+            C.CAMPAIGN_TYPE: ["seasonal_sale", "flash_sale", "email_promo", "clearance", None],
+            C.TARGET_REGION: [None, None, "TX", "CA", None],
+        }
+    )
+    tables = SourceTables(products=pd.DataFrame(), warehouses=WAREHOUSES, campaigns=campaigns)
+    skus = np.array(["A", "B", "C"], dtype=object)
+    first = _day(dt.date(2024, 3, 4))  # the sitewide sale started 3 days before the window
+    got = campaign_events(tables, "W1", skus, first, 7)
+    np.testing.assert_array_equal(got.discount, campaign_discount(tables, "W1", skus, first, 7))
+    assert "sitewide seasonal_sale" in got.kinds and "sku campaign" in got.kinds  # a null type is "campaign"
+    kind = np.array(got.kinds, dtype=object)[got.kind].astype(object)
+    kind[got.kind < 0] = None
+    # A: the sitewide sale, then its own 30% flash sale on 6-7 March (larger discount wins), then nothing.
+    assert (
+        list(kind[0])
+        == ["sitewide seasonal_sale"] * 2 + ["sku flash_sale"] * 2 + ["sitewide seasonal_sale"] + [None] * 2
+    )
+    assert list(got.day_into[0]) == [4, 5, 1, 2, 8, 0, 0]
+    # B: its 5% e-mail promo loses to the 10% sale; the 50% clearance targets another state; the untyped 20%.
+    assert list(got.discount[1]) == [10.0] * 5 + [20.0, 0.0]
+    assert kind[1, 5] == "sku campaign" and got.day_into[1, 5] == 1
+    assert (got.kind[2, :5] == got.kinds.index("sitewide seasonal_sale")).all()
+
+
+def test_days_after_a_campaign_count_from_its_last_day_including_campaigns_before_the_window() -> None:
+    discount = np.zeros((2, 20))
+    discount[0, 2:5] = 20.0  # ends on column 4, two days before the window (column 7)
+    discount[0, 12:14] = 40.0  # ends on column 13; nearer than the first
+    discount[1, 9:11] = 10.0
+    after, off = days_after_campaigns(discount, lead=7)
+    assert list(after[0, :]) == [3, 4, 5, 6, 7, 0, 0, 1, 2, 3, 4, 5, 6]
+    assert off[0, 0] == 20.0 and off[0, 7] == 40.0
+    assert list(after[1, :6]) == [0, 0, 0, 0, 1, 2] and off[1, 4] == 10.0
+
+
+def test_campaign_kinds_days_into_them_and_the_dip_after_them_are_learned() -> None:
+    quantity, category, events = _planted_campaigns(
+        0, kind_effect=(1.6, 0.5, 1.0), first_day_effect=1.8, dip=0.9
+    )
+    fitted = fit_event_uplift(quantity, category, events)
+    effective = fitted.slope[-1] * np.asarray(fitted.kind_factor)
+    # Relative effects are identified (slope x factors is), and so is the product.
+    np.testing.assert_allclose(effective / effective[2], [1.6, 0.5, 1.0], rtol=0.15)
+    assert fitted.into_factor[0] / fitted.into_factor[2] == pytest.approx(1.8, rel=0.15)
+    assert effective[2] * fitted.into_factor[2] == pytest.approx(2.5, rel=0.15)
+    np.testing.assert_allclose(
+        fitted.dip, 0.9 * (POST_CAMPAIGN_DAYS - np.arange(POST_CAMPAIGN_DAYS)) / POST_CAMPAIGN_DAYS, atol=0.15
+    )
+    # The multiplier uses all three: a flash sale's first day, a sitewide sale's third, the day after.
+    days = _structured_events(
+        np.array([[30.0, 0.0, 0.0], [30.0, 30.0, 30.0]]), np.array([[1, -1, -1], [0, 0, 0]])
+    )
+    m = fitted.multiplier(np.array(["Toys", "Toys"], dtype=object), days)
+    toys = fitted.slope[fitted.categories.index("Toys")]
+    assert m[0, 0] == pytest.approx(1 + toys * fitted.kind_factor[1] * fitted.into_factor[0] * 0.3)
+    assert m[1, 2] == pytest.approx(1 + toys * fitted.kind_factor[0] * fitted.into_factor[2] * 0.3)
+    assert m[0, 1] == pytest.approx(1 - fitted.dip[0] * 0.3)
+
+
+def test_kinds_that_lift_alike_get_no_factor_of_their_own() -> None:
+    quantity, category, events = _planted_campaigns(
+        1, kind_effect=(1.0, 1.0, 1.0), first_day_effect=1.0, dip=0.0
+    )
+    fitted = fit_event_uplift(quantity, category, events)
+    np.testing.assert_allclose(fitted.kind_factor, 1.0, atol=0.05)
+    np.testing.assert_allclose(fitted.into_factor, 1.0, atol=0.05)
+    np.testing.assert_allclose(fitted.dip, 0.0, atol=0.1)
+
+
+@pytest.mark.parametrize("spread", [0.0, 0.5])
+def test_random_effect_factors_keep_real_differences_and_drop_noise(spread: float) -> None:
+    rng = np.random.default_rng(3)
+    n_groups, cells = 4, 4000
+    group = rng.integers(0, n_groups, size=cells)
+    cluster = rng.integers(0, 400, size=cells)
+    truth = 1.0 + spread * np.array([-1.0, -0.5, 0.5, 1.0])
+    den = rng.uniform(0.5, 2.0, size=cells)
+    num = den * truth[group] * 2.0 + rng.normal(0, 1.0, size=cells)
+    factor = random_effect_factors(num, den, group, cluster, n_groups)
+    pooled = (num.sum() / den.sum()) / 2.0
+    np.testing.assert_allclose(factor * pooled, truth, atol=0.06 if spread else 0.02)
+    assert (random_effect_factors(num[:0], den[:0], group[:0], cluster[:0], n_groups) == 1.0).all()
+
+
+# --- the LightGBM net of the holidays ------------------------------------------------------------------------------------
+def test_training_targets_are_divided_by_the_event_multiplier_of_their_day() -> None:
+    history = pd.DataFrame(
+        {
+            C.SKU: "A",
+            C.WAREHOUSE_ID: "W1",
+            C.DATE: pd.date_range("2024-01-01", periods=60),
+            C.QUANTITY: np.arange(60, dtype=float) + 1,
+            C.REVENUE: 1.0,
+        }
+    )
+    panel = build_sales_panel(history, end=pd.Timestamp("2024-02-29"), lookback_days=59)
+    keys = FeatureKeys(
+        origin_day=np.array([panel.start_day + 40]),
+        sku_code=np.array([0]),
+        origin_column=np.array([40]),
+        origin_index=np.array([0]),
+    )
+    sampling = SamplingConfig(zero_sample_rate=1.0, max_rows=10**6, seed=0)
+    divisor = np.ones((1, panel.n_days))
+    divisor[0, 43] = 4.0  # the target day of horizon 3
+    raw = sample_training_pairs(keys, panel, panel.end_day, (1, 7), sampling)
+    net = sample_training_pairs(keys, panel, panel.end_day, (1, 7), sampling, target_divisor=divisor)
+    expected = raw.target.copy()
+    expected[raw.horizon == 3] /= 4.0
+    np.testing.assert_array_equal(net.target, expected)
+    assert net.target[raw.horizon == 3][0] == 44.0 / 4.0
+
+
+def test_the_ml_targets_divisor_reads_nothing_after_the_first_cv_origin() -> None:
+    quantity, category, events, _ = _planted(days=760)
+    first_cv = events.first_day + 600
+    rows = [
+        {
+            C.SKU: f"S{i:03d}",
+            C.WAREHOUSE_ID: "W1",
+            C.DATE: pd.Timestamp(events.first_day + d, unit="D"),
+            C.QUANTITY: q,
+        }
+        for i in range(0, len(quantity), 8)
+        for d, q in enumerate(quantity[i])
+    ]
+    history = pd.DataFrame(rows).assign(**{C.REVENUE: 1.0})
+    end = pd.Timestamp(events.first_day + 759, unit="D")
+
+    def divisor(frame: pd.DataFrame, config: TrainConfig) -> np.ndarray | None:
+        panel = build_sales_panel(frame, end=end, lookback_days=759)
+        sales = SalesHistory(
+            panel,
+            category[::8],
+            np.zeros(len(panel.skus)),
+            events.take(np.arange(0, 240, 8)),
+            SourceTables(products=pd.DataFrame(), warehouses=WAREHOUSES),
+            "W1",
+        )
+        return ml_target_divisor(sales, first_cv, config)
+
+    base = divisor(history, TrainConfig())
+    assert base is not None and base.max() > 2.0  # Black Friday's uplift divides its targets
+    changed = history.copy()
+    later = changed[C.DATE] > pd.Timestamp(first_cv, unit="D")
+    changed.loc[later, C.QUANTITY] = changed.loc[later, C.QUANTITY] * 50 + 7
+    np.testing.assert_array_equal(divisor(changed, TrainConfig()), base)
+    earlier = history.copy()
+    earlier.loc[~later, C.QUANTITY] = earlier.loc[~later, C.QUANTITY] * 3
+    earlier.loc[
+        earlier[C.DATE].isin(pd.to_datetime([dt.date(2023, 11, 24), dt.date(2024, 11, 29)])), C.QUANTITY
+    ] *= 5
+    assert not np.array_equal(divisor(earlier, TrainConfig()), base)
+    assert divisor(history, TrainConfig(ml_net_of_holidays=False)) is None
 
 
 # --- launch ramp ------------------------------------------------------------------------------------------------------------
@@ -287,7 +523,7 @@ def test_the_events_change_nothing_when_the_horizon_has_none() -> None:
     fitted = fit_event_uplift(quantity, category, events)
     quiet = horizon_events(tables, "W1", np.array(["A"], dtype=object), _day(dt.date(2024, 8, 5)), 20)
     assert (quiet.keys == NO_EVENT).all() and (quiet.discount == 0).all()
-    assert (fitted.multiplier(np.array(["Toys"], dtype=object), quiet.keys, quiet.discount) == 1.0).all()
+    assert (fitted.multiplier(np.array(["Toys"], dtype=object), quiet) == 1.0).all()
 
 
 def test_campaign_days_of_the_ml_model_are_its_plain_forecast_times_the_learned_lift() -> None:
@@ -295,13 +531,14 @@ def test_campaign_days_of_the_ml_model_are_its_plain_forecast_times_the_learned_
     fitted = fit_event_uplift(quantity, category, events)
     ml = np.full((2, 3), 10.0)
     plain = np.full((2, 3), 4.0)
-    discount = np.array([[0.0, 30.0, 0.0], [0.0, 0.0, 0.0]])
+    days = np.full(3, NO_EVENT, dtype=object)
+    discount = HorizonEvents(0, days, np.array([[0.0, 30.0, 0.0], [0.0, 0.0, 0.0]]))
     cats = np.array(["Toys", "Grocery"], dtype=object)
     out = with_campaign_lift(ml, plain, fitted, cats, discount)
     assert out[0, 1] == pytest.approx(4.0 * fitted.campaign_lift(cats, discount)[0, 1])
     assert out[0, 1] == pytest.approx(4.0 * (1 + 0.3 * fitted.slope[list(fitted.categories).index("Toys")]))
     assert (np.delete(out.ravel(), 1) == 10.0).all()  # days without a campaign keep the ML forecast
-    assert with_campaign_lift(ml, plain, fitted, cats, np.zeros((2, 3))) is ml
+    assert with_campaign_lift(ml, plain, fitted, cats, HorizonEvents(0, days, np.zeros((2, 3)))) is ml
 
 
 def test_a_lookup_without_campaigns_keeps_the_calendar_and_drops_every_campaign() -> None:
@@ -349,6 +586,23 @@ def test_a_pickled_model_of_an_earlier_version_unpickles_without_event_uplifts()
     old = pickle.loads(pickle.dumps(model))  # its state has no "events"
     assert "events" not in model.__dict__
     assert old.events.keys == () and (old.events.slope == 0).all()
+    # Its LightGBM learned the holidays itself: they must not multiply its forecasts a second time.
+    assert old.ml_net_of_holidays is False
+
+
+def test_uplifts_of_an_earlier_version_unpickle_without_campaign_kinds_days_or_dips() -> None:
+    import pickle
+
+    quantity, category, events, _ = _planted()
+    fitted = fit_event_uplift(quantity, category, events)
+    old = EventUplift.__new__(EventUplift)
+    for name in ("keys", "categories", "uplift", "slope", "days"):  # the fields before campaign kinds
+        object.__setattr__(old, name, getattr(fitted, name))
+    old = pickle.loads(pickle.dumps(old))
+    days = _structured_events(np.array([[20.0, 20.0, 0.0, 0.0]]), kind=np.array([[1, 1, -1, -1]]))
+    toys = np.array(["Toys"], dtype=object)
+    slope = fitted.slope[list(fitted.categories).index("Toys")]
+    np.testing.assert_allclose(old.multiplier(toys, days), [[1 + 0.2 * slope, 1 + 0.2 * slope, 1.0, 1.0]])
 
 
 def test_a_delivered_calendar_without_holidays_gives_no_event_and_no_days_since() -> None:
