@@ -20,8 +20,13 @@ method's WMAPE (the platform's p50) and bias (the platform's point forecast), an
 of the true median (``demand_platform.synthetic.true_demand``), which no forecast can beat on average.
 The platform's p90 coverage is printed per segment too.
 
+With ``--pooling``, the platform's forecasts are also reconciled across the warehouses
+(:mod:`demand_platform.forecasting.pooling`: each warehouse's long-run share of the SKU's total forecast),
+with the weight of the own forecast picked on the platform's forecasts of the origin 30 days earlier and
+what sold since (both before the origin); it is scored as one more method, with its own p90 coverage.
+
 Usage (from the repository root):
-    python -W ignore -m bench.scenarios --work /tmp/scn --out /tmp/scn/scenarios.json
+    python -W ignore -m bench.scenarios --work /tmp/scn --pooling --out /tmp/scn/scenarios.json
 """
 
 import argparse
@@ -62,6 +67,7 @@ from demand_platform.synthetic import (
 HORIZON = 30
 START = dt.date(2023, 1, 1)
 PLATFORM = "platform"
+POOLED = "platform reconciled across warehouses"
 FLOOR = "true median (floor)"
 PEER_NAMES = (SEASONAL_NAIVE, MA28, AUTO_ETS, MLFORECAST)
 LATE_LAUNCH_DAYS = 21
@@ -114,8 +120,10 @@ def segment_scores(
     days: dict[str, np.ndarray],
     point: np.ndarray,
     p90: np.ndarray,
+    pooled: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[dict[str, Any]]:
-    """WMAPE and bias of every method, the floor and the platform's p90 coverage per (rows, days) segment."""
+    """WMAPE and bias of every method, the floor and the platform's p90 coverage per (rows, days) segment
+    (``pooled``: the point and p90 of the platform reconciled across warehouses, method ``POOLED``)."""
     out = []
     pairs = [("all series", d) for d in days] + [(r, "all days") for r in rows if r != "all series"]
     for row_name, day_name in pairs:
@@ -133,17 +141,24 @@ def segment_scores(
         for name, fc in forecasts.items():
             f = fc[r][:, d]
             w = wmape(a, f)
-            b = bias(a, point[r][:, d] if name == PLATFORM else f)
+            own_point = {PLATFORM: point, POOLED: pooled[0] if pooled else None}.get(name)
+            b = bias(a, own_point[r][:, d] if own_point is not None else f)
             entry[name] = {"wmape": w, "bias": b, "ratio": w / floor if floor else np.nan}
         entry["p90 coverage"] = coverage(a, p90[r][:, d])
+        if pooled:
+            entry["p90 coverage pooled"] = coverage(a, pooled[1][r][:, d])
         out.append(entry)
     return out
 
 
 def print_table(entries: list[dict[str, Any]], methods: list[str]) -> None:
     """One markdown table: per segment, WMAPE (x floor) and bias of every method."""
+    pooled = any("p90 coverage pooled" in e for e in entries)
     head = (
-        ["segment", "units", "floor WMAPE"] + [f"{m} WMAPE (x floor) / bias" for m in methods] + ["p90 cov"]
+        ["segment", "units", "floor WMAPE"]
+        + [f"{m} WMAPE (x floor) / bias" for m in methods]
+        + ["p90 cov"]
+        + (["p90 cov reconciled"] if pooled else [])
     )
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
@@ -152,8 +167,10 @@ def print_table(entries: list[dict[str, Any]], methods: list[str]) -> None:
         cells = [name, f"{e['units']:.0f}", fmt(100 * e[FLOOR]["wmape"], 1)]
         for m in methods:
             s = e[m]
-            cells.append(f"{100 * s['wmape']:.1f} ({s['ratio']:.2f}x) / {100 * s['bias']:+.0f}%")
+            cells.append(f"{100 * s['wmape']:.1f} ({s['ratio']:.3f}x) / {100 * s['bias']:+.1f}%")
         cells.append(fmt(e["p90 coverage"], 3))
+        if pooled:
+            cells.append(fmt(e["p90 coverage pooled"], 3))
         print("| " + " | ".join(cells) + " |")
 
 
@@ -191,6 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sale", nargs=2, default=["2025-11-12", "2025-11-16"], metavar=("FIRST", "LAST"))
     parser.add_argument("--late-launches", type=int, default=30)
     parser.add_argument("--shift-category", default="Apparel")
+    parser.add_argument(
+        "--pooling",
+        action="store_true",
+        help="also score the platform reconciled across warehouses, its weight picked on the origin 30 days "
+        "earlier (the platform trained and forecast there too)",
+    )
     parser.add_argument(
         "--peers",
         nargs="*",
@@ -238,32 +261,73 @@ def main(argv: list[str] | None = None) -> int:
     from demand_platform.forecasting import TrainConfig
 
     train_config = TrainConfig()
-    frames, seconds = [], []
-    for wh in warehouses:
-        inputs = source_inputs(cut, config.start, origin, wh, train_config)
-        result = train_and_forecast(inputs, origin, wh, train_config)
-        print(
-            f"  platform {wh}: {result.seconds:.1f} s, promoted {result.promoted} ({result.reason})",
-            flush=True,
+    seconds: list[float] = []
+
+    def platform_at(day: dt.date) -> pd.DataFrame:
+        frames = []
+        for wh in warehouses:
+            inputs = source_inputs(cut, config.start, day, wh, train_config)
+            result = train_and_forecast(inputs, day, wh, train_config)
+            print(
+                f"  platform {wh} at {day}: {result.seconds:.1f} s, promoted {result.promoted} ({result.reason})",
+                flush=True,
+            )
+            frames.append(result.forecasts)
+            if day == origin:
+                seconds.append(result.seconds)
+        out = pd.concat(frames, ignore_index=True)
+        return out.loc[out[C.HORIZON].between(1, HORIZON)].reset_index(drop=True)
+
+    def as_matrix(frame: pd.DataFrame, column: str) -> np.ndarray:
+        row = keys.get_indexer(
+            pd.MultiIndex.from_arrays([frame[C.SKU].astype(str), frame[C.WAREHOUSE_ID].astype(str)])
         )
-        frames.append(result.forecasts)
-        seconds.append(result.seconds)
-    fc = pd.concat(frames, ignore_index=True)
-    fc = fc.loc[fc[C.HORIZON].between(1, HORIZON)]
-    row = keys.get_indexer(pd.MultiIndex.from_arrays([fc[C.SKU].astype(str), fc[C.WAREHOUSE_ID].astype(str)]))
-    ok = row >= 0
-    col = fc[C.HORIZON].to_numpy(dtype=np.int64)[ok] - 1
-    mats = {}
-    for column in (C.P50, C.FORECAST, C.P90):
+        ok = row >= 0
         m = np.zeros((len(keys), HORIZON))
-        m[row[ok], col] = fc[column].to_numpy(dtype=np.float64)[ok]
-        mats[column] = m
+        m[row[ok], frame[C.HORIZON].to_numpy(dtype=np.int64)[ok] - 1] = frame[column].to_numpy(np.float64)[ok]
+        return m
+
+    fc = platform_at(origin)
+    mats = {column: as_matrix(fc, column) for column in (C.P50, C.FORECAST, C.P90)}
     forecasts[PLATFORM] = mats[C.P50]
+    pooled_mats: tuple[np.ndarray, np.ndarray] | None = None
+    pooling: dict[str, Any] = {}
+    if args.pooling:
+        from demand_platform.forecasting.pooling import (
+            pooling_weight,
+            reconcile_across_warehouses,
+            warehouse_shares,
+        )
+
+        sales = _daily_sums(cut / f"{C.TRANSACTIONS}.parquet").rename(
+            columns={"day": C.DATE, "units": C.QUANTITY}
+        )
+        sales[C.DATE] = pd.to_datetime(sales[C.DATE])
+        past = origin - dt.timedelta(days=HORIZON)
+        fc_past = platform_at(past)
+        sold = sales.set_index([C.SKU, C.WAREHOUSE_ID, C.DATE])[C.QUANTITY]
+        target = pd.MultiIndex.from_arrays(
+            [
+                fc_past[C.SKU].astype(str),
+                fc_past[C.WAREHOUSE_ID].astype(str),
+                pd.to_datetime(fc_past[C.TARGET_DATE]),
+            ]
+        )
+        actual_past = np.clip(sold.reindex(target).fillna(0.0).to_numpy(np.float64), 0, None)
+        weight, scores = pooling_weight(fc_past, actual_past, warehouse_shares(sales, pd.Timestamp(past)))
+        reconciled = reconcile_across_warehouses(fc, warehouse_shares(sales, pd.Timestamp(origin)), weight)
+        print(
+            f"  pooling weight of the own forecast {weight} (WMAPE at {past} by weight: {scores})", flush=True
+        )
+        forecasts[POOLED] = as_matrix(reconciled, C.P50)
+        pooled_mats = (as_matrix(reconciled, C.FORECAST), as_matrix(reconciled, C.P90))
+        pooling = {"weight": weight, "wmape_by_weight_at_past_origin": scores, "past_origin": str(past)}
     tier = np.full(len(keys), -1)
-    per_series = fc[ok].drop_duplicates([C.SKU, C.WAREHOUSE_ID])
-    tier[keys.get_indexer(pd.MultiIndex.from_arrays([per_series[C.SKU], per_series[C.WAREHOUSE_ID]]))] = (
-        per_series[C.TIER].to_numpy()
+    per_series = fc.drop_duplicates([C.SKU, C.WAREHOUSE_ID])
+    row = keys.get_indexer(
+        pd.MultiIndex.from_arrays([per_series[C.SKU].astype(str), per_series[C.WAREHOUSE_ID].astype(str)])
     )
+    tier[row[row >= 0]] = per_series[C.TIER].to_numpy()[row >= 0]
 
     fc.to_parquet(work / "platform_forecasts.parquet")
     peers = tuple(name for name in PEER_NAMES if name in args.peers)
@@ -284,8 +348,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.shift_category} (-40% since D-{SHIFT_DAYS_BEFORE})": category == args.shift_category,
     }
     days = day_segments(origin, sale)
-    entries = segment_scores(actual, forecasts, rows, days, mats[C.FORECAST], mats[C.P90])
-    methods = [PLATFORM] + [m for m in PEER_NAMES if m in forecasts]
+    entries = segment_scores(actual, forecasts, rows, days, mats[C.FORECAST], mats[C.P90], pooled_mats)
+    methods = [PLATFORM] + [m for m in (POOLED, *PEER_NAMES) if m in forecasts]
     print(
         f"\n{len(keys)} series, origin {origin}, D+1..D+{HORIZON}; platform seconds (train + forecast) {sum(seconds):.1f}"
     )
@@ -296,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
             "scenarios",
             command_line("bench.scenarios", argv),
             {k: str(v) for k, v in vars(args).items()},
-            {"platform_seconds": seconds, "segments": entries},
+            {"platform_seconds": seconds, "segments": entries, "pooling": pooling},
         )
     return 0
 

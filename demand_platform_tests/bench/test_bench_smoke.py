@@ -377,13 +377,18 @@ def test_cluster_storage_writes_every_store_and_counts_conflicts(tmp_path: Path)
 
 def test_scenarios_score_every_segment_against_the_floor(tmp_path: Path) -> None:
     out = tmp_path / "scenarios.json"
-    argv = ["--work", str(tmp_path / "work"), "--out", str(out), "--skus", "40", "--warehouses", "1"]
-    assert scenarios.main([*argv, "--late-launches", "4", "--peers", "MA28", "seasonal naive (7)"]) == 0
+    argv = ["--work", str(tmp_path / "work"), "--out", str(out), "--skus", "40", "--warehouses", "2"]
+    assert (
+        scenarios.main([*argv, "--late-launches", "4", "--peers", "MA28", "seasonal naive (7)", "--pooling"])
+        == 0
+    )
     results = read(out, "scenarios")
     segments = {(s["series"], s["days"]): s for s in results["segments"]}
     every_day = segments[("all series", "all days")]
-    assert 0 < every_day["n_series"] <= 40
-    for name in ("platform", "true median (floor)", "MA28", "seasonal naive (7)"):
+    assert 0 < every_day["n_series"] <= 80
+    assert str(results["pooling"]["weight"]) in results["pooling"]["wmape_by_weight_at_past_origin"]
+    assert 0 <= every_day["p90 coverage pooled"] <= 1
+    for name in ("platform", scenarios.POOLED, "true median (floor)", "MA28", "seasonal naive (7)"):
         assert every_day[name]["wmape"] >= 0 and every_day[name]["bias"] > -1
     assert every_day["true median (floor)"]["ratio"] == pytest.approx(1.0)
     days = {d for _, d in segments}
