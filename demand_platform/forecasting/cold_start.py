@@ -12,6 +12,8 @@ from demand_platform.forecasting.config import TrainConfig
 
 #: Recent launches (observed for a week) needed to estimate the strength of the launch prior.
 MIN_LAUNCHES_FOR_PRIOR = 10
+#: Price bands within a category (terciles of its SKUs' prices): cheap, middle, dear.
+N_PRICE_BANDS = 3
 
 
 _RAMP_PRIOR_OBS = 7.0
@@ -30,6 +32,10 @@ class ColdStartProfile:
         ramp: Demand multiplier by age week since launch (index = age // 7; the last one beyond).
         n_launches: Launches the profile was estimated from (0 = fallback on mature SKUs, flat ramp).
         prior_days: Pseudo-days of the profile level against a SKU's own history.
+        band_edges: ``[len(categories), N_PRICE_BANDS - 1]`` price terciles of each category's SKUs; None
+            without prices (and for profiles trained before price bands).
+        band_level: ``[len(categories), N_PRICE_BANDS]`` de-ramped level of each category's launches per
+            price band, shrunk towards the category's level; None without prices.
     """
 
     categories: tuple[str, ...]
@@ -38,16 +44,25 @@ class ColdStartProfile:
     ramp: np.ndarray
     n_launches: int
     prior_days: float
+    band_edges: np.ndarray | None = None
+    band_level: np.ndarray | None = None
 
     @property
     def max_age_days(self) -> int:
         """Age (days since launch) covered by the ramp; older SKUs follow their own history."""
         return 7 * len(self.ramp)
 
-    def level_of(self, category: np.ndarray) -> np.ndarray:
-        """Profile level of each SKU's category (the global level for unknown categories)."""
+    def level_of(self, category: np.ndarray, price: np.ndarray | None = None) -> np.ndarray:
+        """Profile level of each SKU's category and price band (the category's without a price, the global
+        level for unknown categories)."""
         index = pd.Index(self.categories).get_indexer(pd.Index(pd.Series(category, dtype=object).astype(str)))
-        return np.where(index >= 0, self.category_level[np.clip(index, 0, None)], self.global_level)
+        level = np.where(index >= 0, self.category_level[np.clip(index, 0, None)], self.global_level)
+        if price is None or self.band_edges is None or self.band_level is None or not len(self.categories):
+            return level
+        band = price_band(index, price, self.band_edges)
+        known = (index >= 0) & (band >= 0)
+        level[known] = self.band_level[index[known], band[known]]
+        return level
 
     def ramp_at(self, age: np.ndarray) -> np.ndarray:
         """Ramp multiplier at each age in days (ages before launch use week 0)."""
@@ -55,7 +70,13 @@ class ColdStartProfile:
         return self.ramp[week]
 
     def forecast(
-        self, category: np.ndarray, launch_day: np.ndarray, history: np.ndarray, origin_day: int, horizon: int
+        self,
+        category: np.ndarray,
+        launch_day: np.ndarray,
+        history: np.ndarray,
+        origin_day: int,
+        horizon: int,
+        price: np.ndarray | None = None,
     ) -> np.ndarray:
         """Cold-start forecasts: posterior level (profile prior + own days since launch) x ramp.
 
@@ -65,12 +86,13 @@ class ColdStartProfile:
             history: ``[n, L]`` demand of the last L days up to the origin (NaN where no row).
             origin_day: Epoch day of the origin.
             horizon: Last horizon.
+            price: Price of each SKU (its launches' price band; NaN or None: the category's level).
 
         Returns:
             Forecasts ``[n, horizon]``.
         """
         n, n_days = history.shape
-        prior = self.level_of(category)
+        prior = self.level_of(category, price)
         day = origin_day - n_days + 1 + np.arange(n_days)
         age = day[None, :] - launch_day[:, None]
         observed = ~np.isnan(history) & (age >= 0)
@@ -97,6 +119,7 @@ def fit_cold_start(
     launch_day: np.ndarray,
     config: TrainConfig,
     events: Callable[[np.ndarray], np.ndarray] | None = None,
+    price: np.ndarray | None = None,
 ) -> ColdStartProfile:
     """Launch profiles from the SKUs launched in the ``cold_lookback_days`` before panel column ``end_column``.
 
@@ -110,6 +133,10 @@ def fit_cold_start(
             :class:`demand_platform.forecasting.events.EventUplift`): the launches' demand is divided by it
             before the ramp and levels are fitted, so a launch that met Black Friday in its fifth week does
             not teach every launch to jump in its fifth week. None: no adjustment.
+        price: Price of each panel SKU (NaN unknown). The launches' levels are then also estimated per
+            price band of their category (terciles of the category's panel SKUs' prices), shrunk towards
+            the category's level with ``cold_prior_skus`` pseudo-launches: a cheap line launches at other
+            volumes than a dear one. None: by category only.
 
     Returns:
         The profile.
@@ -171,14 +198,59 @@ def fit_cold_start(
     shrunk = (grouped["n"] * level + config.cold_prior_skus * global_level) / (
         grouped["n"] + config.cold_prior_skus
     )
+    categories = tuple(grouped.index)
+    category_level = shrunk.to_numpy(np.float64)
+    band_edges = band_level = None
+    if price is not None:
+        band_edges = category_price_edges(category, price, categories)
+        cat_index = pd.Index(categories).get_indexer(pd.Index(frame["category"]))
+        band = price_band(cat_index, price[rows], band_edges)
+        cell = np.where(band >= 0, cat_index * N_PRICE_BANDS + band, -1)
+        ok = cell >= 0
+        size = len(categories) * N_PRICE_BANDS
+        y = np.bincount(cell[ok], sku_total[ok], minlength=size)
+        r = np.bincount(cell[ok], sku_ramp[ok], minlength=size)
+        n_band = np.bincount(cell[ok], minlength=size).astype(np.float64)
+        prior = np.repeat(category_level, N_PRICE_BANDS)
+        # Shrunk by launches, as the category's level is towards the warehouse's.
+        own = np.divide(y, r, out=prior.copy(), where=r > 0)
+        band_level = (
+            (n_band * own + config.cold_prior_skus * prior) / (n_band + config.cold_prior_skus)
+        ).reshape(len(categories), N_PRICE_BANDS)
     return ColdStartProfile(
-        categories=tuple(grouped.index),
-        category_level=shrunk.to_numpy(np.float64),
+        categories=categories,
+        category_level=category_level,
         global_level=float(global_level),
         ramp=ramp,
         n_launches=len(rows),
         prior_days=launch_prior_days(sku_total, sku_ramp, float(global_level), config.cold_prior_days),
+        band_edges=band_edges,
+        band_level=band_level,
     )
+
+
+def category_price_edges(category: np.ndarray, price: np.ndarray, categories: tuple[str, ...]) -> np.ndarray:
+    """``[len(categories), N_PRICE_BANDS - 1]`` price terciles of each category's SKUs (NaN: no price)."""
+    frame = pd.DataFrame({"category": pd.Series(category, dtype=object).astype(str), "price": price})
+    frame = frame.loc[np.isfinite(frame["price"].to_numpy(np.float64))]
+    levels = np.arange(1, N_PRICE_BANDS) / N_PRICE_BANDS
+    edges = frame.groupby("category")["price"].quantile(list(levels)).unstack()
+    return (
+        edges.reindex(pd.Index(categories)).to_numpy(np.float64).reshape(len(categories), N_PRICE_BANDS - 1)
+    )
+
+
+def price_band(category_index: np.ndarray, price: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Price band (0 .. N_PRICE_BANDS - 1) of each SKU within its category (-1: unknown category or price)."""
+    price = np.asarray(price, dtype=np.float64)
+    known = (category_index >= 0) & np.isfinite(price)
+    band = np.full(len(price), -1, dtype=np.int64)
+    if known.any():
+        sku_edges = edges[category_index[known]]  # [m, N_PRICE_BANDS - 1]
+        ok = np.isfinite(sku_edges).all(axis=1)
+        count = (price[known][:, None] > sku_edges).sum(axis=1)
+        band[np.flatnonzero(known)[ok]] = count[ok]
+    return band
 
 
 def launch_ramp(filled: np.ndarray, observed: np.ndarray, n_weeks: int) -> np.ndarray:

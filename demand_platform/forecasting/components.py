@@ -54,15 +54,24 @@ def stat_components(
 
 
 def cold_components(
-    profile: ColdStartProfile, state: OriginState, horizon: int, events: np.ndarray | None = None
+    profile: ColdStartProfile,
+    state: OriginState,
+    horizon: int,
+    events: np.ndarray | None = None,
+    price: np.ndarray | None = None,
 ) -> np.ndarray:
     """Launch-profile forecasts ``[n, H]`` of the cold-start SKUs (0 elsewhere), times ``events`` (see
-    :func:`stat_components`)."""
+    :func:`stat_components`); ``price`` (per SKU of ``state``) picks the launches' price band."""
     out = np.zeros((len(state.skus), horizon))
     cold = state.route == ROUTE_COLD_START
     if cold.any():
         out[cold] = profile.forecast(
-            state.category[cold], state.launch_day[cold], state.history[cold], state.day, horizon
+            state.category[cold],
+            state.launch_day[cold],
+            state.history[cold],
+            state.day,
+            horizon,
+            None if price is None else price[cold],
         )
         if events is not None:
             out[cold] *= events[cold]

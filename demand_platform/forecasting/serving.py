@@ -18,6 +18,7 @@ from demand_platform.forecasting.quantiles import dispersion_of, level_matrix, n
 from demand_platform.forecasting.state import (
     Components,
     OriginState,
+    catalog_price,
     ml_history,
     origin_state,
     output_cap,
@@ -77,7 +78,7 @@ def forecast_arrays(
     models = config.stat_forecasters()
     band_of_h = band_of_horizon(config)
     if baseline:
-        return _baseline_arrays(model, state, band_of_h)
+        return _baseline_arrays(model, state, band_of_h, catalog_price(catalog, state.skus))
 
     ahead = horizon_events(tables, warehouse_id, state.skus, origin_day + 1, horizon)
     events = model.events.multiplier(state.category, ahead)
@@ -111,7 +112,7 @@ def forecast_arrays(
     choice = np.where(choice >= 0, choice, 0)  # SKUs without a backtest take the first model
     stat_rows = np.flatnonzero(needs_stat(state, lgbm_fc))
     stat_fc, stat_name = stat_components(state, stat_rows, choice[stat_rows], models, config, events)
-    cold_fc = cold_components(model.cold_start, state, horizon, events)
+    cold_fc = cold_components(model.cold_start, state, horizon, events, catalog_price(catalog, state.skus))
     cap = output_cap(state, cold_fc, config)
     weights = weight_matrix(model.ensemble_weights, config)
     point, model_names = combine(
@@ -162,12 +163,15 @@ def _calibrated_quantiles(
     return nb_quantiles(point, alpha, state.segment, level_matrix(calibration, config), band_of_h, cap)
 
 
-def _baseline_arrays(model: WarehouseModel, state: OriginState, band_of_h: np.ndarray) -> OriginForecast:
-    """The baseline's forecasts (launch profiles for cold-start SKUs), quantiles as calibrated for it."""
+def _baseline_arrays(
+    model: WarehouseModel, state: OriginState, band_of_h: np.ndarray, price: np.ndarray | None = None
+) -> OriginForecast:
+    """The baseline's forecasts (launch profiles for cold-start SKUs, by ``price`` band), quantiles as
+    calibrated for it."""
     if model.baseline is None:
         raise ValueError(f"the model of warehouse {model.warehouse_id!r} has no baseline (trained before it)")
     config, fallback = model.config, model.baseline
-    cold_fc = cold_components(model.cold_start, state, config.horizon)
+    cold_fc = cold_components(model.cold_start, state, config.horizon, price=price)
     cap = output_cap(state, cold_fc, config)
     is_cold = state.route == ROUTE_COLD_START
     base = np.nan_to_num(BASELINES[fallback.name](state.history, config.horizon), nan=0.0)

@@ -64,16 +64,28 @@ def warehouse_history(history: pd.DataFrame, warehouse_id: object, end_day: int)
 
 
 def read_catalog(products: pd.DataFrame) -> pd.DataFrame:
-    """Category and launch epoch day (NaN when unknown) per SKU of the ``products`` table (last row wins)."""
+    """Category, launch epoch day and price (NaN when unknown) per SKU of the ``products`` table (last row
+    wins)."""
     catalog = products.drop_duplicates(C.SKU, keep="last").set_index(C.SKU)
     launch = pd.to_datetime(catalog[C.LAUNCH_DATE]).to_numpy().astype("datetime64[D]")
+    price = (
+        pd.to_numeric(catalog[C.PRICE], errors="coerce").to_numpy(np.float64)
+        if C.PRICE in catalog
+        else np.full(len(catalog), np.nan)
+    )
     return pd.DataFrame(
         {
             C.CATEGORY: catalog[C.CATEGORY].astype(object).to_numpy(),
             "launch": np.where(np.isnat(launch), np.nan, launch.astype(np.int64).astype(np.float64)),
+            C.PRICE: price,
         },
         index=catalog.index,
     )
+
+
+def catalog_price(catalog: pd.DataFrame, skus: np.ndarray) -> np.ndarray:
+    """Price of each SKU in a :func:`read_catalog` frame (NaN when unknown)."""
+    return catalog[C.PRICE].reindex(pd.Index(np.asarray(skus, dtype=object))).to_numpy(np.float64)
 
 
 def panel_attributes(panel: SalesPanel, catalog: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

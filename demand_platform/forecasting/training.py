@@ -35,6 +35,7 @@ from demand_platform.forecasting.scoring import metrics_table
 from demand_platform.forecasting.state import (
     Components,
     OriginState,
+    catalog_price,
     history_window,
     ml_history,
     origin_state,
@@ -63,6 +64,7 @@ class SalesHistory:
         events: Holiday keys and campaign discounts of the panel's SKUs and days.
         tables: The source tables (the events of the days after an origin).
         warehouse_id: The warehouse.
+        price: Price of each panel SKU (NaN unknown; None: no price bands for the launches).
     """
 
     panel: SalesPanel
@@ -71,6 +73,7 @@ class SalesHistory:
     events: HorizonEvents
     tables: SourceTables
     warehouse_id: object
+    price: np.ndarray | None = None
 
     def state_at(self, tiers: pd.DataFrame, day: int, config: TrainConfig) -> OriginState:
         """The SKUs of ``tiers`` at origin ``day`` with their history (see :func:`origin_state`)."""
@@ -85,8 +88,15 @@ class SalesHistory:
             return uplift.multiplier(self.category[rows], self.events.take(rows))
 
         return fit_cold_start(
-            self.panel, day - self.panel.start_day, self.category, self.launch, config, events
+            self.panel, day - self.panel.start_day, self.category, self.launch, config, events, self.price
         )
+
+    def price_of(self, skus: np.ndarray) -> np.ndarray | None:
+        """Price of each of ``skus`` (NaN for SKUs not in the panel; None without prices)."""
+        if self.price is None:
+            return None
+        code = pd.Index(self.panel.skus).get_indexer(pd.Index(np.asarray(skus, dtype=object)))
+        return np.where(code >= 0, self.price[np.clip(code, 0, None)], np.nan)
 
     def uplift_at(self, day: int) -> EventUplift:
         """Event uplifts learned from the days up to ``day``."""
@@ -326,7 +336,9 @@ def _fold(
     stat_rows = np.flatnonzero(needs_stat(state, lgbm_fc))
     choice = choose_stat(state, stat_rows, models, config)
     stat_fc, stat_name = stat_components(state, stat_rows, choice, models, config, events)
-    cold_fc = cold_components(sales.cold_start_at(day, config, uplift), state, horizon, events)
+    cold_fc = cold_components(
+        sales.cold_start_at(day, config, uplift), state, horizon, events, sales.price_of(state.skus)
+    )
     return FoldResult(
         state=state,
         components=Components(lgbm_fc, stat_fc, stat_name, cold_fc),
@@ -382,9 +394,16 @@ def train_warehouse(
         warehouse_id=warehouse_id,
         start=to_timestamp(first_day),
     )
-    category, launch = panel_attributes(panel, read_catalog(tables.products))
+    catalog = read_catalog(tables.products)
+    category, launch = panel_attributes(panel, catalog)
     sales = SalesHistory(
-        panel, category, launch, history_events(tables, warehouse_id, panel), tables, warehouse_id
+        panel,
+        category,
+        launch,
+        history_events(tables, warehouse_id, panel),
+        tables,
+        warehouse_id,
+        catalog_price(catalog, panel.skus),
     )
     models = config.stat_forecasters()
     band_of_h = band_of_horizon(config)

@@ -15,13 +15,14 @@ from demand_platform.days import to_day
 from demand_platform.features import (
     TARGET_DAYS_SINCE_LAST_HOLIDAY,
     TARGET_EVENT,
+    SalesPanel,
     build_sales_panel,
     campaign_discount,
     campaign_events,
     target_day_features,
 )
 from demand_platform.forecasting import TrainConfig, forecast_warehouse, train_warehouse
-from demand_platform.forecasting.cold_start import launch_ramp
+from demand_platform.forecasting.cold_start import ColdStartProfile, fit_cold_start, launch_ramp
 from demand_platform.forecasting.events import (
     POST_CAMPAIGN_DAYS,
     EventUplift,
@@ -425,6 +426,72 @@ def test_the_launch_ramp_is_recovered_from_launches_of_very_different_levels_see
     ramp = launch_ramp(np.where(observed, y, 0.0), observed, n_weeks)
     truth = true_day.reshape(n_weeks, 7).mean(axis=1)
     np.testing.assert_allclose(ramp, truth / truth.mean(), rtol=0.12)
+
+
+def _launch_panel(price_effect: bool) -> tuple[SalesPanel, np.ndarray, np.ndarray, np.ndarray]:
+    """400 SKUs of two categories launched over the last 80 days of a 200-day panel (and 200 mature ones);
+    with ``price_effect`` a SKU's level is 8 / price^1 around its category's median price."""
+    rng = np.random.default_rng(7)
+    n_new, n_old, n_days = 400, 200, 200
+    n = n_new + n_old
+    category = np.where(np.arange(n) % 2 == 0, "Toys", "Grocery").astype(object)
+    price = rng.lognormal(np.where(category == "Toys", 3.0, 1.0), 0.6)
+    median = np.where(category == "Toys", np.exp(3.0), np.exp(1.0))
+    level = 8.0 * (median / price if price_effect else np.ones(n)) * rng.lognormal(0, 0.2, n)
+    launch_column = np.concatenate([rng.integers(n_days - 80, n_days - 5, n_new), np.full(n_old, -400)])
+    age = np.arange(n_days)[None, :] - launch_column[:, None]
+    mean = np.where(age >= 0, level[:, None] * (1 - np.exp(-(age + 1) / 10)), 0.0)
+    quantity = np.where(age >= 0, rng.poisson(mean), np.nan)
+    first_day = _day(dt.date(2024, 1, 1))
+    panel = SalesPanel(
+        skus=np.array([f"S{i:03d}" for i in range(n)], dtype=object),
+        start_day=first_day,
+        quantity=quantity,
+        revenue=quantity,
+        day_present=np.ones(n_days, dtype=bool),
+        first_day=first_day + np.maximum(launch_column, 0),
+        history_first_day=first_day,
+        pre_codes=np.zeros(0, dtype=np.int64),
+        pre_quantity=np.zeros(0),
+    )
+    return panel, category, first_day + launch_column, price
+
+
+def test_launch_levels_are_learned_per_price_band_of_the_category() -> None:
+    panel, category, launch, price = _launch_panel(price_effect=True)
+    config = TrainConfig()
+    end = panel.n_days - 1
+    banded = fit_cold_start(panel, end, category, launch, config, price=price)
+    flat = fit_cold_start(panel, end, category, launch, config)
+    assert banded.band_level is not None and flat.band_level is None
+    for c, cat in enumerate(banded.categories):
+        # Cheap lines launch higher than dear ones, by a factor near the truth's (terciles of 1 / price).
+        low, mid, high = banded.band_level[c]
+        assert low > 1.5 * mid > 2.25 * high, (cat, banded.band_level[c])
+    # A new cheap Toy is forecast above a dear one; without prices (or for an old profile) both get the
+    # category's level.
+    toys = np.array(["Toys", "Toys"], dtype=object)
+    prices = np.array([5.0, 200.0])
+    cheap, dear = banded.level_of(toys, prices)
+    assert cheap > 2.5 * dear
+    assert banded.level_of(toys)[0] == banded.level_of(toys)[1] == flat.level_of(toys)[0]
+    old = ColdStartProfile(
+        *(
+            getattr(banded, f)
+            for f in ("categories", "category_level", "global_level", "ramp", "n_launches", "prior_days")
+        )
+    )
+    np.testing.assert_array_equal(old.level_of(toys, prices), flat.level_of(toys))
+    # SKUs without a price take their category's level.
+    assert banded.level_of(toys, np.array([np.nan, 5.0]))[0] == flat.level_of(toys)[0]
+
+
+def test_price_bands_change_little_where_price_says_nothing() -> None:
+    panel, category, launch, price = _launch_panel(price_effect=False)
+    banded = fit_cold_start(panel, panel.n_days - 1, category, launch, TrainConfig(), price=price)
+    assert banded.band_level is not None
+    ratio = banded.band_level / banded.category_level[:, None]
+    np.testing.assert_allclose(ratio, 1.0, atol=0.15)
 
 
 # --- the platform on a generated source ---------------------------------------------------------------------------------
