@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     pooled_mats: tuple[np.ndarray, np.ndarray] | None = None
     pooling: dict[str, Any] = {}
     if args.pooling:
-        from demand_platform.forecasting.pooling import (
+        from demand_platform.forecasting import (
             pooling_weight,
             reconcile_across_warehouses,
             warehouse_shares,
