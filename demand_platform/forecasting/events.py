@@ -314,11 +314,21 @@ def random_effect_factors(
     ratio = np.divide(num_g, den_g, out=np.zeros(n_groups), where=seen)
     pair, index = np.unique(group.astype(np.int64) * (int(cluster.max()) + 1) + cluster, return_inverse=True)
     pair_group = pair // (int(cluster.max()) + 1)
-    resid = np.bincount(index, num) - ratio[pair_group] * np.bincount(index, den)
+    den_c = np.bincount(index, den)
+    resid = np.bincount(index, num) - ratio[pair_group] * den_c
     var = np.divide(
         np.bincount(pair_group, resid**2, minlength=n_groups), den_g**2, out=np.zeros(n_groups), where=seen
     )
-    var = np.maximum(var, 1e-12)
+    # A group of one or two clusters fits itself (residual ~0): it gets at least the variance its clusters
+    # would have at the residual per unit of denominator of all clusters.
+    per_den2 = float((resid**2).sum() / max(float((den_c**2).sum()), 1e-12))
+    floor = np.divide(
+        per_den2 * np.bincount(pair_group, den_c**2, minlength=n_groups),
+        den_g**2,
+        out=np.zeros(n_groups),
+        where=seen,
+    )
+    var = np.maximum(np.maximum(var, floor), 1e-12)
     w = np.where(seen, 1.0 / var, 0.0)
     pooled = float((w * ratio).sum() / w.sum())
     q = float((w * (ratio - pooled) ** 2).sum())

@@ -92,11 +92,11 @@ class SalesHistory:
         )
 
     def price_of(self, skus: np.ndarray) -> np.ndarray | None:
-        """Price of each of ``skus`` (NaN for SKUs not in the panel; None without prices)."""
+        """Price of each of ``skus`` in the products table, as serving reads it (NaN unknown; None without
+        prices)."""
         if self.price is None:
             return None
-        code = pd.Index(self.panel.skus).get_indexer(pd.Index(np.asarray(skus, dtype=object)))
-        return np.where(code >= 0, self.price[np.clip(code, 0, None)], np.nan)
+        return catalog_price(read_catalog(self.tables.products), skus)
 
     def uplift_at(self, day: int) -> EventUplift:
         """Event uplifts learned from the days up to ``day``."""

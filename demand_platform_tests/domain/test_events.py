@@ -338,6 +338,21 @@ def test_random_effect_factors_keep_real_differences_and_drop_noise(spread: floa
     assert (random_effect_factors(num[:0], den[:0], group[:0], cluster[:0], n_groups) == 1.0).all()
 
 
+def test_a_kind_seen_on_one_sku_only_does_not_get_its_raw_ratio() -> None:
+    """A group of one cluster fits itself exactly (no residual): without a variance floor it would count as
+    perfectly measured and keep its ratio, 3x here, against three groups that agree on 1."""
+    rng = np.random.default_rng(5)
+    cells = 3000
+    group = np.concatenate([rng.integers(0, 3, size=cells), np.full(5, 3)])
+    cluster = np.concatenate([rng.integers(0, 300, size=cells), np.full(5, 999)])
+    den = rng.uniform(0.5, 2.0, size=cells + 5)
+    num = 2.0 * den + rng.normal(0, 1.0, size=cells + 5)
+    num[-5:] = 3 * 2.0 * den[-5:]
+    factor = random_effect_factors(num, den, group, cluster, 4)
+    assert factor[3] < 1.5, factor
+    np.testing.assert_allclose(factor[:3], 1.0, atol=0.05)
+
+
 # --- the LightGBM net of the holidays ------------------------------------------------------------------------------------
 def test_training_targets_are_divided_by_the_event_multiplier_of_their_day() -> None:
     history = pd.DataFrame(
