@@ -76,7 +76,8 @@ def pooled_point(forecasts: pd.DataFrame, shares: pd.DataFrame) -> np.ndarray:
     units = by_series.reindex(keys).to_numpy(np.float64)
     has_share = ~np.isnan(units)
     point = forecasts[C.FORECAST].to_numpy(np.float64)
-    day = [forecasts[C.SKU].astype(str), forecasts[C.ORIGIN_DATE], forecasts[C.TARGET_DATE]]
+    # Arrays, not the frame's columns: a Series grouper aligns on the index, and the caller's need not be 0..n-1.
+    day = [forecasts[column].to_numpy() for column in (C.SKU, C.ORIGIN_DATE, C.TARGET_DATE)]
     frame = pd.DataFrame({"f": np.where(has_share, point, 0.0), "u": np.where(has_share, units, 0.0)})
     grouped = frame.groupby(day, sort=False)
     total_f = grouped["f"].transform("sum").to_numpy()

@@ -68,6 +68,10 @@ def test_the_skus_total_is_split_by_the_warehouses_long_run_shares() -> None:
     np.testing.assert_allclose(half[C.FORECAST][:4], [3.25, 5.25, 6.75, 4.75])
     same = reconcile_across_warehouses(fc, shares, weight=1.0)
     pd.testing.assert_frame_equal(same.drop(columns=POOLING_RATIO), fc)
+    # A frame whose index is not 0..n-1 (a filtered or shuffled one) gives the same rows.
+    shuffled = fc.iloc[::-1].set_index(pd.Index(np.arange(100, 100 + len(fc))))
+    again = reconcile_across_warehouses(shuffled, shares, weight=0.0)
+    np.testing.assert_allclose(again[C.FORECAST].to_numpy()[::-1], full[C.FORECAST].to_numpy())
 
 
 def test_a_zero_forecast_stays_zero_and_a_bad_weight_is_refused() -> None:
