@@ -889,8 +889,8 @@ def campaign_events(
 ) -> CampaignEvents:
     """The campaign (discount, kind, day into it) of each SKU in the warehouse on each day of a window.
 
-    The same campaigns as :func:`campaign_discount` (whose discounts these are); where several apply, the
-    one with the largest discount. Planned campaigns count (the table runs ahead of the sales).
+    The same campaigns as the target-day features' (:func:`_campaign_days`); where several apply, the one
+    with the largest discount. Planned campaigns count (the table runs ahead of the sales).
     """
     n = len(skus)
     discount = np.zeros((n, n_days))
@@ -933,23 +933,6 @@ def campaign_events(
         kind[row, col] = kind_of_campaign[campaign]
         day_into[row, col] = cell_into
     return CampaignEvents(discount, kind, kinds, day_into)
-
-
-def campaign_discount(
-    tables: SourceTables, warehouse_id: object, skus: np.ndarray, first_day: int, n_days: int
-) -> np.ndarray:
-    """Discount (%) of the campaigns applicable to each SKU in the warehouse, ``[len(skus), n_days]``.
-
-    Sitewide and SKU campaigns targeted at the warehouse's state or at every region; the max over campaigns
-    of a day; 0 without a campaign. Planned campaigns count (the table runs ahead of the sales).
-    """
-    warehouse = _warehouse_row(tables.warehouses, warehouse_id)
-    state = None if warehouse is None or pd.isna(warehouse[LOCATION_STATE]) else warehouse[LOCATION_STATE]
-    sku_array = np.asarray(skus, dtype=object)
-    days = _campaign_days(tables.campaigns, state, sku_array, first_day, n_days)
-    out = np.repeat(days.all_discount[None, :], len(sku_array), axis=0)
-    out[days.sku_index] = days.sku_discount
-    return out
 
 
 def holiday_calendar(tables: SourceTables, first_day: int, last_day: int) -> tuple[np.ndarray, np.ndarray]:

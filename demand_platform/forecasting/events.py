@@ -84,31 +84,30 @@ class HorizonEvents:
     days_after: np.ndarray | None = None
     after_discount: np.ndarray | None = None
 
-    def head(self, n_days: int) -> "HorizonEvents":
-        """The first ``n_days`` days."""
+    def _cut(self, keys: np.ndarray, cut: Callable[[np.ndarray], np.ndarray]) -> "HorizonEvents":
+        """These events with ``keys`` and every ``[n_skus, n_days]`` matrix passed through ``cut``."""
+
+        def optional(matrix: np.ndarray | None) -> np.ndarray | None:
+            return None if matrix is None else cut(matrix)
+
         return HorizonEvents(
             self.first_day,
-            self.keys[:n_days],
-            self.discount[:, :n_days],
-            None if self.kind is None else self.kind[:, :n_days],
+            keys,
+            cut(self.discount),
+            optional(self.kind),
             self.kinds,
-            None if self.day_into is None else self.day_into[:, :n_days],
-            None if self.days_after is None else self.days_after[:, :n_days],
-            None if self.after_discount is None else self.after_discount[:, :n_days],
+            optional(self.day_into),
+            optional(self.days_after),
+            optional(self.after_discount),
         )
+
+    def head(self, n_days: int) -> "HorizonEvents":
+        """The first ``n_days`` days."""
+        return self._cut(self.keys[:n_days], lambda m: m[:, :n_days])
 
     def take(self, rows: np.ndarray) -> "HorizonEvents":
         """The events of SKU rows ``rows``."""
-        return HorizonEvents(
-            self.first_day,
-            self.keys,
-            self.discount[rows],
-            None if self.kind is None else self.kind[rows],
-            self.kinds,
-            None if self.day_into is None else self.day_into[rows],
-            None if self.days_after is None else self.days_after[rows],
-            None if self.after_discount is None else self.after_discount[rows],
-        )
+        return self._cut(self.keys, lambda m: m[rows])
 
     def after(self) -> tuple[np.ndarray, np.ndarray]:
         """``days_after`` and ``after_discount`` (zeros when not given)."""
@@ -453,20 +452,7 @@ def fit_event_uplift(quantity: np.ndarray, category: np.ndarray, events: Horizon
 
 def events_of_columns(events: HorizonEvents, columns: np.ndarray) -> HorizonEvents:
     """The events of some day columns (keys replaced by ``NO_EVENT``: their campaign parts only)."""
-
-    def cut(matrix: np.ndarray | None) -> np.ndarray | None:
-        return None if matrix is None else matrix[:, columns]
-
-    return HorizonEvents(
-        events.first_day,
-        np.full(len(columns), NO_EVENT, dtype=object),
-        events.discount[:, columns],
-        cut(events.kind),
-        events.kinds,
-        cut(events.day_into),
-        cut(events.days_after),
-        cut(events.after_discount),
-    )
+    return events._cut(np.full(len(columns), NO_EVENT, dtype=object), lambda m: m[:, columns])
 
 
 def history_events(tables: SourceTables, warehouse_id: object, panel: SalesPanel) -> HorizonEvents:

@@ -1,7 +1,7 @@
 """Training of one warehouse: an expanding-window cross-validation, then the final models at the training date."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -65,6 +65,8 @@ class SalesHistory:
         tables: The source tables (the events of the days after an origin).
         warehouse_id: The warehouse.
         price: Price of each panel SKU (NaN unknown; None: no price bands for the launches).
+        uplifts: The uplifts fitted so far, by day (the first CV origin's is used twice: by its fold and
+            for the ML model's targets).
     """
 
     panel: SalesPanel
@@ -74,6 +76,7 @@ class SalesHistory:
     tables: SourceTables
     warehouse_id: object
     price: np.ndarray | None = None
+    uplifts: dict[int, EventUplift] = field(default_factory=dict, repr=False, compare=False)
 
     def state_at(self, tiers: pd.DataFrame, day: int, config: TrainConfig) -> OriginState:
         """The SKUs of ``tiers`` at origin ``day`` with their history (see :func:`origin_state`)."""
@@ -99,8 +102,10 @@ class SalesHistory:
         return catalog_price(read_catalog(self.tables.products), skus)
 
     def uplift_at(self, day: int) -> EventUplift:
-        """Event uplifts learned from the days up to ``day``."""
-        return uplift_as_of(self.panel, self.category, self.events, day)
+        """Event uplifts learned from the days up to ``day`` (fitted once per day)."""
+        if day not in self.uplifts:
+            self.uplifts[day] = uplift_as_of(self.panel, self.category, self.events, day)
+        return self.uplifts[day]
 
 
 @dataclass(frozen=True)

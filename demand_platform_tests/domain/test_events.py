@@ -17,7 +17,6 @@ from demand_platform.features import (
     TARGET_EVENT,
     SalesPanel,
     build_sales_panel,
-    campaign_discount,
     campaign_events,
     target_day_features,
 )
@@ -153,20 +152,24 @@ def test_the_multiplier_applies_the_event_and_the_discount_of_each_target_day() 
     assert (none == 1.0).all()
 
 
+def _history_of(quantity: np.ndarray, first_day: int) -> pd.DataFrame:
+    """``raw_sales``-like rows (warehouse W1, SKUs S000, S008, ... as the rows were every 8th) of a matrix."""
+    n, n_days = quantity.shape
+    return pd.DataFrame(
+        {
+            C.SKU: np.repeat([f"S{8 * i:03d}" for i in range(n)], n_days),
+            C.WAREHOUSE_ID: "W1",
+            C.DATE: pd.to_datetime(np.tile(first_day + np.arange(n_days), n), unit="D"),
+            C.QUANTITY: quantity.reshape(-1),
+            C.REVENUE: 1.0,
+        }
+    )
+
+
 def test_the_uplift_at_a_day_reads_nothing_after_it() -> None:
     quantity, category, events, _ = _planted(days=760)
     day = events.first_day + 700
-    rows = [
-        {
-            C.SKU: f"S{i:03d}",
-            C.WAREHOUSE_ID: "W1",
-            C.DATE: pd.Timestamp(events.first_day + d, unit="D"),
-            C.QUANTITY: q,
-        }
-        for i in range(0, len(quantity), 8)
-        for d, q in enumerate(quantity[i])
-    ]
-    history = pd.DataFrame(rows).assign(**{C.REVENUE: 1.0})
+    history = _history_of(quantity[::8], events.first_day)
     skus = np.array(sorted(history[C.SKU].unique()), dtype=object)
     cat = category[::8]
     sub = HorizonEvents(events.first_day, events.keys, events.discount[::8])
@@ -262,7 +265,9 @@ def test_campaign_events_name_the_winning_campaign_its_kind_and_the_day_into_it(
     skus = np.array(["A", "B", "C"], dtype=object)
     first = _day(dt.date(2024, 3, 4))  # the sitewide sale started 3 days before the window
     got = campaign_events(tables, "W1", skus, first, 7)
-    np.testing.assert_array_equal(got.discount, campaign_discount(tables, "W1", skus, first, 7))
+    np.testing.assert_array_equal(
+        got.discount, [[10, 10, 30, 30, 10, 0, 0], [10, 10, 10, 10, 10, 20, 0], [10, 10, 10, 10, 10, 0, 0]]
+    )
     assert "sitewide seasonal_sale" in got.kinds and "sku campaign" in got.kinds  # a null type is "campaign"
     kind = np.array(got.kinds, dtype=object)[got.kind].astype(object)
     kind[got.kind < 0] = None
@@ -385,17 +390,7 @@ def test_training_targets_are_divided_by_the_event_multiplier_of_their_day() -> 
 def test_the_ml_targets_divisor_reads_nothing_after_the_first_cv_origin() -> None:
     quantity, category, events, _ = _planted(days=760)
     first_cv = events.first_day + 600
-    rows = [
-        {
-            C.SKU: f"S{i:03d}",
-            C.WAREHOUSE_ID: "W1",
-            C.DATE: pd.Timestamp(events.first_day + d, unit="D"),
-            C.QUANTITY: q,
-        }
-        for i in range(0, len(quantity), 8)
-        for d, q in enumerate(quantity[i])
-    ]
-    history = pd.DataFrame(rows).assign(**{C.REVENUE: 1.0})
+    history = _history_of(quantity[::8], events.first_day)
     end = pd.Timestamp(events.first_day + 759, unit="D")
 
     def divisor(frame: pd.DataFrame, config: TrainConfig) -> np.ndarray | None:
