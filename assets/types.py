@@ -14,6 +14,7 @@ from demand_platform.reporting import AccuracyReportModel
 from demand_platform.schemas import (
     ForecastsModel,
     RawSalesModel,
+    ReconciledForecastsModel,
     TierAssignmentsModel,
     TrainedModelsModel,
     feature_table_schema,
@@ -26,6 +27,7 @@ FeatureTableType = pandera_schema_to_dagster_type(feature_table_schema())
 TierAssignmentsType = pandera_schema_to_dagster_type(TierAssignmentsModel)
 TrainedModelsType = pandera_schema_to_dagster_type(TrainedModelsModel)
 ForecastsType = pandera_schema_to_dagster_type(ForecastsModel)
+ReconciledForecastsType = pandera_schema_to_dagster_type(ReconciledForecastsModel)
 AccuracyReportType = pandera_schema_to_dagster_type(AccuracyReportModel)
 
 

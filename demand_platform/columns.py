@@ -22,6 +22,10 @@ FEATURE_TABLE = "feature_table"
 TIER_ASSIGNMENTS = "tier_assignments"
 TRAINED_MODELS = "trained_models"
 FORECASTS = "forecasts"
+#: Every warehouse's forecasts of an origin reconciled across the warehouses (what replenishment reads).
+RECONCILED_FORECASTS = "reconciled_forecasts"
+#: Column of ``reconciled_forecasts``: the ratio the reconciliation scaled a row by.
+POOLING_RATIO = "pooling_ratio"
 ACCURACY_REPORT = "accuracy_report"
 REPLENISHMENT_POLICY = "replenishment_policy"
 #: What needs a planner's attention per report day and warehouse (written by ``accuracy_report``).

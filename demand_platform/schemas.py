@@ -518,3 +518,12 @@ class ForecastsModel(pa.DataFrameModel):
     class Config:
         strict = True
         unique = [C.SKU, C.WAREHOUSE_ID, C.ORIGIN_DATE, C.HORIZON]
+
+
+class ReconciledForecastsModel(ForecastsModel):
+    """``reconciled_forecasts``: the ``forecasts`` of every warehouse of an origin, reconciled across the
+    warehouses (``demand_platform.forecasting.pooling``), overrides applied on top."""
+
+    pooling_ratio: Series[float] = pa.Field(
+        ge=0, description="Ratio the reconciliation scaled the model's forecast by (1: kept as it was)."
+    )

@@ -99,14 +99,63 @@ def load_history(
     return frame
 
 
-def read_forecasts(con: duckdb.DuckDBPyConnection, origin: dt.date) -> pd.DataFrame:
+def read_forecasts(con: duckdb.DuckDBPyConnection, origin: dt.date, table: str = C.FORECASTS) -> pd.DataFrame:
     """Every warehouse's forecasts of one origin (empty when none are stored)."""
-    if not table_exists(con, C.FORECASTS):
+    if not table_exists(con, table):
         return pd.DataFrame()
     return con.execute(
-        f"SELECT * FROM {C.FORECASTS} WHERE CAST({C.ORIGIN_DATE} AS DATE) = $d "
+        f"SELECT * FROM {table} WHERE CAST({C.ORIGIN_DATE} AS DATE) = $d "
         f"ORDER BY {C.WAREHOUSE_ID}, {C.SKU}, {C.HORIZON}",
         {"d": origin},
+    ).df()
+
+
+def warehouse_units(
+    con: duckdb.DuckDBPyConnection, origin: dt.date, days: int, table: str = C.RAW_SALES
+) -> pd.DataFrame:
+    """Each SKU x warehouse's units over the ``days`` days up to ``origin``, summed in DuckDB.
+
+    The SQL of :func:`demand_platform.forecasting.pooling.warehouse_shares` (negatives as 0, series without
+    units left out), for all warehouses at once without loading a year of sales.
+
+    Returns:
+        Frame ``sku``, ``warehouse_id``, ``units`` (empty when nothing is stored).
+    """
+    if not table_exists(con, table):
+        return pd.DataFrame({C.SKU: [], C.WAREHOUSE_ID: [], "units": []})
+    end = pd.Timestamp(origin)
+    return con.execute(
+        f"""
+        SELECT {C.SKU}, {C.WAREHOUSE_ID}, CAST(SUM(GREATEST({C.QUANTITY}, 0)) AS DOUBLE) AS units
+        FROM {table}
+        WHERE {C.DATE} > CAST($d0 AS TIMESTAMP) AND {C.DATE} <= CAST($d1 AS TIMESTAMP)
+        GROUP BY ALL HAVING SUM(GREATEST({C.QUANTITY}, 0)) > 0
+        ORDER BY {C.SKU}, {C.WAREHOUSE_ID}
+        """,
+        {"d0": end - pd.Timedelta(days=days), "d1": end},
+    ).df()
+
+
+def read_matured_forecasts(
+    con: duckdb.DuckDBPyConnection, origin: dt.date, through: dt.date, table: str = C.FORECASTS
+) -> pd.DataFrame:
+    """Every warehouse's forecasts of ``origin`` whose target day is on or before ``through``, with the units
+    sold that day (``actual``; 0 when ``raw_sales`` has no row for it).
+
+    Returns:
+        The forecast columns and ``actual``; empty when the table or the origin has no rows.
+    """
+    if not table_exists(con, table) or not table_exists(con, C.RAW_SALES):
+        return pd.DataFrame()
+    return con.execute(
+        f"""
+        SELECT f.*, CAST(COALESCE(s.{C.QUANTITY}, 0) AS DOUBLE) AS actual
+        FROM {table} f LEFT JOIN {C.RAW_SALES} s
+          ON s.{C.SKU} = f.{C.SKU} AND s.{C.WAREHOUSE_ID} = f.{C.WAREHOUSE_ID} AND s.{C.DATE} = f.{C.TARGET_DATE}
+        WHERE CAST(f.{C.ORIGIN_DATE} AS DATE) = $d AND CAST(f.{C.TARGET_DATE} AS DATE) <= $t
+        ORDER BY f.{C.WAREHOUSE_ID}, f.{C.SKU}, f.{C.HORIZON}
+        """,
+        {"d": origin, "t": through},
     ).df()
 
 
@@ -275,6 +324,29 @@ def latest_forecast_origin(con: duckdb.DuckDBPyConnection, warehouse_id: str) ->
         [warehouse_id],
     ).fetchone()
     return None if row is None or row[0] is None else row[0]
+
+
+def past_forecast_origin(
+    con: duckdb.DuckDBPyConnection, day: dt.date, lag: int, min_lag: int, max_lag: int
+) -> dt.date | None:
+    """The stored forecast origin to score at ``day``: the latest at least ``lag`` days before it, else the latest
+    at least ``min_lag`` days before it; none older than ``max_lag`` days (None when there is none).
+    """
+    if not table_exists(con, C.FORECASTS):
+        return None
+    row = con.execute(
+        f"""
+        SELECT origin FROM (SELECT DISTINCT CAST({C.ORIGIN_DATE} AS DATE) AS origin FROM {C.FORECASTS})
+        WHERE origin BETWEEN $first AND $last
+        ORDER BY (origin <= $full) DESC, origin DESC LIMIT 1
+        """,
+        {
+            "first": day - dt.timedelta(days=max_lag),
+            "last": day - dt.timedelta(days=min_lag),
+            "full": day - dt.timedelta(days=lag),
+        },
+    ).fetchall()
+    return row[0][0] if row else None
 
 
 def read_sku_forecasts(

@@ -138,3 +138,25 @@ def apply_overrides(forecasts: pd.DataFrame, overrides: pd.DataFrame | None) -> 
     out[OVERRIDE_AUTHOR_OUT] = author
     out[OVERRIDE_REASON_OUT] = reason
     return out
+
+
+def model_output(forecasts: pd.DataFrame) -> pd.DataFrame:
+    """The forecasts as the model made them: the inverse of :func:`apply_overrides`.
+
+    Args:
+        forecasts: Forecasts with overrides applied (``<column>_unadjusted`` and the override columns).
+
+    Returns:
+        A copy whose value columns hold the unadjusted values, without the unadjusted and override columns
+        (what :func:`apply_overrides` takes).
+
+    Raises:
+        ValueError: If the forecasts carry no ``*_unadjusted`` column (overrides were never applied).
+    """
+    unadjusted = [c for c in forecasts.columns if c.endswith(UNADJUSTED_SUFFIX)]
+    if not unadjusted:
+        raise ValueError("these forecasts carry no *_unadjusted columns: they are already the model output")
+    out = forecasts.drop(columns=[*unadjusted, OVERRIDE_APPLIED, OVERRIDE_AUTHOR_OUT, OVERRIDE_REASON_OUT])
+    for column in unadjusted:
+        out[column.removesuffix(UNADJUSTED_SUFFIX)] = forecasts[column].to_numpy(copy=True)
+    return out

@@ -17,15 +17,20 @@ quantiles move with the point forecast (scaled by its ratio, rounded to counts).
 long frame: no loop over series.
 
 This is a cross-warehouse step: it needs every warehouse's forecasts of the origin, so it runs after all of
-them. The Dagster layer does not run it yet (it would be a date-partitioned step after ``forecasts``).
+them: :func:`reconcile_origin` is what the date-partitioned ``reconciled_forecasts`` asset calls. It pools the
+model's output (the planners' overrides are taken off, and applied again to the reconciled forecasts), with
+the weight :func:`choose_weight` picks on the forecasts of an earlier origin whose days have been sold since.
 """
 
+import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from demand_platform import columns as C
+from demand_platform.forecasting.overrides import apply_overrides, model_output
 
 #: Days of sales before the origin that measure each warehouse's share of a SKU.
 SHARE_DAYS = 365
@@ -34,7 +39,16 @@ WEIGHT_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 #: Forecast columns moved with the point forecast.
 QUANTITY_COLUMNS = (C.FORECAST, C.P50, C.P90, C.P95)
 #: Column of the reconciled frame: the ratio that scaled the row (1 where it kept its own forecast).
-POOLING_RATIO = "pooling_ratio"
+POOLING_RATIO = C.POOLING_RATIO
+#: The weight is picked on the latest stored origin at least this many days before the origin (its whole
+#: horizon has been sold since) ...
+WEIGHT_ORIGIN_LAG = 30
+#: ... else on the latest one at least this many days before (a week of its horizon sold) ...
+WEIGHT_ORIGIN_MIN_LAG = 7
+#: ... and none older than this.
+WEIGHT_ORIGIN_MAX_LAG = 60
+#: Weight of the own forecast when no past forecast can be scored (the first month): no pooling.
+DEFAULT_WEIGHT = 1.0
 
 
 def warehouse_shares(sales: pd.DataFrame, origin: pd.Timestamp, days: int = SHARE_DAYS) -> pd.DataFrame:
@@ -144,3 +158,91 @@ def pooling_weight(
     }
     best = min(sorted(scores, reverse=True), key=lambda w: scores[w])
     return best, scores
+
+
+@dataclass(frozen=True)
+class PastForecasts:
+    """Forecasts of a past origin of every warehouse and what was sold on their target days since.
+
+    Attributes:
+        origin: The past origin.
+        forecasts: The stored forecasts of that origin (overrides applied, with the ``*_unadjusted``
+            columns: the weight is picked on the model's output).
+        actual: Units sold on each row's target day.
+        shares: :func:`warehouse_shares` at that origin.
+    """
+
+    origin: dt.date
+    forecasts: pd.DataFrame
+    actual: np.ndarray
+    shares: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class PoolingChoice:
+    """The weight of the own forecast and how it was picked.
+
+    Attributes:
+        weight: The weight, in [0, 1].
+        reason: Why this weight (for the asset's metadata and the log).
+        origin: The past origin it was picked on, None when none could be scored.
+        scores: WMAPE of each candidate weight on that origin.
+    """
+
+    weight: float
+    reason: str
+    origin: dt.date | None = None
+    scores: dict[float, float] = field(default_factory=dict)
+
+
+def choose_weight(past: PastForecasts | None) -> PoolingChoice:
+    """The weight with the lowest WMAPE on ``past`` (:func:`pooling_weight`); :data:`DEFAULT_WEIGHT` without one.
+
+    Args:
+        past: Forecasts of a past origin scored against the sales since, or None when there are none.
+    """
+    if past is None or past.forecasts.empty or float(np.abs(past.actual).sum()) == 0.0:
+        return PoolingChoice(
+            DEFAULT_WEIGHT, "no past forecasts with sales to pick the weight on: own forecasts kept"
+        )
+    weight, scores = pooling_weight(past.forecasts, past.actual, past.shares)
+    summary = ", ".join(f"{w:g}: {v:.4f}" for w, v in scores.items())
+    return PoolingChoice(
+        weight,
+        f"weight {weight:g} had the lowest WMAPE on the forecasts of {past.origin} ({summary})",
+        past.origin,
+        scores,
+    )
+
+
+def reconcile_origin(
+    forecasts: pd.DataFrame,
+    shares: pd.DataFrame,
+    overrides: pd.DataFrame | None,
+    past: PastForecasts | None,
+    weight: float | None = None,
+) -> tuple[pd.DataFrame, PoolingChoice]:
+    """Every warehouse's forecasts of an origin reconciled across the warehouses, overrides applied on top.
+
+    The model's output is reconciled (:func:`reconcile_across_warehouses`): a planner's override is not pooled
+    into other warehouses, and it is applied again to the reconciled forecasts of the rows it covers.
+
+    Args:
+        forecasts: The stored forecasts of one origin, every warehouse (overrides applied, with the
+            ``*_unadjusted`` columns).
+        shares: :func:`warehouse_shares` at the origin.
+        overrides: The planners' overrides table (None or empty: none).
+        past: Forecasts of an earlier origin scored since, for :func:`choose_weight`.
+        weight: A fixed weight instead of the one ``past`` picks.
+
+    Returns:
+        The reconciled forecasts (the columns of ``forecasts`` and :data:`POOLING_RATIO`) and the choice.
+    """
+    choice = (
+        choose_weight(past)
+        if weight is None
+        else PoolingChoice(weight, f"weight {weight:g} set by the run's configuration")
+    )
+    reconciled = reconcile_across_warehouses(model_output(forecasts), shares, choice.weight)
+    out = apply_overrides(reconciled, overrides)
+    return out[[*forecasts.columns, POOLING_RATIO]], choice

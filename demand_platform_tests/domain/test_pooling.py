@@ -1,15 +1,24 @@
 """Cross-warehouse reconciliation: the SKU's total over the warehouses split by their long-run shares."""
 
+import datetime as dt
+
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
 from demand_platform import columns as C
+from demand_platform import store
+from demand_platform.forecasting.overrides import apply_overrides, model_output
 from demand_platform.forecasting.pooling import (
+    DEFAULT_WEIGHT,
     POOLING_RATIO,
+    PastForecasts,
+    choose_weight,
     pooled_point,
     pooling_weight,
     reconcile_across_warehouses,
+    reconcile_origin,
     warehouse_shares,
 )
 
@@ -127,3 +136,98 @@ def test_the_pooling_weight_follows_what_the_past_forecasts_say(affinity_moved: 
     weight, scores = pooling_weight(fc, actual, shares)
     assert weight == (1.0 if affinity_moved else 0.0), scores
     assert scores[weight] == min(scores.values())
+
+
+def _overrides(rows: list[dict[str, object]]) -> pd.DataFrame:
+    base = {
+        "start_date": ORIGIN,
+        "end_date": ORIGIN + pd.Timedelta(days=30),
+        "author": "ana",
+        "reason": "promo",
+    }
+    return pd.DataFrame([{"multiplier": np.nan, "absolute_value": np.nan, **base, **row} for row in rows])
+
+
+def test_the_models_output_is_reconciled_and_the_overrides_applied_again() -> None:
+    """A planner's override of W1 is not pooled into W2: W2 is reconciled from the model's W1 forecast, and W1
+    gets the override's value again."""
+    point = np.array([[[4.0, 4.0], [12.0, 12.0]]])  # one SKU, two warehouses, two days
+    model = _forecasts(point, ["A"], ["W1", "W2"]).assign(**{C.MODEL_VERSION: "3"})
+    overrides = _overrides([{C.SKU: "A", C.WAREHOUSE_ID: "W1", "absolute_value": 100.0}])
+    stored = apply_overrides(model, overrides)
+    pd.testing.assert_frame_equal(model_output(stored)[model.columns], model)
+    with pytest.raises(ValueError, match="unadjusted"):
+        model_output(model)
+
+    shares = _shares({("A", "W1"): 50.0, ("A", "W2"): 50.0})
+    out, choice = reconcile_origin(stored, shares, overrides, past=None, weight=0.0)
+    assert list(out.columns) == [*stored.columns, POOLING_RATIO]
+    assert choice.weight == 0.0 and "configuration" in choice.reason
+    by_wh = out.set_index([C.WAREHOUSE_ID, C.HORIZON])
+    assert by_wh.loc[("W1", 1), C.FORECAST] == 100.0 and by_wh.loc[("W1", 1), "override_applied"]
+    assert by_wh.loc[("W1", 1), "forecast_unadjusted"] == 8.0  # the model's, reconciled
+    assert by_wh.loc[("W2", 1), C.FORECAST] == 8.0  # half of 4 + 12, not of 100 + 12
+    assert not by_wh.loc[("W2", 1), "override_applied"]
+
+
+def test_without_past_forecasts_with_sales_each_warehouse_keeps_its_own() -> None:
+    fc = apply_overrides(_forecasts(np.array([[[4.0], [12.0]]]), ["A"], ["W1", "W2"]), None)
+    shares = _shares({("A", "W1"): 50.0, ("A", "W2"): 50.0})
+    assert choose_weight(None).weight == DEFAULT_WEIGHT == 1.0
+    unsold = PastForecasts(dt.date(2024, 6, 1), fc, np.zeros(len(fc)), shares)
+    assert choose_weight(unsold).weight == DEFAULT_WEIGHT
+    out, choice = reconcile_origin(fc, shares, None, past=None)
+    assert choice.origin is None and (out[POOLING_RATIO] == 1.0).all()
+    np.testing.assert_array_equal(out[C.FORECAST], fc[C.FORECAST])
+    # Sales that the pooled forecast (8 and 8) matches better than the own ones (4 and 12).
+    sold = PastForecasts(dt.date(2024, 6, 1), fc, np.array([8.0, 8.0]), shares)
+    picked = choose_weight(sold)
+    assert (
+        picked.weight == 0.0
+        and picked.origin == dt.date(2024, 6, 1)
+        and picked.scores[1.0] > picked.scores[0.0]
+    )
+
+
+def test_the_stores_sql_agrees_with_the_domains_shares_and_scores_matured_forecasts() -> None:
+    rng = np.random.default_rng(1)
+    days = pd.date_range("2023-05-01", "2024-07-31")
+    sales = pd.DataFrame(
+        [(s, w, d, float(rng.integers(-1, 5))) for s in ("A", "B", "C") for w in ("W1", "W2") for d in days],
+        columns=[C.SKU, C.WAREHOUSE_ID, C.DATE, C.QUANTITY],
+    )
+    sales = sales.loc[~((sales[C.SKU] == "C") & (sales[C.WAREHOUSE_ID] == "W2"))]  # C never in W2
+    sales.loc[sales[C.SKU] == "B", C.QUANTITY] = 0.0  # B never sold: no share
+    con = duckdb.connect()
+    con.register("sales_frame", sales)
+    con.execute(f"CREATE TABLE {C.RAW_SALES} AS SELECT * FROM sales_frame")
+    expected = warehouse_shares(sales, ORIGIN)
+    got = store.warehouse_units(con, ORIGIN.date(), 365)
+    assert set(got[C.SKU]) == {"A", "C"}
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+
+    # Forecasts stored at three origins; a day of the horizon with no raw_sales row sold 0.
+    for origin in ("2024-05-20", "2024-06-10", "2024-06-25"):
+        frame = _forecasts(np.ones((1, 2, 30)), ["A"], ["W1", "W2"]).assign(
+            **{C.ORIGIN_DATE: pd.Timestamp(origin)}
+        )
+        frame[C.TARGET_DATE] = frame[C.ORIGIN_DATE] + pd.to_timedelta(frame[C.HORIZON], unit="D")
+        con.register("fc_frame", frame)
+        if store.table_exists(con, C.FORECASTS):
+            con.execute(f"INSERT INTO {C.FORECASTS} SELECT * FROM fc_frame")
+        else:
+            con.execute(f"CREATE TABLE {C.FORECASTS} AS SELECT * FROM fc_frame")
+    day = ORIGIN.date()  # 30 June: 20 May is 41 days old, 10 June 20, 25 June 5
+    assert store.past_forecast_origin(con, day, lag=30, min_lag=7, max_lag=60) == dt.date(2024, 5, 20)
+    assert store.past_forecast_origin(con, day, lag=30, min_lag=7, max_lag=40) == dt.date(2024, 6, 10)
+    assert store.past_forecast_origin(con, day, lag=30, min_lag=21, max_lag=40) is None
+    con.execute(
+        f"DELETE FROM {C.RAW_SALES} WHERE {C.DATE} = TIMESTAMP '2024-06-15' AND {C.WAREHOUSE_ID} = 'W1'"
+    )
+    matured = store.read_matured_forecasts(con, dt.date(2024, 6, 10), day)
+    assert len(matured) == 2 * 20 and (pd.to_datetime(matured[C.TARGET_DATE]) <= ORIGIN).all()
+    truth = sales.set_index([C.WAREHOUSE_ID, C.DATE]).loc[lambda f: f[C.SKU] == "A", C.QUANTITY]
+    for _, row in matured.iterrows():
+        key = (row[C.WAREHOUSE_ID], pd.Timestamp(row[C.TARGET_DATE]))
+        expect = 0.0 if key == ("W1", pd.Timestamp("2024-06-15")) else truth.loc[key]
+        assert row["actual"] == expect
