@@ -235,7 +235,11 @@ def cmd_import_online_retail(args: argparse.Namespace) -> int:
 
 
 def cmd_export_forecasts(args: argparse.Namespace) -> int:
-    """Write the forecasts of one origin from a platform home to a parquet or csv file."""
+    """Write the forecasts of one origin from a platform home to a parquet or csv file.
+
+    The reconciled forecasts (``reconciled_forecasts``) when the origin has them, else (or with
+    ``--per-warehouse``) each warehouse's own ``forecasts``, saying so.
+    """
 
     from demand_platform.store import read_forecasts
 
@@ -243,8 +247,18 @@ def cmd_export_forecasts(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix not in (".parquet", ".csv"):
         raise source.SourceError(f"{out}: the output must end in .parquet or .csv")
+    table = C.FORECASTS if args.per_warehouse else C.RECONCILED_FORECASTS
     with dbfile.connect(settings.database) as con:  # under the platform lock, like every connection
-        frame = read_forecasts(con, args.origin)
+        frame = read_forecasts(con, args.origin, table)
+        if frame.empty and table == C.RECONCILED_FORECASTS:
+            table = C.FORECASTS
+            frame = read_forecasts(con, args.origin, table)
+            if not frame.empty:
+                print(
+                    f"note: origin {args.origin} is not reconciled across the warehouses yet "
+                    f"({C.RECONCILED_FORECASTS}): exporting each warehouse's own {C.FORECASTS}",
+                    file=sys.stderr,
+                )
     if frame.empty:
         print(
             f"error: no forecasts for origin {args.origin} in {lake.redact(settings.database)}",
@@ -259,7 +273,9 @@ def cmd_export_forecasts(args: argparse.Namespace) -> int:
         frame.to_parquet(out, index=False)
     else:
         frame.to_csv(out, index=False)
-    print(f"wrote {len(frame):,} forecast rows ({frame[C.WAREHOUSE_ID].nunique()} warehouses) to {out}")
+    print(
+        f"wrote {len(frame):,} forecast rows ({frame[C.WAREHOUSE_ID].nunique()} warehouses) of {table} to {out}"
+    )
     return 0
 
 
@@ -429,6 +445,11 @@ def build_parser() -> argparse.ArgumentParser:
     fc.add_argument("--home", required=True)
     fc.add_argument("--origin", type=_date, required=True)
     fc.add_argument("--out", required=True, help="FILE.parquet or FILE.csv")
+    fc.add_argument(
+        "--per-warehouse",
+        action="store_true",
+        help=f"each warehouse's own {C.FORECASTS}, not the {C.RECONCILED_FORECASTS} (the default)",
+    )
     fc.set_defaults(func=cmd_export_forecasts)
 
     chart = sub.add_parser("chart", help="write the forecast fan chart of one SKU x warehouse")

@@ -14,11 +14,10 @@ from assets.features import build_feature_assets
 from assets.ingestion import build_ingestion_assets
 from assets.models import build_model_assets
 from assets.operations import build_operations
-from assets.partitions import build_partitions, date_dimension, empty_partitions
+from assets.partitions import build_partitions, empty_partitions
 from assets.reconciliation import build_reconciliation_asset
 from assets.reporting import build_reporting_assets
 from assets.side_tables import build_side_table_specs
-from demand_platform import columns as C
 from demand_platform import source
 from demand_platform.settings import PlatformSettings, resolve_settings
 from resources import build_executor, build_resources
@@ -27,7 +26,6 @@ INGEST_JOB = "ingest"
 FEATURES_JOB = "features"
 TRAIN_JOB = "train"
 FORECAST_JOB = "forecast"
-RECONCILE_JOB = "reconcile"
 REPORT_JOB = "report"
 AUDIT_JOB = "source_audit_job"
 
@@ -76,11 +74,6 @@ def build_definitions(settings: PlatformSettings) -> dg.Definitions:
             selection=dg.AssetSelection.assets("forecasts")
             - dg.AssetSelection.checks(*operations.asset_checks),
             partitions_def=partitions_def,
-        ),
-        dg.define_asset_job(
-            RECONCILE_JOB,
-            selection=[C.RECONCILED_FORECASTS],
-            partitions_def=date_dimension(partitions_def),
         ),
         dg.define_asset_job(REPORT_JOB, selection=["accuracy_report"], partitions_def=partitions_def),
         *operations.jobs,

@@ -52,6 +52,12 @@ the alerting sensors (all but ``freshness_sensor`` and ``dead_run_sensor``) need
     one for a manual re-check, with the run config ``as_of`` (ISO datetime, naive means company
     timezone; default: now), see :func:`freshness_run_config`.
 
+* **reconcile_sensor** (every minute) requests a ``reconcile`` run (``reconciled_forecasts``, one day) for
+  each of the last 7 days whose ``forecasts`` partitions exist in every warehouse and are newer than the
+  day's reconciliation: the daily schedule's forecast runs are per warehouse (or box), so the day is
+  reconciled once its last warehouse lands, and again after a retrain forecast it again. The run key names
+  the day's latest forecasts materialization, so a set of forecasts is reconciled once. (Dagster's eager
+  automation condition does this for the latest day only.)
 * **drift_sensor** reads every ``accuracy_report`` materialization since its cursor (a storage id: all
   warehouses landing between two ticks are seen) and, for each partition whose metadata says
   ``drift = True``, requests a ``retrain`` run of that partition (run key
@@ -121,6 +127,7 @@ from demand_platform.columns import (
     FEATURE_TABLE,
     FORECASTS,
     RAW_SALES,
+    RECONCILED_FORECASTS,
     TIER_ASSIGNMENTS,
     TRAINED_MODELS,
 )
@@ -167,6 +174,7 @@ RETRAIN_ASSETS = (TRAINED_MODELS, FORECASTS)
 DAILY_JOB = "daily"
 DAILY_NO_TRAIN_JOB = "daily_no_train"
 RETRAIN_JOB = "retrain"
+RECONCILE_JOB = "reconcile"
 
 FRESHNESS_CHECK = "forecasts_freshness"
 FRESHNESS_CHECK_KEY = dg.AssetCheckKey(dg.AssetKey(FORECASTS), FRESHNESS_CHECK)
@@ -179,6 +187,12 @@ DRIFT_SENSOR = "drift_sensor"
 ALERT_SENSOR = "alert_sensor"
 RUN_FAILURE_SENSOR = "run_failure_alert_sensor"
 DEAD_RUN_SENSOR = "dead_run_sensor"
+RECONCILE_SENSOR = "reconcile_sensor"
+#: Seconds between two ticks of the reconcile sensor.
+RECONCILE_INTERVAL_S = 60
+#: Days (the latest partitions) the reconcile sensor watches: a day forecast again within them (a drift
+#: retrain, a late repair on the daemon) is reconciled again; older ones are the CLI catch-up's.
+RECONCILE_LOOKBACK_DAYS = 7
 ALERT_REDELIVERY_SENSOR = "alert_redelivery_sensor"
 #: Seconds between two ticks of the alert redelivery sensor.
 REDELIVERY_INTERVAL_S = 60
@@ -225,10 +239,10 @@ class Operations:
     """Jobs, schedules, sensors and asset checks to add to ``dg.Definitions``.
 
     Attributes:
-        jobs: ``daily``, ``daily_no_train`` and ``retrain``.
+        jobs: ``daily``, ``daily_no_train``, ``retrain`` and ``reconcile``.
         schedules: ``daily_schedule`` and ``freshness_schedule``.
         sensors: ``freshness_sensor``, ``drift_sensor``, ``alert_sensor``, ``run_failure_alert_sensor``,
-            ``alert_redelivery_sensor`` and ``dead_run_sensor``.
+            ``alert_redelivery_sensor``, ``dead_run_sensor`` and ``reconcile_sensor``.
         asset_checks: ``forecasts_freshness``.
     """
 
@@ -587,6 +601,34 @@ def judge_freshness(
     return FreshnessVerdict(day, not late, description, metadata)
 
 
+def reconcile_requests(
+    instance: dg.DagsterInstance, days: Sequence[str], warehouses: Sequence[str]
+) -> list[dg.RunRequest]:
+    """Run requests of ``reconciled_forecasts`` for the ``days`` whose forecasts are complete in every
+    warehouse and newer than their reconciliation (or not reconciled yet).
+
+    The run key names the day's latest ``forecasts`` materialization (its storage id): a day is requested
+    once per set of forecasts (the sensor's run keys are not requested twice), again when forecast again.
+    """
+    done = instance.get_materialized_partitions(dg.AssetKey(FORECASTS))
+    requests = []
+    for day in days:
+        keys = [str(dg.MultiPartitionKey({DATE_DIM: day, WAREHOUSE_DIM: wh})) for wh in warehouses]
+        if not keys or any(key not in done for key in keys):
+            continue
+        (latest,) = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(FORECASTS), asset_partitions=keys), limit=1
+        ).records
+        reconciled = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(RECONCILED_FORECASTS), asset_partitions=[day]),
+            limit=1,
+        ).records
+        if reconciled and reconciled[0].storage_id > latest.storage_id:
+            continue
+        requests.append(dg.RunRequest(run_key=f"reconcile-{day}-{latest.storage_id}", partition_key=day))
+    return requests
+
+
 def freshness_evaluation_due(cursor: str | None, day: dt.date) -> bool:
     """Whether ``freshness_sensor`` judges again: not once the due ``day`` was found complete.
 
@@ -713,6 +755,30 @@ def build_operations(
         partitions_def=partitions_def,
         description="Retrain the models of a partition and forecast again (requested on drift).",
     )
+
+    reconcile_job = dg.define_asset_job(
+        RECONCILE_JOB,
+        selection=[RECONCILED_FORECASTS],
+        partitions_def=date_def,
+        description="Reconcile every warehouse's forecasts of a day across the warehouses.",
+    )
+
+    @dg.sensor(
+        name=RECONCILE_SENSOR,
+        job=reconcile_job,
+        minimum_interval_seconds=RECONCILE_INTERVAL_S,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            f"Requests the reconciliation of each of the last {RECONCILE_LOOKBACK_DAYS} days once its "
+            "forecasts exist in every warehouse, and again when they are materialized again."
+        ),
+    )
+    def reconcile_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+        keys = date_def.get_partition_keys(dynamic_partitions_store=context.instance)
+        requests = reconcile_requests(context.instance, keys[-RECONCILE_LOOKBACK_DAYS:], warehouses)
+        if not requests:
+            return dg.SkipReason("no day with forecasts in every warehouse newer than its reconciliation")
+        return dg.SensorResult(run_requests=requests)
 
     freshness_schedule = dg.ScheduleDefinition(
         name=FRESHNESS_SCHEDULE,
@@ -957,7 +1023,7 @@ def build_operations(
         return dg.SkipReason("no run of a dead process")
 
     return Operations(
-        jobs=[daily_job, no_train_job, retrain_job],
+        jobs=[daily_job, no_train_job, retrain_job, reconcile_job],
         schedules=[daily_schedule, freshness_schedule],
         sensors=[
             freshness_sensor,
@@ -966,6 +1032,7 @@ def build_operations(
             run_failure_alert_sensor,
             alert_redelivery_sensor,
             dead_run_sensor,
+            reconcile_sensor,
         ],
         asset_checks=[freshness_check],
     )

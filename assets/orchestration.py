@@ -21,8 +21,11 @@ A catch-up:
    forecasts yet, or whose history changed in step 2: features and tiers, then forecasts; the model of
    ``through - evaluate_days`` is trained (and gated) when it is not trained yet, and each origin is
    served by the model in production at that origin;
-4. writes the accuracy report of ``through``;
-5. returns a report whose ``ok`` is False when any run failed or any ERROR-severity check failed, which
+4. reconciles across the warehouses every origin whose forecasts are complete in all warehouses and that
+   is not reconciled yet or was forecast again in step 3 (``reconciled_forecasts``, runs of contiguous days,
+   at most :data:`BOX_PARTITIONS_MAX` warehouse-days each: a day of 50 warehouses is a run);
+5. writes the accuracy report of ``through``;
+6. returns a report whose ``ok`` is False when any run failed or any ERROR-severity check failed, which
    the CLI turns into a non-zero exit code.
 """
 
@@ -47,6 +50,7 @@ from assets.definitions import (
     build_definitions,
 )
 from assets.ingestion import PER_PARTITION_METADATA_MAX
+from assets.operations import RECONCILE_JOB
 from assets.partitions import (
     DATE_DIM,
     DUCKDB_POOL,
@@ -377,10 +381,37 @@ def run_platform(
             (FEATURES_JOB, origin_boxes),
             (TRAIN_JOB, run_boxes([(wh, train_day, train_day) for wh in to_train], all_warehouses, parallel)),
             (FORECAST_JOB, origin_boxes),
-            (REPORT_JOB, run_boxes([(wh, through, through) for wh in chosen], all_warehouses, parallel)),
         ]
         for job_name, job_boxes in steps:
             stage(box_specs(job_name, job_boxes), job_name)
+        # --- reconciliation: every day whose forecasts are complete in all warehouses -----------------
+        days = reconcile_days(
+            materialized("forecasts"),
+            {
+                dt.date.fromisoformat(k)
+                for k in instance.get_materialized_partitions(dg.AssetKey(C.RECONCILED_FORECASTS))
+            },
+            {d for rebuilt in origins.values() for d in rebuilt},
+            all_warehouses,
+        )
+        max_days = max(1, BOX_PARTITIONS_MAX // len(all_warehouses))
+        stage(
+            [
+                RunSpec(
+                    RECONCILE_JOB,
+                    {RANGE_START_TAG: start.isoformat(), RANGE_END_TAG: end.isoformat()},
+                    f"{RECONCILE_JOB} {start}..{end}",
+                )
+                for start, end in day_ranges(days, max_days)
+            ],
+            RECONCILE_JOB,
+        )
+        stage(
+            box_specs(
+                REPORT_JOB, run_boxes([(wh, through, through) for wh in chosen], all_warehouses, parallel)
+            ),
+            REPORT_JOB,
+        )
     report.tables, report.quarantine = table_summary(settings)
     report.accuracy = accuracy_summary(settings, through)
     return report
@@ -431,6 +462,38 @@ def run_boxes(
         size = max(1, min(max_partitions // days, -(-len(whs) // parallel)))
         for box in day_boxes(start, whs, all_warehouses, as_tags=False):
             out += [(box[i : i + size], start, end) for i in range(0, len(box), size)]
+    return out
+
+
+def reconcile_days(
+    forecast_done: set[tuple[str, dt.date]],
+    reconciled_done: set[dt.date],
+    rebuilt: set[dt.date],
+    all_warehouses: list[str],
+) -> list[dt.date]:
+    """The origins to reconcile: forecast in every warehouse, and not reconciled yet or forecast again now.
+
+    Args:
+        forecast_done: Materialized ``forecasts`` partitions as ``(warehouse, day)``.
+        reconciled_done: Materialized ``reconciled_forecasts`` days.
+        rebuilt: Origins this catch-up forecast (again).
+        all_warehouses: Every warehouse key.
+    """
+    by_day: dict[dt.date, set[str]] = {}
+    for wh, day in forecast_done:
+        by_day.setdefault(day, set()).add(wh)
+    complete = {day for day, whs in by_day.items() if whs >= set(all_warehouses)}
+    return sorted(day for day in complete if day in rebuilt or day not in reconciled_done)
+
+
+def day_ranges(days: list[dt.date], max_days: int) -> list[tuple[dt.date, dt.date]]:
+    """Sorted ``days`` as contiguous ranges of at most ``max_days`` days (one run each)."""
+    out: list[tuple[dt.date, dt.date]] = []
+    for day in sorted(days):
+        if out and day == out[-1][1] + dt.timedelta(days=1) and (day - out[-1][0]).days < max_days:
+            out[-1] = (out[-1][0], day)
+        else:
+            out.append((day, day))
     return out
 
 

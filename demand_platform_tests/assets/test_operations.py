@@ -42,6 +42,8 @@ from assets.operations import (
     NO_TRAIN_ASSETS,
     PIPELINE_ASSETS,
     PRIORITY_TAG,
+    RECONCILE_JOB,
+    RECONCILE_SENSOR,
     REPORT_RUN_PRIORITY,
     RETRAIN_JOB,
     RETRAIN_TAG,
@@ -150,7 +152,27 @@ def _fake_assets(partitions_def: dg.MultiPartitionsDefinition) -> list[dg.Assets
             }
         )
 
-    return [raw_sales, feature_table, tier_assignments, trained_models, forecasts, accuracy_report]
+    @dg.asset(
+        partitions_def=partitions_def.get_partitions_def_for_dimension("date"),
+        deps=[
+            dg.AssetDep(
+                forecasts,
+                partition_mapping=dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name="date"),
+            )
+        ],
+    )
+    def reconciled_forecasts() -> dg.MaterializeResult:
+        return dg.MaterializeResult()
+
+    return [
+        raw_sales,
+        feature_table,
+        tier_assignments,
+        trained_models,
+        forecasts,
+        accuracy_report,
+        reconciled_forecasts,
+    ]
 
 
 # --- fixtures ------------------------------------------------------------------------------------------------
@@ -786,6 +808,27 @@ def test_daily_schedule_skips_training_on_off_days(tmp_path: Path) -> None:
 # --- (e) run failure sensor ---------------------------------------------------------------------------------
 
 
+def test_reconcile_sensor_requests_a_day_once_every_warehouse_has_its_forecasts(env: Env) -> None:
+    def requests() -> list[dg.RunRequest]:
+        return list(env.tick(RECONCILE_SENSOR).run_requests or [])
+
+    assert requests() == []
+    env.report("2024-01-02", "W1")
+    assert requests() == []  # W2's forecasts are not there yet
+    env.report("2024-01-02", "W2")
+    env.report("2024-01-03", "W1")
+    (first,) = requests()
+    assert first.partition_key == "2024-01-02" and first.run_key is not None
+    # The requested run reconciles the day; nothing more is requested for it.
+    job = env.defs.resolve_job_def(RECONCILE_JOB)
+    assert job.execute_in_process(partition_key="2024-01-02", instance=env.instance).success
+    assert requests() == []
+    # Forecast again (a retrain): requested again, under a new run key.
+    env.report("2024-01-02", "W2")
+    (again,) = requests()
+    assert again.partition_key == "2024-01-02" and again.run_key != first.run_key
+
+
 def test_run_failure_sensor_records_an_alert(env: Env, webhook: tuple[str, list[dict]]) -> None:
     result = env.run(
         "2024-01-03",
@@ -928,6 +971,7 @@ def test_schedules_and_sensors_default_to_running(env: Env) -> None:
         RUN_FAILURE_SENSOR,
         ALERT_REDELIVERY_SENSOR,
         DEAD_RUN_SENSOR,
+        RECONCILE_SENSOR,
     }
     assert all(s.default_status == dg.DefaultScheduleStatus.RUNNING for s in env.ops.schedules)
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in env.ops.sensors)

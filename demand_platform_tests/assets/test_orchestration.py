@@ -17,8 +17,10 @@ from assets.definitions import AUDIT_JOB, INGEST_JOB
 from assets.orchestration import (
     PLANNED_SUBSET_ENV,
     day_boxes,
+    day_ranges,
     missing_ranges,
     prepare_instance,
+    reconcile_days,
     run_boxes,
     run_platform,
 )
@@ -53,6 +55,23 @@ def test_day_boxes_split_on_gaps() -> None:
 
 def _spans(boxes: list[tuple[list[str], dt.date, dt.date]]) -> list[tuple[str, str]]:
     return [(f"{start}|{whs[0]}", f"{end}|{whs[-1]}") for whs, start, end in boxes]
+
+
+def test_a_day_is_reconciled_once_every_warehouse_has_forecasts_and_again_when_forecast_again() -> None:
+    done = {("W1", D(2024, 1, d)) for d in range(1, 8)} | {("W2", D(2024, 1, d)) for d in range(1, 6)}
+    # Days 6 and 7 wait for W2; day 1 is reconciled already; day 2 was forecast again by this catch-up.
+    days = reconcile_days(done, {D(2024, 1, 1), D(2024, 1, 2)}, {D(2024, 1, 2)}, ["W1", "W2"])
+    assert days == [D(2024, 1, d) for d in (2, 3, 4, 5)]
+    assert reconcile_days(done, set(), set(), ["W1", "W2", "W3"]) == []
+    gappy = [D(2024, 1, d) for d in (1, 2, 3, 4, 5, 9, 10)]
+    assert day_ranges(gappy, 2) == [
+        (D(2024, 1, 1), D(2024, 1, 2)),
+        (D(2024, 1, 3), D(2024, 1, 4)),
+        (D(2024, 1, 5), D(2024, 1, 5)),
+        (D(2024, 1, 9), D(2024, 1, 10)),
+    ]
+    assert day_ranges(gappy, 30) == [(D(2024, 1, 1), D(2024, 1, 5)), (D(2024, 1, 9), D(2024, 1, 10))]
+    assert day_ranges([], 3) == []
 
 
 def test_run_boxes_spread_a_range_over_the_parallel_runs_within_the_partition_bound() -> None:
@@ -145,10 +164,11 @@ def test_run_platform_end_to_end_and_incremental(
     second = run_platform(settings, last, evaluate_days=14)
     assert not second.failed, second.failed
     # Incremental: audit + one ingest run per warehouse for the 14 new days + features (one range run per
-    # warehouse) + forecasts (one range run per warehouse) + the report (one warehouse a run: two at
+    # warehouse) + forecasts (one range run per warehouse) + the reconciliation of the 14 new origins (two
+    # runs: 12 days x 2 warehouses is the most a run covers) + the report (one warehouse a run: two at
     # once). No training: the model of last - 14 was trained by the first run, and it serves every origin
     # since.
-    assert second.runs == 1 + 2 + 2 + 2 + 2
+    assert second.runs == 1 + 2 + 2 + 2 + 2 + 2
     assert second.ok and not second.reingested_changed
     # The first catch-up's raw_sales ranges (226 days) were created with one planned event per run, the
     # second's (14 days) with one per partition; the switch does not outlive the runs.
@@ -177,9 +197,15 @@ def test_run_platform_end_to_end_and_incremental(
     con = duckdb.connect(str(settings.duckdb_path), read_only=True)
     days_in = con.execute("SELECT count(DISTINCT date) FROM raw_sales").fetchone()
     origins = con.execute("SELECT count(DISTINCT origin_date) FROM forecasts").fetchone()
+    reconciled = con.execute(
+        "SELECT count(DISTINCT origin_date), count(DISTINCT warehouse_id), count(*) FROM reconciled_forecasts"
+    ).fetchone()
+    n_forecasts = con.execute("SELECT count(*) FROM forecasts").fetchone()
     con.close()
     assert days_in == (days,)
     assert origins == (15,)  # every day of [last - 14, last]; the first run forecast from last - 14 too
+    # Every origin reconciled once across both warehouses, row for row.
+    assert n_forecasts is not None and reconciled == (15, 2, n_forecasts[0])
     assert second.accuracy is not None
     overall = second.accuracy[second.accuracy["table"] == "overall"]
     assert len(overall) == 2 and (overall["n_obs"] > 0).all() and overall["wmape"].between(0, 2).all()
@@ -193,6 +219,13 @@ def test_run_platform_end_to_end_and_incremental(
     exported = pd.read_csv(out)
     assert list(exported.columns[:11]) == EXPORT_COLUMNS
     assert set(exported[C.HORIZON]) == set(range(1, 31)) and exported[C.WAREHOUSE_ID].nunique() == 2
+    # The reconciled forecasts by default; each warehouse's own ones on request.
+    assert C.POOLING_RATIO in exported.columns and "of reconciled_forecasts" in capsys.readouterr().out
+    own = tmp_path / "own.csv"
+    argv = ["export", "forecasts", "--home", str(settings.home), "--origin", str(last), "--out", str(own)]
+    assert main([*argv, "--per-warehouse"]) == 0
+    per_warehouse = pd.read_csv(own)
+    assert C.POOLING_RATIO not in per_warehouse.columns and len(per_warehouse) == len(exported)
     assert (
         main(
             ["export", "forecasts", "--home", str(settings.home), "--origin", "1999-01-01", "--out", str(out)]

@@ -6,7 +6,6 @@ PAST and ORIGIN. Reconciling ORIGIN picks the weight on the forecasts of PAST (t
 
 import datetime as dt
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import dagster as dg

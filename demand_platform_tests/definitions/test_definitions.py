@@ -100,6 +100,23 @@ def test_the_six_assets_share_the_date_by_warehouse_partitions(settings: Platfor
     assert graph.get(dg.AssetKey("accuracy_report")).parent_keys >= {dg.AssetKey("forecasts")}
 
 
+def test_the_reconciliation_is_daily_and_waits_for_every_warehouse(settings: PlatformSettings) -> None:
+    defs = build_definitions(settings)
+    platform = defs.get_assets_def("forecasts").partitions_def
+    assert isinstance(platform, dg.MultiPartitionsDefinition)
+    reconciled = defs.get_assets_def("reconciled_forecasts")
+    assert reconciled.partitions_def == platform.get_partitions_def_for_dimension("date")
+    assert reconciled.specs_by_key[dg.AssetKey("reconciled_forecasts")].freshness_policy is not None
+    graph = defs.resolve_asset_graph()
+    assert graph.get(dg.AssetKey("reconciled_forecasts")).parent_keys == {dg.AssetKey("forecasts")}
+    upstream = graph.get_parent_partition_keys_for_child(
+        "2024-01-10", dg.AssetKey("forecasts"), dg.AssetKey("reconciled_forecasts")
+    ).partitions_subset.get_partition_keys()
+    warehouses = platform.get_partitions_def_for_dimension("warehouse").get_partition_keys()
+    assert sorted(upstream) == sorted(f"2024-01-10|{wh}" for wh in warehouses) and len(warehouses) > 1
+    assert defs.resolve_job_def("reconcile").partitions_def == reconciled.partitions_def
+
+
 def test_every_job_runs_its_steps_in_the_run_worker(settings: PlatformSettings) -> None:
     """Local and test runs execute their steps in-process (no process per step)."""
     defs = build_definitions(settings)
