@@ -23,7 +23,8 @@ A catch-up:
    served by the model in production at that origin;
 4. reconciles across the warehouses every origin whose forecasts are complete in all warehouses and that
    is not reconciled yet or was forecast again in step 3 (``reconciled_forecasts``, runs of contiguous days,
-   at most :data:`BOX_PARTITIONS_MAX` warehouse-days each: a day of 50 warehouses is a run);
+   at most :data:`assets.reconciliation.WAREHOUSE_DAYS_PER_RUN` warehouse-days each: a day of 50 warehouses
+   is a run);
 5. writes the accuracy report of ``through``;
 6. returns a report whose ``ok`` is False when any run failed or any ERROR-severity check failed, which
    the CLI turns into a non-zero exit code.
@@ -60,6 +61,7 @@ from assets.partitions import (
     day_box_tags,
     warehouse_keys,
 )
+from assets.reconciliation import days_per_run
 from assets.recovery import fail_dead_runs
 from assets.run_queue import (
     PLANNED_SUBSET_ENV,
@@ -394,7 +396,7 @@ def run_platform(
             {d for rebuilt in origins.values() for d in rebuilt},
             all_warehouses,
         )
-        max_days = max(1, BOX_PARTITIONS_MAX // len(all_warehouses))
+        max_days = days_per_run(len(all_warehouses))
         stage(
             [
                 RunSpec(

@@ -30,6 +30,15 @@ from demand_platform.forecasting import pooling
 from demand_platform.frames import stack_rows
 from resources.source import SourceDataResource
 
+#: Warehouse-days of forecasts one run reconciles at most (the forecast runs' bound, BOX_PARTITIONS_MAX of
+#: :mod:`assets.orchestration`): with 50 warehouses a run is one day; a backfill is split accordingly.
+WAREHOUSE_DAYS_PER_RUN = 25
+
+
+def days_per_run(n_warehouses: int) -> int:
+    """Days one reconcile run covers with ``n_warehouses`` warehouses (at least one)."""
+    return max(1, WAREHOUSE_DAYS_PER_RUN // max(1, n_warehouses))
+
 
 class ReconcileConfig(dg.Config):
     """Run configuration of ``reconciled_forecasts``."""
@@ -90,7 +99,7 @@ def build_reconciliation_asset(
                 ),
             )
         ],
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=days_per_run(len(warehouses))),
         pool=DUCKDB_POOL,
         dagster_type=ReconciledForecastsType,
         metadata={"partition_expr": C.ORIGIN_DATE},

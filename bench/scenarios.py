@@ -293,11 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     pooled_mats: tuple[np.ndarray, np.ndarray] | None = None
     pooling: dict[str, Any] = {}
     if args.pooling:
-        from demand_platform.forecasting import (
-            pooling_weight,
-            reconcile_across_warehouses,
-            warehouse_shares,
-        )
+        from demand_platform.forecasting import apply_overrides, warehouse_shares
+        from demand_platform.forecasting.pooling import PastForecasts, reconcile_origin
 
         sales = _daily_sums(cut / f"{C.TRANSACTIONS}.parquet").rename(
             columns={"day": C.DATE, "units": C.QUANTITY}
@@ -314,8 +311,15 @@ def main(argv: list[str] | None = None) -> int:
             ]
         )
         actual_past = np.clip(sold.reindex(target).fillna(0.0).to_numpy(np.float64), 0, None)
-        weight, scores = pooling_weight(fc_past, actual_past, warehouse_shares(sales, pd.Timestamp(past)))
-        reconciled = reconcile_across_warehouses(fc, warehouse_shares(sales, pd.Timestamp(origin)), weight)
+        # What reconciled_forecasts does: the stored forecasts' shape (no overrides here), the weight picked
+        # on the origin 30 days before against the sales since.
+        scored = PastForecasts(
+            past, apply_overrides(fc_past, None), actual_past, warehouse_shares(sales, pd.Timestamp(past))
+        )
+        reconciled, choice = reconcile_origin(
+            apply_overrides(fc, None), warehouse_shares(sales, pd.Timestamp(origin)), None, scored
+        )
+        weight, scores = choice.weight, choice.scores
         print(
             f"  pooling weight of the own forecast {weight} (WMAPE at {past} by weight: {scores})", flush=True
         )

@@ -16,6 +16,10 @@ Stages (``--stage``):
   them (``--strings categorical``) or as DuckDB's ``.df()`` (``object``); peak memory of the report runs
   alone (the kernel's mark reset after loading).
 * ``inventory``: ``simulate_policy`` on N SKUs x D days (median of ``--repeats``).
+* ``reconcile``: what one day of ``reconciled_forecasts`` does, on a DuckDB file synthesised under ``--work``
+  (``--skus`` x ``--warehouses`` series, 400 days of ``raw_sales``, the forecasts of the origin and of the
+  origin 30 days before): the SQL reads, ``pooling.reconcile_origin`` and the insert of the result, per
+  phase, median of ``--repeats``, and peak memory.
 * ``lock``: what the platform lock costs per connection: ``dbfile.connect`` against ``duckdb.connect``
   (``--repeats`` opens each way, alternating), and the lock alone.
 
@@ -30,6 +34,7 @@ Usage (from the repository root):
     python -m bench.speed --stage report --skus 10000 --repeats 3 --out /tmp/speed_report.json
     python -m bench.speed --stage inventory --skus 500000 --days 90 --out /tmp/speed_inventory.json
     python -m bench.speed --stage lock --repeats 400 --out /tmp/speed_lock.json
+    python -m bench.speed --stage reconcile --skus 10000 --warehouses 50 --work /tmp/bench_reconcile
 """
 
 import argparse
@@ -52,12 +57,13 @@ import pandas as pd
 from bench.common import command_line, peak_rss_mib, reset_peak_rss, rss_mib, write_json
 from demand_platform import columns as C
 
-STAGES = ("features", "models", "statistical", "report", "inventory", "lock")
+STAGES = ("features", "models", "statistical", "report", "inventory", "lock", "reconcile")
 DEFAULTS: dict[str, dict[str, Any]] = {
     "features": {"skus": 10_000, "days": 420, "repeats": 3},
     "models": {"skus": 10_000, "days": 420, "repeats": 1},
     "statistical": {"series": 250_000, "days": 400, "repeats": 3},
     "report": {"skus": 2_000, "repeats": 3},
+    "reconcile": {"skus": 2_000, "repeats": 2},
     "inventory": {"skus": 500_000, "days": 90, "repeats": 3},
     "lock": {"repeats": 400},
 }
@@ -558,6 +564,91 @@ def stage_lock(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _reconcile_database(path: Path, skus: int, warehouses: int, origin: dt.date, days: int = 400) -> None:
+    """A DuckDB file with ``raw_sales`` and the forecasts of ``origin`` and ``origin - 30``, made in SQL."""
+    first = origin - dt.timedelta(days=days - 1)
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            f"""
+            CREATE TABLE {C.RAW_SALES} AS
+            SELECT printf('SKU%06d', s) AS {C.SKU}, printf('WH%03d', w) AS {C.WAREHOUSE_ID},
+                   CAST(DATE '{first}' + CAST(d AS INTEGER) AS TIMESTAMP) AS {C.DATE},
+                   CAST(floor(random() * (1 + (s % 7)) * (1 + (w % 3))) AS DOUBLE) AS {C.QUANTITY},
+                   0.0 AS {C.REVENUE}, CAST(0 AS BIGINT) AS {C.N_ORDERS}
+            FROM range({skus}) r1(s), range({warehouses}) r2(w), range({days}) r3(d)
+            """
+        )
+        for i, day in enumerate((origin - dt.timedelta(days=30), origin)):
+            con.execute(
+                f"""
+                {"CREATE TABLE " + C.FORECASTS + " AS" if i == 0 else "INSERT INTO " + C.FORECASTS}
+                SELECT printf('SKU%06d', s) AS {C.SKU}, printf('WH%03d', w) AS {C.WAREHOUSE_ID},
+                       TIMESTAMP '{day}' AS {C.ORIGIN_DATE},
+                       CAST(DATE '{day}' + CAST(h AS INTEGER) AS TIMESTAMP) AS {C.TARGET_DATE},
+                       CAST(h AS BIGINT) AS {C.HORIZON}, f AS {C.FORECAST}, round(f) AS {C.P50},
+                       ceil(2 * f) AS {C.P90}, ceil(3 * f) AS {C.P95}, CAST(1 AS BIGINT) AS {C.TIER},
+                       'blend' AS {C.MODEL}, f AS forecast_unadjusted, round(f) AS p50_unadjusted,
+                       ceil(2 * f) AS p90_unadjusted, ceil(3 * f) AS p95_unadjusted, false AS override_applied,
+                       CAST(NULL AS VARCHAR) AS override_author, CAST(NULL AS VARCHAR) AS override_reason,
+                       '7' AS {C.MODEL_VERSION}
+                FROM (SELECT s, w, h, random() * (1 + (s % 7)) * (1 + (w % 3)) AS f
+                      FROM range({skus}) r1(s), range({warehouses}) r2(w), range(1, 31) r3(h))
+                """
+            )
+
+
+def stage_reconcile(args: argparse.Namespace) -> dict[str, Any]:
+    """One day of ``reconciled_forecasts``: its reads, the domain call and the write, per phase."""
+    from assets.reconciliation import past_forecasts
+    from demand_platform import store
+    from demand_platform.forecasting import pooling
+
+    origin = dt.date(2025, 6, 30)
+    args.work.mkdir(parents=True, exist_ok=True)
+    path = args.work / f"reconcile_{args.skus}x{args.warehouses}.duckdb"
+    if not path.exists():
+        seconds = timed(lambda: _reconcile_database(path, args.skus, args.warehouses, origin))[0]
+        print(f"synthesised {path} in {seconds:.1f} s", flush=True)
+    phases: dict[str, list[float]] = {}
+    rows = 0
+    reset_peak_rss()
+    for _ in range(args.repeats):
+        with duckdb.connect(str(path)) as con:
+            t0 = time.perf_counter()
+            forecasts = store.read_forecasts(con, origin)
+            t1 = time.perf_counter()
+            shares = store.warehouse_units(con, origin, pooling.SHARE_DAYS)
+            t2 = time.perf_counter()
+            past = past_forecasts(con, origin)
+            t3 = time.perf_counter()
+            reconciled, choice = pooling.reconcile_origin(forecasts, shares, None, past)
+            t4 = time.perf_counter()
+            con.execute("DROP TABLE IF EXISTS reconciled")
+            con.register("frame", reconciled)
+            con.execute("CREATE TABLE reconciled AS SELECT * FROM frame")
+            con.unregister("frame")
+            t5 = time.perf_counter()
+        rows = len(reconciled)
+        for name, seconds in (
+            ("read_forecasts_s", t1 - t0),
+            ("shares_sql_s", t2 - t1),
+            ("past_forecasts_and_sales_s", t3 - t2),
+            ("reconcile_origin_s", t4 - t3),
+            ("write_s", t5 - t4),
+            ("total_s", t5 - t0),
+        ):
+            phases.setdefault(name, []).append(seconds)
+        del forecasts, reconciled, past
+    return {
+        "series": args.skus * args.warehouses,
+        "rows": rows,
+        "weight": choice.weight,
+        **{name: statistics.median(values) for name, values in phases.items()},
+        "total_runs_s": phases["total_s"],
+        "peak_rss_of_runs_mib": peak_rss_mib(),
+    }
+
+
 RUNNERS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "features": stage_features,
     "models": stage_models,
@@ -565,6 +656,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "report": stage_report,
     "inventory": stage_inventory,
     "lock": stage_lock,
+    "reconcile": stage_reconcile,
 }
 
 
@@ -587,7 +679,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--sample", type=int, default=200, help="statistical: series timed with the references"
     )
     parser.add_argument("--no-selection", action="store_true", help="statistical: skip select_by_backtest")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/bench_report"), help="report: input cache")
+    parser.add_argument(
+        "--work", type=Path, default=Path("/tmp/bench_report"), help="report, reconcile: input cache"
+    )
     parser.add_argument("--strings", choices=("categorical", "object"), default="categorical")
     parser.add_argument("--no-plots", action="store_true", help="report: do not draw the plots")
     parser.add_argument("--out", type=Path, default=None, help="write the JSON results here")

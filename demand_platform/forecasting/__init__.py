@@ -45,7 +45,7 @@ BENCHMARKS.md):
   shrinks the LightGBM's share where it is weak. Worth revisiting with real multi-warehouse data. The
   forecasts themselves can be pooled after the fact (``pooling``: a SKU's total over the warehouses split
   by their long-run shares: p50 WMAPE 1.129x -> 1.099x of the noise floor on ``bench.scenarios``), a step after every warehouse's
-  forecasts that the Dagster layer does not run yet.
+  forecasts: the date-partitioned ``reconciled_forecasts`` asset.
 * **Statistical model selection** uses :func:`select_by_backtest` with ``error="rmse"`` over the last
   ``stat_windows`` windows of ``horizon`` days before the training date. MAE is minimised by the median,
   which is zero on intermittent data, so MAE selection picks models that forecast zero (and under-stocks);
