@@ -313,9 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         actual_past = np.clip(sold.reindex(target).fillna(0.0).to_numpy(np.float64), 0, None)
         # What reconciled_forecasts does: the stored forecasts' shape (no overrides here), the weight picked
         # on the origin 30 days before against the sales since.
-        scored = PastForecasts(
-            past, apply_overrides(fc_past, None), actual_past, warehouse_shares(sales, pd.Timestamp(past))
-        )
+        scored = PastForecasts(past, fc_past, actual_past, warehouse_shares(sales, pd.Timestamp(past)))
         reconciled, choice = reconcile_origin(
             apply_overrides(fc, None), warehouse_shares(sales, pd.Timestamp(origin)), None, scored
         )
