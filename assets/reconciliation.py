@@ -7,8 +7,8 @@ calls :func:`demand_platform.forecasting.pooling.reconcile_origin`. How much to 
 of an earlier origin (:func:`demand_platform.store.past_forecast_origin`) against what sold since; the
 first month, with none to score, keeps each warehouse's own forecasts.
 
-Who runs it: the CLI's catch-up after its forecast runs (one run over the origins it forecast), and on the
-daemon ``reconcile_sensor`` (:mod:`assets.operations`) once a day's forecasts are complete in every
+Who runs it: the CLI's catch-up after its forecast runs (runs of contiguous origins, at most
+:data:`WAREHOUSE_DAYS_PER_RUN` warehouse-days each), and on the daemon ``reconcile_sensor`` (:mod:`assets.operations`) once a day's forecasts are complete in every
 warehouse. Its reads of ``raw_sales`` (a year of every warehouse, in SQL) and of an earlier origin's
 ``forecasts`` are not declared as dependencies: they lie inside the windows ``forecasts`` already depends on.
 """
