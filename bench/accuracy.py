@@ -72,7 +72,10 @@ from demand_platform import columns as C
 from demand_platform.metrics import bias, coverage, m5_weights, rmsse, wmape, wrmsse
 from demand_platform.settings import PlatformSettings
 
-METHODS = (PLATFORM_P50, PLATFORM_POINT, *PEERS, ZERO)
+#: ``--pooling``: the platform's forecasts reconciled across warehouses (what ``reconciled_forecasts`` ships).
+RECONCILED_P50 = "platform reconciled p50"
+RECONCILED_POINT = "platform reconciled point"
+METHODS = (PLATFORM_P50, PLATFORM_POINT, RECONCILED_P50, RECONCILED_POINT, *PEERS, ZERO)
 WEEKS = HORIZON // 7
 TOP_WINDOW_DAYS = 90
 #: Metric key -> column label of the accuracy table.
@@ -438,6 +441,61 @@ def platform_matrices(data: Dataset, window: Window, fc: pd.DataFrame) -> np.nda
     return tier
 
 
+def reconciled_matrices(
+    data: Dataset, window: Window, work: Path, history_days: int | None, fc: pd.DataFrame
+) -> dict[str, Any]:
+    """``--pooling``: the platform's forecasts reconciled across the warehouses as ``reconciled_forecasts`` does
+    it (``pooling.reconcile_origin``), the weight picked on the platform's forecasts of the origin 30 days
+    before against the sales since; fills the reconciled point and p50 matrices, returns the choice."""
+    from demand_platform.forecasting import apply_overrides
+    from demand_platform.forecasting.pooling import (
+        SHARE_DAYS,
+        WEIGHT_ORIGIN_LAG,
+        PastForecasts,
+        reconcile_origin,
+    )
+
+    def shares(end: int) -> pd.DataFrame:
+        units = data.units[:, max(0, end - SHARE_DAYS) : end].sum(axis=1)
+        frame = pd.DataFrame(
+            {
+                C.SKU: data.keys.get_level_values(C.SKU).astype(str),
+                C.WAREHOUSE_ID: data.keys.get_level_values(C.WAREHOUSE_ID).astype(str),
+                "units": units,
+            }
+        )
+        return frame.loc[frame["units"] > 0].reset_index(drop=True)
+
+    past_end = window.end - WEIGHT_ORIGIN_LAG
+    past_window = Window(origin=data.dates[past_end - 1].date(), end=past_end, rows=window.rows)
+    fc_past = platform_forecasts(data, past_window, work, "domain", history_days)
+    if fc_past is None:
+        raise SystemExit(f"--pooling: the platform failed at {past_window.origin}")
+    row = data.keys.get_indexer(
+        pd.MultiIndex.from_arrays([fc_past[C.SKU].astype(str), fc_past[C.WAREHOUSE_ID].astype(str)])
+    )
+    col = (
+        past_end - 1 + fc_past[C.HORIZON].to_numpy(dtype=np.int64)
+    )  # the target day's column, before the origin
+    actual = np.where(row >= 0, data.units[np.maximum(row, 0), col], 0.0)
+    past = PastForecasts(past_window.origin, fc_past, actual, shares(past_end))
+    out, choice = reconcile_origin(apply_overrides(fc, None), shares(window.end), None, past)
+    print(f"  reconciled: {choice.reason}", flush=True)
+    keys = data.keys[window.rows]
+    at = keys.get_indexer(
+        pd.MultiIndex.from_arrays([out[C.SKU].astype(str), out[C.WAREHOUSE_ID].astype(str)])
+    )
+    keep = at >= 0
+    h = out[C.HORIZON].to_numpy(dtype=np.int64)[keep] - 1
+    for method, column in ((RECONCILED_P50, C.P50), (RECONCILED_POINT, C.FORECAST)):
+        matrix = (
+            np.zeros((len(keys), HORIZON)) if data.missing_as_zero else np.full((len(keys), HORIZON), np.nan)
+        )
+        matrix[at[keep], h] = out[column].to_numpy(dtype=np.float64)[keep]
+        window.forecasts[method] = matrix
+    return {"weight": choice.weight, "past_origin": str(past_window.origin), "scores": choice.scores}
+
+
 # --------------------------------------------------------------------------------------------------
 # scoring
 # --------------------------------------------------------------------------------------------------
@@ -528,6 +586,12 @@ def add_dataset_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--origins", nargs="+", default=None, help="see the datasets above")
     parser.add_argument("--platform", choices=("dagster", "domain"), default="dagster")
     parser.add_argument(
+        "--pooling",
+        action="store_true",
+        help="domain: also score the platform reconciled across warehouses (a platform run 30 days earlier "
+        "picks the weight)",
+    )
+    parser.add_argument(
         "--history-days", type=int, default=None, help="partitioned history days (default: all)"
     )
     parser.add_argument("--peers", nargs="+", default=list(PEERS), choices=list(PEERS), help="peers to run")
@@ -555,6 +619,10 @@ def finish_dataset_options(parser: argparse.ArgumentParser, args: argparse.Names
     """Check the dataset options and fill the default origins."""
     if args.dataset == "online-retail" and args.file is None:
         parser.error("--dataset online-retail needs --file")
+    if args.pooling and args.platform != "domain":
+        parser.error(
+            "--pooling needs --platform domain (the Dagster path reconciles in reconciled_forecasts)"
+        )
     args.origins = args.origins or DEFAULT_ORIGINS[args.dataset]
     return args
 
@@ -598,6 +666,7 @@ def main(argv: list[str] | None = None) -> int:
             print("stopping: the platform run failed (see above)")
             return 1
         tier = platform_matrices(data, window, fc)
+        pooling = reconciled_matrices(data, window, work, args.history_days, fc) if args.pooling else None
         ids = data.ids[window.rows]
         history = data.units[window.rows, :end]
         peers = run_peers(ids, history, data.dates[:end], HORIZON, data.ets_min_days, tuple(args.peers))
@@ -605,6 +674,8 @@ def main(argv: list[str] | None = None) -> int:
         window.seconds.update(peers.seconds)
         window.notes += peers.notes
         score_window(data, window, tier)
+        if pooling is not None:
+            window.gate.append({"pooling": pooling})
         windows.append(window)
         for method in METHODS:
             if method in window.scores:
