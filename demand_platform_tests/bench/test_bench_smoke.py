@@ -46,9 +46,10 @@ def read(path: Path, benchmark: str) -> dict[str, Any]:
     return document["results"]
 
 
-def check_accuracy(results: dict[str, Any], series: int) -> None:
+def check_accuracy(results: dict[str, Any], series: int, reconciled: bool = False) -> None:
     """Every method scored at every origin; forecasts non-negative; the platform covered."""
-    assert results["methods"] == [PLATFORM_P50, PLATFORM_POINT, *PEERS, ZERO]
+    extra = [accuracy.RECONCILED_P50, accuracy.RECONCILED_POINT] if reconciled else []
+    assert results["methods"] == [PLATFORM_P50, PLATFORM_POINT, *extra, *PEERS, ZERO]
     for origin in results["origins"]:
         assert origin["series"] == series
         for method in results["methods"]:
@@ -189,13 +190,28 @@ def test_accuracy_on_a_tiny_online_retail_file(tmp_path: Path) -> None:
     ]
     assert (
         accuracy.main(
-            [*argv, "--origins", str(origin), "--top", "10", "--platform", "domain", "--out", str(out)]
+            [
+                *argv,
+                "--origins",
+                str(origin),
+                "--top",
+                "10",
+                "--platform",
+                "domain",
+                "--pooling",
+                "--out",
+                str(out),
+            ]
         )
         == 0
     )
     results = read(out, "accuracy")
-    check_accuracy(results, series=10)
+    # Two warehouses (United Kingdom, France): the forecasts reconciled across them are scored too.
+    check_accuracy(results, series=10, reconciled=True)
     assert results["table_metrics"] == ["weekly_wmape", "weekly_bias", "wmape"]
+    (pooling,) = [g["pooling"] for g in results["origins"][0]["gate"] if "pooling" in g]
+    assert 0.0 <= pooling["weight"] <= 1.0
+    assert pooling["past_origin"] == str(origin - dt.timedelta(days=30)) and pooling["scores"]
 
 
 @pytest.mark.parametrize(
@@ -230,6 +246,26 @@ def test_speed_stage(tmp_path: Path, stage: str, argv: list[str], key: str) -> N
     if stage == "statistical":
         exact = {k["kernel"]: k["max_abs_diff"] for k in results["kernels"] if k["kernel"] != "auto_ses"}
         assert max(exact.values()) < 1e-9
+
+
+def test_speed_reconcile_synthesises_a_database_then_times_a_day(tmp_path: Path) -> None:
+    argv = [
+        "--stage",
+        "reconcile",
+        "--skus",
+        "20",
+        "--warehouses",
+        "3",
+        "--repeats",
+        "1",
+        "--work",
+        str(tmp_path),
+    ]
+    assert speed.main([*argv, "--out", str(tmp_path / "reconcile.json")]) == 0
+    results = read(tmp_path / "reconcile.json", "speed")
+    assert results["series"] == 60 and results["rows"] == 60 * 30
+    assert 0.0 <= results["weight"] <= 1.0 and results["total_s"] > 0 and results["peak_rss_mib"] > 0
+    assert (tmp_path / "reconcile_20x3.duckdb").exists()
 
 
 def test_speed_report_caches_then_times(tmp_path: Path) -> None:
