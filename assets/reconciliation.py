@@ -28,6 +28,7 @@ from demand_platform import columns as C
 from demand_platform import store
 from demand_platform.forecasting import pooling
 from demand_platform.frames import stack_rows
+from demand_platform.tables import SourceTables
 from resources.source import SourceDataResource
 
 #: Warehouse-days of forecasts one run reconciles at most (the forecast runs' bound, BOX_PARTITIONS_MAX of
@@ -54,8 +55,11 @@ class ReconcileConfig(dg.Config):
     )
 
 
-def past_forecasts(con: ddb.DuckDBPyConnection, day: dt.date) -> pooling.PastForecasts | None:
-    """The forecasts of the earlier origin the weight is picked on, with the sales since (None: none stored)."""
+def past_forecasts(
+    con: ddb.DuckDBPyConnection, day: dt.date, tables: SourceTables | None = None
+) -> pooling.PastForecasts | None:
+    """The forecasts of the earlier origin the weight is picked on, with the sales since (None: none stored);
+    with ``tables``, its rows inside regional campaigns are marked to leave out, as at the origin."""
     origin = store.past_forecast_origin(
         con,
         day,
@@ -68,11 +72,15 @@ def past_forecasts(con: ddb.DuckDBPyConnection, day: dt.date) -> pooling.PastFor
     matured = store.read_matured_forecasts(con, origin, day)
     if matured.empty:
         return None
+    forecasts = matured.drop(columns=["actual"])
     return pooling.PastForecasts(
         origin,
-        matured.drop(columns=["actual"]),
+        forecasts,
         matured["actual"].to_numpy(),
         store.warehouse_units(con, origin, pooling.SHARE_DAYS),
+        None
+        if tables is None
+        else pooling.regional_campaign_rows(forecasts, tables.campaigns, tables.warehouses),
     )
 
 
@@ -122,13 +130,14 @@ def build_reconciliation_asset(
         365 days up to D, and blended with the warehouse's own forecast at the weight that had the lowest
         WMAPE on the forecasts of an earlier origin (the latest at least 30 days before D, else at least 7)
         against what sold since; 1 (own forecasts kept) while there is none to score. The model's output
-        is pooled; the planners' overrides are applied again on top. Quantiles move with the point forecast
+        is pooled; the planners' overrides are applied again on top. Days inside a regional campaign
+        (`target_region`) keep their warehouse's own forecast and stay out of the pooling. Quantiles move with the point forecast
         (rounded to counts); `pooling_ratio` says how much each row moved. Needs every warehouse's
         `forecasts` of D; due by 08:00 (company timezone) like them.
         """
         days = [dt.date.fromisoformat(key) for key in context.partition_keys]
         done = context.instance.get_materialized_partitions(dg.AssetKey(C.FORECASTS))
-        overrides = source.tables().overrides
+        tables = source.tables()
         frames, choices = [], {}
         for day in days:
             missing = [wh for wh in warehouses if str(partition_key(day, wh)) not in done]
@@ -144,8 +153,10 @@ def build_reconciliation_asset(
             with duckdb.get_connection() as con:
                 forecasts = store.read_forecasts(con, day)
                 shares = store.warehouse_units(con, day, pooling.SHARE_DAYS)
-                past = None if config.weight is not None else past_forecasts(con, day)
-            reconciled, choice = pooling.reconcile_origin(forecasts, shares, overrides, past, config.weight)
+                past = None if config.weight is not None else past_forecasts(con, day, tables)
+            reconciled, choice = pooling.reconcile_origin(
+                forecasts, shares, tables.overrides, past, config.weight, tables.campaigns, tables.warehouses
+            )
             context.log.info(f"{day}: {choice.reason}")
             frames.append(reconciled)
             choices[day.isoformat()] = choice

@@ -453,7 +453,9 @@ def reconciled_matrices(
         WEIGHT_ORIGIN_LAG,
         PastForecasts,
         reconcile_origin,
+        regional_campaign_rows,
     )
+    from demand_platform.source import load_source_tables
 
     def shares(end: int) -> pd.DataFrame:
         units = data.units[:, max(0, end - SHARE_DAYS) : end].sum(axis=1)
@@ -478,8 +480,17 @@ def reconciled_matrices(
         past_end - 1 + fc_past[C.HORIZON].to_numpy(dtype=np.int64)
     )  # the target day's column, before the origin
     actual = np.where(row >= 0, data.units[np.maximum(row, 0), col], 0.0)
-    past = PastForecasts(past_window.origin, fc_past, actual, shares(past_end))
-    out, choice = reconcile_origin(apply_overrides(fc, None), shares(window.end), None, past)
+    tables = load_source_tables(work / f"origin_{window.origin}" / "source")  # the source cut at the origin
+    local = regional_campaign_rows(fc_past, tables.campaigns, tables.warehouses)
+    past = PastForecasts(past_window.origin, fc_past, actual, shares(past_end), local)
+    out, choice = reconcile_origin(
+        apply_overrides(fc, None),
+        shares(window.end),
+        None,
+        past,
+        campaigns=tables.campaigns,
+        warehouses=tables.warehouses,
+    )
     print(f"  reconciled: {choice.reason}", flush=True)
     keys = data.keys[window.rows]
     at = keys.get_indexer(

@@ -294,7 +294,14 @@ def main(argv: list[str] | None = None) -> int:
     pooling: dict[str, Any] = {}
     if args.pooling:
         from demand_platform.forecasting import apply_overrides, warehouse_shares
-        from demand_platform.forecasting.pooling import PastForecasts, reconcile_origin
+        from demand_platform.forecasting.pooling import (
+            PastForecasts,
+            reconcile_origin,
+            regional_campaign_rows,
+        )
+        from demand_platform.source import load_source_tables
+
+        tables = load_source_tables(cut)  # the campaigns known at the origin (announced ahead)
 
         sales = _daily_sums(cut / f"{C.TRANSACTIONS}.parquet").rename(
             columns={"day": C.DATE, "units": C.QUANTITY}
@@ -313,9 +320,20 @@ def main(argv: list[str] | None = None) -> int:
         actual_past = np.clip(sold.reindex(target).fillna(0.0).to_numpy(np.float64), 0, None)
         # What reconciled_forecasts does: the stored forecasts' shape (no overrides here), the weight picked
         # on the origin 30 days before against the sales since.
-        scored = PastForecasts(past, fc_past, actual_past, warehouse_shares(sales, pd.Timestamp(past)))
+        scored = PastForecasts(
+            past,
+            fc_past,
+            actual_past,
+            warehouse_shares(sales, pd.Timestamp(past)),
+            regional_campaign_rows(fc_past, tables.campaigns, tables.warehouses),
+        )
         reconciled, choice = reconcile_origin(
-            apply_overrides(fc, None), warehouse_shares(sales, pd.Timestamp(origin)), None, scored
+            apply_overrides(fc, None),
+            warehouse_shares(sales, pd.Timestamp(origin)),
+            None,
+            scored,
+            campaigns=tables.campaigns,
+            warehouses=tables.warehouses,
         )
         weight, scores = choice.weight, choice.scores
         print(

@@ -74,13 +74,18 @@ def warehouse_shares(sales: pd.DataFrame, origin: pd.Timestamp, days: int = SHAR
     return units.loc[units["units"] > 0].reset_index(drop=True)
 
 
-def pooled_point(forecasts: pd.DataFrame, shares: pd.DataFrame) -> np.ndarray:
+def pooled_point(
+    forecasts: pd.DataFrame, shares: pd.DataFrame, local: np.ndarray | None = None
+) -> np.ndarray:
     """``share[s, w] * sum_w' f[s, w']`` for each row of ``forecasts`` (NaN where the series has no share).
 
     Args:
         forecasts: Long forecasts of every warehouse of one or more origins (``sku``, ``warehouse_id``,
             ``origin_date``, ``target_date``, ``forecast``).
         shares: :func:`warehouse_shares`.
+        local: Rows driven by an event of their warehouse alone (:func:`regional_campaign_rows`): NaN, and
+            left out of the day's total and shares, so a regional campaign's lift is neither spread to the
+            other warehouses nor pooled away from its own.
     """
     keys = pd.MultiIndex.from_frame(forecasts[[C.SKU, C.WAREHOUSE_ID]].astype(str))
     by_series = pd.Series(
@@ -89,6 +94,9 @@ def pooled_point(forecasts: pd.DataFrame, shares: pd.DataFrame) -> np.ndarray:
     )
     units = by_series.reindex(keys).to_numpy(np.float64)
     has_share = ~np.isnan(units)
+    if local is not None:
+        has_share &= ~local
+        units = np.where(has_share, units, np.nan)
     point = forecasts[C.FORECAST].to_numpy(np.float64)
     # Arrays, not the frame's columns: a Series grouper aligns on the index, and the caller's need not be 0..n-1.
     day = [forecasts[column].to_numpy() for column in (C.SKU, C.ORIGIN_DATE, C.TARGET_DATE)]
@@ -101,7 +109,11 @@ def pooled_point(forecasts: pd.DataFrame, shares: pd.DataFrame) -> np.ndarray:
 
 
 def reconcile_across_warehouses(
-    forecasts: pd.DataFrame, shares: pd.DataFrame, weight: float, inplace: bool = False
+    forecasts: pd.DataFrame,
+    shares: pd.DataFrame,
+    weight: float,
+    inplace: bool = False,
+    local: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The forecasts moved towards the SKU's cross-warehouse total times the warehouse's share.
 
@@ -110,6 +122,7 @@ def reconcile_across_warehouses(
         shares: :func:`warehouse_shares` at the origin.
         weight: Weight of each warehouse's own forecast, in [0, 1] (1 returns them unchanged).
         inplace: Change ``forecasts`` itself instead of a copy (a day of 500,000 series is 15 M rows).
+        local: Rows kept as they are and left out of the pooling (see :func:`pooled_point`).
 
     Returns:
         A copy with ``forecast`` scaled by ``f' / f`` where the series has a share and a positive forecast,
@@ -122,7 +135,7 @@ def reconcile_across_warehouses(
         raise ValueError(f"pooling weight must be in [0, 1], got {weight}")
     out = forecasts if inplace else forecasts.copy()
     point = forecasts[C.FORECAST].to_numpy(np.float64)
-    pooled = pooled_point(forecasts, shares)
+    pooled = pooled_point(forecasts, shares, local)
     target = weight * point + (1.0 - weight) * pooled
     ratio = np.divide(target, point, out=np.ones(len(point)), where=~np.isnan(pooled) & (point > 0))
     out[C.FORECAST] = point * ratio
@@ -137,7 +150,11 @@ def reconcile_across_warehouses(
 
 
 def pooling_weight(
-    forecasts: pd.DataFrame, actual: np.ndarray, shares: pd.DataFrame, grid: Sequence[float] = WEIGHT_GRID
+    forecasts: pd.DataFrame,
+    actual: np.ndarray,
+    shares: pd.DataFrame,
+    grid: Sequence[float] = WEIGHT_GRID,
+    local: np.ndarray | None = None,
 ) -> tuple[float, dict[float, float]]:
     """The weight of the own forecast, from ``grid``, whose reconciled forecasts had the lowest WMAPE on past
     origins (forecasts made then, scored against what was sold since).
@@ -147,12 +164,13 @@ def pooling_weight(
         actual: Units sold on each row's target day.
         shares: :func:`warehouse_shares` at the past origin (nothing after it).
         grid: Candidate weights.
+        local: Rows left out of the pooling (see :func:`pooled_point`).
 
     Returns:
         The best weight (ties to the larger: less pooling) and the WMAPE of every weight.
     """
     point = forecasts[C.FORECAST].to_numpy(np.float64)
-    pooled = pooled_point(forecasts, shares)
+    pooled = pooled_point(forecasts, shares, local)
     pooled = np.where(np.isnan(pooled), point, pooled)
     total = float(np.abs(actual).sum())
     scores = {
@@ -161,6 +179,56 @@ def pooling_weight(
     }
     best = min(sorted(scores, reverse=True), key=lambda w: scores[w])
     return best, scores
+
+
+def regional_campaign_rows(
+    forecasts: pd.DataFrame, campaigns: pd.DataFrame | None, warehouses: pd.DataFrame | None
+) -> np.ndarray:
+    """The rows whose target day is inside a campaign of their warehouse's region only (``target_region`` set:
+    the warehouses whose ``location_state`` it names), for every SKU or the campaign's SKU.
+
+    A sitewide or national campaign lifts a SKU in every warehouse, so pooling keeps it; a regional one lifts
+    one warehouse, and pooling would spread its lift over the others. The loop is over the regional campaigns
+    overlapping the forecasts' days (a handful), each a vectorised mask over the rows.
+
+    Args:
+        forecasts: Long forecasts (``sku``, ``warehouse_id``, ``target_date``).
+        campaigns: The ``marketing_campaigns`` table (None or empty: none).
+        warehouses: The ``warehouses`` table (``warehouse_id``, ``location_state``).
+
+    Returns:
+        A boolean per row.
+    """
+    local = np.zeros(len(forecasts), dtype=bool)
+    if campaigns is None or campaigns.empty or warehouses is None or warehouses.empty or forecasts.empty:
+        return local
+    target = pd.to_datetime(forecasts[C.TARGET_DATE]).to_numpy("datetime64[ns]")
+    start = pd.to_datetime(campaigns[C.START_DATE], errors="coerce").to_numpy("datetime64[ns]")
+    end = pd.to_datetime(campaigns[C.END_DATE], errors="coerce").to_numpy("datetime64[ns]")
+    region = campaigns[C.TARGET_REGION].to_numpy(dtype=object)
+    overlaps = (
+        ~pd.isna(region) & ~np.isnat(start) & ~np.isnat(end) & (end >= target.min()) & (start <= target.max())
+    )
+    if not overlaps.any():
+        return local
+    warehouse_codes, warehouse_names = pd.factorize(forecasts[C.WAREHOUSE_ID].astype(str))
+    sku_codes, sku_names = pd.factorize(forecasts[C.SKU].astype(str))
+    sku_index = {name: code for code, name in enumerate(sku_names)}
+    state = warehouses.set_index(warehouses[C.WAREHOUSE_ID].astype(str))[C.LOCATION_STATE]
+    in_state = {
+        str(st): np.flatnonzero(np.isin(warehouse_names, state.index[state.astype(str) == str(st)]))
+        for st in set(region[overlaps])
+    }
+    skus = campaigns[C.SKU].to_numpy(dtype=object)
+    for i in np.flatnonzero(overlaps):
+        codes = in_state[str(region[i])]
+        if len(codes) == 0:
+            continue
+        rows = np.isin(warehouse_codes, codes) & (target >= start[i]) & (target <= end[i])
+        if not pd.isna(skus[i]):
+            rows &= sku_codes == sku_index.get(str(skus[i]), -1)
+        local |= rows
+    return local
 
 
 @dataclass(frozen=True)
@@ -173,12 +241,14 @@ class PastForecasts:
             picked on what the models say), see :func:`pooled_point`.
         actual: Units sold on each row's target day.
         shares: :func:`warehouse_shares` at that origin.
+        local: Its rows left out of the pooling (:func:`regional_campaign_rows`), or None.
     """
 
     origin: dt.date
     forecasts: pd.DataFrame
     actual: np.ndarray
     shares: pd.DataFrame
+    local: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -208,7 +278,7 @@ def choose_weight(past: PastForecasts | None) -> PoolingChoice:
         return PoolingChoice(
             DEFAULT_WEIGHT, "no past forecasts with sales to pick the weight on: own forecasts kept"
         )
-    weight, scores = pooling_weight(past.forecasts, past.actual, past.shares)
+    weight, scores = pooling_weight(past.forecasts, past.actual, past.shares, local=past.local)
     summary = ", ".join(f"{w:g}: {v:.4f}" for w, v in scores.items())
     return PoolingChoice(
         weight,
@@ -224,6 +294,8 @@ def reconcile_origin(
     overrides: pd.DataFrame | None,
     past: PastForecasts | None,
     weight: float | None = None,
+    campaigns: pd.DataFrame | None = None,
+    warehouses: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, PoolingChoice]:
     """Every warehouse's forecasts of an origin reconciled across the warehouses, overrides applied on top.
 
@@ -237,6 +309,9 @@ def reconcile_origin(
         overrides: The planners' overrides table (None or empty: none).
         past: Forecasts of an earlier origin scored since, for :func:`choose_weight`.
         weight: A fixed weight instead of the one ``past`` picks.
+        campaigns: The ``marketing_campaigns`` table: rows inside a regional campaign keep their own forecast
+            and are left out of the pooling (:func:`regional_campaign_rows`).
+        warehouses: The ``warehouses`` table (the regions).
 
     Returns:
         The reconciled forecasts (the columns of ``forecasts`` and :data:`POOLING_RATIO`, in another order: the
@@ -248,5 +323,8 @@ def reconcile_origin(
         else PoolingChoice(weight, f"weight {weight:g} set by the run's configuration")
     )
     # model_output is a copy already: reconciled in place, one copy fewer of the day's rows.
-    reconciled = reconcile_across_warehouses(model_output(forecasts), shares, choice.weight, inplace=True)
+    local = regional_campaign_rows(forecasts, campaigns, warehouses)
+    reconciled = reconcile_across_warehouses(
+        model_output(forecasts), shares, choice.weight, inplace=True, local=local
+    )
     return apply_overrides(reconciled, overrides), choice

@@ -22,6 +22,7 @@ from assets.reconciliation import build_reconciliation_asset
 from demand_platform import columns as C
 from demand_platform.forecasting import pooling
 from demand_platform.settings import PlatformSettings
+from demand_platform.source import load_source_tables
 from demand_platform.synthetic import GeneratorConfig, generate_source
 from resources import build_resources
 
@@ -71,6 +72,23 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Platform:
     root = tmp_path_factory.mktemp("reconcile")
     generate_source(
         root / "source", GeneratorConfig(n_skus=30, n_warehouses=2, start=START, days=DAYS, seed=5)
+    )
+    # A campaign in WH001's region alone, inside ORIGIN's horizon, announced ahead.
+    path = root / "source" / f"{C.MARKETING_CAMPAIGNS}.parquet"
+    campaigns = pd.read_parquet(path)
+    state = pd.read_parquet(root / "source" / f"{C.WAREHOUSES}.parquet").set_index(C.WAREHOUSE_ID)[
+        C.LOCATION_STATE
+    ]
+    regional = campaigns.iloc[:1].assign(
+        campaign_id="CMP-REGIONAL",
+        start_date=ORIGIN + dt.timedelta(days=3),
+        end_date=ORIGIN + dt.timedelta(days=6),
+        sku=None,
+        discount_percent=25.0,
+        target_region=state["WH001"],
+    )
+    pd.concat([campaigns, regional.astype(campaigns.dtypes.to_dict())], ignore_index=True).to_parquet(
+        path, index=False
     )
     settings = PlatformSettings(
         home=root / "home", source=root / "source", start_date=START, end_date=ORIGIN, env="test"
@@ -131,6 +149,11 @@ def test_reconciles_every_warehouse_and_keeps_each_skus_total(platform: Platform
         reconciled[C.FORECAST].to_numpy(), own[C.FORECAST].to_numpy() * ratio, rtol=1e-9, atol=1e-12
     )
     assert moved.any()
+    # Days inside a regional campaign keep their warehouse's own forecast.
+    tables = load_source_tables(platform.settings.source)
+    local = pooling.regional_campaign_rows(reconciled, tables.campaigns, tables.warehouses)
+    assert local.any() and (ratio[local] == 1.0).all()
+    assert set(reconciled.loc[local, C.WAREHOUSE_ID]) == {"WH001"}
     assert (reconciled[C.P50] <= reconciled[C.P90]).all() and (reconciled[C.P90] <= reconciled[C.P95]).all()
 
 

@@ -19,6 +19,7 @@ from demand_platform.forecasting.pooling import (
     pooling_weight,
     reconcile_across_warehouses,
     reconcile_origin,
+    regional_campaign_rows,
     warehouse_shares,
 )
 
@@ -231,3 +232,43 @@ def test_the_stores_sql_agrees_with_the_domains_shares_and_scores_matured_foreca
         key = (row[C.WAREHOUSE_ID], pd.Timestamp(row[C.TARGET_DATE]))
         expect = 0.0 if key == ("W1", pd.Timestamp("2024-06-15")) else truth.loc[key]
         assert row["actual"] == expect
+
+
+def test_a_regional_campaign_is_neither_spread_to_other_warehouses_nor_pooled_away() -> None:
+    """W1 is in WA, W2 and W3 in TX. A WA campaign on SKU A (days 2-3) lifts W1 alone: those rows keep W1's own
+    forecast, and W2 and W3 pool among themselves. A campaign without region, and a TX one on another SKU, do
+    not touch A's rows in W1."""
+    point = np.array([[[10.0, 40.0, 40.0], [10.0, 10.0, 10.0], [30.0, 30.0, 30.0]]])  # A: W1, W2, W3 x 3 days
+    fc = apply_overrides(_forecasts(point, ["A"], ["W1", "W2", "W3"]), None)
+    day = ORIGIN + pd.Timedelta(days=1)
+    campaigns = pd.DataFrame(
+        {
+            C.SKU: ["A", None, "B"],
+            C.START_DATE: [day + pd.Timedelta(days=1), day, day],
+            C.END_DATE: [day + pd.Timedelta(days=5), day + pd.Timedelta(days=9), day + pd.Timedelta(days=9)],
+            C.TARGET_REGION: ["WA", None, "TX"],
+            "discount_percent": [30.0, 10.0, 20.0],
+        }
+    )
+    warehouses = pd.DataFrame({C.WAREHOUSE_ID: ["W1", "W2", "W3"], C.LOCATION_STATE: ["WA", "TX", "TX"]})
+    local = regional_campaign_rows(fc, campaigns, warehouses)
+    by_row = fc.assign(local=local).set_index([C.WAREHOUSE_ID, C.HORIZON])["local"]
+    assert by_row[("W1", 2)] and by_row[("W1", 3)] and not by_row[("W1", 1)]
+    assert not by_row.loc[["W2", "W3"]].any()
+    assert not regional_campaign_rows(fc, None, warehouses).any()
+
+    shares = _shares({("A", "W1"): 100.0, ("A", "W2"): 100.0, ("A", "W3"): 200.0})
+    out, _ = reconcile_origin(
+        fc, shares, None, past=None, weight=0.0, campaigns=campaigns, warehouses=warehouses
+    )
+    got = out.set_index([C.WAREHOUSE_ID, C.HORIZON])[C.FORECAST]
+    # Day 1: no regional campaign, all three pool: total 50 split 1:1:2.
+    np.testing.assert_allclose([got[("W1", 1)], got[("W2", 1)], got[("W3", 1)]], [12.5, 12.5, 25.0])
+    # Days 2-3: W1 keeps its campaign forecast; W2 and W3 split their own total (40) 1:2.
+    for h in (2, 3):
+        np.testing.assert_allclose(
+            [got[("W1", h)], got[("W2", h)], got[("W3", h)]], [40.0, 40.0 / 3, 80.0 / 3]
+        )
+    # Without the campaigns table the WA lift is spread over TX.
+    spread, _ = reconcile_origin(fc, shares, None, past=None, weight=0.0)
+    assert spread.set_index([C.WAREHOUSE_ID, C.HORIZON]).loc[("W2", 2), C.FORECAST] == pytest.approx(80.0 / 4)
