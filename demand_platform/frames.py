@@ -22,8 +22,10 @@ def fetch_frame(relation: duckdb.DuckDBPyRelation) -> pd.DataFrame:
     for column in frame.columns:
         if isinstance(frame[column].dtype, pd.CategoricalDtype):
             values = frame[column].array
-            strings = values.categories.to_numpy(dtype=object)[values.codes]
-            strings[values.codes < 0] = None  # NULL, as .df() gives it
+            valid = values.codes >= 0
+            strings = np.full(len(values), None, dtype=object)  # NULL, as .df() gives it
+            # Indexed on the valid codes only: a column NULL on every row has no category to index.
+            strings[valid] = values.categories.to_numpy(dtype=object)[values.codes[valid]]
             frame[column] = strings
     return frame
 

@@ -100,37 +100,29 @@ def load_history(
     return frame
 
 
-def _compact_frame(relation: duckdb.DuckDBPyRelation) -> pd.DataFrame:
-    """A relation's rows with one Python string per distinct text value, not one per row.
-
-    DuckDB's ``.df()`` makes a Python string of every text value: a day of 500,000 series' forecasts (15 M
-    rows, six text columns) is ~5 GB that way. Through Arrow as categoricals, then back to ``object`` arrays
-    that point to the categories' strings, the text costs 8 bytes a value.
-    """
-    table = relation.to_arrow_table()
-    frame = table.to_pandas(strings_to_categorical=True, self_destruct=True)
-    del table
-    pa.default_memory_pool().release_unused()
-    for column in frame.columns:
-        if isinstance(frame[column].dtype, pd.CategoricalDtype):
-            frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
-        elif pd.api.types.is_datetime64_any_dtype(frame[column]):
-            frame[column] = frame[column].astype("datetime64[ns]")
+def _with_ns_days(frame: pd.DataFrame) -> pd.DataFrame:
+    """The origin and target days of a forecast frame as ``datetime64[ns]`` (Arrow gives microseconds)."""
+    for column in (C.ORIGIN_DATE, C.TARGET_DATE):
+        if column in frame:
+            frame[column] = pd.to_datetime(frame[column]).astype("datetime64[ns]")
     return frame
 
 
 def read_forecasts(con: duckdb.DuckDBPyConnection, origin: dt.date, table: str = C.FORECASTS) -> pd.DataFrame:
     """Every warehouse's forecasts of one origin, every column (empty when none are stored).
 
-    Text columns are ``object`` arrays sharing one string per distinct value (:func:`_compact_frame`).
+    Text columns are ``object`` arrays sharing one string per distinct value (:func:`fetch_frame`): a day
+    of 500,000 series is 15 M rows, ~5 GB of Python strings through DuckDB's ``.df()``.
     """
     if not table_exists(con, table):
         return pd.DataFrame()
     with dbfile.cursor(con) as cursor:
-        return _compact_frame(
-            cursor.sql(
-                f"SELECT * FROM {table} WHERE {_day_literal(C.ORIGIN_DATE, origin)} "
-                f"ORDER BY {C.WAREHOUSE_ID}, {C.SKU}, {C.HORIZON}"
+        return _with_ns_days(
+            fetch_frame(
+                cursor.sql(
+                    f"SELECT * FROM {table} WHERE {_day_literal(C.ORIGIN_DATE, origin)} "
+                    f"ORDER BY {C.WAREHOUSE_ID}, {C.SKU}, {C.HORIZON}"
+                )
             )
         )
 
@@ -188,9 +180,10 @@ def read_matured_forecasts(
     unadjusted = C.FORECAST + OVERRIDE_UNADJUSTED_SUFFIX
     point = f"f.{unadjusted}" if unadjusted in _columns_of(con, table) else f"f.{C.FORECAST}"
     with dbfile.cursor(con) as cursor:
-        return _compact_frame(
-            cursor.sql(
-                f"""
+        return _with_ns_days(
+            fetch_frame(
+                cursor.sql(
+                    f"""
                 SELECT f.{C.SKU}, f.{C.WAREHOUSE_ID}, f.{C.ORIGIN_DATE}, f.{C.TARGET_DATE}, f.{C.HORIZON},
                        {point} AS {C.FORECAST}, CAST(COALESCE(s.{C.QUANTITY}, 0) AS DOUBLE) AS actual
                 FROM {table} f LEFT JOIN {C.RAW_SALES} s
@@ -200,6 +193,7 @@ def read_matured_forecasts(
                   AND f.{C.TARGET_DATE} < TIMESTAMP '{(pd.Timestamp(through).date() + dt.timedelta(days=1)).isoformat()}'
                 ORDER BY f.{C.WAREHOUSE_ID}, f.{C.SKU}, f.{C.HORIZON}
                 """
+                )
             )
         )
 

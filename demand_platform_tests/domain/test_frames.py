@@ -1,10 +1,11 @@
-"""stack_rows: the rows of pd.concat, faster on the platform's per-warehouse frames."""
+"""stack_rows: the rows of pd.concat, faster on the platform's per-warehouse frames; fetch_frame: the frame of .df()."""
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
-from demand_platform.frames import stack_rows
+from demand_platform.frames import fetch_frame, stack_rows
 
 
 def _frame(n: int, seed: int, with_overrides: bool = False) -> pd.DataFrame:
@@ -43,3 +44,18 @@ def test_frames_that_differ_fall_back_to_concat() -> None:
 def test_no_frame_is_an_error() -> None:
     with pytest.raises(ValueError, match="at least one"):
         stack_rows([])
+
+
+def test_fetch_frame_gives_the_frame_of_df_with_null_text_columns() -> None:
+    """Text with NULLs, and a text column NULL on every row (no override on any forecast), as .df() gives them."""
+    con = duckdb.connect()
+    sql = """
+        SELECT * FROM (VALUES ('A', NULL::VARCHAR, 'x', 1.5), ('B', NULL, NULL, 2.5), ('A', NULL, 'y', 3.5))
+        AS t(sku, author, reason, value)
+    """
+    got = fetch_frame(con.sql(sql))
+    expected = con.execute(sql).df()
+    assert got["author"].tolist() == [None, None, None] and got["reason"].tolist() == ["x", None, "y"]
+    for column in expected.columns:
+        assert got[column].tolist() == expected[column].tolist(), column
+    assert got["sku"].dtype == object
