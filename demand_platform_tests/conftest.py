@@ -1,10 +1,12 @@
-"""Shared fixtures: a tiny hand-made source with known good and bad rows, and platform settings."""
+"""Shared fixtures: a tiny hand-made source with known good and bad rows, and platform settings; a
+read-only query on a home's database."""
 
 import datetime as dt
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 
@@ -14,6 +16,15 @@ from demand_platform_tests import services
 
 START = dt.date(2024, 1, 1)
 DAYS = 10
+
+
+def query_database(database: Path, sql: str) -> pd.DataFrame:
+    """A query on a platform database, read-only (the connection closed after it)."""
+    con = duckdb.connect(str(database), read_only=True)
+    try:
+        return con.execute(sql).df()
+    finally:
+        con.close()
 
 
 def write_tiny_source(root: Path, transactions: pd.DataFrame | None = None, fmt: str = "parquet") -> Path:

@@ -106,6 +106,11 @@ def test_design_ddl_source_runs_end_to_end(tmp_path: Path, fmt: str, monkeypatch
             f"WHERE CAST({C.ORIGIN_DATE} AS DATE) = $d",
             {"d": LAST},
         ).fetchone()[0]
+        reconciled_warehouses = con.execute(
+            f"SELECT list(DISTINCT {C.WAREHOUSE_ID} ORDER BY {C.WAREHOUSE_ID}) FROM {C.RECONCILED_FORECASTS} "
+            f"WHERE CAST({C.ORIGIN_DATE} AS DATE) = $d",
+            {"d": LAST},
+        ).fetchone()[0]
         quarantine = con.execute(
             f"SELECT {C.SOURCE_TABLE}, {C.REASON}, {C.ORIGINAL_ROW} FROM quarantine"
         ).df()
@@ -117,7 +122,7 @@ def test_design_ddl_source_runs_end_to_end(tmp_path: Path, fmt: str, monkeypatch
     assert (first, last) == (START, LAST)
     # A warehouse that opened later has no rows before, and that is not a hole: it is forecast too.
     assert opened == OPENS
-    assert warehouses == ["1", "2"] == forecast_warehouses
+    assert warehouses == ["1", "2"] == forecast_warehouses == reconciled_warehouses
     # Integer campaign ids flow: no campaign is quarantined, and planned promotions reach the features.
     assert not (quarantine[C.SOURCE_TABLE] == C.MARKETING_CAMPAIGNS).any(), quarantine
     promo = [c for c in features.columns if "promo" in c or "discount" in c or "campaign" in c]

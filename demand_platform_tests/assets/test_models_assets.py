@@ -39,6 +39,7 @@ from demand_platform.settings import PlatformSettings
 from demand_platform.source import load_source_tables
 from demand_platform.synthetic import GeneratorConfig, generate_source
 from demand_platform.tiering import ROUTE, ROUTE_GLOBAL_ML
+from demand_platform_tests.conftest import query_database
 from resources import build_resources
 from resources.duckdb_io import PlatformDuckDBIOManager
 
@@ -99,11 +100,7 @@ class Home:
 
     def table(self, sql: str) -> pd.DataFrame:
         """A query on the home's database (read-only)."""
-        con = duckdb.connect(str(self.settings.duckdb_path), read_only=True)
-        try:
-            return con.execute(sql).df()
-        finally:
-            con.close()
+        return query_database(self.settings.duckdb_path, sql)
 
     def served(self, wh: str, origin: dt.date) -> registry.ServedVersion:
         """The serving function on the home's record."""

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -24,6 +23,7 @@ from demand_platform.forecasting import pooling
 from demand_platform.settings import PlatformSettings
 from demand_platform.source import load_source_tables
 from demand_platform.synthetic import GeneratorConfig, generate_source
+from demand_platform_tests.conftest import query_database
 from resources import build_resources
 
 START = dt.date(2023, 1, 1)
@@ -59,11 +59,7 @@ class Platform:
 
     def table(self, sql: str) -> pd.DataFrame:
         """A query on the home's database."""
-        con = duckdb.connect(str(self.settings.duckdb_path), read_only=True)
-        try:
-            return con.execute(sql).df()
-        finally:
-            con.close()
+        return query_database(self.settings.duckdb_path, sql)
 
 
 @pytest.fixture(scope="module")

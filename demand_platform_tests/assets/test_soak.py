@@ -186,6 +186,14 @@ def test_a_home_lives_through_late_lines_corrections_and_kills(tmp_path: Path) -
         limit=10,
     ).records
     assert len(rebuilt) == 2
+    # ... and its reconciliation across the warehouses: once on day 0, again on day 1.
+    reconciled = instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey(C.RECONCILED_FORECASTS), asset_partitions=[T0.isoformat()]
+        ),
+        limit=10,
+    ).records
+    assert len(reconciled) == 2
 
     # Day 2: killed in the middle of ingesting, then run again.
     _reveal(full, live, T0 + dt.timedelta(days=2))
@@ -238,3 +246,14 @@ def test_a_home_lives_through_late_lines_corrections_and_kills(tmp_path: Path) -
     assert len(merged) == 2 * LIVE_DAYS
     assert (merged["skus_forecast"] == merged["skus_active"]).all(), merged
     assert (merged["n"] == merged["skus_active"] * 30).all(), merged
+    # Every origin reconciled across both warehouses, row for row, after the kills too.
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        pairs = con.execute(
+            f"""
+            SELECT CAST(f.{C.ORIGIN_DATE} AS DATE) AS origin, count(*) AS n, count(r.{C.SKU}) AS reconciled
+            FROM forecasts f LEFT JOIN {C.RECONCILED_FORECASTS} r
+              USING ({C.SKU}, {C.WAREHOUSE_ID}, {C.ORIGIN_DATE}, {C.HORIZON})
+            WHERE f.{C.ORIGIN_DATE} >= TIMESTAMP '{T0.isoformat()}' GROUP BY ALL
+            """
+        ).df()
+    assert len(pairs) == LIVE_DAYS and (pairs["reconciled"] == pairs["n"]).all(), pairs
