@@ -158,7 +158,11 @@ def train_candidate(
         day.isoformat(),
         score=scores.score,
         score_metric=scores.score_metric,
-        params={"train_config": train_config, "warehouse_id": wh},
+        params={
+            "train_config": train_config,
+            "warehouse_id": wh,
+            "stop_hazard": model.stop_hazard,
+        },
         metrics=model_registry.logged_metrics(model.validation_metrics),
         importance=model.feature_importance(),
         boosters=model.lgbm.boosters if model.lgbm is not None else None,

@@ -11,11 +11,12 @@ from demand_platform.days import weekday
 from demand_platform.features import SalesPanel
 from demand_platform.forecasting.cold_start import ColdStartProfile
 from demand_platform.forecasting.config import TrainConfig
-from demand_platform.forecasting.state import OriginState
+from demand_platform.forecasting.state import Components, OriginState
 from demand_platform.models.global_lgbm import FeatureKeys, TargetDayLookup
 from demand_platform.models.model_registry import MLForecaster, weekly_stat_models
 from demand_platform.models.statistical import (
     StatForecaster,
+    active_probability,
     forecast_selected,
     pooled_weekday_index,
     select_by_backtest,
@@ -51,6 +52,18 @@ def stat_components(
         if events is not None:
             forecast[rows] *= events[rows]
     return forecast, names
+
+
+def still_selling(state: OriginState, components: Components, hazard: float) -> Components:
+    """``components`` with the statistical forecasts times each SKU's probability of still selling given its
+    silence since its last sale (:func:`active_probability` with the daily stop ``hazard``, on the history
+    up to the origin; the trading days are those where any SKU of the origin sold)."""
+    if hazard == 0.0:
+        return components
+    active = active_probability(state.history, hazard)
+    return Components(
+        components.lgbm, components.stat * active[:, None], components.stat_name, components.cold
+    )
 
 
 def cold_components(

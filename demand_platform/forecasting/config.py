@@ -112,6 +112,11 @@ class TrainConfig:
         ml_net_of_holidays: The ML model learns demand net of the holiday uplifts (its targets divided by
             them, as of the first CV origin), which then multiply its forecasts; False: it learns the
             holidays itself from the target day's event key.
+        stop_hazards: Candidate daily probabilities that a selling series stops for good; the statistical
+            forecasts are multiplied by each SKU's probability of still selling
+            (:func:`demand_platform.models.statistical.active_probability`) under the candidate whose
+            blended point forecast has the lowest MSE on the CV, per warehouse (0: no adjustment; ``(0.0,)``
+            turns it off).
     """
 
     horizon: int = 30
@@ -159,6 +164,7 @@ class TrainConfig:
     weekday_profile: bool = True
     ml_model: str = MODEL_LGBM
     ml_net_of_holidays: bool = True
+    stop_hazards: tuple[float, ...] = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
 
     def __post_init__(self) -> None:
         """Validates the settings.
@@ -194,6 +200,8 @@ class TrainConfig:
         levels = list(self.quantiles)
         if not levels or levels != sorted(levels) or levels[0] <= 0 or levels[-1] >= 1:
             raise ValueError(f"quantiles {self.quantiles} must be ascending levels in (0, 1)")
+        if not self.stop_hazards or any(not 0.0 <= p < 1.0 for p in self.stop_hazards):
+            raise ValueError(f"stop_hazards {self.stop_hazards} must be probabilities in [0, 1)")
         if self.stat_history_days <= self.stat_windows * self.horizon:
             raise ValueError("stat_history_days must exceed stat_windows * horizon")
 

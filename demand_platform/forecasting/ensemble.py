@@ -1,10 +1,13 @@
 """The blend of the ML model (the LightGBM by default) with the statistical partner: weights per tier x horizon
 band, and the point forecast."""
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
 from demand_platform import columns as C
+from demand_platform.forecasting.components import still_selling
 from demand_platform.forecasting.config import (
     BAND,
     BAND_END,
@@ -28,6 +31,7 @@ ENSEMBLE_COLUMNS = (C.TIER, BAND, BAND_START, BAND_END, MSE_LGBM, MSE_STAT, WEIG
 #: Tiers whose LightGBM is blended with the statistical model, and their weight without validation days.
 ENSEMBLE_TIERS = (1, 2)
 ENSEMBLE_PRIOR_WEIGHT = {1: 0.5, 2: 1.0}
+STOP_HAZARD = "stop_hazard"
 
 
 def needs_stat(state: OriginState, lgbm: np.ndarray) -> np.ndarray:
@@ -65,6 +69,62 @@ def combine(
     names = np.where(has_lgbm, np.where(mixed, MODEL_ENSEMBLE, ml_name), components.stat_name)
     names = np.where(is_cold, MODEL_COLD_START, names).astype(object)
     return np.clip(point, 0.0, cap[:, None]), names
+
+
+def choose_stop_hazard(
+    states: Sequence[OriginState],
+    components: Sequence[Components],
+    actual: np.ndarray,
+    caps: Sequence[np.ndarray],
+    config: TrainConfig,
+) -> tuple[float, pd.DataFrame]:
+    """The daily stop hazard (of ``config.stop_hazards``) whose blended CV point forecast has the lowest MSE,
+    and each candidate's MSE.
+
+    For each candidate the statistical forecasts of every CV origin are multiplied by the SKUs' probability of
+    still selling (:func:`~demand_platform.forecasting.components.still_selling`), the ensemble weights are
+    fitted on them (:func:`ensemble_weights`) and the point forecasts (:func:`combine`) are scored on the
+    SKU-days that are not cold start. Ties keep the smaller hazard (0 first: no adjustment unless the CV
+    shows one helps).
+
+    Args:
+        states: The SKUs at each CV origin.
+        components: Their component forecasts.
+        actual: CV actuals ``[N, H]``, the origins stacked in order.
+        caps: Per-SKU caps at each origin.
+        config: Settings (``stop_hazards``, bands).
+
+    Returns:
+        The chosen hazard and a table of ``stop_hazard``, ``mse`` and ``n_obs`` per candidate.
+    """
+    band_of_h = band_of_horizon(config)
+    tier = np.concatenate([np.where(state.is_ml, state.tier, 0) for state in states])
+    scored = np.concatenate([state.route != ROUTE_COLD_START for state in states])[:, None] & ~np.isnan(
+        actual
+    )
+    records = []
+    for hazard in sorted(set(config.stop_hazards)):
+        adjusted = [
+            still_selling(state, comp, hazard) for state, comp in zip(states, components, strict=True)
+        ]
+        stat = np.concatenate([comp.stat for comp in adjusted])
+        lgbm = np.concatenate([comp.lgbm for comp in adjusted])
+        weights = weight_matrix(ensemble_weights(actual, lgbm, stat, tier, config), config)
+        point = np.concatenate(
+            [
+                combine(state, comp, weights, band_of_h, cap)[0]
+                for state, comp, cap in zip(states, adjusted, caps, strict=True)
+            ]
+        )
+        n = int(scored.sum())
+        mse = float(np.mean((point[scored] - actual[scored]) ** 2)) if n else float("nan")
+        records.append((hazard, mse, n))
+    table = pd.DataFrame.from_records(records, columns=[STOP_HAZARD, "mse", N_OBS])
+    finite = table.loc[np.isfinite(table["mse"])]
+    if finite.empty:
+        return 0.0, table
+    best = finite.loc[finite["mse"] <= finite["mse"].min() * (1.0 + 1e-12), STOP_HAZARD]
+    return float(best.min()), table
 
 
 def ensemble_weights(

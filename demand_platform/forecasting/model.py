@@ -36,6 +36,9 @@ class WarehouseModel:
             trained before them have none: multiplier 1).
         ml_net_of_holidays: The ML model learned demand net of the holiday uplifts, so ``events``' holiday
             uplifts multiply its forecasts (False for models trained before, which learned them).
+        stop_hazard: Daily probability that a selling series stops, chosen on the CV; the statistical
+            forecasts are multiplied by each SKU's probability of still selling under it (0: unchanged, as
+            for models trained before).
     """
 
     warehouse_id: object
@@ -52,12 +55,15 @@ class WarehouseModel:
     baseline: BaselineForecaster | None = None
     events: EventUplift = field(default_factory=EventUplift.none)
     ml_net_of_holidays: bool = False
+    stop_hazard: float = 0.0
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        """Unpickle, a model of an earlier version included: it has no event uplifts (multiplier 1), and its
-        ML model learned the holidays itself."""
+        """Unpickle, a model of an earlier version included: it has no event uplifts (multiplier 1), its
+        ML model learned the holidays itself, and its statistical forecasts are not adjusted for stopped
+        series."""
         state.setdefault("events", EventUplift.none())
         state.setdefault("ml_net_of_holidays", False)
+        state.setdefault("stop_hazard", 0.0)
         self.__dict__.update(state)
 
     def feature_importance(self) -> pd.DataFrame:

@@ -9,7 +9,7 @@ from demand_platform import columns as C
 from demand_platform.days import NS_PER_DAY, DateLike, to_day, to_timestamp
 from demand_platform.features import build_features, build_sales_panel
 from demand_platform.forecasting.baselines import BASELINES
-from demand_platform.forecasting.components import cold_components, lgbm_at, stat_components
+from demand_platform.forecasting.components import cold_components, lgbm_at, stat_components, still_selling
 from demand_platform.forecasting.config import MODEL_COLD_START, TrainConfig, band_of_horizon, quantile_column
 from demand_platform.forecasting.ensemble import combine, needs_stat, weight_matrix
 from demand_platform.forecasting.events import horizon_events, ml_with_events
@@ -115,9 +115,8 @@ def forecast_arrays(
     cold_fc = cold_components(model.cold_start, state, horizon, events, catalog_price(catalog, state.skus))
     cap = output_cap(state, cold_fc, config)
     weights = weight_matrix(model.ensemble_weights, config)
-    point, model_names = combine(
-        state, Components(lgbm_fc, stat_fc, stat_name, cold_fc), weights, band_of_h, cap, config.ml_model
-    )
+    components = still_selling(state, Components(lgbm_fc, stat_fc, stat_name, cold_fc), model.stop_hazard)
+    point, model_names = combine(state, components, weights, band_of_h, cap, config.ml_model)
     quantiles = _calibrated_quantiles(
         point, state, model.dispersion, model.calibration, config, band_of_h, cap
     )

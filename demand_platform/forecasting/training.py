@@ -1,7 +1,7 @@
 """Training of one warehouse: an expanding-window cross-validation, then the final models at the training date."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -11,9 +11,21 @@ from demand_platform.days import DateLike, to_day, to_timestamp
 from demand_platform.features import SalesPanel, build_sales_panel, build_training_features
 from demand_platform.forecasting.baselines import BASELINES, fit_baseline
 from demand_platform.forecasting.cold_start import ColdStartProfile, fit_cold_start
-from demand_platform.forecasting.components import choose_stat, cold_components, lgbm_at, stat_components
+from demand_platform.forecasting.components import (
+    choose_stat,
+    cold_components,
+    lgbm_at,
+    stat_components,
+    still_selling,
+)
 from demand_platform.forecasting.config import MODEL_STATISTICAL, MODEL_TIERED, TrainConfig, band_of_horizon
-from demand_platform.forecasting.ensemble import combine, ensemble_weights, needs_stat, weight_matrix
+from demand_platform.forecasting.ensemble import (
+    choose_stop_hazard,
+    combine,
+    ensemble_weights,
+    needs_stat,
+    weight_matrix,
+)
 from demand_platform.forecasting.events import (
     EventUplift,
     HorizonEvents,
@@ -442,6 +454,16 @@ def train_warehouse(
         _fold(sales, frame, day, ml_skus, ml, models, config)
         for day, frame, ml_skus in zip(cv_days, cv_tiers, cv_ml_skus, strict=True)
     ]
+    stop_hazard, _ = choose_stop_hazard(
+        [fold.state for fold in folds],
+        [fold.components for fold in folds],
+        np.concatenate([fold.actual for fold in folds]),
+        [fold.cap for fold in folds],
+        config,
+    )
+    folds = [
+        replace(fold, components=still_selling(fold.state, fold.components, stop_hazard)) for fold in folds
+    ]
     cv = PooledFolds.of(folds)
     weights_table = ensemble_weights(cv.actual, cv.lgbm, cv.stat, cv.ml_tier, config)
     weights = weight_matrix(weights_table, config)
@@ -494,4 +516,5 @@ def train_warehouse(
         baseline=baseline,
         events=final_uplift,
         ml_net_of_holidays=ml.net_of_holidays,
+        stop_hazard=stop_hazard,
     )

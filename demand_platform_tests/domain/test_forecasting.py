@@ -65,11 +65,14 @@ def make_world(
     start: str = "2023-06-01",
     n_intermittent: int = 8,
     launch_days_before_end: int = 20,
+    n_stopped: int = 0,
+    stop_days_before_end: int = 50,
 ) -> dict[str, object]:
     """A one-warehouse world: weekly gamma-Poisson SKUs, an intermittent block, a dead SKU, a new SKU.
 
     SKUs ``n_skus - n_intermittent - 2 .. n_skus - 3`` are intermittent, ``n_skus - 2`` never sells and
-    ``n_skus - 1`` is launched ``launch_days_before_end`` days before the last day (no rows before).
+    ``n_skus - 1`` is launched ``launch_days_before_end`` days before the last day (no rows before); SKUs
+    ``0 .. n_stopped - 1`` sell nothing from ``stop_days_before_end`` days before the last day on.
     """
     rng = np.random.default_rng(seed)
     dates = pd.date_range(start, periods=n_days, freq="D")
@@ -81,6 +84,7 @@ def make_world(
     noise = rng.gamma(10.0, 0.1, (n_skus, n_days))
     quantity = rng.poisson(rate[:, None] * weekly[None, :] * noise).astype(np.float64)
     quantity[n_skus - 2] = 0.0
+    quantity[:n_stopped, n_days - stop_days_before_end :] = 0.0
     launch = np.full(n_skus, dates[0] - pd.Timedelta(days=400))
     launch_column = n_days - launch_days_before_end
     launch[n_skus - 1] = dates[launch_column]
@@ -677,6 +681,8 @@ def test_a_sku_leaves_the_default_model_only_for_a_clear_backtest_win() -> None:
         {"dense_origin_steps": (7,)},
         {"dense_origin_steps": (0, 3)},
         {"origin_budget": -1},
+        {"stop_hazards": ()},
+        {"stop_hazards": (0.0, 1.0)},
     ],
 )
 def test_config_validation(changes: dict) -> None:
@@ -788,6 +794,17 @@ def test_a_model_pickled_before_the_new_settings_still_forecasts(world: dict, at
     pd.testing.assert_frame_equal(_forecast(world, old, at_end["origin"]), at_end["forecasts"])
 
 
+def test_a_model_pickled_before_the_stop_hazard_forecasts_without_it(world: dict, at_end: dict) -> None:
+    """A version registered before the stop hazard existed unpickles with hazard 0: its statistical
+    forecasts are not adjusted, as when it was trained."""
+    model = pickle.loads(pickle.dumps(at_end["model"]))
+    del model.__dict__["stop_hazard"]
+    old = pickle.loads(pickle.dumps(model))
+    assert old.stop_hazard == 0.0
+    expected = _forecast(world, dataclasses.replace(at_end["model"], stop_hazard=0.0), at_end["origin"])
+    pd.testing.assert_frame_equal(_forecast(world, old, at_end["origin"]), expected)
+
+
 def test_warehouse_history_keeps_the_warehouse_up_to_the_day() -> None:
     rows = pd.DataFrame(
         {
@@ -821,3 +838,63 @@ def test_served_features_name_the_skus_without_a_row() -> None:
     assert served[C.SKU].tolist() == ["A", "B"] and served["demand_lag_1"].tolist() == [1.0, 2.0]
     with pytest.raises(ValueError, match=r"no row for 2 SKU\(s\).*first: D, E"):
         served_features(rows, np.array(["E", "A", "D", "D"], dtype=object), day, "W1")
+
+
+# --- lines that stopped selling ------------------------------------------------------------------------------------------
+def test_lines_that_stopped_selling_are_forecast_near_zero() -> None:
+    """Six steady sellers stop 50 days before the training date; every SKU keeps the SBA/TSB/SES combination
+    (a selection margin no other model clears), whose SBA member holds a stopped line's last level. The CV
+    origin 30 days back sees the six silent for 20 days and selling nothing after, so the CV picks a stop
+    hazard: their forecasts fall to near zero, where without it they keep a share of their old level;
+    steady sellers keep theirs."""
+    world = make_world(n_stopped=6, stop_days_before_end=50)
+    end = world["dates"][-1]
+    config = dataclasses.replace(CONFIG, selection_margin=0.95)
+    model, tiers = _train(world, end, config=config)
+    assert model.stop_hazard > 0.0
+    assert (model.stat_choice == "combination").all()
+    with_stops = _forecast(world, model, end, tiers=tiers).groupby(C.SKU)[C.FORECAST].sum()
+    without = _forecast(world, dataclasses.replace(model, stop_hazard=0.0), end, tiers=tiers)
+    without = without.groupby(C.SKU)[C.FORECAST].sum()
+    stopped, steady = world["skus"][:6], world["skus"][6:20]
+    history = world["history"]
+    recent = history[history[C.DATE].between(end - pd.Timedelta(days=79), end - pd.Timedelta(days=50))]
+    old_level = recent.groupby(C.SKU)[C.QUANTITY].sum()  # their last 30 selling days
+    assert (with_stops[stopped] < 0.05 * old_level[stopped]).all()
+    assert (without[stopped] > 0.2 * old_level[stopped]).all()
+    assert with_stops[steady].sum() > 0.99 * without[steady].sum()
+
+
+@pytest.mark.parametrize("resumes", [False, True])
+def test_the_cv_picks_a_stop_hazard_only_where_silent_lines_stay_silent(resumes: bool) -> None:
+    """Statistical SKUs at one CV origin: 20 steady sellers and 20 silent for their last 40 days, forecast at
+    their old level of 5 a day. If the silent ones sell nothing after the origin the CV picks a hazard and
+    its error is the lowest of the candidates; if they sell at their old level again it keeps 0."""
+    from demand_platform.forecasting.ensemble import choose_stop_hazard
+    from demand_platform.forecasting.state import Components
+
+    rng = np.random.default_rng(0)
+    history = rng.poisson(5.0, (40, 365)).astype(np.float64)
+    history[20:, -40:] = 0.0
+    n = len(history)
+    state = OriginState(
+        day=1000,
+        skus=np.array([f"S{i}" for i in range(n)], dtype=object),
+        tier=np.full(n, 3),
+        route=np.full(n, "statistical", dtype=object),
+        codes=np.arange(n),
+        history=history,
+        category=np.full(n, "toys", dtype=object),
+        launch_day=np.full(n, np.nan),
+    )
+    level = np.full((n, HORIZON), 5.0)
+    components = Components(
+        np.full((n, HORIZON), np.nan), level, np.full(n, "combination"), np.zeros((n, HORIZON))
+    )
+    actual = rng.poisson(5.0, (n, HORIZON)).astype(np.float64)
+    if not resumes:
+        actual[20:] = 0.0
+    hazard, table = choose_stop_hazard([state], [components], actual, [np.full(n, 100.0)], CONFIG)
+    assert list(table["stop_hazard"]) == sorted(CONFIG.stop_hazards)
+    assert table.loc[table["stop_hazard"] == hazard, "mse"].iloc[0] == table["mse"].min()
+    assert (hazard > 0.0) is not resumes

@@ -391,3 +391,58 @@ def test_weekday_factors_follow_the_days_after_the_origin() -> None:
     index = np.arange(7, dtype=np.float64)
     np.testing.assert_array_equal(st.weekday_factors(index, 6, 9), [0, 1, 2, 3, 4, 5, 6, 0, 1])
     np.testing.assert_array_equal(st.weekday_factors(index, 2, 3), [3, 4, 5])
+
+
+# --- probability that a series still sells ---------------------------------------------------------------------------
+def _selling(rate: float, quiet_days: int, hazard: float) -> float:
+    """P(selling after ``quiet_days`` quiet trading days) by summing over the day the series stopped."""
+    keep = ((1.0 - hazard) * (1.0 - rate)) ** quiet_days
+    stopped = sum(((1.0 - hazard) * (1.0 - rate)) ** (j - 1) * hazard for j in range(1, quiet_days + 1))
+    return keep / (keep + stopped)
+
+
+def test_active_probability_follows_the_stop_model() -> None:
+    """Row 0 sold on 10 of the 20 days from its first to its last sale, then nothing for 6 days: rate
+    (10 - 1/2) / 20 and 6 quiet days. Row 1 sold today."""
+    y = np.zeros((2, 30))
+    y[0, [4, 6, 8, 10, 12, 14, 16, 18, 20, 23]] = 2.0
+    y[1, :] = 1.0
+    got = st.active_probability(y, 0.1)
+    assert got[0] == pytest.approx(_selling(9.5 / 20.0, 6, 0.1))
+    assert got[1] == 1.0  # no quiet day
+
+
+def test_active_probability_keeps_usual_silences_and_drops_unusual_ones() -> None:
+    rng = np.random.default_rng(0)
+    steady = rng.poisson(8.0, (20, 365)).astype(np.float64)
+    stopped = steady.copy()
+    stopped[:, -40:] = 0.0  # daily sellers silent for 40 days
+    sporadic = (rng.random((20, 365)) < 0.1) * 3.0
+    sporadic[:, -5:] = 0.0  # a usual silence for a 1-in-10-days seller
+    sporadic[:, -6] = 3.0
+    p = st.active_probability(np.vstack([steady, stopped, sporadic]), 0.01)
+    assert (p[:20] > 0.98).all()
+    assert (p[20:40] < 1e-3).all()
+    assert (p[40:] > 0.9).all()
+
+
+def test_active_probability_ignores_closed_days_launches_and_series_without_sales() -> None:
+    rng = np.random.default_rng(1)
+    y = (rng.random((6, 200)) < 0.3) * rng.integers(1, 5, (6, 200)).astype(np.float64)
+    y[5] = 0.0  # never sold
+    expected = st.active_probability(y, 0.2)
+    closed = np.hstack([y[:, :150], np.zeros((6, 3)), y[:, 150:], np.zeros((6, 2))])  # nothing sold anywhere
+    np.testing.assert_allclose(st.active_probability(closed, 0.2), expected)
+    launched = y.copy()
+    first = int(np.flatnonzero(y[2] > 0)[0])
+    launched[2, :first] = np.nan  # NaN before the launch is no sale
+    np.testing.assert_allclose(st.active_probability(launched, 0.2), expected)
+    assert expected[5] == 1.0
+    assert (st.active_probability(y, 0.0) == 1.0).all()
+    assert st.active_probability(np.zeros((0, 10)), 0.2).shape == (0,)
+
+
+@pytest.mark.parametrize("hazard", [-0.1, 1.0])
+def test_active_probability_refuses_a_hazard_outside_0_1(hazard: float) -> None:
+    with pytest.raises(ValueError, match="hazard"):
+        st.active_probability(np.ones((2, 5)), hazard)
