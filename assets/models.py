@@ -258,7 +258,8 @@ def build_model_assets(
         Global LightGBM (direct, one model per horizon band, Tweedie, training origins over a year)
         for tiers 1-2, blended per tier and band with the SKU's statistical model at the weight that
         minimises the validation error; statistical models for the intermittent tier 3 (an SBA/TSB/SES
-        combination unless another model wins the SKU's backtest by 10%); launch profiles for new
+        combination unless another model wins the SKU's backtest by 10%, times the SKU's probability of
+        still selling under a stop hazard picked on the CV); launch profiles for new
         SKUs; negative-binomial quantiles calibrated on an expanding-window CV (3 origins). The
         features of its training origins are built from the declared ``raw_sales`` window with the
         function that builds ``feature_table`` (the same rows for the same origin). The

@@ -63,6 +63,15 @@ BENCHMARKS.md):
   average). A per-SKU index would fit the noise of sparse SKUs; the pooled one is what a warehouse's
   week looks like. It matters most for tier 1, whose LightGBM partner was flat, and is neutral on sparse
   items. The statistical selection still backtests the flat forecasts.
+* **Lines that stopped selling.** SBA, in the default combination, updates only on demand days, so a line
+  that stopped keeps its last level (Online Retail: wholesale lines forecast 550-860 units over the
+  horizon after four weeks of nothing). The statistical forecasts are multiplied by each SKU's probability
+  of still selling given its quiet trading days since its last sale and its rate while it sold
+  (:func:`demand_platform.models.statistical.active_probability`, a daily stop hazard), in the CV, the
+  ensemble weights and serving alike. The hazard is picked per warehouse on the CV
+  (:func:`~demand_platform.forecasting.ensemble.choose_stop_hazard`, 0 unless a candidate lowers the
+  blended point's MSE) and kept in the model. The chance of stopping in the days ahead is left out: it
+  lowers every series alike, a trend the CV picked wherever demand fell over its origins.
 * **Training origins** are ``origin_step`` days apart over a year; a warehouse with few LightGBM SKUs
   gets them closer together over the same span (:meth:`TrainConfig.origin_grid`, while SKUs x origins
   stay within ``origin_budget``), so it learns from more weeks instead of a few snapshots. A full-size

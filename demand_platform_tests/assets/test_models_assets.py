@@ -239,6 +239,8 @@ def test_train_registers_and_promotes_then_forecasts(trained_home: Home) -> None
     runs = client.search_runs([experiment.experiment_id], "tags.warehouse_id = 'WH001'")
     assert {run.data.tags["dagster_partition"] for run in runs} == {f"{ORIGIN}|WH001"}
     assert all("all_tiered_wmape" in run.data.metrics for run in runs)
+    # The stop hazard the CV picked is logged with the settings (a probability, 0 = no adjustment).
+    assert all(0.0 <= float(run.data.params["stop_hazard"]) < 1.0 for run in runs)
     assert all(str(home.settings.home / "mlartifacts") in run.info.artifact_uri for run in runs)
     artifacts = {a.path for a in client.list_artifacts(runs[0].info.run_id)}
     assert {"bundle", "feature_importance.csv"} <= artifacts
