@@ -686,6 +686,8 @@ def active_probability(y: np.ndarray, hazard: float, window: int = 365) -> np.nd
     block = np.nan_to_num(y[:, -window:] if window > 0 else y[:, :0], nan=0.0)
     sold = block[:, block.sum(axis=0) > 0] > 0
     n_days = sold.shape[1]
+    if n_days == 0:  # nothing sold anywhere in the window
+        return np.ones(len(y))
     first = sold.argmax(axis=1)
     last = n_days - 1 - sold[:, ::-1].argmax(axis=1)
     rate = np.clip((sold.sum(axis=1) - 0.5) / (last - first + 1.0), 0.0, 1.0)

@@ -440,6 +440,10 @@ def test_active_probability_ignores_closed_days_launches_and_series_without_sale
     assert expected[5] == 1.0
     assert (st.active_probability(y, 0.0) == 1.0).all()
     assert st.active_probability(np.zeros((0, 10)), 0.2).shape == (0,)
+    # A window where nothing sold anywhere (a warehouse without sales yet), or no window at all.
+    assert (st.active_probability(np.zeros((3, 50)), 0.2) == 1.0).all()
+    assert (st.active_probability(np.full((3, 50), np.nan), 0.2) == 1.0).all()
+    assert (st.active_probability(np.zeros((3, 0)), 0.2) == 1.0).all()
 
 
 @pytest.mark.parametrize("hazard", [-0.1, 1.0])
