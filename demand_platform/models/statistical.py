@@ -664,6 +664,11 @@ def active_probability(y: np.ndarray, hazard: float, window: int = 365) -> np.nd
       series that sold every day is not declared stopped by one quiet day of its own.
     * A row without a sale in the window gets 1, and so does every row when ``hazard`` is 0. ``NaN``
       (before a launch) counts as no sale.
+    * Sales alone cannot tell a stock-out from a stop: a frequent seller out of stock for a few days is
+      scaled down too (the source tables hold no stock levels; with them, stocked-out days could be left
+      out like closed days). Not counting the first 7 or 14 quiet days was measured and lost most of the
+      gain on Online Retail (weekly WMAPE over three origins 0.680 -> 0.698 / 0.702), so every quiet day
+      counts, and the CV decides the hazard.
 
     Args:
         y: ``[n_series, n_days]`` demand up to the origin (the last column is the origin day).
