@@ -19,6 +19,7 @@ from demand_platform.accuracy import BY_TIER, OVERALL
 from demand_platform.reporting import FORECAST_ORIGIN_DATE, GROUP, PLOT_NAMES, TABLE
 from demand_platform.settings import PlatformSettings
 from demand_platform.store import FEATURE_DRIFT_REFERENCE_DAYS, read_forecast_window
+from demand_platform_tests.conftest import query_database
 from resources.source import SourceDataResource
 
 DAY = "2024-01-10"
@@ -90,14 +91,6 @@ def write_table(database: Path, table: str, frame: pd.DataFrame) -> None:
         con.close()
 
 
-def read(database: Path, sql: str) -> pd.DataFrame:
-    con = duckdb.connect(str(database), read_only=True)
-    try:
-        return con.execute(sql).df()
-    finally:
-        con.close()
-
-
 class Env:
     """The accuracy_report asset on a temporary DuckDB, with one ephemeral instance."""
 
@@ -139,13 +132,13 @@ class Env:
         return frame[(dates == day) & (frame[C.WAREHOUSE_ID] == wh)]
 
     def exceptions(self) -> pd.DataFrame:
-        return read(self.database, f"SELECT * FROM {C.EXCEPTIONS} ORDER BY {C.ORIGIN_DATE}, rank")
+        return query_database(self.database, f"SELECT * FROM {C.EXCEPTIONS} ORDER BY {C.ORIGIN_DATE}, rank")
 
     def report(self) -> pd.DataFrame:
-        return read(self.database, f"SELECT * FROM {ACCURACY_REPORT}")
+        return query_database(self.database, f"SELECT * FROM {ACCURACY_REPORT}")
 
     def policy(self) -> pd.DataFrame:
-        return read(
+        return query_database(
             self.database, f"SELECT * FROM {C.REPLENISHMENT_POLICY} ORDER BY {C.ORIGIN_DATE}, {C.SKU}"
         )
 
