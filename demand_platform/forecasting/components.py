@@ -15,11 +15,13 @@ from demand_platform.forecasting.state import Components, OriginState
 from demand_platform.models.global_lgbm import FeatureKeys, TargetDayLookup
 from demand_platform.models.model_registry import MLForecaster, weekly_stat_models
 from demand_platform.models.statistical import (
+    SalesSilence,
     StatForecaster,
-    active_probability,
     forecast_selected,
     pooled_weekday_index,
+    sales_silence,
     select_by_backtest,
+    silence_probability,
     weekday_factors,
 )
 from demand_platform.tiering import ROUTE_COLD_START
@@ -54,13 +56,16 @@ def stat_components(
     return forecast, names
 
 
-def still_selling(state: OriginState, components: Components, hazard: float) -> Components:
+def still_selling(
+    state: OriginState, components: Components, hazard: float, silence: SalesSilence | None = None
+) -> Components:
     """``components`` with the statistical forecasts times each SKU's probability of still selling given its
     silence since its last sale (:func:`active_probability` with the daily stop ``hazard``, on the history
-    up to the origin; the trading days are those where any SKU of the origin sold)."""
+    up to the origin; the trading days are those where any SKU of the origin sold). ``silence`` is
+    :func:`sales_silence` of ``state.history`` when already computed."""
     if hazard == 0.0:
         return components
-    active = active_probability(state.history, hazard)
+    active = silence_probability(silence or sales_silence(state.history), hazard)
     return Components(
         components.lgbm, components.stat * active[:, None], components.stat_name, components.cold
     )

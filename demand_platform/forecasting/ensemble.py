@@ -21,6 +21,7 @@ from demand_platform.forecasting.config import (
 from demand_platform.forecasting.state import Components, OriginState
 from demand_platform.metrics import N_OBS
 from demand_platform.models.global_lgbm import band_label
+from demand_platform.models.statistical import sales_silence
 from demand_platform.tiering import ROUTE_COLD_START
 
 MSE_LGBM = "mse_lgbm"
@@ -102,10 +103,12 @@ def choose_stop_hazard(
     scored = np.concatenate([state.route != ROUTE_COLD_START for state in states])[:, None] & ~np.isnan(
         actual
     )
+    silences = [sales_silence(state.history) for state in states]  # one scan per origin for every hazard
     records = []
     for hazard in sorted(set(config.stop_hazards)):
         adjusted = [
-            still_selling(state, comp, hazard) for state, comp in zip(states, components, strict=True)
+            still_selling(state, comp, hazard, silence)
+            for state, comp, silence in zip(states, components, silences, strict=True)
         ]
         stat = np.concatenate([comp.stat for comp in adjusted])
         lgbm = np.concatenate([comp.lgbm for comp in adjusted])

@@ -681,25 +681,51 @@ def active_probability(y: np.ndarray, hazard: float, window: int = 365) -> np.nd
     Raises:
         ValueError: If ``y`` is not 2-D or ``hazard`` is outside ``[0, 1)``.
     """
+    return silence_probability(sales_silence(y, window), hazard)
+
+
+class SalesSilence(NamedTuple):
+    """What :func:`active_probability` reads of a history, per series (computed once for many hazards).
+
+    Attributes:
+        rate: Demand-day rate while the series sold, ``(k - 1/2) / (last - first + 1)`` trading days.
+        quiet: Trading days since its last sale.
+        sold: Whether it sold in the window.
+    """
+
+    rate: np.ndarray
+    quiet: np.ndarray
+    sold: np.ndarray
+
+
+def sales_silence(y: np.ndarray, window: int = 365) -> SalesSilence:
+    """The rate while selling and the quiet trading days of each series of ``y`` (see
+    :func:`active_probability`)."""
     y = np.asarray(y, dtype=np.float64)
     if y.ndim != 2:
         raise ValueError(f"y must be 2-D [n_series, n_days], got shape {y.shape}")
-    if not 0.0 <= hazard < 1.0:
-        raise ValueError(f"hazard must be in [0, 1), got {hazard}")
-    if hazard == 0.0 or len(y) == 0:
-        return np.ones(len(y))
     block = np.nan_to_num(y[:, -window:] if window > 0 else y[:, :0], nan=0.0)
     sold = block[:, block.sum(axis=0) > 0] > 0
     n_days = sold.shape[1]
     if n_days == 0:  # nothing sold anywhere in the window
-        return np.ones(len(y))
+        zeros = np.zeros(len(y))
+        return SalesSilence(zeros, zeros, np.zeros(len(y), dtype=bool))
     first = sold.argmax(axis=1)
     last = n_days - 1 - sold[:, ::-1].argmax(axis=1)
     rate = np.clip((sold.sum(axis=1) - 0.5) / (last - first + 1.0), 0.0, 1.0)
-    q = (1.0 - hazard) * (1.0 - rate)
-    quiet = q ** (n_days - 1 - last)
+    return SalesSilence(rate, (n_days - 1 - last).astype(np.float64), sold.any(axis=1))
+
+
+def silence_probability(silence: SalesSilence, hazard: float) -> np.ndarray:
+    """:func:`active_probability` from a precomputed :class:`SalesSilence`."""
+    if not 0.0 <= hazard < 1.0:
+        raise ValueError(f"hazard must be in [0, 1), got {hazard}")
+    if hazard == 0.0:
+        return np.ones(len(silence.rate))
+    q = (1.0 - hazard) * (1.0 - silence.rate)
+    quiet = q**silence.quiet
     selling = quiet / (quiet + hazard * (1.0 - quiet) / (1.0 - q))
-    return np.where(sold.any(axis=1), selling, 1.0)
+    return np.where(silence.sold, selling, 1.0)
 
 
 # --------------------------------------------------------------------------------------------------
