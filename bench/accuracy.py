@@ -24,7 +24,9 @@ and the platform forecasts D+1..D+28:
   registry's decision; no Dagster, no MLflow.
 
 Peers (``bench.common.run_peers``): seasonal naive (7), MA28, Croston, SBA, TSB, statsforecast AutoETS,
-mlforecast LightGBM, and the zero forecast as a reference, every forecast clipped at 0. Scores
+mlforecast LightGBM, and the zero forecast as a reference, every forecast clipped at 0. A second reference,
+``hindsight level``, forecasts each series its mean over the scored days: the best flat forecast in
+hindsight, so the gap between it and the best peer is all a point forecast of a level can still gain. Scores
 (``demand_platform.metrics``) over the 28 scored days: WMAPE, WRMSSE, unweighted mean RMSSE, bias, weekly
 WMAPE and bias (4 weeks of totals), the platform's p90/p95 coverage, and a per-tier breakdown.
 
@@ -75,7 +77,12 @@ from demand_platform.settings import PlatformSettings
 #: ``--pooling``: the platform's forecasts reconciled across warehouses (what ``reconciled_forecasts`` ships).
 RECONCILED_P50 = "platform reconciled p50"
 RECONCILED_POINT = "platform reconciled point"
-METHODS = (PLATFORM_P50, PLATFORM_POINT, RECONCILED_P50, RECONCILED_POINT, *PEERS, ZERO)
+#: Each series' mean over the scored days, flat: known only after them, so not a method but the headroom of
+#: the point forecasts. The mean minimises a series' squared error among flat forecasts, so no flat forecast
+#: (MA28, Croston, SBA, TSB, SES, their combinations) can have a lower RMSSE on any series or a lower WRMSSE;
+#: forecasts with a weekday profile or a trend can, by what those add.
+HINDSIGHT = "hindsight level (reference)"
+METHODS = (PLATFORM_P50, PLATFORM_POINT, RECONCILED_P50, RECONCILED_POINT, *PEERS, ZERO, HINDSIGHT)
 WEEKS = HORIZON // 7
 TOP_WINDOW_DAYS = 90
 #: Metric key -> column label of the accuracy table.
@@ -684,6 +691,8 @@ def main(argv: list[str] | None = None) -> int:
         window.forecasts.update(peers.forecasts)
         window.seconds.update(peers.seconds)
         window.notes += peers.notes
+        actual = data.units[window.rows, end : end + HORIZON]
+        window.forecasts[HINDSIGHT] = np.repeat(actual.mean(axis=1, keepdims=True), HORIZON, axis=1)
         score_window(data, window, tier)
         if pooling is not None:
             window.gate.append({"pooling": pooling})

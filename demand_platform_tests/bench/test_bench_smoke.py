@@ -49,7 +49,7 @@ def read(path: Path, benchmark: str) -> dict[str, Any]:
 def check_accuracy(results: dict[str, Any], series: int, reconciled: bool = False) -> None:
     """Every method scored at every origin; forecasts non-negative; the platform covered."""
     extra = [accuracy.RECONCILED_P50, accuracy.RECONCILED_POINT] if reconciled else []
-    assert results["methods"] == [PLATFORM_P50, PLATFORM_POINT, *extra, *PEERS, ZERO]
+    assert results["methods"] == [PLATFORM_P50, PLATFORM_POINT, *extra, *PEERS, ZERO, accuracy.HINDSIGHT]
     for origin in results["origins"]:
         assert origin["series"] == series
         for method in results["methods"]:
@@ -57,6 +57,11 @@ def check_accuracy(results: dict[str, Any], series: int, reconciled: bool = Fals
             assert scores["wmape"] is not None and scores["wmape"] >= 0
             assert scores["min_forecast"] >= 0, method
         assert origin["scores"][ZERO]["wmape"] == pytest.approx(1.0)
+        # Each series' own mean over the scored days: unbiased, and no flat peer beats it on RMSE.
+        hindsight = origin["scores"][accuracy.HINDSIGHT]
+        assert hindsight["bias"] == pytest.approx(0.0, abs=1e-9)
+        for flat in ("MA28", "Croston", "SBA", "TSB"):
+            assert hindsight["wrmsse"] <= origin["scores"][flat]["wrmsse"] + 1e-12, flat
         platform = origin["scores"][PLATFORM_POINT]
         assert 0 <= platform["coverage_p90"] <= platform["coverage_p95"] <= 1
         assert origin["gate"] and origin["tiers"] and origin["models"]
