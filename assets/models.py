@@ -12,6 +12,13 @@ promotion at or before D, so a day without retraining still forecasts and re-mat
 uses the model of that origin; the version's baseline when none was promoted by D) and applies the
 planners' overrides. Both retry transient failures (:data:`RETRY_POLICY`); a retried ``trained_models``
 step reuses the versions its earlier attempt registered.
+
+A warehouse with fewer series routed to the LightGBM than ``pool_series`` (run config) also reads the
+``raw_sales`` of series of other warehouses (:func:`demand_platform.store.load_pool_history`: those whose
+day D is stored), whose training rows its LightGBM learns from. These reads are not declared as
+dependencies: a mapping onto every warehouse's window would make each of 71,600 ``trained_models``
+partitions depend on 50 x 760 ``raw_sales`` partitions, and a late warehouse must not hold the others'
+training. How many series a version borrowed is its MLflow param ``pooled_series``.
 """
 
 import datetime as dt
@@ -22,6 +29,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
+from pydantic import Field
 
 from assets.partitions import (
     DUCKDB_POOL,
@@ -37,8 +45,9 @@ from demand_platform import features, forecasting
 from demand_platform import registry as model_registry
 from demand_platform.frames import stack_rows
 from demand_platform.registry import ModelRegistry
-from demand_platform.store import load_history, read_partition
+from demand_platform.store import load_history, load_pool_history, read_partition
 from demand_platform.tables import SourceTables
+from demand_platform.tiering import ROUTE, ROUTE_GLOBAL_ML
 from resources.alerts import AlertResource
 from resources.registry import ModelRegistryResource
 from resources.source import SourceDataResource
@@ -74,6 +83,14 @@ class TrainingConfig(dg.Config):
     promotion_margin: float = model_registry.DEFAULT_PROMOTION_MARGIN
     n_estimators: int = forecasting.TrainConfig().n_estimators
     num_threads: int = forecasting.TrainConfig().num_threads
+    pool_series: int = Field(
+        default=forecasting.TrainConfig().pool_series,
+        ge=0,
+        description=(
+            "Series of other warehouses whose training rows each warehouse's LightGBM adds to its own "
+            "(0: its own series only)."
+        ),
+    )
 
 
 def require_complete_history(
@@ -139,9 +156,14 @@ def train_candidate(
     Returns:
         The trained model, its registered version and the training seconds.
     """
+    start = day - dt.timedelta(days=TRAIN_HISTORY_DAYS)
     with duckdb.get_connection() as con:
-        history = load_history(con, [wh], day - dt.timedelta(days=TRAIN_HISTORY_DAYS), day)
+        history = load_history(con, [wh], start, day)
         tiers = read_partition(con, C.TIER_ASSIGNMENTS, day, wh)
+        own_series = int((tiers[ROUTE] == ROUTE_GLOBAL_ML).sum()) if ROUTE in tiers.columns else 0
+        pool = load_pool_history(
+            con, wh, start, day, forecasting.pool_size(own_series, train_config.pool_series)
+        )
     since = (
         None
         if history_since is None
@@ -149,7 +171,7 @@ def train_candidate(
     )
     require_complete_history(history, day, TRAIN_HISTORY_DAYS, since, wh)
     started = time.perf_counter()
-    model = forecasting.train_warehouse(history, tables, day, wh, tiers, train_config)
+    model = forecasting.train_warehouse(stack_rows([history, pool]), tables, day, wh, tiers, train_config)
     seconds = time.perf_counter() - started
     scores = model_registry.CandidateScores.of(model.validation_metrics)
     version = registry.register(
@@ -162,6 +184,7 @@ def train_candidate(
             "train_config": train_config,
             "warehouse_id": wh,
             "stop_hazard": model.stop_hazard,
+            "pooled_series": model.pooled_series,
         },
         metrics=model_registry.logged_metrics(model.validation_metrics),
         importance=model.feature_importance(),
@@ -190,7 +213,9 @@ def train_box(
     in place of their stored rows), and the MLflow aliases are first re-synchronised from it.
     """
     tables = source.tables()
-    train_config = forecasting.TrainConfig(n_estimators=config.n_estimators, num_threads=config.num_threads)
+    train_config = forecasting.TrainConfig(
+        n_estimators=config.n_estimators, num_threads=config.num_threads, pool_series=config.pool_series
+    )
     with duckdb.get_connection() as con:
         stored = model_registry.read_record(con, box.warehouse_ids)
     sync_aliases(registry, stored, box.warehouse_ids, log)
@@ -260,7 +285,9 @@ def build_model_assets(
         minimises the validation error; statistical models for the intermittent tier 3 (an SBA/TSB/SES
         combination unless another model wins the SKU's backtest by 10%, times the SKU's probability of
         still selling under a stop hazard picked on the CV); launch profiles for new
-        SKUs; negative-binomial quantiles calibrated on an expanding-window CV (3 origins). The
+        SKUs; negative-binomial quantiles calibrated on an expanding-window CV (3 origins). A warehouse
+        with fewer LightGBM series than `pool_series` (run config, 2,000) adds other warehouses' series
+        to the LightGBM's training rows (those whose day D is in `raw_sales`). The
         features of its training origins are built from the declared ``raw_sales`` window with the
         function that builds ``feature_table`` (the same rows for the same origin). The
         version is promoted (serves from D on) only if its validation RMSE beats the version in

@@ -463,7 +463,9 @@ def run_and_read(settings: PlatformSettings, origin: dt.date, horizon: int = HOR
 class ModelInputs:
     """What the ``trained_models`` and ``forecasts`` assets read for one warehouse at one origin."""
 
-    train_history: pd.DataFrame  # raw_sales over TrainConfig.training_history_days
+    train_history: (
+        pd.DataFrame
+    )  # raw_sales over TrainConfig.training_history_days (every warehouse's when pooling)
     history: pd.DataFrame  # raw_sales over FORECAST_HISTORY_DAYS
     tiers: pd.DataFrame  # tier_assignments of the origin
     tables: Any  # demand_platform.tables.SourceTables
@@ -523,18 +525,25 @@ def source_inputs(
     from demand_platform.tiering import assign_tiers
 
     tables = _source_tables(source_dir)
-    warehouses = tables.warehouses[tables.warehouses[C.WAREHOUSE_ID].astype(str) == warehouse_id]
+    # With pooling, the training reads every warehouse's rows (it keeps its pool's series among the others).
+    pooled = getattr(config, "pool_series", 0) > 0
+    own = tables.warehouses[C.WAREHOUSE_ID].astype(str) == warehouse_id
     raw = ingestion.ingest_sales(
-        source_dir, tables.products, warehouses, first, day, rejected_products=tables.rejected_products
+        source_dir,
+        tables.products,
+        tables.warehouses if pooled else tables.warehouses[own],
+        first,
+        day,
+        rejected_products=tables.rejected_products,
     ).raw_sales
     raw[C.DATE] = pd.to_datetime(raw[C.DATE]).astype("datetime64[ns]")
 
-    def since(days: int) -> pd.DataFrame:
-        return raw.loc[raw[C.DATE] >= pd.Timestamp(day - dt.timedelta(days=days))].reset_index(drop=True)
+    def since(days: int, rows: pd.DataFrame) -> pd.DataFrame:
+        return rows.loc[rows[C.DATE] >= pd.Timestamp(day - dt.timedelta(days=days))].reset_index(drop=True)
 
-    history = since(FORECAST_HISTORY_DAYS)
+    history = since(FORECAST_HISTORY_DAYS, raw.loc[raw[C.WAREHOUSE_ID].astype(str) == warehouse_id])
     tiers = assign_tiers(history, tables.products, day)
-    return ModelInputs(since(config.training_history_days), history, tiers, tables)
+    return ModelInputs(since(config.training_history_days, raw), history, tiers, tables)
 
 
 def train_and_forecast(inputs: ModelInputs, day: dt.date, warehouse_id: str, config: Any) -> DomainForecast:

@@ -236,6 +236,7 @@ def stage_features(args: argparse.Namespace) -> dict[str, Any]:
 def stage_models(args: argparse.Namespace) -> dict[str, Any]:
     """``assign_tiers``, ``train_warehouse`` and ``forecast_warehouse`` per warehouse."""
     from demand_platform.forecasting import SEGMENT, TrainConfig, forecast_warehouse, train_warehouse
+    from demand_platform.frames import stack_rows
     from demand_platform.tables import SourceTables
     from demand_platform.tiering import assign_tiers
 
@@ -247,11 +248,17 @@ def stage_models(args: argparse.Namespace) -> dict[str, Any]:
     s = static
     per: list[dict[str, float]] = []
     cv = None
-    for wh in s["warehouses"][C.WAREHOUSE_ID]:
-        history = synth_history(s["products"], wh, start, END, rng)
+    histories = {
+        wh: synth_history(s["products"], wh, start, END, rng) for wh in s["warehouses"][C.WAREHOUSE_ID]
+    }
+    # With pooling (TrainConfig.pool_series > 0) every warehouse trains on the rows of all, as the asset
+    # passes them (its own and the pool's); train_warehouse keeps pool_series series of the others.
+    every = stack_rows(list(histories.values())) if config.pool_series and len(histories) > 1 else None
+    for wh, history in histories.items():
         tier_s, _, tiers = timed(lambda h=history: assign_tiers(h, s["products"], train_date))
         tables = (SourceTables(**{**s, "weather": None}), train_date, wh, tiers)
-        train_s, train_cpu, model = timed(lambda h=history, t=tables: train_warehouse(h, *t, config))
+        train_rows = history if every is None else every
+        train_s, train_cpu, model = timed(lambda h=train_rows, t=tables: train_warehouse(h, *t, config))
         fc_s, fc_cpu, fc = timed(lambda h=history, t=tables, m=model: forecast_warehouse(m, h, *t))
         per.append(
             {
@@ -262,6 +269,7 @@ def stage_models(args: argparse.Namespace) -> dict[str, Any]:
                 "forecast_cpu_s": fc_cpu,
                 "forecast_rows": len(fc),
                 "forecast_min": float(fc[C.FORECAST].min()),
+                "pooled_series": model.pooled_series,
             }
         )
         print(f"  {wh}: tiers {tier_s:.2f} s, train {train_s:.2f} s, forecast {fc_s:.2f} s", flush=True)

@@ -13,6 +13,7 @@ import pyarrow as pa
 from demand_platform import accuracy, dbfile
 from demand_platform import columns as C
 from demand_platform.exceptions import EXCEPTION_DTYPES
+from demand_platform.forecasting.donors import choose_donor_series
 from demand_platform.forecasting.overrides import OVERRIDE_APPLIED
 from demand_platform.forecasting.overrides import UNADJUSTED_SUFFIX as OVERRIDE_UNADJUSTED_SUFFIX
 from demand_platform.frames import fetch_frame
@@ -96,6 +97,55 @@ def load_history(
                 """
             )
         )
+    frame[C.DATE] = pd.to_datetime(frame[C.DATE]).astype("datetime64[ns]")
+    return frame
+
+
+def load_pool_history(
+    con: duckdb.DuckDBPyConnection,
+    warehouse_id: str,
+    start: dt.date,
+    end: dt.date,
+    n_series: int,
+    table: str = C.RAW_SALES,
+) -> pd.DataFrame:
+    """``raw_sales`` rows over ``[start, end]`` of the ``n_series`` series of other warehouses a warehouse's
+    LightGBM pools (:func:`demand_platform.forecasting.donors.choose_donor_series` among them).
+
+    Only warehouses whose day ``end`` is stored take part: one whose latest day is not in yet is left out
+    rather than read with a hole (its series return on the next training). Empty when ``n_series`` is 0.
+    """
+    if n_series <= 0 or not table_exists(con, table):
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in C.RAW_SALES_COLUMNS})
+    own = "'" + warehouse_id.replace("'", "''") + "'"
+    d0, d1 = pd.Timestamp(start).date().isoformat(), pd.Timestamp(end).date().isoformat()
+    window = f"{C.DATE} >= TIMESTAMP '{d0}' AND {C.DATE} <= TIMESTAMP '{d1}'"
+    with dbfile.cursor(con) as cursor:
+        candidates = fetch_frame(
+            cursor.sql(
+                f"""
+                SELECT DISTINCT {C.SKU}, {C.WAREHOUSE_ID} FROM {table}
+                WHERE {window} AND {C.WAREHOUSE_ID} <> {own}
+                  AND {C.WAREHOUSE_ID} IN (
+                      SELECT DISTINCT {C.WAREHOUSE_ID} FROM {table} WHERE {C.DATE} = TIMESTAMP '{d1}'
+                  )
+                """
+            )
+        )
+        chosen = choose_donor_series(candidates, n_series, warehouse_id)
+        cursor.register("_pool_series", chosen)
+        try:
+            frame = fetch_frame(
+                cursor.sql(
+                    f"""
+                    SELECT {", ".join("r." + c for c in C.RAW_SALES_COLUMNS)} FROM {table} AS r
+                    SEMI JOIN _pool_series AS k ON r.{C.SKU} = k.{C.SKU} AND r.{C.WAREHOUSE_ID} = k.{C.WAREHOUSE_ID}
+                    WHERE r.{C.DATE} >= TIMESTAMP '{d0}' AND r.{C.DATE} <= TIMESTAMP '{d1}'
+                    """
+                )
+            )
+        finally:
+            cursor.unregister("_pool_series")
     frame[C.DATE] = pd.to_datetime(frame[C.DATE]).astype("datetime64[ns]")
     return frame
 

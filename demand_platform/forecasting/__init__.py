@@ -8,7 +8,8 @@ their calibration), ``scoring`` (validation and backtest tables), ``baselines`` 
 and the promotion gate's scores), ``model`` (:class:`WarehouseModel`), ``training``
 (:func:`train_warehouse`), ``serving`` (:func:`forecast_warehouse`), ``overrides``
 (:func:`apply_overrides`), ``backtest`` (:func:`backtest_warehouse`), ``events`` (holiday and campaign
-uplifts) and ``pooling`` (reconciliation of a SKU's forecasts across warehouses). Everything used outside the
+uplifts), ``donors`` (the other warehouses' series a warehouse's LightGBM borrows) and ``pooling``
+(reconciliation of a SKU's forecasts across warehouses). Everything used outside the
 package is importable from ``demand_platform.forecasting``. The statistical and ML models it can use are
 those of :mod:`demand_platform.models.model_registry` (adding one is one registration).
 
@@ -37,15 +38,16 @@ BENCHMARKS.md):
 * **LightGBM objective**: Tweedie (power 1.2) by default. Tweedie and Poisson were within noise of each
   other on the synthetic benchmarks; Tweedie is kept for its heavier zero mass and tail on the
   zero-inflated tier-2 SKUs.
-* **One LightGBM per warehouse, not pooled across warehouses.** A model pooled over several warehouses'
-  training rows was more accurate on the synthetic benchmark, and the gain came from the extra data (capped
-  at one warehouse's rows it mostly went). Kept per warehouse for now: a pooled model makes one job of all
-  50 warehouses (one design matrix of every warehouse's rows in memory, no warehouse trained or retrained
-  alone by the drift sensor, one gate for all), while the ensemble with the statistical partner already
-  shrinks the LightGBM's share where it is weak. Worth revisiting with real multi-warehouse data. The
-  forecasts themselves can be pooled after the fact (``pooling``: a SKU's total over the warehouses split
-  by their long-run shares: p50 WMAPE 1.129x -> 1.099x of the noise floor on ``bench.scenarios``), a step after every warehouse's
-  forecasts: the date-partitioned ``reconciled_forecasts`` asset.
+* **One LightGBM per warehouse, learning from other warehouses where it has few series.** Each warehouse's
+  model is trained, gated and retrained alone (one ``trained_models`` partition). A warehouse with fewer
+  than ``pool_series`` (2,000) series routed to its LightGBM borrows the difference from other warehouses
+  (``donors``: whole donor warehouses in a stable order of their own per warehouse, their series' training
+  pairs built like its own and capped at ``pool_max_rows``); a full-size warehouse borrows nothing and
+  trains as before. Measured on ``bench.scenarios`` (five warehouses of 300 SKUs; see BENCHMARKS.md); a
+  model pooled over every warehouse's rows in one job was not built: one design matrix of all 50
+  warehouses, no warehouse retrained alone by the drift sensor, one gate for all. The forecasts are also
+  pooled after the fact (``pooling``: a SKU's total over the warehouses split by their long-run shares),
+  a step after every warehouse's forecasts: the date-partitioned ``reconciled_forecasts`` asset.
 * **Statistical model selection** uses :func:`select_by_backtest` with ``error="rmse"`` over the last
   ``stat_windows`` windows of ``horizon`` days before the training date. MAE is minimised by the median,
   which is zero on intermittent data, so MAE selection picks models that forecast zero (and under-stocks);
@@ -105,7 +107,9 @@ BENCHMARKS.md):
   ``cold_start_floor``.
 * **Leakage**: ``train_warehouse`` drops every history row dated after the training date before anything
   else; the CV origins ``c`` satisfy ``c + horizon <= train_date`` and the models of a CV origin only use
-  targets dated on or before it.
+  targets dated on or before it. Borrowed series follow the same rules: their rows after the training date
+  are dropped with the rest, and a CV model trains on their pairs whose target day is on or before its
+  origin, of the series routed to the LightGBM at that origin.
 """
 
 from demand_platform.forecasting.backtest import (
@@ -142,6 +146,10 @@ from demand_platform.forecasting.config import (
     SEGMENT_TIERS,
     TrainConfig,
     quantile_column,
+)
+from demand_platform.forecasting.donors import (
+    choose_donor_series,
+    pool_size,
 )
 from demand_platform.forecasting.ensemble import (
     ENSEMBLE_COLUMNS,
@@ -207,6 +215,8 @@ from demand_platform.models.statistical import (
 )
 
 __all__ = [
+    "choose_donor_series",
+    "pool_size",
     "BAND",
     "BAND_END",
     "BAND_START",

@@ -117,6 +117,11 @@ class TrainConfig:
             (:func:`demand_platform.models.statistical.active_probability`) under the candidate whose
             blended point forecast has the lowest MSE on the CV, per warehouse (0: no adjustment; ``(0.0,)``
             turns it off).
+        pool_series: Series the LightGBM of a warehouse learns from at least: a warehouse with fewer of its
+            own routed to it borrows the difference from other warehouses (chosen by
+            :func:`demand_platform.forecasting.donors.choose_donor_series`; their training pairs capped at
+            ``pool_max_rows`` per band). A full-size warehouse has more and borrows nothing. 0: never.
+        pool_max_rows: Cap on the borrowed series' training pairs per band model.
     """
 
     horizon: int = 30
@@ -165,6 +170,8 @@ class TrainConfig:
     ml_model: str = MODEL_LGBM
     ml_net_of_holidays: bool = True
     stop_hazards: tuple[float, ...] = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
+    pool_series: int = 2000
+    pool_max_rows: int = 180_000
 
     def __post_init__(self) -> None:
         """Validates the settings.
@@ -193,6 +200,10 @@ class TrainConfig:
             raise ValueError(f"unknown statistical models {unknown}; choose from {sorted(STAT_REGISTRY)}")
         if self.ml_model not in ML_REGISTRY:
             raise ValueError(f"unknown ML model {self.ml_model!r}; choose from {sorted(ML_REGISTRY)}")
+        if self.pool_series < 0 or self.pool_max_rows < 1:
+            raise ValueError(
+                f"pool_series ({self.pool_series}) must be non-negative, pool_max_rows ({self.pool_max_rows}) positive"
+            )
         if not 0.0 <= self.selection_margin < 1.0:
             raise ValueError("selection_margin must be in [0, 1)")
         if self.selection_error not in ("rmse", "mae"):
@@ -232,7 +243,12 @@ class TrainConfig:
 
     def sampling(self) -> SamplingConfig:
         """The training-row sampling."""
-        return SamplingConfig(zero_sample_rate=self.zero_sample_rate, max_rows=self.max_rows, seed=self.seed)
+        return SamplingConfig(
+            zero_sample_rate=self.zero_sample_rate,
+            max_rows=self.max_rows,
+            seed=self.seed,
+            pool_max_rows=self.pool_max_rows,
+        )
 
     def stat_forecasters(self) -> list[StatForecaster]:
         """The candidate statistical models, from the registry."""

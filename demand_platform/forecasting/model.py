@@ -39,6 +39,8 @@ class WarehouseModel:
         stop_hazard: Daily probability that a selling series stops, chosen on the CV; the statistical
             forecasts are multiplied by each SKU's probability of still selling under it (0: unchanged, as
             for models trained before).
+        pooled_series: Series of other warehouses whose training rows the LightGBM learned from besides
+            the warehouse's own (0: its own only, as for models trained before).
     """
 
     warehouse_id: object
@@ -56,6 +58,7 @@ class WarehouseModel:
     events: EventUplift = field(default_factory=EventUplift.none)
     ml_net_of_holidays: bool = False
     stop_hazard: float = 0.0
+    pooled_series: int = 0
 
     def __setstate__(self, state: dict[str, object]) -> None:
         """Unpickle, a model of an earlier version included: it has no event uplifts (multiplier 1), its
@@ -64,6 +67,7 @@ class WarehouseModel:
         state.setdefault("events", EventUplift.none())
         state.setdefault("ml_net_of_holidays", False)
         state.setdefault("stop_hazard", 0.0)
+        state.setdefault("pooled_series", 0)
         self.__dict__.update(state)
 
     def feature_importance(self) -> pd.DataFrame:

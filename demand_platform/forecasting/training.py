@@ -19,6 +19,7 @@ from demand_platform.forecasting.components import (
     still_selling,
 )
 from demand_platform.forecasting.config import MODEL_STATISTICAL, MODEL_TIERED, TrainConfig, band_of_horizon
+from demand_platform.forecasting.donors import donor_history, pool_size
 from demand_platform.forecasting.ensemble import (
     choose_stop_hazard,
     combine,
@@ -57,7 +58,7 @@ from demand_platform.forecasting.state import (
     tiers_of,
     warehouse_history,
 )
-from demand_platform.models.global_lgbm import FeatureKeys, TargetDayLookup
+from demand_platform.models.global_lgbm import DonorRows, FeatureKeys, TargetDayLookup
 from demand_platform.models.model_registry import MLForecaster, MLTrainer, MLTrainingData, ml_trainer_factory
 from demand_platform.models.statistical import StatForecaster
 from demand_platform.tables import SourceTables
@@ -280,9 +281,11 @@ def _ml_training(
     skus: np.ndarray,
     config: TrainConfig,
     target_divisor: np.ndarray | None = None,
+    donors: Sequence[DonorRows] = (),
 ) -> MLTraining:
     """Feature rows of ``skus`` at ``feature_days`` and the trainer of ``config.ml_model`` made from them
-    (targets divided by ``target_divisor``, the event multiplier of their day, when given)."""
+    (targets divided by ``target_divisor``, the event multiplier of their day, when given; ``donors``' rows
+    pooled into its training rows)."""
     features = pd.DataFrame()
     lookup = keys = None
     if len(skus):
@@ -313,9 +316,80 @@ def _ml_training(
             train_day=train_day,
             skus=skus,
             target_divisor=target_divisor,
+            donors=tuple(donors),
         )
         trainer = ml_trainer_factory(config.ml_model)(data, config)
     return MLTraining(features, keys, lookup, trainer, config.horizon, target_divisor is not None)
+
+
+def _donor_rows(
+    history: pd.DataFrame,
+    tables: SourceTables,
+    train_day: int,
+    feature_days: Sequence[int],
+    cutoffs: Sequence[int],
+    config: TrainConfig,
+) -> list[DonorRows]:
+    """The LightGBM training rows of other warehouses' series (``history``: their ``raw_sales`` rows, see
+    :func:`demand_platform.forecasting.donors.donor_history`), built as the warehouse's own: at the same
+    feature days, targets net of their own warehouse's holiday uplifts as of the first CV origin. A donor
+    series' rows train the models of the cutoffs (``cutoffs``: the CV origins, then the training date) at
+    which it is routed to the global model, as the warehouse's own do."""
+    out: list[DonorRows] = []
+    if history.empty:
+        return out
+    catalog = read_catalog(tables.products)
+    days = [to_timestamp(day) for day in feature_days]
+    # One pass per donor warehouse (at most the platform's warehouses), vectorised over its series.
+    for warehouse_id, rows in history.groupby(C.WAREHOUSE_ID, sort=True, observed=True):
+        panel = build_sales_panel(
+            rows,
+            end=to_timestamp(train_day),
+            lookback_days=0,
+            warehouse_id=warehouse_id,
+            start=to_timestamp(train_day - config.training_history_days),
+        )
+        category, launch = panel_attributes(panel, catalog)
+        sales = SalesHistory(
+            panel,
+            category,
+            launch,
+            history_events(tables, warehouse_id, panel),
+            tables,
+            warehouse_id,
+            catalog_price(catalog, panel.skus),
+        )
+        routed_skus = {
+            day: _lgbm_skus(
+                tiers_of(_tiers_at(sales, rows, tables.products, warehouse_id, day, config), warehouse_id),
+                config,
+            )
+            for day in cutoffs
+        }
+        skus = np.unique(np.concatenate(list(routed_skus.values())))
+        if not len(skus):
+            continue
+        features = build_training_features(
+            ml_history(rows, skus), tables, days, warehouse_id, horizon=config.horizon
+        )
+        if features.empty:
+            continue
+        lookup = TargetDayLookup.build(tables, warehouse_id, days, config.horizon, panel.skus)
+        out.append(
+            DonorRows(
+                warehouse_id=str(warehouse_id),
+                features=features,
+                keys=FeatureKeys.of(features, panel, lookup),
+                lookup=lookup,
+                panel=panel,
+                routed={
+                    day: pd.Index(routed).get_indexer(pd.Index(features[C.SKU].to_numpy(dtype=object))) >= 0
+                    for day, routed in routed_skus.items()
+                },
+                target_divisor=ml_target_divisor(sales, cutoffs[0], config),
+            )
+        )
+    return out
 
 
 def ml_target_divisor(sales: SalesHistory, first_cv_day: int, config: TrainConfig) -> np.ndarray | None:
@@ -383,7 +457,10 @@ def train_warehouse(
     statistical selection and launch profiles at ``train_date``.
 
     Args:
-        history: ``raw_sales`` rows (rows of other warehouses and after ``train_date`` are dropped first).
+        history: ``raw_sales`` rows (rows after ``train_date`` are dropped first). Rows of other warehouses
+            are the LightGBM's pool: a warehouse with fewer than ``config.pool_series`` series routed to
+            it borrows the difference among them (see :mod:`~demand_platform.forecasting.donors`), whose
+            training rows join its own; the rest are dropped.
         tables: The source tables (products, warehouses, calendar, campaigns, weather).
         train_date: The training date.
         warehouse_id: The warehouse.
@@ -400,6 +477,7 @@ def train_warehouse(
     config = config or TrainConfig()
     train_day = to_day(train_date)
     horizon = config.horizon
+    every_warehouse = history
     history = warehouse_history(history, warehouse_id, train_day)
     cv_days = [train_day - config.effective_cv_step * k for k in range(config.cv_origins, 0, -1)]
     # origin_grid spans at most n_origins * origin_step days, so this reaches every feature day's history.
@@ -437,16 +515,22 @@ def train_warehouse(
     ml_union = np.unique(np.concatenate([*cv_ml_skus, final_ml_skus]))
     n_origins, origin_step = config.origin_grid(len(ml_union))
     grid = [train_day - origin_step * k for k in range(1, n_origins + 1)]
+    feature_days = sorted(set(grid) | set(cv_days))
+    cutoffs = [*cv_days, train_day]
+    borrowed = pool_size(len(ml_union), config.pool_series) if len(ml_union) else 0
+    pool = donor_history(every_warehouse, warehouse_id, to_timestamp(train_day), borrowed)
+    donors = _donor_rows(pool, tables, train_day, feature_days, cutoffs, config)
     ml = _ml_training(
         history,
         tables,
         warehouse_id,
         panel,
         train_day,
-        sorted(set(grid) | set(cv_days)),
+        feature_days,
         ml_union,
         config,
         ml_target_divisor(sales, cv_days[0], config),
+        donors,
     )
 
     # --- expanding-window CV -------------------------------------------------------------------------------------------------
@@ -517,4 +601,5 @@ def train_warehouse(
         events=final_uplift,
         ml_net_of_holidays=ml.net_of_holidays,
         stop_hazard=stop_hazard,
+        pooled_series=sum(int(donor.features[C.SKU].nunique()) for donor in donors),
     )

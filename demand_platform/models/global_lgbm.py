@@ -22,6 +22,12 @@ target day. Per band: every pair with a positive target, a ``zero_sample_rate`` 
 targets (weighted ``1 / zero_sample_rate`` so the mean stays unbiased under the Tweedie/Poisson loss) and,
 when more pairs than ``max_rows`` remain, a uniform sample of ``max_rows`` of them.
 
+Pooling. Other warehouses' rows (:class:`DonorRows`: their own feature table, panel and target-day lookup)
+can be added to a warehouse's training pairs, sampled the same way, all donors together within
+``pool_max_rows``. The model still forecasts only its own warehouse's rows; the warehouse's state
+(``location_state``) is a feature, so what differs between warehouses can still be learned. Every cutoff
+rule applies to the donors' pairs alike (target day on or before the cutoff).
+
 Determinism. ``num_threads`` is always passed (default 1; LightGBM's default of one thread per core was
 much slower on a 2-core machine), with a fixed seed, ``deterministic=True`` and row-wise histograms
 (faster than column-wise on one thread); the row sampling uses ``numpy.random.default_rng`` seeded per band. Categorical features are
@@ -30,7 +36,7 @@ LightGBM sees at prediction time are those it was trained with (unknown values b
 """
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -191,11 +197,13 @@ class SamplingConfig:
         zero_sample_rate: Share of zero-target pairs kept (weighted by its inverse); 1 keeps all.
         max_rows: Cap on the training rows of one band model (uniform sample above it).
         seed: Seed of the sampling.
+        pool_max_rows: Cap on the rows of other warehouses (:class:`DonorRows`) of one band model.
     """
 
     zero_sample_rate: float = 0.3
     max_rows: int = 60_000
     seed: int = 0
+    pool_max_rows: int = 180_000
 
     def __post_init__(self) -> None:
         """Validates the settings.
@@ -205,8 +213,10 @@ class SamplingConfig:
         """
         if not 0.0 < self.zero_sample_rate <= 1.0:
             raise ValueError(f"zero_sample_rate must be in (0, 1], got {self.zero_sample_rate}")
-        if self.max_rows < 1:
-            raise ValueError(f"max_rows must be positive, got {self.max_rows}")
+        if self.max_rows < 1 or self.pool_max_rows < 1:
+            raise ValueError(
+                f"max_rows and pool_max_rows must be positive, got {self.max_rows}, {self.pool_max_rows}"
+            )
 
 
 # --- target-day features of many origins ---------------------------------------------------------------------------------
@@ -503,6 +513,40 @@ def require_model_features(booster: lgb.Booster, band: str) -> None:
 
 # --- training pairs -------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class DonorRows:
+    """Another warehouse's feature rows pooled into a warehouse's training pairs (see the module docstring).
+
+    Attributes:
+        warehouse_id: The donor warehouse.
+        features: Its stacked feature tables of the training origins.
+        keys: Their keys.
+        lookup: Its target-day features of those origins.
+        panel: Its sales panel holding the targets.
+        routed: Per cutoff epoch day a model is fitted at (the CV origins and the training date), the
+            feature rows that are its training rows: those of the SKUs routed to the global model then,
+            as for the warehouse's own rows.
+        target_divisor: Divisor of each of its panel cells' target (see :class:`DirectTrainingSet`).
+    """
+
+    warehouse_id: str
+    features: pd.DataFrame
+    keys: "FeatureKeys"
+    lookup: "TargetDayLookup"
+    panel: SalesPanel
+    routed: Mapping[int, np.ndarray]
+    target_divisor: np.ndarray | None = None
+
+    @property
+    def row_mask(self) -> np.ndarray:
+        """Feature rows that are a training row at some cutoff (the ones sampled)."""
+        return np.logical_or.reduce([*self.routed.values(), np.zeros(len(self.features), dtype=bool)])
+
+    def routed_at(self, cutoff_day: int) -> np.ndarray:
+        """The training rows of a model fitted at ``cutoff_day`` (none at a cutoff it was not routed for)."""
+        return self.routed.get(cutoff_day, np.zeros(len(self.features), dtype=bool))
+
+
+@dataclass(frozen=True)
 class TrainingPairs:
     """Sampled (feature row, horizon) pairs of one band with their targets and weights."""
 
@@ -603,6 +647,7 @@ class DirectTrainingSet:
         row_mask: np.ndarray | None = None,
         keys: FeatureKeys | None = None,
         target_divisor: np.ndarray | None = None,
+        donors: Sequence[DonorRows] = (),
     ) -> "DirectTrainingSet":
         """Samples the pairs of every band up to ``cutoff`` and constructs their datasets.
 
@@ -618,29 +663,45 @@ class DirectTrainingSet:
             keys: Precomputed keys of ``features``.
             target_divisor: ``[panel SKUs, panel days]`` divisor of each target (the event multiplier of
                 its day: the model then learns demand net of the events); None: raw targets.
+            donors: Other warehouses' rows pooled in (their pairs follow the own ones, their feature rows
+                numbered after the own ``features``' in ``pairs``).
 
         Returns:
             The training set.
         """
         keys = keys or FeatureKeys.of(features, panel, lookup)
         categories = category_dtypes(features, lookup)
+        for donor in donors:
+            for name, values in category_dtypes(donor.features, donor.lookup).items():
+                categories[name] = tuple(sorted(set(categories[name]) | set(values)))
         cutoff_day = to_day(cutoff)
         pairs: dict[str, TrainingPairs] = {}
         target_day: dict[str, np.ndarray] = {}
         datasets: dict[str, lgb.Dataset | None] = {}
         for band in bands:
             label = band_label(band)
-            band_pairs = sample_training_pairs(
-                keys, panel, cutoff_day, band, sampling, row_mask, target_divisor
+            own = sample_training_pairs(keys, panel, cutoff_day, band, sampling, row_mask, target_divisor)
+            parts = [(own, features, keys, panel, lookup, 0)]
+            parts += _donor_pairs(donors, len(features), cutoff_day, band, sampling)
+            band_pairs = TrainingPairs(
+                rows=np.concatenate([part.rows + offset for part, *_, offset in parts]),
+                horizon=np.concatenate([part.horizon for part, *_ in parts]),
+                target=np.concatenate([part.target for part, *_ in parts]),
+                weight=np.concatenate([part.weight for part, *_ in parts]),
+                n_candidates=sum(part.n_candidates for part, *_ in parts),
             )
             pairs[label] = band_pairs
-            target_day[label] = keys.origin_day[band_pairs.rows] + band_pairs.horizon
+            target_day[label] = np.concatenate(
+                [part_keys.origin_day[part.rows] + part.horizon for part, _, part_keys, *_ in parts]
+            )
             if len(band_pairs.target) < 2 * params.min_data_in_leaf or not (band_pairs.target > 0).any():
                 datasets[label] = None
                 continue
-            design = direct_design(
-                features, keys, band_pairs.rows, band_pairs.horizon, panel, lookup, categories
-            )
+            designs = [
+                direct_design(f, k, part.rows, part.horizon, pn, lk, categories)
+                for part, f, k, pn, lk, _ in parts
+            ]
+            design = designs[0] if len(designs) == 1 else pd.concat(designs, ignore_index=True)
             datasets[label] = lgb.Dataset(
                 design,
                 label=band_pairs.target,
@@ -649,6 +710,46 @@ class DirectTrainingSet:
                 free_raw_data=True,
             ).construct()
         return cls(cutoff_day, bands, categories, pairs, target_day, datasets)
+
+
+#: Pairs of one band with the feature rows, keys, panel and lookup they index and the number of their first
+#: feature row among every part's.
+_PairsPart = tuple[TrainingPairs, pd.DataFrame, FeatureKeys, SalesPanel, TargetDayLookup, int]
+
+
+def _donor_pairs(
+    donors: Sequence[DonorRows],
+    first_row: int,
+    cutoff_day: int,
+    band: tuple[int, int],
+    sampling: SamplingConfig,
+) -> list[_PairsPart]:
+    """Each donor's pairs of one band, sampled like the own ones and capped at ``pool_max_rows`` all together,
+    with the number of the donor's first feature row (after ``first_row`` own rows and earlier donors)."""
+    sampled: list[_PairsPart] = []
+    offset = first_row
+    for donor in donors:
+        part = sample_training_pairs(
+            donor.keys, donor.panel, cutoff_day, band, sampling, donor.row_mask, donor.target_divisor
+        )
+        sampled.append((part, donor.features, donor.keys, donor.panel, donor.lookup, offset))
+        offset += len(donor.features)
+    total = sum(len(part.target) for part, *_ in sampled)
+    if total <= sampling.pool_max_rows:
+        return sampled
+    rng = np.random.default_rng([sampling.seed, band[0], band[1], 1])
+    keep = np.zeros(total, dtype=bool)
+    keep[rng.choice(total, size=sampling.pool_max_rows, replace=False)] = True
+    out: list[_PairsPart] = []
+    start = 0
+    for part, features, keys, panel, lookup, first in sampled:
+        mine = keep[start : start + len(part.target)]
+        start += len(part.target)
+        kept = TrainingPairs(
+            part.rows[mine], part.horizon[mine], part.target[mine], part.weight[mine], part.n_candidates
+        )
+        out.append((kept, features, keys, panel, lookup, first))
+    return out
 
 
 # --- the model ----------------------------------------------------------------------------------------------------------------
@@ -830,10 +931,11 @@ class GlobalLGBMTrainer:
 
     Attributes:
         training_set: The pairs of every band up to the latest cutoff.
-        feature_skus: SKU of each feature row the pairs come from.
+        feature_skus: SKU of each own feature row the pairs come from.
         params: LightGBM settings.
         sampling: Training-row sampling.
         bands: Horizon bands.
+        donors: Other warehouses' rows pooled in (numbered after the own ones).
     """
 
     training_set: DirectTrainingSet
@@ -841,6 +943,7 @@ class GlobalLGBMTrainer:
     params: LGBMParams
     sampling: SamplingConfig
     bands: tuple[tuple[int, int], ...]
+    donors: tuple[DonorRows, ...] = ()
 
     @classmethod
     def build(
@@ -856,6 +959,7 @@ class GlobalLGBMTrainer:
         sampling: SamplingConfig,
         bands: tuple[tuple[int, int], ...],
         target_divisor: np.ndarray | None = None,
+        donors: Sequence[DonorRows] = (),
     ) -> "GlobalLGBMTrainer":
         """Samples the training pairs of the feature rows of ``skus`` up to ``cutoff_day``.
 
@@ -871,6 +975,7 @@ class GlobalLGBMTrainer:
             sampling: Training-row sampling.
             bands: Horizon bands.
             target_divisor: Divisor of each panel cell's target (see :class:`DirectTrainingSet`).
+            donors: Other warehouses' rows pooled into every model's training pairs.
         """
         training_set = DirectTrainingSet.build(
             features,
@@ -883,8 +988,9 @@ class GlobalLGBMTrainer:
             row_mask=pd.Index(skus).get_indexer(pd.Index(feature_skus)) >= 0,
             keys=keys,
             target_divisor=target_divisor,
+            donors=donors,
         )
-        return cls(training_set, feature_skus, params, sampling, bands)
+        return cls(training_set, feature_skus, params, sampling, bands, tuple(donors))
 
     def fit(self, cutoff_day: int, skus: np.ndarray) -> GlobalLGBM | None:
         """The band models trained on the pairs of ``skus`` whose target day is on or before ``cutoff_day``.
@@ -895,9 +1001,10 @@ class GlobalLGBMTrainer:
         if len(skus) == 0:
             return None
         model = GlobalLGBM(self.params, self.sampling, self.bands)
+        own = pd.Index(skus).get_indexer(pd.Index(self.feature_skus)) >= 0
         model.fit_training_set(
             self.training_set,
             to_timestamp(cutoff_day),
-            row_mask=pd.Index(skus).get_indexer(pd.Index(self.feature_skus)) >= 0,
+            row_mask=np.concatenate([own, *(donor.routed_at(cutoff_day) for donor in self.donors)]),
         )
         return model if model.is_fitted else None

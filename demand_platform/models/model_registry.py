@@ -26,6 +26,7 @@ import pandas as pd
 from demand_platform.features import SalesPanel
 from demand_platform.models.global_lgbm import (
     LGBM_MODEL_NAME,
+    DonorRows,
     FeatureKeys,
     GlobalLGBMTrainer,
     TargetDayLookup,
@@ -125,6 +126,8 @@ class MLTrainingData:
         skus: Every SKU any of the models will be trained on.
         target_divisor: ``[panel SKUs, panel days]`` the event multiplier each target is divided by (the
             model learns demand net of the events, which multiply its forecasts back); None: raw targets.
+        donors: Other warehouses' feature rows pooled into the training rows (a model that cannot use them
+            ignores them).
     """
 
     features: pd.DataFrame
@@ -135,6 +138,7 @@ class MLTrainingData:
     train_day: int
     skus: np.ndarray
     target_divisor: np.ndarray | None = None
+    donors: tuple[DonorRows, ...] = ()
 
 
 class MLForecaster(Protocol):
@@ -234,6 +238,7 @@ def _global_lgbm(data: MLTrainingData, config: "TrainConfig") -> GlobalLGBMTrain
         config.sampling(),
         config.model_bands,
         data.target_divisor,
+        data.donors,
     )
 
 

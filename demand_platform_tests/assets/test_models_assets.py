@@ -241,6 +241,9 @@ def test_train_registers_and_promotes_then_forecasts(trained_home: Home) -> None
     assert all("all_tiered_wmape" in run.data.metrics for run in runs)
     # The stop hazard the CV picked is logged with the settings (a probability, 0 = no adjustment).
     assert all(0.0 <= float(run.data.params["stop_hazard"]) < 1.0 for run in runs)
+    # WH001 (30 SKUs) is far below pool_series: its LightGBM learned from WH002's series too, read from
+    # the platform's raw_sales by the asset.
+    assert all(0 < int(run.data.params["pooled_series"]) <= 30 for run in runs)
     assert all(str(home.settings.home / "mlartifacts") in run.info.artifact_uri for run in runs)
     artifacts = {a.path for a in client.list_artifacts(runs[0].info.run_id)}
     assert {"bundle", "feature_importance.csv"} <= artifacts

@@ -683,6 +683,7 @@ def test_a_sku_leaves_the_default_model_only_for_a_clear_backtest_win() -> None:
         {"origin_budget": -1},
         {"stop_hazards": ()},
         {"stop_hazards": (0.0, 1.0)},
+        {"pool_series": -1},
     ],
 )
 def test_config_validation(changes: dict) -> None:
