@@ -13,7 +13,7 @@ import pyarrow as pa
 from demand_platform import accuracy, dbfile
 from demand_platform import columns as C
 from demand_platform.exceptions import EXCEPTION_DTYPES
-from demand_platform.forecasting.donors import choose_donor_series
+from demand_platform.forecasting.donors import POOL_LAG_DAYS, choose_donor_series
 from demand_platform.forecasting.overrides import OVERRIDE_APPLIED
 from demand_platform.forecasting.overrides import UNADJUSTED_SUFFIX as OVERRIDE_UNADJUSTED_SUFFIX
 from demand_platform.frames import fetch_frame
@@ -105,20 +105,22 @@ def load_pool_history(
     con: duckdb.DuckDBPyConnection,
     warehouse_id: str,
     start: dt.date,
-    end: dt.date,
+    train_date: dt.date,
     n_series: int,
     table: str = C.RAW_SALES,
 ) -> pd.DataFrame:
-    """``raw_sales`` rows over ``[start, end]`` of the ``n_series`` series of other warehouses a warehouse's
-    LightGBM pools (:func:`demand_platform.forecasting.donors.choose_donor_series` among them).
+    """``raw_sales`` rows of the ``n_series`` series of other warehouses a warehouse's LightGBM borrows
+    (:func:`demand_platform.forecasting.donors.choose_donor_series` among them), from ``start`` to
+    ``POOL_LAG_DAYS`` before ``train_date``.
 
-    Only warehouses whose day ``end`` is stored take part: one whose latest day is not in yet is left out
-    rather than read with a hole (its series return on the next training). Empty when ``n_series`` is 0.
+    Only warehouses whose last day of that window is stored take part: one that is behind is left out rather
+    than read with a hole. Empty when ``n_series`` is 0.
     """
     if n_series <= 0 or not table_exists(con, table):
         return pd.DataFrame({c: pd.Series(dtype=object) for c in C.RAW_SALES_COLUMNS})
     own = "'" + warehouse_id.replace("'", "''") + "'"
-    d0, d1 = pd.Timestamp(start).date().isoformat(), pd.Timestamp(end).date().isoformat()
+    end = pd.Timestamp(train_date) - pd.Timedelta(days=POOL_LAG_DAYS)
+    d0, d1 = pd.Timestamp(start).date().isoformat(), end.date().isoformat()
     window = f"{C.DATE} >= TIMESTAMP '{d0}' AND {C.DATE} <= TIMESTAMP '{d1}'"
     with dbfile.cursor(con) as cursor:
         candidates = fetch_frame(

@@ -22,6 +22,10 @@ from demand_platform import columns as C
 
 #: Key of the series hash (pandas' ``hash_pandas_object``; 16 characters).
 DONOR_HASH_KEY = "demand-donors-01"
+#: Borrowed rows end this many days before the training date. The warehouses' runs of a day go in any order
+#: (at once on a cluster), so another warehouse's day D may or may not be in when a warehouse trains at D;
+#: its day D - 1 is (yesterday's runs), so the model is the same whatever the order.
+POOL_LAG_DAYS = 1
 
 
 def choose_donor_series(series: pd.DataFrame, n: int, warehouse_id: object) -> pd.DataFrame:
@@ -54,11 +58,15 @@ def pool_size(n_own_series: int, pool_series: int) -> int:
     return max(0, pool_series - n_own_series)
 
 
-def donor_history(history: pd.DataFrame, warehouse_id: object, end: pd.Timestamp, n: int) -> pd.DataFrame:
-    """The rows of ``history`` of other warehouses than ``warehouse_id``, dated on or before ``end``, of the
-    ``n`` series :func:`choose_donor_series` picks among them (empty when ``n`` is 0)."""
+def donor_history(
+    history: pd.DataFrame, warehouse_id: object, train_date: pd.Timestamp, n: int
+) -> pd.DataFrame:
+    """The rows of ``history`` of other warehouses than ``warehouse_id``, dated on or before ``POOL_LAG_DAYS``
+    before ``train_date``, of the ``n`` series :func:`choose_donor_series` picks among them (empty when ``n``
+    is 0)."""
     if n <= 0 or C.WAREHOUSE_ID not in history.columns:
         return history.iloc[:0]
+    end = pd.Timestamp(train_date) - pd.Timedelta(days=POOL_LAG_DAYS)
     dates = pd.to_datetime(history[C.DATE])
     others = history.loc[(history[C.WAREHOUSE_ID].astype(str) != str(warehouse_id)) & (dates <= end)]
     if others.empty:

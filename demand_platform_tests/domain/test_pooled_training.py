@@ -12,7 +12,7 @@ import pytest
 
 from demand_platform import columns as C
 from demand_platform.forecasting import TrainConfig, WarehouseModel, forecast_warehouse, train_warehouse
-from demand_platform.forecasting.donors import choose_donor_series, donor_history, pool_size
+from demand_platform.forecasting.donors import POOL_LAG_DAYS, choose_donor_series, donor_history, pool_size
 from demand_platform.tables import SourceTables
 from demand_platform.tiering import assign_tiers
 from demand_platform_tests.domain.test_forecasting import CONFIG, WAREHOUSE, make_world
@@ -102,17 +102,18 @@ def test_pool_size_is_what_the_warehouse_lacks(own: int, pool_series: int, borro
     assert pool_size(own, pool_series) == borrowed
 
 
-def test_pool_rows_after_the_training_date_change_nothing(world: dict, at_mid: dict) -> None:
-    """The other warehouse's sales after D, changed and with a new SKU selling a million, are not read."""
+def test_pool_rows_of_the_training_date_and_after_change_nothing(world: dict, at_mid: dict) -> None:
+    """The other warehouse's sales from D on, changed and with a new SKU selling a million, are not read:
+    whether its day D is in when W1 trains depends on the order of the day's runs."""
     day = at_mid["day"]
     other = world["other"].copy()
-    later = other[C.DATE] > day
+    later = other[C.DATE] >= day - pd.Timedelta(days=POOL_LAG_DAYS - 1)
     other.loc[later, C.QUANTITY] = other.loc[later, C.QUANTITY] * 1000.0 + 500.0
     intruder = pd.DataFrame(
         {
             C.SKU: "S999",
             C.WAREHOUSE_ID: OTHER,
-            C.DATE: pd.date_range(day + pd.Timedelta(days=1), periods=10),
+            C.DATE: pd.date_range(day, periods=10),
             C.QUANTITY: 1e6,
             C.REVENUE: 1e7,
             C.N_ORDERS: 1,
@@ -164,7 +165,8 @@ def test_donor_history_is_the_other_warehouses_up_to_the_day(world: dict) -> Non
     both = _both(world)
     day = world["dates"][-31]
     rows = donor_history(both, WAREHOUSE, day, 10)
-    assert set(rows[C.WAREHOUSE_ID]) == {OTHER} and rows[C.DATE].max() <= day
+    assert set(rows[C.WAREHOUSE_ID]) == {OTHER}
+    assert rows[C.DATE].max() == day - pd.Timedelta(days=POOL_LAG_DAYS)
     assert rows[C.SKU].nunique() == 10
     assert donor_history(both, WAREHOUSE, day, 0).empty
     assert donor_history(world["history"], WAREHOUSE, day, 10).empty

@@ -19,7 +19,7 @@ from demand_platform.exceptions import (
     UNIT_PRICE,
     UNITS_AT_RISK,
 )
-from demand_platform.forecasting.donors import choose_donor_series
+from demand_platform.forecasting.donors import POOL_LAG_DAYS, choose_donor_series
 from demand_platform.reporting import REPORT_COLUMNS
 from demand_platform.store import (
     accuracy_summary,
@@ -81,7 +81,8 @@ def test_load_history_of_several_warehouses_and_of_nothing(con: duckdb.DuckDBPyC
 
 
 def test_pool_history_reads_the_chosen_series_of_the_other_warehouses(con: duckdb.DuckDBPyConnection) -> None:
-    """The series choose_donor_series picks among the other warehouses', their rows of the window only."""
+    """The series choose_donor_series picks among the other warehouses', their rows from the window's start
+    to the day before the training date."""
     late = pd.DataFrame(
         [
             (sku, "W3", day, 1.0, 1.0, 1)
@@ -92,22 +93,21 @@ def test_pool_history_reads_the_chosen_series_of_the_other_warehouses(con: duckd
     )
     con.register("_late", late)
     con.execute("INSERT INTO raw_sales SELECT * FROM _late")
-    start, end = dt.date(2024, 1, 3), dt.date(2024, 1, 10)
-    got = load_pool_history(con, "W1", start, end, n_series=2)
-    # W3 has no row on the last day (not ingested yet): it is left out rather than read with a hole.
+    start, train_date = dt.date(2024, 1, 3), dt.date(2024, 1, 11)
+    got = load_pool_history(con, "W1", start, train_date, n_series=2)
+    # W3 has no row on the window's last day (behind): it is left out rather than read with a hole.
     candidates = pd.DataFrame({C.SKU: ["A", "B", "C"], C.WAREHOUSE_ID: "W2"})
     chosen = choose_donor_series(candidates, 2, "W1")
     assert sorted(got[C.SKU].unique()) == sorted(chosen[C.SKU]) and set(got[C.WAREHOUSE_ID]) == {"W2"}
-    assert (
-        len(got) == 2 * 8
-        and got[C.DATE].min() == pd.Timestamp(start)
-        and got[C.DATE].max() == pd.Timestamp(end)
-    )
+    assert len(got) == 2 * 8 and got[C.DATE].min() == pd.Timestamp(start)
+    assert got[C.DATE].max() == pd.Timestamp(train_date) - pd.Timedelta(days=POOL_LAG_DAYS)
     assert list(got.columns) == list(C.RAW_SALES_COLUMNS)
-    every = load_pool_history(con, "W1", start, dt.date(2024, 1, 9), n_series=10)
+    # Trained a day earlier, the window ends on W3's last day: W3 takes part.
+    every = load_pool_history(con, "W1", start, dt.date(2024, 1, 10), n_series=10)
     assert set(every[C.WAREHOUSE_ID]) == {"W2", "W3"} and every[C.SKU].notna().all()
-    assert load_pool_history(con, "W1", start, end, n_series=0).empty
-    assert load_pool_history(duckdb.connect(), "W1", start, end, n_series=5).empty
+    assert every[C.DATE].max() == pd.Timestamp("2024-01-09")
+    assert load_pool_history(con, "W1", start, train_date, n_series=0).empty
+    assert load_pool_history(duckdb.connect(), "W1", start, train_date, n_series=5).empty
 
 
 def _store(path: Path, tables: dict[str, pd.DataFrame]) -> duckdb.DuckDBPyConnection:
