@@ -14,8 +14,9 @@ planners' overrides. Both retry transient failures (:data:`RETRY_POLICY`); a ret
 step reuses the versions its earlier attempt registered.
 
 A warehouse with fewer series routed to the LightGBM than ``pool_series`` (run config) also reads the
-``raw_sales`` of series of other warehouses (:func:`demand_platform.store.load_pool_history`: those whose
-day D is stored), whose training rows its LightGBM learns from. These reads are not declared as
+``raw_sales`` of series of other warehouses up to D - 1 (:func:`demand_platform.store.load_pool_history`:
+their day D may or may not be in yet, whatever the order of the day's runs; D - 1 is), whose training rows
+its LightGBM learns from. These reads are not declared as
 dependencies: a mapping onto every warehouse's window would make each of 71,600 ``trained_models``
 partitions depend on 50 x 760 ``raw_sales`` partitions, and a late warehouse must not hold the others'
 training. How many series a version borrowed is its MLflow param ``pooled_series``.
@@ -287,7 +288,7 @@ def build_model_assets(
         still selling under a stop hazard picked on the CV); launch profiles for new
         SKUs; negative-binomial quantiles calibrated on an expanding-window CV (3 origins). A warehouse
         with fewer LightGBM series than `pool_series` (run config, 2,000) adds other warehouses' series
-        to the LightGBM's training rows (those whose day D is in `raw_sales`). The
+        to the LightGBM's training rows (their `raw_sales` up to D - 1). The
         features of its training origins are built from the declared ``raw_sales`` window with the
         function that builds ``feature_table`` (the same rows for the same origin). The
         version is promoted (serves from D on) only if its validation RMSE beats the version in
