@@ -91,6 +91,36 @@ class SalesHistory:
     price: np.ndarray | None = None
     uplifts: dict[int, EventUplift] = field(default_factory=dict, repr=False, compare=False)
 
+    @classmethod
+    def build(
+        cls,
+        history: pd.DataFrame,
+        tables: SourceTables,
+        catalog: pd.DataFrame,
+        warehouse_id: object,
+        train_day: int,
+        config: TrainConfig,
+    ) -> "SalesHistory":
+        """A warehouse's sales over the ``training_history_days`` up to ``train_day`` (``history``: its
+        ``raw_sales`` rows; ``catalog``: :func:`read_catalog` of the products)."""
+        panel = build_sales_panel(
+            history,
+            end=to_timestamp(train_day),
+            lookback_days=0,
+            warehouse_id=warehouse_id,
+            start=to_timestamp(train_day - config.training_history_days),
+        )
+        category, launch = panel_attributes(panel, catalog)
+        return cls(
+            panel,
+            category,
+            launch,
+            history_events(tables, warehouse_id, panel),
+            tables,
+            warehouse_id,
+            catalog_price(catalog, panel.skus),
+        )
+
     def state_at(self, tiers: pd.DataFrame, day: int, config: TrainConfig) -> OriginState:
         """The SKUs of ``tiers`` at origin ``day`` with their history (see :func:`origin_state`)."""
         return origin_state(
@@ -342,23 +372,8 @@ def _donor_rows(
     days = [to_timestamp(day) for day in feature_days]
     # One pass per donor warehouse (at most the platform's warehouses), vectorised over its series.
     for warehouse_id, rows in history.groupby(C.WAREHOUSE_ID, sort=True, observed=True):
-        panel = build_sales_panel(
-            rows,
-            end=to_timestamp(train_day),
-            lookback_days=0,
-            warehouse_id=warehouse_id,
-            start=to_timestamp(train_day - config.training_history_days),
-        )
-        category, launch = panel_attributes(panel, catalog)
-        sales = SalesHistory(
-            panel,
-            category,
-            launch,
-            history_events(tables, warehouse_id, panel),
-            tables,
-            warehouse_id,
-            catalog_price(catalog, panel.skus),
-        )
+        sales = SalesHistory.build(rows, tables, catalog, warehouse_id, train_day, config)
+        panel = sales.panel
         routed_skus = {
             day: _lgbm_skus(
                 tiers_of(_tiers_at(sales, rows, tables.products, warehouse_id, day, config), warehouse_id),
@@ -480,26 +495,12 @@ def train_warehouse(
     every_warehouse = history
     history = warehouse_history(history, warehouse_id, train_day)
     cv_days = [train_day - config.effective_cv_step * k for k in range(config.cv_origins, 0, -1)]
-    # origin_grid spans at most n_origins * origin_step days, so this reaches every feature day's history.
-    first_day = train_day - config.training_history_days
-    panel = build_sales_panel(
-        history,
-        end=to_timestamp(train_day),
-        lookback_days=0,
-        warehouse_id=warehouse_id,
-        start=to_timestamp(first_day),
+    # The panel starts training_history_days back: origin_grid spans at most n_origins * origin_step days,
+    # so it reaches every feature day's history.
+    sales = SalesHistory.build(
+        history, tables, read_catalog(tables.products), warehouse_id, train_day, config
     )
-    catalog = read_catalog(tables.products)
-    category, launch = panel_attributes(panel, catalog)
-    sales = SalesHistory(
-        panel,
-        category,
-        launch,
-        history_events(tables, warehouse_id, panel),
-        tables,
-        warehouse_id,
-        catalog_price(catalog, panel.skus),
-    )
+    panel = sales.panel
     models = config.stat_forecasters()
     band_of_h = band_of_horizon(config)
 
