@@ -92,6 +92,24 @@ class TrainingConfig(dg.Config):
             "(0: its own series only)."
         ),
     )
+    pool_max_rows: int = Field(
+        default=forecasting.TrainConfig().pool_max_rows,
+        ge=1,
+        description=(
+            "Cap on the borrowed training rows of each horizon band (the own rows are capped at "
+            f"{forecasting.TrainConfig().max_rows:,}): fewer rows train a small warehouse faster for a "
+            "little accuracy (BENCHMARKS.md, 'One LightGBM across warehouses')."
+        ),
+    )
+
+    def train_config(self) -> forecasting.TrainConfig:
+        """The domain's training settings with this run's values."""
+        return forecasting.TrainConfig(
+            n_estimators=self.n_estimators,
+            num_threads=self.num_threads,
+            pool_series=self.pool_series,
+            pool_max_rows=self.pool_max_rows,
+        )
 
 
 def require_complete_history(
@@ -214,9 +232,7 @@ def train_box(
     in place of their stored rows), and the MLflow aliases are first re-synchronised from it.
     """
     tables = source.tables()
-    train_config = forecasting.TrainConfig(
-        n_estimators=config.n_estimators, num_threads=config.num_threads, pool_series=config.pool_series
-    )
+    train_config = config.train_config()
     with duckdb.get_connection() as con:
         stored = model_registry.read_record(con, box.warehouse_ids)
     sync_aliases(registry, stored, box.warehouse_ids, log)

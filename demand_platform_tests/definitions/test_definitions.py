@@ -1,15 +1,19 @@
 """The Definitions load; the asset graph, partitions and jobs are as designed."""
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pydantic
 import pytest
 
 from assets.definitions import INGEST_JOB, build_definitions
+from assets.models import TrainingConfig
 from assets.partitions import DATE_DIM, WAREHOUSE_DIM
 from demand_platform import columns as C
+from demand_platform.forecasting import TrainConfig
 from demand_platform.settings import PlatformSettings
 from demand_platform.source import SourceError
 
@@ -271,3 +275,17 @@ def test_side_tables_are_in_the_graph_below_their_writers(settings: PlatformSett
         node = graph.get(dg.AssetKey(table))
         assert not node.is_materializable  # rewritten by their writers' runs, not on their own
         assert node.description
+
+
+def test_training_run_config_reaches_the_domain_settings(settings: PlatformSettings) -> None:
+    """The launchpad's fields of ``trained_models`` are the domain's TrainConfig values, defaults included."""
+    fields = build_definitions(settings).get_assets_def("trained_models").op.config_schema.config_type.fields
+    assert {"n_estimators", "num_threads", "pool_series", "pool_max_rows"} <= set(fields)
+    assert TrainingConfig().train_config() == TrainConfig()
+    chosen = TrainingConfig(n_estimators=7, num_threads=2, pool_series=0, pool_max_rows=1000).train_config()
+    assert chosen == dataclasses.replace(
+        TrainConfig(), n_estimators=7, num_threads=2, pool_series=0, pool_max_rows=1000
+    )
+    for bad in ({"pool_series": -1}, {"pool_max_rows": 0}):
+        with pytest.raises(pydantic.ValidationError):
+            TrainingConfig(**bad)

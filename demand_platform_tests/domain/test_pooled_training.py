@@ -94,6 +94,20 @@ def test_a_warehouse_borrows_only_what_it_lacks_of_pool_series(world: dict, at_m
         assert rows < at_mid["pooled"].lgbm.n_train_rows[band], band
 
 
+def test_borrowed_rows_are_capped_at_pool_max_rows(world: dict, at_mid: dict) -> None:
+    """pool_max_rows caps the other warehouse's pairs of each band; the own pairs are those of the
+    warehouse alone, whatever the cap."""
+    cap = 300
+    config = TrainConfig(**{**CONFIG.__dict__, "pool_max_rows": cap})
+    capped = _train(world, at_mid["day"], _both(world), config)
+    own, uncapped = at_mid["own"].lgbm, at_mid["pooled"].lgbm
+    assert capped.lgbm is not None and own is not None and uncapped is not None
+    assert capped.pooled_series == at_mid["pooled"].pooled_series
+    for band, rows in capped.lgbm.n_train_rows.items():
+        assert own.n_train_rows[band] < rows <= own.n_train_rows[band] + cap, band
+        assert uncapped.n_train_rows[band] > own.n_train_rows[band] + cap, band
+
+
 @pytest.mark.parametrize(
     ("own", "pool_series", "borrowed"), [(150, 2000, 1850), (10_000, 2000, 0), (2000, 2000, 0), (5, 0, 0)]
 )
