@@ -95,8 +95,8 @@ def test_a_warehouse_borrows_only_what_it_lacks_of_pool_series(world: dict, at_m
 
 
 def test_borrowed_rows_are_capped_at_pool_max_rows(world: dict, at_mid: dict) -> None:
-    """pool_max_rows caps the other warehouse's pairs of each band; the own pairs are those of the
-    warehouse alone, whatever the cap."""
+    """pool_max_rows caps the other warehouse's pairs of each band: a band trains on more rows than the
+    warehouse alone, by at most the cap (the uncapped model borrows more)."""
     cap = 300
     config = TrainConfig(**{**CONFIG.__dict__, "pool_max_rows": cap})
     capped = _train(world, at_mid["day"], _both(world), config)
