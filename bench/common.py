@@ -463,9 +463,8 @@ def run_and_read(settings: PlatformSettings, origin: dt.date, horizon: int = HOR
 class ModelInputs:
     """What the ``trained_models`` and ``forecasts`` assets read for one warehouse at one origin."""
 
-    train_history: (
-        pd.DataFrame
-    )  # raw_sales over TrainConfig.training_history_days (every warehouse's when pooling)
+    # raw_sales over TrainConfig.training_history_days (every warehouse's when pooling)
+    train_history: pd.DataFrame
     history: pd.DataFrame  # raw_sales over FORECAST_HISTORY_DAYS
     tiers: pd.DataFrame  # tier_assignments of the origin
     tables: Any  # demand_platform.tables.SourceTables

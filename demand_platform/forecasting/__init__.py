@@ -108,8 +108,9 @@ BENCHMARKS.md):
 * **Leakage**: ``train_warehouse`` drops every history row dated after the training date before anything
   else; the CV origins ``c`` satisfy ``c + horizon <= train_date`` and the models of a CV origin only use
   targets dated on or before it. Borrowed series follow the same rules, a day earlier: their rows from the
-  training date on are dropped (another warehouse's day D may not be in when a warehouse trains at D), and a CV model trains on their pairs whose target day is on or before its
-  origin, of the series routed to the LightGBM at that origin.
+  training date on are dropped (another warehouse's day D may not be in when a warehouse trains at D), and
+  a CV model trains on their pairs whose target day is on or before its origin, of the series routed to
+  the LightGBM at that origin.
 """
 
 from demand_platform.forecasting.backtest import (

@@ -301,6 +301,29 @@ def _lgbm_skus(tiers: pd.DataFrame, config: TrainConfig) -> np.ndarray:
     return tiers.loc[tiers[ROUTE] == ROUTE_GLOBAL_ML, C.SKU].to_numpy(dtype=object)
 
 
+def _feature_rows(
+    history: pd.DataFrame,
+    tables: SourceTables,
+    warehouse_id: object,
+    panel: SalesPanel,
+    feature_days: Sequence[int],
+    skus: np.ndarray,
+    config: TrainConfig,
+) -> tuple[pd.DataFrame, TargetDayLookup | None, FeatureKeys | None]:
+    """The ML feature rows of ``skus`` at ``feature_days``, their target-day lookup and their keys in
+    ``panel`` (an empty frame and None, None when there is no row)."""
+    if not len(skus):
+        return pd.DataFrame(), None, None
+    days = [to_timestamp(day) for day in feature_days]
+    features = build_training_features(
+        ml_history(history, skus), tables, days, warehouse_id, horizon=config.horizon
+    )
+    if features.empty:
+        return features, None, None
+    lookup = TargetDayLookup.build(tables, warehouse_id, days, config.horizon, panel.skus)
+    return features, lookup, FeatureKeys.of(features, panel, lookup)
+
+
 def _ml_training(
     history: pd.DataFrame,
     tables: SourceTables,
@@ -316,25 +339,7 @@ def _ml_training(
     """Feature rows of ``skus`` at ``feature_days`` and the trainer of ``config.ml_model`` made from them
     (targets divided by ``target_divisor``, the event multiplier of their day, when given; ``donors``' rows
     pooled into its training rows)."""
-    features = pd.DataFrame()
-    lookup = keys = None
-    if len(skus):
-        features = build_training_features(
-            ml_history(history, skus),
-            tables,
-            [to_timestamp(day) for day in feature_days],
-            warehouse_id,
-            horizon=config.horizon,
-        )
-        if not features.empty:
-            lookup = TargetDayLookup.build(
-                tables,
-                warehouse_id,
-                [to_timestamp(d) for d in feature_days],
-                config.horizon,
-                panel.skus,
-            )
-            keys = FeatureKeys.of(features, panel, lookup)
+    features, lookup, keys = _feature_rows(history, tables, warehouse_id, panel, feature_days, skus, config)
     trainer = None
     if lookup is not None and keys is not None:
         data = MLTrainingData(
@@ -369,32 +374,23 @@ def _donor_rows(
     if history.empty:
         return out
     catalog = read_catalog(tables.products)
-    days = [to_timestamp(day) for day in feature_days]
     # One pass per donor warehouse (at most the platform's warehouses), vectorised over its series.
     for warehouse_id, rows in history.groupby(C.WAREHOUSE_ID, sort=True, observed=True):
         sales = SalesHistory.build(rows, tables, catalog, warehouse_id, train_day, config)
         panel = sales.panel
         routed_skus = {
-            day: _lgbm_skus(
-                tiers_of(_tiers_at(sales, rows, tables.products, warehouse_id, day, config), warehouse_id),
-                config,
-            )
+            day: _lgbm_skus(_tiers_at(sales, rows, tables.products, warehouse_id, day, config), config)
             for day in cutoffs
         }
         skus = np.unique(np.concatenate(list(routed_skus.values())))
-        if not len(skus):
+        features, lookup, keys = _feature_rows(rows, tables, warehouse_id, panel, feature_days, skus, config)
+        if lookup is None or keys is None:
             continue
-        features = build_training_features(
-            ml_history(rows, skus), tables, days, warehouse_id, horizon=config.horizon
-        )
-        if features.empty:
-            continue
-        lookup = TargetDayLookup.build(tables, warehouse_id, days, config.horizon, panel.skus)
         out.append(
             DonorRows(
                 warehouse_id=str(warehouse_id),
                 features=features,
-                keys=FeatureKeys.of(features, panel, lookup),
+                keys=keys,
                 lookup=lookup,
                 panel=panel,
                 routed={
