@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from mlflow.tracking import MlflowClient
 
 from assets.cli import main
 from demand_platform import columns as C
@@ -123,6 +124,13 @@ def test_design_ddl_source_runs_end_to_end(tmp_path: Path, fmt: str, monkeypatch
     # A warehouse that opened later has no rows before, and that is not a hole: it is forecast too.
     assert opened == OPENS
     assert warehouses == ["1", "2"] == forecast_warehouses == reconciled_warehouses
+    # Each warehouse's LightGBM borrowed the other's series (integer ids through the pool read too).
+    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("demand_platform")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    borrowed = {run.data.params["warehouse_id"]: int(run.data.params["pooled_series"]) for run in runs}
+    assert set(borrowed) == {"1", "2"} and all(n > 0 for n in borrowed.values()), borrowed
     # Integer campaign ids flow: no campaign is quarantined, and planned promotions reach the features.
     assert not (quarantine[C.SOURCE_TABLE] == C.MARKETING_CAMPAIGNS).any(), quarantine
     promo = [c for c in features.columns if "promo" in c or "discount" in c or "campaign" in c]
