@@ -258,11 +258,14 @@ def wide_result(
 
 
 def auto_ets(ids: np.ndarray, history: np.ndarray, dates: pd.DatetimeIndex, horizon: int) -> np.ndarray:
-    """statsforecast ``AutoETS(season_length=7)``, one process."""
+    """statsforecast ``AutoETS(season_length=7)``, one process; a series it refuses (statsforecast's "tiny
+    datasets") gets statsforecast's 28-day window average, NaN where the series is shorter than that."""
     from statsforecast import StatsForecast
-    from statsforecast.models import AutoETS
+    from statsforecast.models import AutoETS, WindowAverage
 
-    sf = StatsForecast(models=[AutoETS(season_length=7)], freq="D", n_jobs=1)
+    sf = StatsForecast(
+        models=[AutoETS(season_length=7)], freq="D", n_jobs=1, fallback_model=WindowAverage(window_size=28)
+    )
     out = sf.forecast(h=horizon, df=long_frame(ids, history, dates))
     return wide_result(ids, out, "AutoETS", dates[-1] + pd.Timedelta(days=1), horizon)
 
@@ -280,7 +283,14 @@ def auto_ets_or_ma(
     long_enough = (~np.isnan(history)).sum(axis=1) >= min_days
     out = stat.moving_average(history, horizon, window=28)
     if long_enough.any():
-        out[long_enough] = auto_ets(ids[long_enough], history[long_enough], dates, horizon)
+        ets = auto_ets(ids[long_enough], history[long_enough], dates, horizon)
+        refused = np.isnan(ets).any(axis=1)
+        out[np.flatnonzero(long_enough)[~refused]] = ets[~refused]
+        if refused.any():
+            notes.append(
+                f"{AUTO_ETS}: {int(refused.sum())} series too short for statsforecast's ETS and its 28-day "
+                "fallback are forecast by MA28"
+            )
     if not long_enough.all():
         notes.append(
             f"{AUTO_ETS}: {int((~long_enough).sum())} series with fewer than {min_days} days since their "

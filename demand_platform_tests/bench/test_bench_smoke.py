@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 
 from bench import accuracy, cluster_storage, dagster_timing, event_log_size, scenarios, speed, sweep, tables
-from bench.common import PEERS, PLATFORM_P50, PLATFORM_POINT, ZERO
+from bench.common import PEERS, PLATFORM_P50, PLATFORM_POINT, ZERO, auto_ets, auto_ets_or_ma
+from demand_platform.models import statistical as stat
 
 M5_START = dt.date(2015, 1, 3)
 M5_DAYS = 200
@@ -128,6 +129,22 @@ def write_m5(root: Path) -> None:
     pd.DataFrame(prices, columns=["store_id", "item_id", "wm_yr_wk", "sell_price"]).to_csv(
         root / accuracy.M5_FILES[2], index=False
     )
+
+
+def test_auto_ets_takes_ma28_for_a_series_too_short_for_it() -> None:
+    # Online Retail scores every series sold in 90 days with --top large: some sold for the first time a
+    # few days before the origin, and statsforecast's ETS raised "tiny datasets" for the whole run.
+    dates = pd.date_range("2010-01-04", periods=120, freq="D")
+    history = np.full((2, len(dates)), np.nan)
+    history[0] = np.random.default_rng(0).poisson(4.0, len(dates))
+    history[1, -3:] = [2.0, 0.0, 5.0]
+    notes: list[str] = []
+    out = auto_ets_or_ma(np.array(["long", "new"]), history, dates, 14, 0, notes)
+    assert out.shape == (2, 14) and np.isfinite(out).all()
+    np.testing.assert_allclose(out[1], stat.moving_average(history[1:], 14, window=28)[0])
+    np.testing.assert_allclose(out[0], auto_ets(np.array(["long"]), history[:1], dates, 14)[0])  # its own ETS
+    assert not np.allclose(out[0], stat.moving_average(history[:1], 14, window=28)[0])
+    assert len(notes) == 1 and "1 series too short" in notes[0]
 
 
 def test_accuracy_on_a_tiny_m5_file(tmp_path: Path) -> None:
